@@ -1,0 +1,162 @@
+"""The one door to array-api-compat, and everything that knows a library's name.
+
+The algorithm modules ask this module for a namespace, a device, the dtype policy and ways to move
+arrays between the host and a device; they never import array_api_compat or a library themselves.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+from array_api_compat import device as array_device
+
+__all__ = [
+    "accumulation_dtype",
+    "array_device",
+    "as_supported_array",
+    "free_device_memory",
+    "get_namespace",
+    "is_cupy",
+    "is_numpy",
+    "is_torch",
+    "library_name",
+    "move_to",
+    "same_library",
+    "to_numpy",
+]
+
+Array = Any  # an array of any supported library; the standard has no static type for it
+
+
+def get_namespace(*arrays: Array) -> ModuleType:
+    """Return the array-API-compatible namespace shared by ``arrays``.
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from different libraries.
+    """
+    return array_api_compat.array_namespace(*arrays)
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_cupy(xp: ModuleType) -> bool:
+    return array_api_compat.is_cupy_namespace(xp)
+
+
+def is_torch(xp: ModuleType) -> bool:
+    return array_api_compat.is_torch_namespace(xp)
+
+
+def library_name(x: Array) -> str:
+    """Short name of the library an array belongs to, for messages and cache keys."""
+    if array_api_compat.is_numpy_array(x):
+        return "numpy"
+    if array_api_compat.is_cupy_array(x):
+        return "cupy"
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    if array_api_compat.is_dask_array(x):
+        return "dask"
+    if array_api_compat.is_jax_array(x):
+        return "jax"
+    module = type(x).__module__.split(".")[0]
+    return module
+
+
+def _is_supported_array(x: Any) -> bool:
+    return (
+        array_api_compat.is_numpy_array(x)
+        or array_api_compat.is_cupy_array(x)
+        or array_api_compat.is_torch_array(x)
+        or (
+            array_api_compat.is_array_api_obj(x)
+            and type(x).__module__.startswith("array_api_strict")
+        )
+    )
+
+
+def as_supported_array(x: Any, name: str) -> Array:
+    """Return ``x`` itself if it is a NumPy, CuPy, PyTorch or array-api-strict array.
+
+    Anything else (lists, pandas objects, JAX arrays, ...) is converted with ``numpy.asarray``, as
+    scikit-learn does. Dask arrays are refused rather than silently computed into memory.
+    """
+    if _is_supported_array(x):
+        return x
+    if array_api_compat.is_dask_array(x):
+        msg = f"{name} is a dask array; dask input is not supported yet (compute it first)."
+        raise TypeError(msg)
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        msg = f"{name} could not be converted to an array: {exc}"
+        raise ValueError(msg) from exc
+
+
+def same_library(a: Array, b: Array) -> bool:
+    return library_name(a) == library_name(b)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """Copy an array of any supported library to a NumPy array on the host."""
+    if array_api_compat.is_numpy_array(x):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    return np.from_dlpack(x)
+
+
+def move_to(x: Array, xp: ModuleType, device: Any) -> Array:
+    """Return ``x`` as an array of namespace ``xp`` on ``device`` (a no-op when it already is).
+
+    The copy goes through the host when the libraries differ; callers use this for small arrays
+    (centers, weights), never for X.
+    """
+    if get_namespace(x) is xp and array_device(x) == device:
+        return x
+    if array_api_compat.is_numpy_array(x) or not _is_supported_array(x):
+        return xp.asarray(np.asarray(x), device=device)
+    if get_namespace(x) is xp:
+        return array_api_compat.to_device(x, device)
+    return xp.asarray(to_numpy(x), device=device)
+
+
+def default_float(xp: ModuleType, device: Any) -> Any:
+    """The namespace's default real floating dtype (float64 in NumPy, torch's default dtype)."""
+    return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+
+
+def accumulation_dtype(xp: ModuleType, device: Any) -> Any:
+    """float64 where the device has it (sums and inertia), else the widest float it has."""
+    try:
+        available = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
+    except (AttributeError, TypeError):  # pragma: no cover - namespaces without inspection
+        return xp.float64
+    return available.get("float64", available.get("float32"))
+
+
+def free_device_memory(xp: ModuleType, device: Any) -> int | None:
+    """Free bytes on a GPU device, or None for host memory (where a fixed budget is used)."""
+    if is_cupy(xp):
+        import cupy
+
+        with cupy.cuda.Device(device.id if hasattr(device, "id") else device):
+            free, _ = cupy.cuda.runtime.memGetInfo()
+        # Memory cached by CuPy's pool is reusable by us too.
+        return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+    if is_torch(xp) and getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        reserved_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free) + int(reserved_unused)
+    return None

@@ -1,0 +1,32 @@
+"""Library-specific fast versions of the primitives, chosen by namespace in one place.
+
+Each module here implements ``segment_sum`` with the same signature and results as
+``kmeans_xp._primitives.segment_sum`` (tested equal on random data). A library without a module
+here uses the standard-only version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from .. import _primitives
+from .._array_api import is_cupy, is_numpy, is_torch
+
+
+def segment_sum_for(xp: ModuleType) -> Callable:
+    """The fastest ``segment_sum`` available for namespace ``xp``."""
+    # Imported lazily so that a CPU install never imports CuPy or torch.
+    if is_numpy(xp):
+        from . import _numpy
+
+        return _numpy.segment_sum
+    if is_torch(xp):
+        from . import _torch
+
+        return _torch.segment_sum
+    if is_cupy(xp):
+        from . import _cupy
+
+        return _cupy.segment_sum
+    return _primitives.segment_sum

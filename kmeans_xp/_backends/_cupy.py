@@ -1,0 +1,27 @@
+"""CuPy versions of the primitives."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import cupy
+import cupyx
+
+
+def segment_sum(
+    X_block: cupy.ndarray,
+    labels: cupy.ndarray,
+    weights: cupy.ndarray,
+    n_clusters: int,
+    *,
+    xp: ModuleType,
+) -> tuple[cupy.ndarray, cupy.ndarray]:
+    """``_primitives.segment_sum`` by ``cupyx.scatter_add`` (float64 atomics) on the device."""
+    d = X_block.shape[1]
+    with X_block.device:  # allocate on the block's GPU, not the current one
+        sums = cupy.zeros((n_clusters, d), dtype=cupy.float64)
+        counts = cupy.zeros((n_clusters,), dtype=cupy.float64)
+        w = weights.astype(cupy.float64)
+        cupyx.scatter_add(sums, labels, X_block.astype(cupy.float64) * w[:, None])
+        cupyx.scatter_add(counts, labels, w)
+    return sums, counts

@@ -1,0 +1,499 @@
+"""The public K-Means entry points: ``kmeans_plusplus``, ``kmeans`` and the ``KMeans`` estimator.
+
+Everything here validates its arguments once and then delegates to the algorithm modules
+(``_init``, ``_lloyd``), which assume valid input. Arrays come back in the caller's library, on
+the caller's device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ._array_api import Array, array_device, library_name, move_to
+from ._base import ClustererMixin, ParamsMixin
+from ._init import default_local_trials, kmeans_plusplus_indices, random_indices
+from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
+from ._primitives import block_rows_for
+from ._validation import (
+    check_data,
+    check_finite,
+    check_initial_centers,
+    check_integer,
+    check_random_state,
+    check_sample_weight,
+    check_tolerance,
+)
+from .exceptions import ConvergenceWarning
+
+_INIT_STRINGS = ("k-means++", "random")
+
+
+class KMeansResult(NamedTuple):
+    """What ``kmeans`` returns; unpacks as ``centers, labels, inertia, n_iter``."""
+
+    centers: Array
+    labels: Array
+    inertia: float
+    n_iter: int
+
+
+# --------------------------------------------------------------------------------------------
+# Shared preparation: validated data, weights, block size and the centering offset
+# --------------------------------------------------------------------------------------------
+
+
+class _Prepared(NamedTuple):
+    X: Array
+    xp: Any
+    device: Any
+    weights: Array
+    block_rows: int
+    offset: Array  # column means of X, in X's dtype; distances are computed on X - offset
+    mean_variance: float
+
+
+def _prepare(X: Any, n_clusters: int, sample_weight: Any) -> _Prepared:
+    X, xp, device = check_data(X, "X")
+    n_samples, n_features = X.shape
+    if n_samples < n_clusters:
+        msg = f"n_samples={n_samples} should be >= n_clusters={n_clusters}."
+        raise ValueError(msg)
+    block_rows = block_rows_for(
+        n_samples, n_features, n_clusters, _itemsize(X, xp), xp=xp, device=device
+    )
+    check_finite(X, "X", xp=xp, block_rows=block_rows)
+    weights = check_sample_weight(sample_weight, X, xp=xp, device=device, block_rows=block_rows)
+    mean, mean_variance = column_mean_and_variance(X, xp=xp, block_rows=block_rows)
+    return _Prepared(X, xp, device, weights, block_rows, xp.astype(mean, X.dtype), mean_variance)
+
+
+def _itemsize(X: Array, xp: Any) -> int:
+    return 4 if X.dtype == xp.float32 else 8
+
+
+def _check_n_local_trials(n_local_trials: Any, n_clusters: int) -> int:
+    if n_local_trials is None:
+        return default_local_trials(n_clusters)
+    return check_integer(n_local_trials, "n_local_trials", minimum=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Initialisation
+# --------------------------------------------------------------------------------------------
+
+
+def kmeans_plusplus(
+    X: Any,
+    n_clusters: int,
+    *,
+    sample_weight: Any = None,
+    random_state: Any = None,
+    n_local_trials: int | None = None,
+) -> tuple[Array, Array]:
+    """Choose initial centers with greedy k-means++ (weighted by ``sample_weight``).
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        NumPy, CuPy, PyTorch or array-api-strict array; anything else is converted with NumPy.
+    n_clusters : int
+        Number of centers to choose.
+    sample_weight : array of shape (n_samples,), optional
+        Non-negative weights; a point is drawn with probability ∝ weight · D(x)².
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of randomness, drawn on the host: the same seed picks the same rows on every
+        backend.
+    n_local_trials : int, optional
+        Candidates per step; the one that lowers the potential most is kept. Default
+        ``2 + int(log(n_clusters))``; 1 gives plain D²-sampling.
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+        Rows of X, in X's library and on X's device.
+    indices : int64 array of shape (n_clusters,)
+        Their row indices, in X's library and on X's device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmeans_xp import kmeans_plusplus
+    >>> X = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.1, 10.0]])
+    >>> centers, indices = kmeans_plusplus(X, 2, random_state=0)
+    >>> sorted(int(i) // 2 for i in indices)
+    [0, 1]
+    """
+    n_clusters = check_integer(n_clusters, "n_clusters", minimum=1)
+    n_local_trials = _check_n_local_trials(n_local_trials, n_clusters)
+    rng = check_random_state(random_state)
+    prep = _prepare(X, n_clusters, sample_weight)
+    indices = kmeans_plusplus_indices(
+        prep.X,
+        n_clusters,
+        prep.weights,
+        rng,
+        offset=prep.offset,
+        n_local_trials=n_local_trials,
+        block_rows=prep.block_rows,
+        xp=prep.xp,
+    )
+    return prep.xp.take(prep.X, indices, axis=0), indices
+
+
+def _check_init(init: Any) -> None:
+    if isinstance(init, str):
+        if init not in _INIT_STRINGS:
+            msg = (
+                f"init must be 'k-means++', 'random', an array of shape (n_clusters, n_features) "
+                f"or a callable, got init={init!r}."
+            )
+            raise ValueError(msg)
+    elif init is None:
+        msg = "init must be 'k-means++', 'random', an array or a callable, got None."
+        raise TypeError(msg)
+
+
+def _resolve_n_init(n_init: Any, init: Any) -> int:
+    explicit = not isinstance(init, str) and not callable(init)
+    if isinstance(n_init, str):
+        if n_init != "auto":
+            msg = f"n_init must be 'auto' or an integer >= 1, got n_init={n_init!r}."
+            raise ValueError(msg)
+        return 1 if explicit or init == "k-means++" else 10
+    n_init = check_integer(n_init, "n_init", minimum=1)
+    if explicit and n_init != 1:
+        warnings.warn(
+            f"Explicit initial center position passed: performing only one init instead of "
+            f"n_init={n_init}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return 1
+    return n_init
+
+
+def _initial_centers(
+    prep: _Prepared, n_clusters: int, init: Any, rng: Any, uniform_weights: bool
+) -> Array:
+    xp = prep.xp
+    if isinstance(init, str) and init == "k-means++":
+        indices = kmeans_plusplus_indices(
+            prep.X,
+            n_clusters,
+            prep.weights,
+            rng,
+            offset=prep.offset,
+            n_local_trials=default_local_trials(n_clusters),
+            block_rows=prep.block_rows,
+            xp=xp,
+        )
+        return xp.take(prep.X, indices, axis=0)
+    if isinstance(init, str):  # "random"
+        rows = random_indices(
+            prep.X.shape[0], n_clusters, prep.weights, rng, uniform_weights=uniform_weights
+        )
+        return xp.take(prep.X, xp.asarray(rows, device=prep.device), axis=0)
+    if callable(init):
+        init = init(prep.X, n_clusters, rng)
+    return check_initial_centers(init, prep.X, n_clusters, xp=xp, device=prep.device)
+
+
+# --------------------------------------------------------------------------------------------
+# One complete fit
+# --------------------------------------------------------------------------------------------
+
+
+def _fit(
+    X: Any,
+    n_clusters: Any,
+    *,
+    sample_weight: Any,
+    init: Any,
+    n_init: Any,
+    max_iter: Any,
+    tol: Any,
+    verbose: Any,
+    random_state: Any,
+) -> tuple[KMeansResult, _Prepared]:
+    n_clusters = check_integer(n_clusters, "n_clusters", minimum=1)
+    max_iter = check_integer(max_iter, "max_iter", minimum=1)
+    tol = check_tolerance(tol)
+    verbose = check_integer(
+        int(verbose) if isinstance(verbose, bool) else verbose, "verbose", minimum=0
+    )
+    _check_init(init)
+    n_init = _resolve_n_init(n_init, init)
+    rng = check_random_state(random_state)
+    prep = _prepare(X, n_clusters, sample_weight)
+    xp = prep.xp
+    if not isinstance(init, str) and not callable(init):
+        # Validate an explicit init once, before any work.
+        init = check_initial_centers(init, prep.X, n_clusters, xp=xp, device=prep.device)
+
+    # tol is relative to the data: the mean per-feature variance of X (as scikit-learn).
+    tol_abs = tol * prep.mean_variance
+    uniform_weights = sample_weight is None
+    best: KMeansResult | None = None
+    for run in range(n_init):
+        centers = _initial_centers(prep, n_clusters, init, rng, uniform_weights)
+        if verbose:
+            print(f"Initialization complete (run {run + 1} of {n_init}).")
+        centers, n_iter = lloyd(
+            prep.X,
+            centers,
+            prep.weights,
+            offset=prep.offset,
+            max_iter=max_iter,
+            tol=tol_abs,
+            verbose=bool(verbose),
+            block_rows=prep.block_rows,
+            xp=xp,
+        )
+        labels, inertia = labels_and_inertia(
+            prep.X, centers, prep.weights, offset=prep.offset, block_rows=prep.block_rows, xp=xp
+        )
+        if best is None or inertia < best.inertia:
+            best = KMeansResult(centers, labels, inertia, n_iter)
+
+    n_distinct = int(xp.unique_values(best.labels).shape[0])
+    if n_distinct < n_clusters:
+        warnings.warn(
+            f"Number of distinct clusters ({n_distinct}) found smaller than "
+            f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return best, prep
+
+
+def kmeans(
+    X: Any,
+    n_clusters: int,
+    *,
+    sample_weight: Any = None,
+    init: str | Array | Callable = "k-means++",
+    n_init: int | str = "auto",
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    verbose: int = 0,
+    random_state: Any = None,
+) -> KMeansResult:
+    """Cluster X with K-Means (Lloyd's algorithm); the functional form of :class:`KMeans`.
+
+    Parameters are those of :class:`KMeans`, plus ``X`` and ``sample_weight`` of
+    :meth:`KMeans.fit`.
+
+    Returns
+    -------
+    KMeansResult
+        A named tuple ``(centers, labels, inertia, n_iter)``: centers (n_clusters, n_features) and
+        labels (n_samples,) in X's library and on X's device; inertia a Python float; n_iter the
+        Lloyd iterations of the best run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmeans_xp import kmeans
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    >>> centers, labels, inertia, n_iter = kmeans(X, 2, random_state=0)
+    >>> bool(labels[0] == labels[1]) and bool(labels[0] != labels[2]), inertia
+    (True, 1.0)
+    """
+    result, _ = _fit(
+        X,
+        n_clusters,
+        sample_weight=sample_weight,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        random_state=random_state,
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------------
+
+
+class KMeans(ClustererMixin, ParamsMixin):
+    """K-Means clustering on NumPy, CuPy or PyTorch arrays, with scikit-learn's interface.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+        Number of clusters.
+    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable
+        ``"k-means++"``: greedy weighted k-means++ with ``2 + int(log(n_clusters))`` local trials.
+        ``"random"``: ``n_clusters`` distinct rows, chosen with probability ∝ sample weight.
+        An array: the initial centers (a NumPy array, a list or an array of X's library).
+        A callable: ``init(X, n_clusters, random_state)`` returning such an array.
+    n_init : "auto" or int, default "auto"
+        Independent runs; the one with the lowest inertia is kept. "auto" is 1 for k-means++ and
+        explicit arrays, 10 for "random" and callables.
+    max_iter : int, default 300
+        Maximum Lloyd iterations per run.
+    tol : float, default 1e-4
+        Convergence threshold on the squared center shift Σ‖c_new − c‖², relative to the mean
+        per-feature variance of X. A run also stops as soon as no label changes.
+    verbose : int, default 0
+        If positive, print one line per iteration (inertia, center shift) and why a run stopped.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Randomness is drawn on the host, so one seed gives the same start on every backend.
+
+    Attributes
+    ----------
+    cluster_centers_ : array of shape (n_clusters, n_features)
+        In X's library, on X's device, in X's floating dtype.
+    labels_ : int64 array of shape (n_samples,)
+        Index of the nearest center of each training point (for the final centers).
+    inertia_ : float
+        Σ w·‖x − c_label‖² over the training data, computed directly.
+    n_iter_ : int
+        Lloyd iterations of the best run.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    Notes
+    -----
+    *Arrays in, arrays out.* X may be a NumPy, CuPy, PyTorch (any device) or array-api-strict
+    array; other inputs (lists, pandas) are converted with NumPy. ``sample_weight`` and an
+    explicit ``init`` may be Python sequences, NumPy arrays or arrays of X's library (copied to
+    X's device); an array of another device library raises ``TypeError``. ``predict``,
+    ``transform`` and ``score`` accept arrays of any supported library: the centers are copied to
+    that library and device once and cached.
+
+    *Numerics.* float32 input stays float32, float64 stays float64; integer and float16 input
+    becomes the library's default float. Distances are computed on data centered by the training
+    mean (X itself is not copied); sums and inertia accumulate in float64 where the device has it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmeans_xp import KMeans
+    >>> X = np.array([[1.0, 2.0], [1.0, 4.0], [1.0, 0.0], [10.0, 2.0], [10.0, 4.0], [10.0, 0.0]])
+    >>> km = KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(km.cluster_centers_.tolist())
+    [[1.0, 2.0], [10.0, 2.0]]
+    >>> km.inertia_
+    16.0
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | Array | Callable = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        verbose: int = 0,
+        random_state: Any = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ---- fitting -----------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Compute the clustering of X.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        y : ignored
+            Present for scikit-learn's API.
+        sample_weight : array of shape (n_samples,), optional
+            Non-negative weights, not all zero; used in init, update and inertia.
+
+        Returns
+        -------
+        self : KMeans
+        """
+        result, prep = _fit(
+            X,
+            self.n_clusters,
+            sample_weight=sample_weight,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+            random_state=self.random_state,
+        )
+        self.cluster_centers_ = result.centers
+        self.labels_ = result.labels
+        self.inertia_ = result.inertia
+        self.n_iter_ = result.n_iter
+        self.n_features_in_ = int(prep.X.shape[1])
+        # The training mean: predict centers new data the same way fit did, so that
+        # predict(X_train) reproduces labels_ exactly.
+        self._offset = prep.offset
+        self._fitted_cache: dict[tuple, tuple[Array, Array]] = {}
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
+        """Fit, then return ``labels_``."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
+        """Fit, then return ``transform(X)``."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    # ---- using the fitted centers ------------------------------------------------------------
+
+    def _fitted_like(self, X: Any, name: str = "X") -> tuple[Array, Array, Array, Any, int]:
+        """Validated X, and the centers and offset as arrays of X's library, device and dtype."""
+        self._check_is_fitted()
+        X, xp, device = check_data(X, name)
+        if X.shape[1] != self.n_features_in_:
+            msg = (
+                f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+            raise ValueError(msg)
+        key = (library_name(X), str(device), str(X.dtype))
+        if key not in self._fitted_cache:
+            centers = xp.astype(move_to(self.cluster_centers_, xp, device), X.dtype)
+            offset = xp.astype(move_to(self._offset, xp, device), X.dtype)
+            self._fitted_cache[key] = (centers, offset)
+        centers, offset = self._fitted_cache[key]
+        block_rows = block_rows_for(
+            X.shape[0], X.shape[1], centers.shape[0], _itemsize(X, xp), xp=xp, device=device
+        )
+        check_finite(X, name, xp=xp, block_rows=block_rows)
+        return X, centers, offset, xp, block_rows
+
+    def predict(self, X: Any) -> Array:
+        """Index of the nearest center of each row of X (an int64 array of X's library)."""
+        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        weights = xp.ones((X.shape[0],), dtype=X.dtype, device=array_device(X))
+        labels, _ = labels_and_inertia(
+            X, centers, weights, offset=offset, block_rows=block_rows, xp=xp
+        )
+        return labels
+
+    def transform(self, X: Any) -> Array:
+        """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)."""
+        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        return distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the inertia of X for the fitted centers (higher is better)."""
+        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        weights = check_sample_weight(
+            sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows
+        )
+        _, inertia = labels_and_inertia(
+            X, centers, weights, offset=offset, block_rows=block_rows, xp=xp
+        )
+        return -inertia

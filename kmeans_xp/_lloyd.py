@@ -1,0 +1,236 @@
+"""Lloyd's algorithm, written once against the array API standard.
+
+Each iteration is one pass over X in row blocks: assign each row to its nearest center and add it
+to its cluster's running sum. Prior validation of the data is assumed (finite, floating, 2-D,
+weights non-negative); the estimator in ``_kmeans.py`` does it.
+
+Numerics: X is centered by its column mean block by block (X itself is never copied), which keeps
+the GEMM form of the distance accurate when the data sit far from the origin; sums and inertia
+accumulate in float64 where the device has it; squared distances are clipped at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from ._array_api import Array, accumulation_dtype, array_device
+from ._backends import segment_sum_for
+from ._primitives import assign_block, row_blocks, squared_norms
+
+
+def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tuple[Array, float]:
+    """Column means of X (accumulation dtype) and the mean of the per-column variances.
+
+    Two passes over row blocks (mean, then squared deviations), so the variance does not suffer
+    the cancellation of E[x²] − E[x]².
+    """
+    n_samples = X.shape[0]
+    acc = accumulation_dtype(xp, array_device(X))
+    total = None
+    for start, stop in row_blocks(n_samples, block_rows):
+        part = xp.sum(xp.astype(X[start:stop, :], acc), axis=0)
+        total = part if total is None else total + part
+    mean = total / n_samples
+    sq_dev = None
+    for start, stop in row_blocks(n_samples, block_rows):
+        dev = xp.astype(X[start:stop, :], acc) - mean
+        part = xp.sum(dev * dev, axis=0)
+        sq_dev = part if sq_dev is None else sq_dev + part
+    return mean, float(xp.mean(sq_dev / n_samples))
+
+
+def _assign_and_sum(
+    X: Array,
+    centers: Array,
+    weights: Array,
+    offset: Array,
+    segment_sum: Callable,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, Array, Array, Array]:
+    """One E+M pass: labels, squared distances to the assigned center, per-cluster sums, counts.
+
+    ``centers`` are centered (``offset`` subtracted); so are the sums.
+    """
+    n_clusters = centers.shape[0]
+    c_sq = squared_norms(centers, xp=xp)
+    labels, sq_dist = [], []
+    sums = counts = None
+    for start, stop in row_blocks(X.shape[0], block_rows):
+        X_block = X[start:stop, :] - offset
+        block_labels, partial = assign_block(X_block, centers, c_sq, xp=xp)
+        labels.append(block_labels)
+        sq_dist.append(xp.clip(squared_norms(X_block, xp=xp) + partial, min=0.0))
+        s, c = segment_sum(X_block, block_labels, weights[start:stop], n_clusters, xp=xp)
+        sums, counts = (s, c) if sums is None else (sums + s, counts + c)
+    return xp.concat(labels), xp.concat(sq_dist), sums, counts
+
+
+def _sum_by_label(
+    X: Array,
+    labels: Array,
+    weights: Array,
+    offset: Array,
+    n_clusters: int,
+    segment_sum: Callable,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, Array]:
+    """Per-cluster sums and counts for given labels (used after empty clusters were refilled)."""
+    sums = counts = None
+    for start, stop in row_blocks(X.shape[0], block_rows):
+        s, c = segment_sum(
+            X[start:stop, :] - offset, labels[start:stop], weights[start:stop], n_clusters, xp=xp
+        )
+        sums, counts = (s, c) if sums is None else (sums + s, counts + c)
+    return sums, counts
+
+
+def relocate_empty_clusters(
+    labels: Array, sq_dist: Array, weights: Array, counts: Array, *, xp: ModuleType
+) -> Array:
+    """Give each empty cluster one of the points farthest from its current center.
+
+    The m empty clusters (in index order) take the m points of positive weight with the largest
+    squared distance to their assigned center (ties broken by the lower row index), so the
+    repair is deterministic. Returns the updated labels; the caller recomputes the sums.
+    """
+    n_samples = labels.shape[0]
+    device = array_device(labels)
+    empty = xp.nonzero(counts == 0)[0]
+    m = empty.shape[0]
+    score = xp.where(weights > 0, sq_dist, xp.asarray(-1.0, dtype=sq_dist.dtype, device=device))
+    farthest = xp.argsort(score, descending=True, stable=True)[:m]
+    # Scatter `empty` into `labels` at `farthest` without a scatter (the standard has none):
+    # look every row up in the sorted list of moved rows.
+    order = xp.argsort(farthest, stable=True)
+    moved_rows = xp.take(farthest, order, axis=0)
+    new_labels = xp.astype(xp.take(empty, order, axis=0), labels.dtype)
+    rows = xp.arange(n_samples, dtype=moved_rows.dtype, device=device)
+    pos = xp.clip(xp.searchsorted(moved_rows, rows), max=m - 1)
+    is_moved = xp.take(moved_rows, pos, axis=0) == rows
+    return xp.where(is_moved, xp.take(new_labels, pos, axis=0), labels)
+
+
+def _centers_from_sums(sums: Array, counts: Array, previous: Array, *, xp: ModuleType) -> Array:
+    """Weighted means; a cluster with zero total weight keeps its previous center."""
+    has_weight = counts > 0
+    denominator = xp.where(has_weight, counts, xp.ones_like(counts))
+    means = xp.astype(sums / denominator[:, None], previous.dtype)
+    return xp.where(has_weight[:, None], means, previous)
+
+
+def lloyd(
+    X: Array,
+    initial_centers: Array,
+    weights: Array,
+    *,
+    offset: Array,
+    max_iter: int,
+    tol: float,
+    verbose: bool,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, int]:
+    """Run Lloyd iterations from ``initial_centers``; return the final centers and iterations run.
+
+    Stops when an iteration leaves every label unchanged (strict convergence), when the squared
+    center shift Σ‖c_new − c‖² is ≤ ``tol`` (absolute; the caller scales it by the data's
+    variance), or after ``max_iter`` iterations. Each iteration reads three scalars back to the
+    host (empty clusters, shift, labels changed) and nothing else.
+
+    The returned labels are not final: the caller recomputes labels and inertia for the returned
+    centers (``labels_and_inertia``), so all three always agree.
+    """
+    n_clusters = initial_centers.shape[0]
+    acc = accumulation_dtype(xp, array_device(X))
+    segment_sum = segment_sum_for(xp)
+    centers = initial_centers - offset
+    previous_labels = None
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        labels, sq_dist, sums, counts = _assign_and_sum(
+            X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
+        )
+        n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
+        if n_empty:
+            labels = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp)
+            sums, counts = _sum_by_label(
+                X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
+            )
+        new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
+        step = xp.astype(new_centers - centers, acc)
+        shift = float(xp.sum(step * step))
+        centers = new_centers
+        if verbose:
+            inertia = float(xp.sum(xp.astype(weights, acc) * xp.astype(sq_dist, acc)))
+            moved = f", {n_empty} empty cluster(s) refilled" if n_empty else ""
+            print(f"Iteration {n_iter}: inertia {inertia:.6g}, center shift {shift:.3e}{moved}")
+        if previous_labels is not None and not bool(xp.any(labels != previous_labels)):
+            if verbose:
+                print(f"Converged at iteration {n_iter}: strict convergence (labels unchanged).")
+            break
+        if shift <= tol:
+            if verbose:
+                print(
+                    f"Converged at iteration {n_iter}: center shift {shift:.3e} "
+                    f"within tolerance {tol:.3e}."
+                )
+            break
+        previous_labels = labels
+    else:
+        if verbose:
+            print(f"Stopped after max_iter={max_iter} iterations without converging.")
+    return centers + offset, n_iter
+
+
+def labels_and_inertia(
+    X: Array,
+    centers: Array,
+    weights: Array,
+    *,
+    offset: Array,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, float]:
+    """Labels of the nearest center and the inertia Σ w·‖x − c_label‖², computed directly.
+
+    Distances for the argmin use X and ``centers`` centered by ``offset`` (as in the fit); the
+    inertia is formed from the differences themselves in float64 where available, not from the
+    GEMM form, so it is the honest sum of squares.
+    """
+    acc = accumulation_dtype(xp, array_device(X))
+    centered = centers - offset
+    c_sq = squared_norms(centered, xp=xp)
+    centers_acc = xp.astype(centers, acc)
+    labels, inertia = [], None
+    for start, stop in row_blocks(X.shape[0], block_rows):
+        X_block = X[start:stop, :]
+        block_labels, _ = assign_block(X_block - offset, centered, c_sq, xp=xp)
+        labels.append(block_labels)
+        diff = xp.astype(X_block, acc) - xp.take(centers_acc, block_labels, axis=0)
+        part = xp.sum(xp.astype(weights[start:stop], acc) * xp.sum(diff * diff, axis=1))
+        inertia = part if inertia is None else inertia + part
+    return xp.concat(labels), float(inertia)
+
+
+def distances_to_centers(
+    X: Array, centers: Array, *, offset: Array, block_rows: int, xp: ModuleType
+) -> Array:
+    """Euclidean distances (n, k) from rows of X to ``centers``, in X's dtype.
+
+    Formed by the GEMM form on centered data in the accumulation dtype (float64 where
+    available, as scikit-learn upcasts float32 here), clipped at 0 before the square root.
+    """
+    acc = accumulation_dtype(xp, array_device(X))
+    centered = xp.astype(centers - offset, acc)
+    c_sq = squared_norms(centered, xp=xp)
+    out = []
+    for start, stop in row_blocks(X.shape[0], block_rows):
+        X_block = xp.astype(X[start:stop, :] - offset, acc)
+        sq = squared_norms(X_block, xp=xp)[:, None] - 2.0 * (X_block @ centered.T) + c_sq[None, :]
+        out.append(xp.astype(xp.sqrt(xp.clip(sq, min=0.0)), X.dtype))
+    return xp.concat(out)

@@ -1,0 +1,119 @@
+"""The two hot primitives of Lloyd's algorithm, in standard-only form, and how X is walked.
+
+``assign_block`` finds the nearest center of each row of a block of X; ``segment_sum`` adds the
+(weighted) rows of each cluster. Both work on one block of rows at a time, so the caller controls
+how much memory a step may use: no n×k array exists unless one block spans all of X, and nothing is
+ever n×k×d.
+
+``segment_sum`` has faster library-specific versions in ``_backends``; this standard-only one is
+their reference and the path for any other array-API library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+from ._array_api import Array, accumulation_dtype, array_device, free_device_memory
+
+# Host (CPU) working-memory budget for the temporaries of one block. Small enough for the
+# block's distance matrix to stay near the caches, large enough that the GEMM runs at full speed.
+HOST_BLOCK_BYTES = 64 * 2**20
+# On a GPU: a fraction of free device memory, within these bounds.
+DEVICE_BLOCK_FRACTION = 8
+DEVICE_BLOCK_BYTES_MIN = 64 * 2**20
+DEVICE_BLOCK_BYTES_MAX = 2 * 2**30
+
+
+def block_rows_for(
+    n_samples: int,
+    n_features: int,
+    n_clusters: int,
+    itemsize: int,
+    *,
+    xp: ModuleType,
+    device: Any,
+    max_block_bytes: int | None = None,
+) -> int:
+    """Number of rows per block so that one block's temporaries fit the memory budget.
+
+    Per row a block holds about four k-wide rows (distances, their intermediates and the one-hot
+    matrix of the standard-only update) and two d-wide rows (the centered block and its
+    float64 copy in the update).
+    """
+    if max_block_bytes is None:
+        free = free_device_memory(xp, device)
+        if free is None:
+            max_block_bytes = HOST_BLOCK_BYTES
+        else:
+            max_block_bytes = min(
+                max(free // DEVICE_BLOCK_FRACTION, DEVICE_BLOCK_BYTES_MIN), DEVICE_BLOCK_BYTES_MAX
+            )
+    row_bytes = 8 * (4 * n_clusters + 2 * n_features) + 16
+    return int(max(1, min(n_samples, max_block_bytes // row_bytes)))
+
+
+def row_blocks(n_samples: int, block_rows: int) -> Iterator[tuple[int, int]]:
+    """Yield (start, stop) of consecutive row blocks covering ``range(n_samples)``."""
+    for start in range(0, n_samples, block_rows):
+        yield start, min(start + block_rows, n_samples)
+
+
+def squared_norms(A: Array, *, xp: ModuleType) -> Array:
+    """Row-wise squared Euclidean norms, in A's dtype."""
+    return xp.sum(A * A, axis=1)
+
+
+def assign_block(
+    X_block: Array, centers: Array, center_sq_norms: Array, *, xp: ModuleType
+) -> tuple[Array, Array]:
+    """Nearest center of each row, by the GEMM form of the squared distance.
+
+    ‖x − c‖² = ‖x‖² − 2·x·c + ‖c‖², and ‖x‖² does not change the argmin, so only
+    ‖c‖² − 2·x·c is formed (one GEMM and one pass).
+
+    Parameters
+    ----------
+    X_block : array of shape (m, d)
+    centers : array of shape (k, d), same dtype
+    center_sq_norms : array of shape (k,), ``squared_norms(centers)``
+
+    Returns
+    -------
+    labels : int array of shape (m,)
+    partial_sq_dist : array of shape (m,)
+        ‖c_label‖² − 2·x·c_label; add ‖x‖² (and clip at 0) for the squared distance.
+    """
+    scores = center_sq_norms[None, :] - 2.0 * (X_block @ centers.T)
+    labels = xp.argmin(scores, axis=1)
+    partial = xp.min(scores, axis=1)
+    return labels, partial
+
+
+def segment_sum(
+    X_block: Array, labels: Array, weights: Array, n_clusters: int, *, xp: ModuleType
+) -> tuple[Array, Array]:
+    """Per-cluster weighted sums of rows and of weights, accumulated in float64 where available.
+
+    Standard-only version: a one-hot matrix times the weighted rows (a GEMM of the block's size).
+
+    Parameters
+    ----------
+    X_block : array of shape (m, d)
+    labels : int array of shape (m,), values in ``[0, n_clusters)``
+    weights : array of shape (m,)
+    n_clusters : int
+
+    Returns
+    -------
+    sums : array of shape (n_clusters, d), accumulation dtype
+    counts : array of shape (n_clusters,), accumulation dtype (sum of weights)
+    """
+    device = array_device(X_block)
+    acc = accumulation_dtype(xp, device)
+    one_hot = xp.astype(labels[:, None] == xp.arange(n_clusters, device=device)[None, :], acc)
+    w = xp.astype(weights, acc)
+    sums = one_hot.T @ (xp.astype(X_block, acc) * w[:, None])
+    counts = one_hot.T @ w
+    return sums, counts

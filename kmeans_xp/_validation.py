@@ -1,0 +1,189 @@
+"""Checks at the door: every argument is validated here once, with a message that names it.
+
+The algorithm modules assume validated input (finite, 2-D, floating, on one device).
+"""
+
+from __future__ import annotations
+
+import numbers
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ._array_api import (
+    Array,
+    array_device,
+    as_supported_array,
+    default_float,
+    get_namespace,
+    library_name,
+    move_to,
+)
+from ._primitives import row_blocks
+
+RandomState = np.random.Generator | np.random.RandomState
+
+
+def check_integer(value: Any, name: str, *, minimum: int) -> int:
+    """An integer (not a bool) ``>= minimum``, returned as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{name} must be an integer, got {value!r} of type {type(value).__name__}."
+        raise TypeError(msg)
+    if value < minimum:
+        msg = f"{name} must be >= {minimum}, got {name}={value!r}."
+        raise ValueError(msg)
+    return int(value)
+
+
+def check_tolerance(tol: Any) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        msg = f"tol must be a real number, got {tol!r} of type {type(tol).__name__}."
+        raise TypeError(msg)
+    if not np.isfinite(tol) or tol < 0:
+        msg = f"tol must be a finite number >= 0, got tol={tol!r}."
+        raise ValueError(msg)
+    return float(tol)
+
+
+def check_random_state(random_state: Any) -> RandomState:
+    """None, an int seed, a ``numpy.random.Generator`` or a ``RandomState`` -> a host generator.
+
+    Randomness is always drawn on the host, so the same seed picks the same points on every
+    backend.
+    """
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator | np.random.RandomState):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            msg = f"random_state must be a non-negative integer seed, got {random_state!r}."
+            raise ValueError(msg)
+        return np.random.default_rng(int(random_state))
+    msg = (
+        "random_state must be None, an int, a numpy.random.Generator or a "
+        f"numpy.random.RandomState, got {random_state!r}."
+    )
+    raise TypeError(msg)
+
+
+def _working_dtype(A: Array, name: str, xp: ModuleType, device: Any) -> Any:
+    """float32 and float64 stay; integers and half floats become the namespace's default float."""
+    dtype = A.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind not in "biuf" and dtype.kind != "c":
+        msg = f"{name} must hold numbers, got dtype {dtype} ({type(A).__name__})."
+        raise TypeError(msg)
+    if xp.isdtype(dtype, "bool"):
+        msg = f"{name} must hold numbers, got boolean dtype {dtype}."
+        raise TypeError(msg)
+    if xp.isdtype(dtype, "complex floating"):
+        msg = f"{name} must be real, got complex dtype {dtype}."
+        raise TypeError(msg)
+    if dtype == xp.float32 or dtype == xp.float64:
+        return dtype
+    if xp.isdtype(dtype, ("integral", "real floating")):
+        return default_float(xp, device)
+    msg = f"{name} has unsupported dtype {dtype}."  # pragma: no cover - exotic dtypes only
+    raise TypeError(msg)
+
+
+def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
+    """Validate a data matrix; return it (floating, 2-D, non-empty) with its namespace and device.
+
+    The caller's array is returned as is when it is already float32 or float64; otherwise a
+    converted copy. Finiteness is checked separately (``check_finite``), block by block.
+    """
+    X = as_supported_array(X, name)
+    xp = get_namespace(X)
+    device = array_device(X)
+    if X.ndim != 2:
+        msg = (
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got an array with "
+            f"{X.ndim} dimension(s) and shape {tuple(X.shape)}."
+        )
+        raise ValueError(msg)
+    n_samples, n_features = X.shape
+    if n_samples == 0 or n_features == 0:
+        msg = f"{name} must have at least one sample and one feature, got shape {tuple(X.shape)}."
+        raise ValueError(msg)
+    dtype = _working_dtype(X, name, xp, device)
+    if X.dtype != dtype:
+        X = xp.astype(X, dtype)
+    return X, xp, device
+
+
+def check_finite(A: Array, name: str, *, xp: ModuleType, block_rows: int) -> None:
+    """Raise ValueError if A holds NaN or infinity (checked by row blocks, one host sync)."""
+    n_bad = None
+    for start, stop in row_blocks(A.shape[0], block_rows):
+        bad = xp.sum(xp.astype(~xp.isfinite(A[start:stop, ...]), xp.int64))
+        n_bad = bad if n_bad is None else n_bad + bad
+    n_bad = int(n_bad)
+    if n_bad:
+        msg = f"{name} contains {n_bad} NaN or infinite value(s); K-Means needs finite values."
+        raise ValueError(msg)
+
+
+def _check_companion(value: Any, name: str, X: Array, xp: ModuleType, device: Any) -> Array:
+    """Bring an array that accompanies X (weights, initial centers) to X's library and device.
+
+    Python sequences and NumPy arrays are host data and are copied to X's device. An array of
+    another device library (e.g. a torch tensor with CuPy X) is refused: converting it would hide
+    a transfer the caller did not ask for.
+    """
+    value = as_supported_array(value, name)
+    if not (library_name(value) == "numpy" or library_name(value) == library_name(X)):
+        msg = (
+            f"{name} is a {library_name(value)} array but X is a {library_name(X)} array; pass "
+            f"{name} as a {library_name(X)} array, a NumPy array or a list."
+        )
+        raise TypeError(msg)
+    value = move_to(value, xp, device)
+    _working_dtype(value, name, xp, device)  # rejects bool, complex, strings
+    return value
+
+
+def check_sample_weight(
+    sample_weight: Any, X: Array, *, xp: ModuleType, device: Any, block_rows: int
+) -> Array:
+    """Weights of shape (n_samples,) in X's dtype: finite, non-negative, not all zero."""
+    n_samples = X.shape[0]
+    if sample_weight is None:
+        return xp.ones((n_samples,), dtype=X.dtype, device=device)
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    w = _check_companion(sample_weight, "sample_weight", X, xp, device)
+    if tuple(w.shape) != (n_samples,):
+        msg = (
+            f"sample_weight must have shape ({n_samples},) to match X with {n_samples} samples, "
+            f"got shape {tuple(w.shape)}."
+        )
+        raise ValueError(msg)
+    w = xp.astype(w, X.dtype)
+    check_finite(w[:, None], "sample_weight", xp=xp, block_rows=block_rows)
+    n_negative = int(xp.sum(xp.astype(w < 0, xp.int64)))
+    if n_negative:
+        msg = f"sample_weight must be non-negative, got {n_negative} negative value(s)."
+        raise ValueError(msg)
+    if not float(xp.sum(w)) > 0:
+        msg = "sample_weight must not be all zero: at least one sample needs a positive weight."
+        raise ValueError(msg)
+    return w
+
+
+def check_initial_centers(
+    init: Any, X: Array, n_clusters: int, *, xp: ModuleType, device: Any, name: str = "init"
+) -> Array:
+    """An explicit (n_clusters, n_features) array of finite initial centers, in X's dtype."""
+    centers = _check_companion(init, name, X, xp, device)
+    expected = (n_clusters, X.shape[1])
+    if tuple(centers.shape) != expected:
+        msg = (
+            f"{name} must have shape (n_clusters, n_features) = {expected}, got shape "
+            f"{tuple(centers.shape)}."
+        )
+        raise ValueError(msg)
+    centers = xp.astype(centers, X.dtype)
+    check_finite(centers, name, xp=xp, block_rows=n_clusters)
+    return centers

@@ -1,0 +1,105 @@
+"""The two primitives and the block walk, against brute force and against each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import sq_distances64
+
+from kmeans_xp import _primitives
+from kmeans_xp._backends import segment_sum_for
+from kmeans_xp._lloyd import relocate_empty_clusters
+
+
+def test_row_blocks_cover_every_row_once():
+    for n, b in [(1, 1), (10, 3), (10, 10), (10, 100), (7, 1)]:
+        rows = [i for start, stop in _primitives.row_blocks(n, b) for i in range(start, stop)]
+        assert rows == list(range(n))
+
+
+def test_block_rows_respect_the_budget(xp):
+    budget = 1 << 20
+    rows = _primitives.block_rows_for(
+        10**6, 64, 256, 4, xp=xp.xp, device=xp.device, max_block_bytes=budget
+    )
+    assert 1 <= rows < 10**6
+    assert rows * 8 * (4 * 256 + 2 * 64) <= budget
+    # Never more rows than X has, never fewer than one.
+    assert _primitives.block_rows_for(5, 2, 3, 4, xp=xp.xp, device=xp.device) == 5
+    assert (
+        _primitives.block_rows_for(5, 2, 10**9, 4, xp=xp.xp, device=xp.device, max_block_bytes=1)
+        == 1
+    )
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(50, 3, 4), (1, 1, 1), (40, 1, 7), (9, 5, 9)])
+def test_assign_block_is_the_float64_argmin(xp, n, d, k):
+    rng = np.random.default_rng(n * 100 + d * 10 + k)
+    X = rng.normal(size=(n, d))
+    C = rng.normal(size=(k, d))
+    Xb, Cb = xp.asarray(X), xp.asarray(C)
+    labels, partial = _primitives.assign_block(
+        Xb, Cb, _primitives.squared_norms(Cb, xp=xp.xp), xp=xp.xp
+    )
+    ref = sq_distances64(X, C)
+    np.testing.assert_array_equal(xp.to_numpy(labels), ref.argmin(axis=1))
+    x_sq = (X**2).sum(axis=1)
+    np.testing.assert_allclose(xp.to_numpy(partial) + x_sq, ref.min(axis=1), rtol=1e-10, atol=1e-10)
+
+
+def _segment_sum_reference(X, labels, w, k):
+    sums = np.zeros((k, X.shape[1]))
+    counts = np.zeros(k)
+    for i, lab in enumerate(labels):
+        sums[lab] += w[i] * X[i]
+        counts[lab] += w[i]
+    return sums, counts
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n", "d", "k"), [(200, 5, 7), (1, 1, 1), (30, 2, 30), (64, 1, 3), (17, 4, 40)]
+)
+def test_segment_sum_fast_and_standard_paths_equal_the_reference(xp, dtype, n, d, k):
+    rng = np.random.default_rng(n + d + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    labels = rng.integers(0, max(1, k // 2), size=n)  # leaves clusters empty when k > 1
+    w = rng.uniform(0, 2, size=n).astype(dtype)
+    ref_sums, ref_counts = _segment_sum_reference(
+        X.astype(np.float64), labels, w.astype(np.float64), k
+    )
+    args = (xp.asarray(X), xp.asarray(labels), xp.asarray(w), k)
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    for segment_sum in {segment_sum_for(xp.xp), _primitives.segment_sum}:
+        sums, counts = segment_sum(*args, xp=xp.xp)
+        assert sums.dtype == xp.xp.float64  # accumulation dtype on every CPU backend
+        np.testing.assert_allclose(xp.to_numpy(sums), ref_sums, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(xp.to_numpy(counts), ref_counts, rtol=rtol, atol=rtol)
+
+
+def test_segment_sum_on_a_non_contiguous_block(xp):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 6))
+    labels = rng.integers(0, 4, size=20)
+    w = np.ones(20)
+    Xd = xp.asarray(X)[::2, ::2]  # a strided view
+    sums, counts = segment_sum_for(xp.xp)(Xd, xp.asarray(labels), xp.asarray(w), 4, xp=xp.xp)
+    ref_sums, ref_counts = _segment_sum_reference(X[::2, ::2], labels, w, 4)
+    np.testing.assert_allclose(xp.to_numpy(sums), ref_sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xp.to_numpy(counts), ref_counts)
+
+
+def test_relocate_empty_clusters_takes_the_farthest_weighted_points(xp):
+    labels = np.array([0, 0, 0, 2, 2, 2])
+    sq_dist = np.array([1.0, 9.0, 4.0, 7.0, 9.0, 0.5])
+    weights = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 1.0])  # row 4 is far but weightless
+    counts = np.array([3.0, 0.0, 2.0, 0.0])  # clusters 1 and 3 are empty
+    new = relocate_empty_clusters(
+        xp.asarray(labels),
+        xp.asarray(sq_dist),
+        xp.asarray(weights),
+        xp.asarray(counts),
+        xp=xp.xp,
+    )
+    # Farthest weighted rows: 1 (9.0), then 3 (7.0); they go to clusters 1 and 3 in order.
+    np.testing.assert_array_equal(xp.to_numpy(new), [0, 1, 0, 3, 2, 2])
