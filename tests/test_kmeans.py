@@ -34,12 +34,15 @@ def test_labels_centers_and_inertia_agree_with_brute_force(xp, dtype, init):
     km = KMeans(n_clusters=6, init=init, random_state=2, max_iter=50).fit(xp.asarray(X))
     C = xp.to_numpy(km.cluster_centers_)
     labels = xp.to_numpy(km.labels_)
-    assert C.dtype == dtype and C.shape == (6, 4)
-    assert labels.shape == (300,) and labels.dtype == np.int64
+    assert C.dtype == dtype
+    assert C.shape == (6, 4)
+    assert labels.shape == (300,)
+    assert labels.dtype == np.int64
     assert_labels_are_argmin(X, C, labels)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     assert km.inertia_ == pytest.approx(inertia64(X, C, labels), rel=rtol)
-    assert isinstance(km.inertia_, float) and isinstance(km.n_iter_, int)
+    assert isinstance(km.inertia_, float)
+    assert isinstance(km.n_iter_, int)
     assert km.n_features_in_ == 4
     # After convergence each center is the mean of its points.
     if km.n_iter_ < 50:
@@ -189,7 +192,7 @@ def test_single_feature(xp):
 
 
 def test_results_do_not_depend_on_the_block_size(xp, monkeypatch):
-    X, _ = blobs(100, THREE_CENTERS + [[0.0, 10.0]], seed=8)
+    X, _ = blobs(100, [*THREE_CENTERS, [0.0, 10.0]], seed=8)
     whole = KMeans(n_clusters=4, random_state=3, tol=0).fit(xp.asarray(X))
     monkeypatch.setattr(kmeans_xp._kmeans, "block_rows_for", lambda *a, **k: 7)
     blocked = KMeans(n_clusters=4, random_state=3, tol=0).fit(xp.asarray(X))
@@ -302,7 +305,8 @@ def test_verbose_prints_iterations_and_the_stop_reason(xp, capsys):
     X, _ = blobs(20, THREE_CENTERS)
     KMeans(n_clusters=3, random_state=0, verbose=1).fit(xp.asarray(X))
     out = capsys.readouterr().out
-    assert "Iteration 1: inertia" in out and "center shift" in out
+    assert "Iteration 1: inertia" in out
+    assert "center shift" in out
     assert "Converged at iteration" in out
     KMeans(n_clusters=3, init="random", n_init=1, random_state=0, verbose=True, max_iter=1).fit(
         xp.asarray(X)
@@ -375,7 +379,9 @@ def test_matches_scikit_learn_from_the_same_init(xp):
         X, sample_weight=w
     )
     np.testing.assert_array_equal(xp.to_numpy(ours.labels_), theirs.labels_)
-    np.testing.assert_allclose(xp.to_numpy(ours.cluster_centers_), theirs.cluster_centers_, rtol=1e-8)
+    np.testing.assert_allclose(
+        xp.to_numpy(ours.cluster_centers_), theirs.cluster_centers_, rtol=1e-8
+    )
     assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-10)
     assert ours.n_iter_ == theirs.n_iter_
 
