@@ -4,8 +4,6 @@ The same code clusters NumPy arrays on the CPU, CuPy arrays and PyTorch tensors 
 returns its results in the caller's library, on the caller's device.
 """
 
-from __future__ import annotations
-
 from ._kmeans import KMeans, KMeansResult, kmeans, kmeans_plusplus
 from .exceptions import ConvergenceWarning, NotFittedError
 
