@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# GPU checks on a CUDA machine: the whole test suite, where the `xp` fixture now also yields the
+# `cupy` and `torch_cuda` backends. Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results).
+#
+# On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict) are
+# installed into .site/ first; see README.md, "GPU checks".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS_DIR=${RESULTS_DIR:-${OUT:-gpu-results}}
+mkdir -p "$RESULTS_DIR"
+export PYTHONUNBUFFERED=1
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target .site .whl/*.whl || exit 1
+    export PYTHONPATH=$PWD/.site:$PWD
+else
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 - <<'PY'
+import array_api_compat, numpy, torch
+print("numpy", numpy.__version__, "| torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      "| array-api-compat", array_api_compat.__version__)
+try:
+    import cupy
+    print("cupy", cupy.__version__, "devices", cupy.cuda.runtime.getDeviceCount())
+except Exception as exc:  # report, the tests will skip
+    print("cupy unavailable:", exc)
+PY
+} 2>&1 | tee "$RESULTS_DIR/environment.txt"
+
+python3 -m pytest tests -q -rs -p no:cacheprovider --junitxml="$RESULTS_DIR/junit.xml" \
+    2>&1 | tee "$RESULTS_DIR/pytest.log"
+status=${PIPESTATUS[0]}
+
+echo
+echo "GPU backends in this run (passed / failed / skipped test cases):"
+for backend in cupy torch_cuda; do
+    python3 - "$RESULTS_DIR/junit.xml" "$backend" <<'PY'
+import sys, xml.etree.ElementTree as ET
+path, backend = sys.argv[1], sys.argv[2]
+cases = [c for c in ET.parse(path).iter("testcase") if f"[{backend}" in c.get("name", "")]
+failed = sum(1 for c in cases if c.find("failure") is not None or c.find("error") is not None)
+skipped = sum(1 for c in cases if c.find("skipped") is not None)
+print(f"  {backend:<11} {len(cases) - failed - skipped:4d} / {failed:4d} / {skipped:4d}")
+PY
+done
+exit "$status"
