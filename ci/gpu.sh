@@ -40,9 +40,10 @@ echo
 echo "GPU backends in this run (passed / failed / skipped test cases):"
 for backend in cupy torch_cuda; do
     python3 - "$RESULTS_DIR/junit.xml" "$backend" <<'PY'
-import sys, xml.etree.ElementTree as ET
+import re, sys, xml.etree.ElementTree as ET
 path, backend = sys.argv[1], sys.argv[2]
-cases = [c for c in ET.parse(path).iter("testcase") if f"[{backend}" in c.get("name", "")]
+in_case = re.compile(rf"\[(.*-)?{backend}(-.*)?\]$")
+cases = [c for c in ET.parse(path).iter("testcase") if in_case.search(c.get("name", ""))]
 failed = sum(1 for c in cases if c.find("failure") is not None or c.find("error") is not None)
 skipped = sum(1 for c in cases if c.find("skipped") is not None)
 print(f"  {backend:<11} {len(cases) - failed - skipped:4d} / {failed:4d} / {skipped:4d}")
