@@ -164,7 +164,8 @@ def test_empty_cluster_repair_is_deterministic(xp):
     farthest = X[np.argmax(dist)]
     C = xp.to_numpy(one.cluster_centers_)
     np.testing.assert_allclose(C[2], farthest)
-    np.testing.assert_array_equal(C, xp.to_numpy(two.cluster_centers_))
+    # Same choice every time; GPU atomics may change the last bit of the other centers' sums.
+    np.testing.assert_allclose(C, xp.to_numpy(two.cluster_centers_), rtol=1e-13)
 
 
 def test_fewer_distinct_points_than_clusters_warns(xp):

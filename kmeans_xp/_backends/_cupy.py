@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import ModuleType
 
 import cupy
-import cupyx
 
 
 def segment_sum(
@@ -16,12 +15,15 @@ def segment_sum(
     *,
     xp: ModuleType,
 ) -> tuple[cupy.ndarray, cupy.ndarray]:
-    """``_primitives.segment_sum`` by ``cupyx.scatter_add`` (float64 atomics) on the device."""
+    """``_primitives.segment_sum`` by ``cupy.add.at`` (float64 atomic adds) on the device.
+
+    Atomics make the order of additions, and so the last bit of a sum, vary from run to run.
+    """
     d = X_block.shape[1]
     with X_block.device:  # allocate on the block's GPU, not the current one
         sums = cupy.zeros((n_clusters, d), dtype=cupy.float64)
         counts = cupy.zeros((n_clusters,), dtype=cupy.float64)
         w = weights.astype(cupy.float64)
-        cupyx.scatter_add(sums, labels, X_block.astype(cupy.float64) * w[:, None])
-        cupyx.scatter_add(counts, labels, w)
+        cupy.add.at(sums, labels, X_block.astype(cupy.float64) * w[:, None])
+        cupy.add.at(counts, labels, w)
     return sums, counts
