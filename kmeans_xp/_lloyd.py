@@ -50,22 +50,37 @@ def _assign_and_sum(
     block_rows: int,
     xp: ModuleType,
 ) -> tuple[Array, Array, Array, Array]:
-    """One E+M pass: labels, squared distances to the assigned center, per-cluster sums, counts.
+    """One E+M pass: labels, partial squared distances (see ``assign_block``), sums, counts.
 
     ``centers`` are centered (``offset`` subtracted); so are the sums.
     """
     n_clusters = centers.shape[0]
     c_sq = squared_norms(centers, xp=xp)
-    labels, sq_dist = [], []
+    labels, partial = [], []
     sums = counts = None
     for start, stop in row_blocks(X.shape[0], block_rows):
         X_block = X[start:stop, :] - offset
-        block_labels, partial = assign_block(X_block, centers, c_sq, xp=xp)
+        block_labels, block_partial = assign_block(X_block, centers, c_sq, xp=xp)
         labels.append(block_labels)
-        sq_dist.append(xp.clip(squared_norms(X_block, xp=xp) + partial, min=0.0))
+        partial.append(block_partial)
         s, c = segment_sum(X_block, block_labels, weights[start:stop], n_clusters, xp=xp)
         sums, counts = (s, c) if sums is None else (sums + s, counts + c)
-    return xp.concat(labels), xp.concat(sq_dist), sums, counts
+    return xp.concat(labels), xp.concat(partial), sums, counts
+
+
+def _squared_distances(
+    X: Array, partial: Array, offset: Array, *, block_rows: int, xp: ModuleType
+) -> Array:
+    """‖x − c_label‖² from ``assign_block``'s partial distances, clipped at 0.
+
+    Needed only for empty-cluster repair and verbose output, so ‖x‖² is not computed every
+    iteration.
+    """
+    parts = []
+    for start, stop in row_blocks(X.shape[0], block_rows):
+        x_sq = squared_norms(X[start:stop, :] - offset, xp=xp)
+        parts.append(xp.clip(x_sq + partial[start:stop], min=0.0))
+    return xp.concat(parts)
 
 
 def _sum_by_label(
@@ -152,10 +167,12 @@ def lloyd(
     previous_labels = None
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, sq_dist, sums, counts = _assign_and_sum(
+        labels, partial, sums, counts = _assign_and_sum(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
         )
         n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
+        if n_empty or verbose:
+            sq_dist = _squared_distances(X, partial, offset, block_rows=block_rows, xp=xp)
         if n_empty:
             labels = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp)
             sums, counts = _sum_by_label(
