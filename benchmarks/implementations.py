@@ -1,0 +1,320 @@
+"""The implementations the harness compares, each behind the same small interface.
+
+``prepare(X, C0)`` moves the data where the implementation wants it (not timed);
+``iterate(n)`` runs exactly ``n`` Lloyd iterations from ``C0`` (fewer only if the implementation
+stops at strict convergence, which it reports) and returns the centers as NumPy;
+``default_fit(k, seed)`` runs the implementation's default end-to-end fit and returns its inertia.
+A missing library makes ``missing()`` return a reason, and the harness skips it with a note.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import numpy as np
+
+
+def _missing_module(name: str) -> str | None:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # ImportError, or a GPU library without a GPU
+        return f"{name} not importable ({type(exc).__name__})"
+    return None
+
+
+class Implementation:
+    name = "?"
+    kind = "peer"  # "kmeans_xp", "peer" or "floor"
+    supports_default_fit = False
+
+    def missing(self) -> str | None:
+        return None
+
+    def fits(self, n: int, d: int, k: int) -> str | None:
+        """A reason to skip this shape (e.g. memory), or None."""
+        return None
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        self.X, self.C0 = X, C0
+
+    def synchronize(self) -> None:
+        pass
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        raise NotImplementedError
+
+    def default_fit(self, k: int, seed: int) -> float:
+        raise NotImplementedError
+
+
+# ---- kmeans_xp ---------------------------------------------------------------------------------
+
+
+class KMeansXP(Implementation):
+    kind = "kmeans_xp"
+    supports_default_fit = True
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.name = f"kmeans_xp[{backend}]"
+
+    def missing(self) -> str | None:
+        if self.backend == "numpy":
+            return None
+        if self.backend == "cupy":
+            reason = _missing_module("cupy")
+            if reason:
+                return reason
+            import cupy
+
+            try:
+                return None if cupy.cuda.runtime.getDeviceCount() > 0 else "no CUDA device"
+            except Exception:
+                return "no CUDA device"
+        reason = _missing_module("torch")
+        if reason or self.backend == "torch":
+            return reason
+        import torch
+
+        return None if torch.cuda.is_available() else "no CUDA device"
+
+    def _to_backend(self, a: np.ndarray):
+        if self.backend == "numpy":
+            return a
+        if self.backend == "cupy":
+            import cupy
+
+            return cupy.asarray(a)
+        import torch
+
+        return torch.asarray(a, device="cuda" if self.backend == "torch_cuda" else "cpu")
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        self.X, self.C0 = self._to_backend(X), self._to_backend(C0)
+
+    def synchronize(self) -> None:
+        if self.backend == "cupy":
+            import cupy
+
+            cupy.cuda.Device().synchronize()
+        elif self.backend == "torch_cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        from kmeans_xp import ConvergenceWarning, KMeans
+        from kmeans_xp._array_api import to_numpy
+
+        with warnings.catch_warnings():
+            # A fixed iteration count may stop with a momentarily empty cluster: expected here.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(self.C0.shape[0], init=self.C0, max_iter=n_iter, tol=0).fit(self.X)
+        return to_numpy(km.cluster_centers_), km.n_iter_
+
+    def default_fit(self, k: int, seed: int) -> float:
+        from kmeans_xp import KMeans
+
+        return KMeans(n_clusters=k, random_state=seed).fit(self.X).inertia_
+
+
+# ---- CPU peers ---------------------------------------------------------------------------------
+
+
+class SklearnKMeans(Implementation):
+    supports_default_fit = True
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self.name = f"sklearn-{algorithm}"
+
+    def missing(self) -> str | None:
+        return _missing_module("sklearn")
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        from sklearn.cluster import KMeans
+
+        km = KMeans(
+            self.C0.shape[0],
+            init=self.C0,
+            n_init=1,
+            max_iter=n_iter,
+            tol=0,
+            algorithm=self.algorithm,
+        ).fit(self.X)
+        return km.cluster_centers_, km.n_iter_
+
+    def default_fit(self, k: int, seed: int) -> float:
+        from sklearn.cluster import KMeans
+
+        return (
+            KMeans(n_clusters=k, random_state=seed, algorithm=self.algorithm).fit(self.X).inertia_
+        )
+
+
+class FaissKMeans(Implementation):
+    name = "faiss"
+
+    def missing(self) -> str | None:
+        return _missing_module("faiss")
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        import faiss
+
+        n, d = self.X.shape
+        k = self.C0.shape[0]
+        # No subsampling: every point takes part in every iteration, as in the others.
+        km = faiss.Kmeans(
+            d,
+            k,
+            niter=n_iter,
+            max_points_per_centroid=n // k + 1,
+            min_points_per_centroid=1,
+            seed=0,
+            verbose=False,
+        )
+        km.train(self.X, init_centroids=self.C0)
+        return np.asarray(km.centroids), n_iter
+
+
+class ScipyKMeans2(Implementation):
+    name = "scipy-kmeans2"
+
+    def missing(self) -> str | None:
+        return _missing_module("scipy")
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        from scipy.cluster.vq import kmeans2
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "One of the clusters is empty"
+            centers, _ = kmeans2(self.X, self.C0, iter=n_iter, minit="matrix")
+        return centers, n_iter
+
+
+class TutorialCode(Implementation):
+    """The seed tutorial's own loop: an n×k×d broadcast, then a Python loop over clusters."""
+
+    name = "tutorial"
+    max_temporary_bytes = 4 * 2**30
+
+    def fits(self, n: int, d: int, k: int) -> str | None:
+        need = 2 * n * k * d * 4  # the difference array and its square
+        if need > self.max_temporary_bytes:
+            return f"its n*k*d temporary needs {need / 2**30:.0f} GiB"
+        return None
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        X, centroids = self.X, self.C0
+        k = centroids.shape[0]
+        for _ in range(n_iter):
+            distances = np.linalg.norm(X[:, np.newaxis] - centroids, axis=2)
+            labels = np.argmin(distances, axis=1)
+            new = [
+                X[labels == i].mean(axis=0) if np.any(labels == i) else centroids[i]
+                for i in range(k)
+            ]
+            centroids = np.array(new)
+        return centroids, n_iter
+
+
+# ---- GPU peers ---------------------------------------------------------------------------------
+
+
+class PlainTorch(Implementation):
+    """The usual PyTorch Lloyd step: matmul + argmin + index_add_ (DESIGN.md's baseline)."""
+
+    name = "torch-plain"
+
+    def missing(self) -> str | None:
+        return KMeansXP("torch_cuda").missing()
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        import torch
+
+        self.X = torch.asarray(X, device="cuda")
+        self.C0 = torch.asarray(C0, device="cuda")
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        import torch
+
+        X, C = self.X, self.C0
+        k = C.shape[0]
+        ones = torch.ones(X.shape[0], device=X.device, dtype=X.dtype)
+        for _ in range(n_iter):
+            labels = ((C * C).sum(1)[None, :] - 2.0 * (X @ C.T)).argmin(1)
+            sums = torch.zeros_like(C).index_add_(0, labels, X)
+            counts = torch.zeros(k, device=X.device, dtype=X.dtype).index_add_(0, labels, ones)
+            C = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], C)
+        return C.cpu().numpy(), n_iter
+
+
+# ---- the floor ---------------------------------------------------------------------------------
+
+
+class GemmFloor(Implementation):
+    """One X @ C.T of the iteration's shape: the least any GEMM-based iteration can cost."""
+
+    kind = "floor"
+
+    def __init__(self, backend: str = "numpy", tf32: bool = False) -> None:
+        self.backend = backend
+        self.tf32 = tf32
+        self.name = f"GEMM[{backend}{', tf32' if tf32 else ''}]"
+
+    def missing(self) -> str | None:
+        return KMeansXP(self.backend).missing()
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        self.impl = KMeansXP(self.backend)
+        self.impl.prepare(X, C0)
+
+    def synchronize(self) -> None:
+        self.impl.synchronize()
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        X, C = self.impl.X, self.impl.C0
+        if self.tf32:
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            for _ in range(n_iter):
+                X @ C.T
+        finally:
+            if self.tf32:
+                torch.backends.cuda.matmul.allow_tf32 = False
+        return None, n_iter
+
+
+def cpu_implementations(backends: list[str], peers: list[str]) -> list[Implementation]:
+    impls: list[Implementation] = [KMeansXP(b) for b in backends]
+    table = {
+        "sklearn-lloyd": lambda: SklearnKMeans("lloyd"),
+        "sklearn-elkan": lambda: SklearnKMeans("elkan"),
+        "faiss": FaissKMeans,
+        "scipy": ScipyKMeans2,
+        "tutorial": TutorialCode,
+        "gemm": lambda: GemmFloor("numpy"),
+    }
+    return impls + [table[p]() for p in peers]
+
+
+def gpu_implementations(backends: list[str], peers: list[str]) -> list[Implementation]:
+    impls: list[Implementation] = [KMeansXP(b) for b in backends]
+    table = {
+        "torch-plain": PlainTorch,
+        "gemm": lambda: GemmFloor("torch_cuda"),
+        "gemm-tf32": lambda: GemmFloor("torch_cuda", tf32=True),
+    }
+    return impls + [table[p]() for p in peers]
+
+
+CPU_PEERS = ["sklearn-lloyd", "sklearn-elkan", "faiss", "scipy", "tutorial", "gemm"]
+GPU_PEERS = ["torch-plain", "gemm", "gemm-tf32"]

@@ -1,0 +1,104 @@
+"""Timing, peak memory and a common inertia, measured the same way for every implementation."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .implementations import Implementation
+
+
+@dataclass
+class Measurement:
+    name: str
+    kind: str
+    ms_per_iter: float | None = None
+    iterations_timed: int = 0
+    peak_extra_mb: float | None = None  # resident memory above what it held before the run
+    inertia: float | None = None
+    skipped: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _read_status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_resident_mb(run) -> float | None:
+    """Peak resident memory (MB) that ``run()`` adds, via Linux's resettable high-water mark."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current resident size
+    except OSError:
+        return None
+    before = _read_status_kb("VmRSS")
+    run()
+    peak = _read_status_kb("VmHWM")
+    if before is None or peak is None:
+        return None
+    return max(0.0, (peak - before) / 1024)
+
+
+def per_iteration(impl: Implementation, iters: int, repeats: int) -> tuple[float, int]:
+    """(median time of 1 + iters iterations − median time of 1 iteration) / iterations run.
+
+    The difference cancels what a fit does once (validation, copies, the final labels pass), so
+    implementations with different fixed costs compare by what each iteration costs. Runs are
+    interleaved so that a slow phase of the machine hits both alike. One warm-up first.
+    """
+
+    def timed(n: int) -> tuple[float, int]:
+        impl.synchronize()
+        start = time.perf_counter()
+        _, done = impl.iterate(n)
+        impl.synchronize()
+        return time.perf_counter() - start, done
+
+    timed(1 + iters)  # warm-up: imports, kernel compilation, allocator pools
+    ones, manys = [], []
+    for _ in range(repeats):
+        ones.append(timed(1))
+        manys.append(timed(1 + iters))
+    done = manys[0][1] - ones[0][1]  # strict convergence can stop an implementation early
+    if done <= 0:
+        return float("nan"), 0
+    t_one = statistics.median(t for t, _ in ones)
+    t_many = statistics.median(t for t, _ in manys)
+    return (t_many - t_one) / done, done
+
+
+def common_inertia(X: np.ndarray, centers: np.ndarray) -> float:
+    """Σ‖x − nearest center‖² in float64, one evaluation for every implementation's centers."""
+    from kmeans_xp._array_api import get_namespace
+    from kmeans_xp._lloyd import labels_and_inertia
+
+    _, inertia = labels_and_inertia(
+        X,
+        np.ascontiguousarray(centers, dtype=X.dtype),
+        np.ones(X.shape[0], dtype=X.dtype),
+        offset=X.mean(axis=0, dtype=np.float64).astype(X.dtype),
+        block_rows=4096,
+        xp=get_namespace(X),
+    )
+    return inertia
+
+
+def time_once(fn, *args, sync) -> tuple[float, object]:
+    """Seconds of one synchronised call ``fn(*args)``, and its result."""
+    sync()
+    start = time.perf_counter()
+    result = fn(*args)
+    sync()
+    return time.perf_counter() - start, result
