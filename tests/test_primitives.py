@@ -103,3 +103,22 @@ def test_relocate_empty_clusters_takes_the_farthest_weighted_points(xp):
     )
     # Farthest weighted rows: 1 (9.0), then 3 (7.0); they go to clusters 1 and 3 in order.
     np.testing.assert_array_equal(xp.to_numpy(new), [0, 1, 0, 3, 2, 2])
+
+
+def test_numpy_update_without_scipy_equals_the_sparse_one(monkeypatch):
+    from kmeans_xp._backends import _numpy
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(300, 7)).astype(np.float32)
+    labels = rng.integers(0, 5, size=300)  # cluster 5 of 6 stays empty
+    w = rng.uniform(0, 3, size=300).astype(np.float32)
+    ref_sums, ref_counts = _segment_sum_reference(
+        X.astype(np.float64), labels, w.astype(np.float64), 6
+    )
+    with_scipy = _numpy.segment_sum(X, labels, w, 6, xp=np)
+    monkeypatch.setattr(_numpy, "_sparse", None)
+    without = _numpy.segment_sum(X, labels, w, 6, xp=np)
+    for sums, counts in (with_scipy, without):
+        assert sums.dtype == np.float64
+        np.testing.assert_allclose(sums, ref_sums, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(counts, ref_counts, rtol=1e-6)
