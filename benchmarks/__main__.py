@@ -17,13 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import initial_centers, make_data, parse_shapes
-from .implementations import (
-    CPU_PEERS,
-    GPU_PEERS,
-    cpu_implementations,
-    gpu_implementations,
-)
-from .measure import Measurement, common_inertia, peak_resident_mb, per_iteration, time_once
+from .implementations import CPU_PEERS, GPU_PEERS, implementations
+from .measure import Measurement, common_inertia, peak_extra_mb, per_iteration, time_once
 from .report import write_results
 
 DEFAULT_SHAPES = {
@@ -83,6 +78,11 @@ def _cpu_model() -> str:
 def run_shape(shape, impls, args, gpu: bool) -> dict:
     X = make_data(shape)
     C0 = initial_centers(X, shape.k)
+    saved = (args.out / "X.npy", args.out / "C0.npy")  # for the memory probes' fresh processes
+    if not gpu:
+        args.out.mkdir(parents=True, exist_ok=True)
+        np.save(saved[0], X)
+        np.save(saved[1], C0)
     x_mb = X.nbytes / 2**20
     rows: list[Measurement] = []
     for impl in impls:
@@ -96,7 +96,7 @@ def run_shape(shape, impls, args, gpu: bool) -> dict:
         m = Measurement(impl.name, impl.kind, ms_per_iter=ms * 1e3, iterations_timed=timed)
         if impl.kind != "floor":
             if not gpu:
-                m.peak_extra_mb = peak_resident_mb(lambda impl=impl: impl.iterate(1 + args.iters))
+                m.peak_extra_mb = peak_extra_mb(impl.name, *saved, 1 + args.iters)
             centers, _ = impl.iterate(1 + args.iters)
             m.inertia = common_inertia(X, centers)
         rows.append(m)
@@ -161,9 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = (args.backends or DEFAULT_BACKENDS[args.mode]).split(",")
     peers = args.peers.split(",") if args.peers is not None else (GPU_PEERS if gpu else CPU_PEERS)
     peers = [p for p in peers if p]
-    make = gpu_implementations if gpu else cpu_implementations
     try:
-        impls = make(backends, peers)
+        impls = implementations(args.mode, backends, peers)
     except KeyError as exc:
         parser.error(f"unknown peer {exc}; choose from {GPU_PEERS if gpu else CPU_PEERS}")
 
@@ -173,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, shape in enumerate(shapes, 1):
         log(f"[{i}/{len(shapes)}] shape {shape.label}")
         results.append(run_shape(shape, impls, args, gpu))
+    for scratch in ("X.npy", "C0.npy"):
+        (args.out / scratch).unlink(missing_ok=True)
     paths = write_results(args.mode, env, results, args.out)
     for path in paths:
         log(f"wrote {path}")

@@ -293,27 +293,33 @@ class GemmFloor(Implementation):
         return None, n_iter
 
 
-def cpu_implementations(backends: list[str], peers: list[str]) -> list[Implementation]:
-    impls: list[Implementation] = [KMeansXP(b) for b in backends]
+def by_name(name: str) -> Implementation:
+    """An implementation from its report name, e.g. ``kmeans_xp[numpy]`` or ``sklearn-lloyd``."""
+    if name.startswith("kmeans_xp[") and name.endswith("]"):
+        return KMeansXP(name[len("kmeans_xp[") : -1])
     table = {
         "sklearn-lloyd": lambda: SklearnKMeans("lloyd"),
         "sklearn-elkan": lambda: SklearnKMeans("elkan"),
         "faiss": FaissKMeans,
         "scipy": ScipyKMeans2,
+        "scipy-kmeans2": ScipyKMeans2,
         "tutorial": TutorialCode,
         "gemm": lambda: GemmFloor("numpy"),
-    }
-    return impls + [table[p]() for p in peers]
-
-
-def gpu_implementations(backends: list[str], peers: list[str]) -> list[Implementation]:
-    impls: list[Implementation] = [KMeansXP(b) for b in backends]
-    table = {
         "torch-plain": PlainTorch,
-        "gemm": lambda: GemmFloor("torch_cuda"),
         "gemm-tf32": lambda: GemmFloor("torch_cuda", tf32=True),
     }
-    return impls + [table[p]() for p in peers]
+    return table[name]()
+
+
+def implementations(mode: str, backends: list[str], peers: list[str]) -> list[Implementation]:
+    """kmeans_xp on each backend, then the peers (KeyError for an unknown peer)."""
+    impls: list[Implementation] = [KMeansXP(b) for b in backends]
+    for peer in peers:
+        if peer == "gemm":  # the floor in the library the mode is about
+            impls.append(GemmFloor("torch_cuda" if mode == "gpu" else "numpy"))
+        else:
+            impls.append(by_name(peer))
+    return impls
 
 
 CPU_PEERS = ["sklearn-lloyd", "sklearn-elkan", "faiss", "scipy", "tutorial", "gemm"]

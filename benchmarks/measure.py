@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -24,31 +26,18 @@ class Measurement:
     extra: dict = field(default_factory=dict)
 
 
-def _read_status_kb(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def peak_resident_mb(run) -> float | None:
-    """Peak resident memory (MB) that ``run()`` adds, via Linux's resettable high-water mark."""
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current resident size
-    except OSError:
+def peak_extra_mb(name: str, data_path: Path, centers_path: Path, iterations: int) -> float | None:
+    """Peak resident memory (MB) that ``iterations`` Lloyd iterations add, in a fresh process."""
+    command = [sys.executable, "-m", "benchmarks.memory", name, str(data_path), str(centers_path)]
+    done = subprocess.run(
+        [*command, str(iterations)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    if done.returncode != 0:
         return None
-    before = _read_status_kb("VmRSS")
-    run()
-    peak = _read_status_kb("VmHWM")
-    if before is None or peak is None:
-        return None
-    return max(0.0, (peak - before) / 1024)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def per_iteration(impl: Implementation, iters: int, repeats: int) -> tuple[float, int]:
