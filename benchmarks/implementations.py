@@ -134,15 +134,15 @@ class SklearnKMeans(Implementation):
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
         from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
 
-        km = KMeans(
-            self.C0.shape[0],
-            init=self.C0,
-            n_init=1,
-            max_iter=n_iter,
-            tol=0,
+        estimator = KMeans(
+            self.C0.shape[0], init=self.C0, n_init=1, max_iter=n_iter, tol=0,
             algorithm=self.algorithm,
-        ).fit(self.X)
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # as for kmeans_xp
+            km = estimator.fit(self.X)
         return km.cluster_centers_, km.n_iter_
 
     def default_fit(self, k: int, seed: int) -> float:

@@ -68,18 +68,23 @@ def per_iteration(impl: Implementation, iters: int, repeats: int) -> tuple[float
     return (t_many - t_one) / done, done
 
 
-def common_inertia(X: np.ndarray, centers: np.ndarray) -> float:
-    """Σ‖x − nearest center‖² in float64, one evaluation for every implementation's centers."""
-    from kmeans_xp._array_api import get_namespace
+def common_inertia(X, centers: np.ndarray) -> float:
+    """Σ‖x − nearest center‖² in float64: one evaluation for every implementation's centers.
+
+    ``X`` may live on a GPU (any kmeans_xp backend); the centers are NumPy.
+    """
+    from kmeans_xp._array_api import array_device, get_namespace, move_to
     from kmeans_xp._lloyd import labels_and_inertia
 
+    xp, device = get_namespace(X), array_device(X)
+    C = xp.astype(move_to(np.ascontiguousarray(centers), xp, device), X.dtype)
     _, inertia = labels_and_inertia(
         X,
-        np.ascontiguousarray(centers, dtype=X.dtype),
-        np.ones(X.shape[0], dtype=X.dtype),
-        offset=X.mean(axis=0, dtype=np.float64).astype(X.dtype),
+        C,
+        xp.ones((X.shape[0],), dtype=X.dtype, device=device),
+        offset=xp.mean(X, axis=0),
         block_rows=4096,
-        xp=get_namespace(X),
+        xp=xp,
     )
     return inertia
 

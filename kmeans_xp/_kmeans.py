@@ -73,6 +73,15 @@ def _itemsize(X: Array, xp: Any) -> int:
     return 4 if X.dtype == xp.float32 else 8
 
 
+def _seeding_block_rows(prep: _Prepared, n_local_trials: int) -> int:
+    """Row blocks for k-means++, whose temporaries are n_local_trials wide, not n_clusters."""
+    n_samples, n_features = prep.X.shape
+    return block_rows_for(
+        n_samples, n_features, n_local_trials, _itemsize(prep.X, prep.xp),
+        xp=prep.xp, device=prep.device,
+    )  # fmt: skip
+
+
 def _check_n_local_trials(n_local_trials: Any, n_clusters: int) -> int:
     if n_local_trials is None:
         return default_local_trials(n_clusters)
@@ -136,7 +145,7 @@ def kmeans_plusplus(
         rng,
         offset=prep.offset,
         n_local_trials=n_local_trials,
-        block_rows=prep.block_rows,
+        block_rows=_seeding_block_rows(prep, n_local_trials),
         xp=prep.xp,
     )
     return prep.xp.take(prep.X, indices, axis=0), indices
@@ -179,14 +188,15 @@ def _initial_centers(
 ) -> Array:
     xp = prep.xp
     if isinstance(init, str) and init == "k-means++":
+        n_local_trials = default_local_trials(n_clusters)
         indices = kmeans_plusplus_indices(
             prep.X,
             n_clusters,
             prep.weights,
             rng,
             offset=prep.offset,
-            n_local_trials=default_local_trials(n_clusters),
-            block_rows=prep.block_rows,
+            n_local_trials=n_local_trials,
+            block_rows=_seeding_block_rows(prep, n_local_trials),
             xp=xp,
         )
         return xp.take(prep.X, indices, axis=0)

@@ -1,0 +1,44 @@
+"""The benchmark harness runs end to end on a tiny problem (its speed is not tested here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_harness_writes_json_markdown_and_agreeing_inertias(tmp_path):
+    command = [
+        sys.executable, "-m", "benchmarks", "cpu", "--shapes", "tutorial,300x3x4",
+        "--backends", "numpy", "--peers", "scipy,tutorial,gemm", "--iters", "2",
+        "--repeats", "1", "--e2e-repeats", "1", "--out", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "[2/2] shape (300, 3, 4)" in done.stdout  # progress lines
+    results = json.loads((tmp_path / "cpu.json").read_text())
+    assert [r["shape"] for r in results["results"]] == ["tutorial (150, 2, 3)", "(300, 3, 4)"]
+    for shape in results["results"]:
+        rows = {r["name"]: r for r in shape["rows"]}
+        reference = rows["kmeans_xp[numpy]"]["inertia"]
+        assert reference > 0
+        for name in ("scipy-kmeans2", "tutorial"):
+            if rows[name]["skipped"] is None:  # scipy may be missing
+                assert np.isclose(rows[name]["inertia"], reference, rtol=1e-4)
+        assert rows["GEMM[numpy]"]["ms_per_iter"] is not None
+    table = (tmp_path / "cpu.md").read_text()
+    assert "| kmeans_xp[numpy] |" in table
+    assert "Default end-to-end fit" in table
+    assert not (tmp_path / "X.npy").exists()  # scratch files are removed
+
+
+def test_unknown_peer_is_a_usage_error(tmp_path):
+    command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 2
+    assert "unknown peer" in done.stderr
