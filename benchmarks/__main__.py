@@ -144,7 +144,8 @@ def _evaluation_copy(X: np.ndarray, gpu: bool):
     if gpu:
         import torch
 
-        return torch.asarray(X, device="cuda")
+        if torch.cuda.is_available():
+            return torch.asarray(X, device="cuda")
     return X
 
 
