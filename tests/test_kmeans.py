@@ -392,3 +392,20 @@ def test_no_warnings_on_a_clean_fit(xp):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         KMeans(n_clusters=3, random_state=0).fit(xp.asarray(X)).predict(xp.asarray(X))
+
+
+def test_runs_with_equal_inertia_keep_the_first(xp, monkeypatch):
+    """Two runs finding the same partition tie; rounding must not pick the later one."""
+    X, _ = blobs(20, THREE_CENTERS, seed=18)
+    calls = []
+    real = kmeans_xp._kmeans.labels_and_inertia
+
+    def last_run_a_hair_lower(*args, **kwargs):
+        labels, inertia = real(*args, **kwargs)
+        calls.append(inertia)
+        return labels, inertia * (1 - 1e-13 * len(calls))
+
+    monkeypatch.setattr(kmeans_xp._kmeans, "labels_and_inertia", last_run_a_hair_lower)
+    km = KMeans(n_clusters=3, init="random", n_init=3, random_state=0).fit(xp.asarray(X))
+    first_alone = KMeans(n_clusters=3, init="random", n_init=1, random_state=0).fit(xp.asarray(X))
+    np.testing.assert_array_equal(xp.to_numpy(km.labels_), xp.to_numpy(first_alone.labels_))
