@@ -17,6 +17,7 @@ __all__ = [
     "accumulation_dtype",
     "array_device",
     "as_supported_array",
+    "default_float",
     "free_device_memory",
     "get_namespace",
     "is_cupy",
@@ -24,7 +25,6 @@ __all__ = [
     "is_torch",
     "library_name",
     "move_to",
-    "same_library",
     "to_numpy",
 ]
 
@@ -98,10 +98,6 @@ def as_supported_array(x: Any, name: str) -> Array:
     except (ValueError, TypeError) as exc:
         msg = f"{name} could not be converted to an array: {exc}"
         raise ValueError(msg) from exc
-
-
-def same_library(a: Array, b: Array) -> bool:
-    return library_name(a) == library_name(b)
 
 
 def to_numpy(x: Array) -> np.ndarray:
