@@ -6,7 +6,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,6 @@ class Measurement:
     peak_extra_mb: float | None = None  # resident memory above what it held before the run
     inertia: float | None = None
     skipped: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def peak_extra_mb(name: str, data_path: Path, centers_path: Path, iterations: int) -> float | None:

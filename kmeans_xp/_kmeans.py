@@ -206,8 +206,10 @@ def _initial_centers(
         )
         return xp.take(prep.X, xp.asarray(rows, device=prep.device), axis=0)
     if callable(init):
-        init = init(prep.X, n_clusters, rng)
-    return check_initial_centers(init, prep.X, n_clusters, xp=xp, device=prep.device)
+        return check_initial_centers(
+            init(prep.X, n_clusters, rng), prep.X, n_clusters, xp=xp, device=prep.device
+        )
+    return init  # an explicit array, validated once in _fit
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,9 +491,8 @@ class KMeans(ClustererMixin, ParamsMixin):
     def predict(self, X: Any) -> Array:
         """Index of the nearest center of each row of X (an int64 array of X's library)."""
         X, centers, offset, xp, block_rows = self._fitted_like(X)
-        weights = xp.ones((X.shape[0],), dtype=X.dtype, device=array_device(X))
         labels, _ = labels_and_inertia(
-            X, centers, weights, offset=offset, block_rows=block_rows, xp=xp
+            X, centers, None, offset=offset, block_rows=block_rows, xp=xp
         )
         return labels
 

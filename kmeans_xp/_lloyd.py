@@ -207,17 +207,18 @@ def lloyd(
 def labels_and_inertia(
     X: Array,
     centers: Array,
-    weights: Array,
+    weights: Array | None,
     *,
     offset: Array,
     block_rows: int,
     xp: ModuleType,
-) -> tuple[Array, float]:
+) -> tuple[Array, float | None]:
     """Labels of the nearest center and the inertia Σ w·‖x − c_label‖², computed directly.
 
     Distances for the argmin use X and ``centers`` centered by ``offset`` (as in the fit); the
     inertia is formed from the differences themselves in float64 where available, not from the
-    GEMM form, so it is the honest sum of squares.
+    GEMM form, so it is the honest sum of squares. With ``weights=None`` only the labels are
+    computed (``predict``) and the inertia is None.
     """
     acc = accumulation_dtype(xp, array_device(X))
     centered = centers - offset
@@ -228,10 +229,12 @@ def labels_and_inertia(
         X_block = X[start:stop, :]
         block_labels, _ = assign_block(X_block - offset, centered, c_sq, xp=xp)
         labels.append(block_labels)
+        if weights is None:
+            continue
         diff = xp.astype(X_block, acc) - xp.take(centers_acc, block_labels, axis=0)
         part = xp.sum(xp.astype(weights[start:stop], acc) * xp.sum(diff * diff, axis=1))
         inertia = part if inertia is None else inertia + part
-    return xp.concat(labels), float(inertia)
+    return xp.concat(labels), None if inertia is None else float(inertia)
 
 
 def distances_to_centers(

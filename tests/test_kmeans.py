@@ -267,7 +267,7 @@ def test_n_init_keeps_the_best_run(xp):
     assert best_of_5.inertia_ == pytest.approx(min(singles), rel=1e-9)
 
 
-def test_n_init_auto(xp):
+def test_n_init_auto():
     assert kmeans_xp._kmeans._resolve_n_init("auto", "k-means++") == 1
     assert kmeans_xp._kmeans._resolve_n_init("auto", "random") == 10
     assert kmeans_xp._kmeans._resolve_n_init("auto", np.zeros((2, 2))) == 1
