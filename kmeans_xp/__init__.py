@@ -4,17 +4,34 @@ The same code clusters NumPy arrays on the CPU, CuPy arrays and PyTorch tensors 
 returns its results in the caller's library, on the caller's device.
 """
 
+from ._elbow import ElbowResult, elbow, knee_point
 from ._kmeans import KMeans, KMeansResult, kmeans, kmeans_plusplus
-from .exceptions import ConvergenceWarning, NotFittedError
+from ._metrics import (
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_samples,
+    silhouette_score,
+)
+from ._persistence import load
+from .exceptions import ConvergenceWarning, ModelFileError, NotFittedError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",
+    "ElbowResult",
     "KMeans",
     "KMeansResult",
+    "ModelFileError",
     "NotFittedError",
     "__version__",
+    "calinski_harabasz_score",
+    "davies_bouldin_score",
+    "elbow",
     "kmeans",
     "kmeans_plusplus",
+    "knee_point",
+    "load",
+    "silhouette_samples",
+    "silhouette_score",
 ]

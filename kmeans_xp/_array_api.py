@@ -14,6 +14,7 @@ import numpy as np
 from array_api_compat import device as array_device
 
 __all__ = [
+    "BACKENDS",
     "accumulation_dtype",
     "array_device",
     "as_supported_array",
@@ -25,6 +26,7 @@ __all__ = [
     "is_torch",
     "library_name",
     "move_to",
+    "to_backend",
     "to_numpy",
 ]
 
@@ -156,3 +158,56 @@ def free_device_memory(xp: ModuleType, device: Any) -> int | None:
         reserved_unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return int(free) + int(reserved_unused)
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing a library by name (the command line's --backend)
+# --------------------------------------------------------------------------------------------
+
+BACKENDS = ("auto", "numpy", "cupy", "torch")
+
+
+def _cupy_gpu() -> Any:
+    """The cupy module if it imports and sees a GPU, else None."""
+    try:
+        import cupy
+
+        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
+    except Exception:  # not installed, no driver, no device
+        return None
+
+
+def _torch_module() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def to_backend(X: np.ndarray, backend: str) -> tuple[Array, str]:
+    """Move host data to the library named ``backend``; return it and a description.
+
+    ``"auto"`` picks a GPU when one is usable (CuPy first, then PyTorch CUDA) and NumPy
+    otherwise. ``"torch"`` uses CUDA when available, else the CPU. ``"cupy"`` needs a GPU.
+    """
+    if backend not in BACKENDS:
+        msg = f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}."
+        raise ValueError(msg)
+    if backend in ("auto", "cupy"):
+        cupy = _cupy_gpu()
+        if cupy is not None:
+            return cupy.asarray(X), "cupy (CUDA device 0)"
+        if backend == "cupy":
+            msg = "backend 'cupy' needs CuPy and a usable CUDA GPU; none was found."
+            raise ValueError(msg)
+    if backend in ("auto", "torch"):
+        torch = _torch_module()
+        if torch is not None and torch.cuda.is_available():
+            return torch.asarray(X, device="cuda"), "torch (cuda:0)"
+        if backend == "torch":
+            if torch is None:
+                msg = "backend 'torch' needs PyTorch, which is not installed."
+                raise ValueError(msg)
+            return torch.asarray(X), "torch (cpu)"
+    return X, "numpy (cpu)"

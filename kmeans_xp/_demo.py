@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ._elbow import ElbowResult, elbow
 from ._kmeans import KMeans
 
 
@@ -15,66 +18,68 @@ def tutorial_blobs() -> np.ndarray:
     return np.vstack([rng.normal(center, 1.0, (50, 2)) for center in (0.0, 5.0, 10.0)])
 
 
-def elbow_inertias(X: np.ndarray, ks: range, random_state: int) -> list[float]:
-    """Inertia (the true sum of squared distances) of a fit for each K."""
-    return [KMeans(n_clusters=k, random_state=random_state).fit(X).inertia_ for k in ks]
-
-
-def run_demo(out_dir: Path, *, plot: bool = True, random_state: int = 0) -> dict:
+def run_demo(
+    out_dir: Path,
+    *,
+    plot: bool = True,
+    random_state: int = 0,
+    printer: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Fit the tutorial data, print the result, and write clusters.png and elbow.png.
 
     Plots are written only when matplotlib is installed (the ``plot`` extra) and ``plot`` is
-    true. Returns what was printed, as a dict, for tests.
+    true. Returns the model, the elbow result, the files written and a JSON-able summary.
     """
     X = tutorial_blobs()
     model = KMeans(n_clusters=3, random_state=random_state).fit(X)
     order = np.argsort(model.cluster_centers_[:, 0])  # print centers left to right
-    print("kmeans_xp demo: the tutorial's three blobs (150 points, 2-D), K=3")
+    printer("kmeans_xp demo: the tutorial's three blobs (150 points, 2-D), K=3")
     for i, c in enumerate(model.cluster_centers_[order]):
         size = int(np.sum(model.labels_ == order[i]))
-        print(f"  center {i + 1}: ({c[0]:7.3f}, {c[1]:7.3f})  {size} points")
-    print(f"  inertia: {model.inertia_:.4f}")
-    print(f"  iterations: {model.n_iter_}")
-    ks = range(1, 10)
-    inertias = elbow_inertias(X, ks, random_state)
-    curve = ", ".join(f"{k}: {v:.1f}" for k, v in zip(ks, inertias, strict=True))
-    print(f"  elbow (K: inertia): {curve}")
-    written = []
+        printer(f"  center {i + 1}: ({c[0]:7.3f}, {c[1]:7.3f})  {size} points")
+    printer(f"  inertia: {model.inertia_:.4f}")
+    printer(f"  iterations: {model.n_iter_}")
+    curve = elbow(X, range(1, 10), random_state=random_state)
+    points = ", ".join(f"{k}: {v:.1f}" for k, v in zip(curve.ks, curve.inertias, strict=True))
+    printer(f"  elbow (K: inertia): {points}")
+    printer(f"  suggested K (knee of the elbow curve): {curve.suggested_k}")
+    written: list[Path] = []
     if plot:
         try:
             import matplotlib
         except ImportError:
-            print("  matplotlib is not installed (pip install 'kmeans-xp[plot]'): no plots.")
+            printer("  matplotlib is not installed (pip install 'kmeans-xp[plot]'): no plots.")
         else:
             matplotlib.use("Agg")
-            written = _write_plots(X, model, ks, inertias, out_dir)
+            written = _write_plots(X, model, curve, out_dir)
             for path in written:
-                print(f"  wrote {path}")
-    return {"model": model, "inertias": inertias, "written": written}
+                printer(f"  wrote {path}")
+    summary = {
+        "centers": model.cluster_centers_[order].tolist(),
+        "inertia": float(model.inertia_),
+        "n_iter": int(model.n_iter_),
+        "elbow": curve.as_dict(),
+        "files": [str(p) for p in written],
+    }
+    return {"model": model, "elbow": curve, "inertias": curve.inertias, "written": written,
+            "summary": summary}  # fmt: skip
 
 
-def _write_plots(X, model, ks, inertias, out_dir: Path) -> list[Path]:
+def _write_plots(X: np.ndarray, model: KMeans, curve: ElbowResult, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for k in range(model.n_clusters):
-        members = X[model.labels_ == k]
-        ax.scatter(members[:, 0], members[:, 1], s=18, label=f"Cluster {k + 1}")
-    centers = model.cluster_centers_
-    ax.scatter(centers[:, 0], centers[:, 1], c="black", marker="x", s=100, label="Centroids")
-    ax.set_title("K-Means clustering (kmeans_xp)")
-    ax.legend()
-    clusters_png = out_dir / "clusters.png"
-    fig.savefig(clusters_png, dpi=100)
-    plt.close(fig)
+    from .plot import plot_clusters, plot_elbow
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(list(ks), inertias, marker="o")
-    ax.set_xlabel("K")
-    ax.set_ylabel("Inertia (sum of squared distances)")
-    ax.set_title("Elbow method")
-    elbow_png = out_dir / "elbow.png"
-    fig.savefig(elbow_png, dpi=100)
-    plt.close(fig)
-    return [clusters_png, elbow_png]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, draw in (
+        ("clusters.png", lambda ax: plot_clusters(X, model, ax=ax, title="K-Means (kmeans_xp)")),
+        ("elbow.png", lambda ax: plot_elbow(curve, ax=ax)),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 5))
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=100)
+        plt.close(fig)
+        written.append(out_dir / name)
+    return written

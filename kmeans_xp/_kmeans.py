@@ -7,8 +7,10 @@ the caller's device.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 from ._array_api import Array, array_device, library_name, move_to
@@ -228,7 +230,13 @@ def _fit(
     tol: Any,
     verbose: Any,
     random_state: Any,
+    on_iteration: Callable[[int, int], None] | None = None,
 ) -> tuple[KMeansResult, _Prepared]:
+    """Validate, run ``n_init`` initialisations + Lloyd, keep the best run.
+
+    ``on_iteration(run, n_iter)``, when given, is called after every Lloyd iteration (the
+    command line's progress bar).
+    """
     n_clusters = check_integer(n_clusters, "n_clusters", minimum=1)
     max_iter = check_integer(max_iter, "max_iter", minimum=1)
     tol = check_tolerance(tol)
@@ -262,6 +270,7 @@ def _fit(
             verbose=bool(verbose),
             block_rows=prep.block_rows,
             xp=xp,
+            on_iteration=None if on_iteration is None else partial(on_iteration, run),
         )
         labels, inertia = labels_and_inertia(
             prep.X, centers, prep.weights, offset=prep.offset, block_rows=prep.block_rows, xp=xp
@@ -434,6 +443,12 @@ class KMeans(ClustererMixin, ParamsMixin):
         -------
         self : KMeans
         """
+        return self._fit(X, sample_weight)
+
+    def _fit(
+        self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None = None
+    ) -> KMeans:
+        """``fit``, with the per-iteration hook the command line's progress bar uses."""
         result, prep = _fit(
             X,
             self.n_clusters,
@@ -444,6 +459,7 @@ class KMeans(ClustererMixin, ParamsMixin):
             tol=self.tol,
             verbose=self.verbose,
             random_state=self.random_state,
+            on_iteration=on_iteration,
         )
         self.cluster_centers_ = result.centers
         self.labels_ = result.labels
@@ -463,6 +479,41 @@ class KMeans(ClustererMixin, ParamsMixin):
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return ``transform(X)``."""
         return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    # ---- model files and pickling -------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` as an ``.npz`` file (no pickle); see :func:`load`.
+
+        The file holds the centers, the training labels, the training mean and JSON metadata
+        (format version, parameters, n_features, dtype, inertia, n_iter, kmeans_xp version, a
+        SHA-256 checksum). Arrays are saved from any library; ``load(path, like=...)`` puts them
+        back in any library and device.
+
+        A callable ``init`` cannot be saved (a model file never holds code): a ``TypeError``
+        says so. A ``random_state`` that is a Generator or RandomState is stored as None.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> from kmeans_xp import KMeans, load
+        >>> km = KMeans(n_clusters=2, random_state=0).fit(np.array([[0.0], [1.0], [9.0], [10.0]]))
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> km.save(path)
+        >>> load(path).predict(np.array([[0.2], [9.5]])).tolist() == km.predict(
+        ...     np.array([[0.2], [9.5]])).tolist()
+        True
+        """
+        from ._persistence import save_model
+
+        save_model(self, path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The per-library copies of the centers are a cache: rebuilt on demand, never pickled.
+        state = self.__dict__.copy()
+        if "_fitted_cache" in state:
+            state["_fitted_cache"] = {}
+        return state
 
     # ---- using the fitted centers ------------------------------------------------------------
 

@@ -149,6 +149,7 @@ def lloyd(
     verbose: bool,
     block_rows: int,
     xp: ModuleType,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> tuple[Array, int]:
     """Run Lloyd iterations from ``initial_centers``; return the final centers and iterations run.
 
@@ -156,6 +157,8 @@ def lloyd(
     center shift Σ‖c_new − c‖² is ≤ ``tol`` (absolute; the caller scales it by the data's
     variance), or after ``max_iter`` iterations. Each iteration reads three scalars back to the
     host (empty clusters, shift, labels changed) and nothing else.
+
+    ``on_iteration(n_iter)``, when given, is called after each iteration (progress bars).
 
     The returned labels are not final: the caller recomputes labels and inertia for the returned
     centers (``labels_and_inertia``), so all three always agree.
@@ -182,6 +185,8 @@ def lloyd(
         step = xp.astype(new_centers - centers, acc)
         shift = float(xp.sum(step * step))
         centers = new_centers
+        if on_iteration is not None:
+            on_iteration(n_iter)
         if verbose:
             inertia = float(xp.sum(xp.astype(weights, acc) * xp.astype(sq_dist, acc)))
             moved = f", {n_empty} empty cluster(s) refilled" if n_empty else ""

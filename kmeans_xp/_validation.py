@@ -19,6 +19,7 @@ from ._array_api import (
     get_namespace,
     library_name,
     move_to,
+    to_numpy,
 )
 from ._primitives import row_blocks
 
@@ -187,3 +188,29 @@ def check_initial_centers(
     centers = xp.astype(centers, X.dtype)
     check_finite(centers, name, xp=xp, block_rows=n_clusters)
     return centers
+
+
+def check_labels(labels: Any, n_samples: int, name: str = "labels") -> tuple[np.ndarray, int]:
+    """Cluster labels of any values -> (int64 codes 0..n_labels-1 on the host, n_labels).
+
+    Labels are copied to the host to be encoded (n integers, small next to X); callers move the
+    codes to X's device.
+    """
+    labels = to_numpy(as_supported_array(labels, name))
+    if labels.ndim != 1:
+        msg = f"{name} must be 1-D of shape (n_samples,), got shape {labels.shape}."
+        raise ValueError(msg)
+    if labels.shape[0] != n_samples:
+        msg = (
+            f"{name} must have one entry per sample: X has {n_samples} samples, {name} has "
+            f"{labels.shape[0]}."
+        )
+        raise ValueError(msg)
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        msg = f"{name} contains NaN or infinite values."
+        raise ValueError(msg)
+    if labels.dtype.kind == "O":
+        msg = f"{name} must be an array of numbers or strings, got dtype object."
+        raise TypeError(msg)
+    values, codes = np.unique(labels, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64), int(values.shape[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "NotFittedError"]
+__all__ = ["ConvergenceWarning", "ModelFileError", "NotFittedError"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -15,3 +15,7 @@ class NotFittedError(ValueError, AttributeError):
 
 class ConvergenceWarning(UserWarning):
     """The fit finished, but its result is degenerate (e.g. fewer distinct clusters than asked)."""
+
+
+class ModelFileError(ValueError):
+    """A model file could not be read: not a kmeans_xp model, damaged, or modified after saving."""
