@@ -23,6 +23,7 @@ __all__ = [
     "get_namespace",
     "is_cupy",
     "is_numpy",
+    "is_supported_array",
     "is_torch",
     "library_name",
     "move_to",
@@ -72,7 +73,7 @@ def library_name(x: Array) -> str:
     return module
 
 
-def _is_supported_array(x: Any) -> bool:
+def is_supported_array(x: Any) -> bool:
     return (
         array_api_compat.is_numpy_array(x)
         or array_api_compat.is_cupy_array(x)
@@ -90,7 +91,7 @@ def as_supported_array(x: Any, name: str) -> Array:
     Anything else (lists, pandas objects, JAX arrays, ...) is converted with ``numpy.asarray``, as
     scikit-learn does. Dask arrays are refused rather than silently computed into memory.
     """
-    if _is_supported_array(x):
+    if is_supported_array(x):
         return x
     if array_api_compat.is_dask_array(x):
         msg = f"{name} is a dask array; dask input is not supported yet (compute it first)."
@@ -121,7 +122,7 @@ def move_to(x: Array, xp: ModuleType, device: Any) -> Array:
     """
     if get_namespace(x) is xp and array_device(x) == device:
         return x
-    if array_api_compat.is_numpy_array(x) or not _is_supported_array(x):
+    if array_api_compat.is_numpy_array(x) or not is_supported_array(x):
         return xp.asarray(np.asarray(x), device=device)
     if get_namespace(x) is xp:
         return array_api_compat.to_device(x, device)

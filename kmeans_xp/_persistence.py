@@ -21,6 +21,7 @@ from ._array_api import (
     array_device,
     as_supported_array,
     get_namespace,
+    is_supported_array,
     library_name,
     move_to,
     to_numpy,
@@ -207,7 +208,12 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
     if like is None:
         xp, device = get_namespace(np.empty(0)), "cpu"
     else:
-        like = as_supported_array(like, "like")
+        if not is_supported_array(like):
+            msg = (
+                "like must be an array (NumPy, CuPy, PyTorch or array-api-strict) whose library "
+                f"and device the model should use, got {type(like).__name__}."
+            )
+            raise TypeError(msg)
         xp, device = get_namespace(like), array_device(like)
     metadata, arrays = _read(path)
     _check(path, metadata, arrays)

@@ -148,7 +148,7 @@ def test_bad_sample_size_is_refused():
     X, labels = labelled_data(n=50)
     with pytest.raises(ValueError, match="sample_size must be between 2 and n_samples=50, got 51"):
         silhouette_score(X, labels, sample_size=51)
-    with pytest.raises(TypeError, match="sample_size must be None or an integer, got 0.5"):
+    with pytest.raises(TypeError, match=r"sample_size must be None or an integer, got 0\.5"):
         silhouette_score(X, labels, sample_size=0.5)
     with pytest.raises(ValueError, match="random_state must be a non-negative integer"):
         silhouette_score(X, labels, sample_size=10, random_state=-1)

@@ -1,0 +1,222 @@
+"""Model files (save / load, no pickle, tamper-evident) and pickling, on every backend."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from kmeans_xp import KMeans, ModelFileError, NotFittedError, load
+from kmeans_xp._array_api import library_name
+from kmeans_xp._demo import tutorial_blobs
+
+
+def fitted(xp, **params):
+    X = xp.asarray(tutorial_blobs().astype(np.float32))
+    return KMeans(n_clusters=3, random_state=0, **params).fit(X), X
+
+
+def rewrite(path, change):
+    """Load the archive's arrays, let ``change`` edit the dict, write it back."""
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    change(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def metadata_of(arrays):
+    return json.loads(str(arrays["metadata"]))
+
+
+def set_metadata(arrays, metadata):
+    arrays["metadata"] = np.asarray(json.dumps(metadata))
+
+
+def test_save_load_round_trip_on_every_backend(xp, tmp_path):
+    model, X = fitted(xp, n_init=2, max_iter=50)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    for like in (None, X):
+        loaded = load(path, like=like)
+        expected_library = "numpy" if like is None else library_name(X)
+        assert library_name(loaded.cluster_centers_) == expected_library
+        assert library_name(loaded.labels_) == expected_library
+        np.testing.assert_array_equal(
+            xp.to_numpy(loaded.cluster_centers_), xp.to_numpy(model.cluster_centers_)
+        )
+        np.testing.assert_array_equal(xp.to_numpy(loaded.labels_), xp.to_numpy(model.labels_))
+        assert xp.to_numpy(loaded.cluster_centers_).dtype == np.float32
+        assert loaded.inertia_ == model.inertia_
+        assert loaded.n_iter_ == model.n_iter_
+        assert loaded.n_features_in_ == 2
+        assert loaded.get_params() == model.get_params()
+        np.testing.assert_array_equal(xp.to_numpy(loaded.predict(X)), xp.to_numpy(model.predict(X)))
+    if xp.name.startswith("torch") or xp.name == "cupy":
+        assert load(path, like=X).cluster_centers_.device == X.device
+
+
+def test_a_model_saved_from_torch_loads_as_numpy(backend_named, tmp_path):
+    torch_backend = backend_named("torch")
+    model, X_torch = fitted(torch_backend)
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    X = tutorial_blobs().astype(np.float32)
+    assert isinstance(loaded.cluster_centers_, np.ndarray)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X_torch).numpy())
+    assert loaded.score(X) == pytest.approx(model.score(X_torch), rel=1e-6)
+
+
+def test_the_file_is_an_npz_with_json_metadata_and_no_pickle(tmp_path):
+    model, _ = fitted(_numpy())
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["cluster_centers", "labels", "metadata", "offset"]
+        metadata = json.loads(str(npz["metadata"]))
+    assert metadata["format"] == "kmeans_xp.KMeans"
+    assert metadata["format_version"] == 1
+    assert metadata["n_features_in"] == 2
+    assert metadata["dtype"] == "float32"
+    assert metadata["inertia"] == model.inertia_
+    assert metadata["params"]["n_clusters"] == 3
+    assert len(metadata["sha256"]) == 64
+    with zipfile.ZipFile(tmp_path / "m.npz") as z:
+        assert all(name.endswith(".npy") for name in z.namelist())
+
+
+def test_an_explicit_init_array_is_kept(tmp_path):
+    X = tutorial_blobs()
+    init = X[[0, 60, 120]]
+    model = KMeans(n_clusters=3, init=init).fit(X)
+    model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.init, init)
+    np.testing.assert_array_equal(loaded.cluster_centers_, model.cluster_centers_)
+
+
+def test_callable_init_cannot_be_saved_and_generators_are_not_kept(tmp_path):
+    X = tutorial_blobs()
+    model = KMeans(n_clusters=3, init=lambda X, k, rng: X[:k], n_init=1).fit(X)
+    with pytest.raises(TypeError, match="init is a callable, and a model file never stores code"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    model = KMeans(n_clusters=3, random_state=np.random.default_rng(0)).fit(X)
+    model.save(tmp_path / "g.npz")
+    assert load(tmp_path / "g.npz").random_state is None
+
+
+def test_an_unfitted_model_cannot_be_saved(tmp_path):
+    with pytest.raises(NotFittedError):
+        KMeans().save(tmp_path / "m.npz")
+
+
+def _numpy():
+    from tests.conftest import _backend
+
+    return _backend("numpy")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a["cluster_centers"].__setitem__((0, 0), 99.0), "checksum does not match"),
+        (lambda a: a["labels"].__setitem__(0, 2), "checksum does not match"),
+        (lambda a: a.pop("offset"), "holds arrays"),
+        (lambda a: a.__setitem__("extra", np.zeros(3)), "holds arrays"),
+        (lambda a: a.pop("metadata"), "no metadata entry"),
+        (lambda a: a.__setitem__("metadata", np.asarray("{not json")), "metadata is not JSON"),
+        (lambda a: a.__setitem__("metadata", np.asarray("{}")), "does not name the format"),
+    ],
+)
+def test_a_tampered_or_damaged_file_is_rejected(tmp_path, change, message):
+    model, _ = fitted(_numpy())
+    path = tmp_path / "m.npz"
+    model.save(path)
+    rewrite(path, change)
+    with pytest.raises(ModelFileError, match=message):
+        load(path)
+
+
+def test_edited_metadata_is_caught_by_the_checksum(tmp_path):
+    model, _ = fitted(_numpy())
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    def change(arrays):
+        metadata = metadata_of(arrays)
+        metadata["inertia"] = 0.0
+        set_metadata(arrays, metadata)
+
+    rewrite(path, change)
+    with pytest.raises(ModelFileError, match="checksum does not match"):
+        load(path)
+
+
+def test_a_consistent_but_invalid_file_is_rejected(tmp_path):
+    """A forged file with a recomputed checksum still has to make sense."""
+    from kmeans_xp._persistence import _digest
+
+    model, _ = fitted(_numpy())
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    def forge(arrays):
+        arrays["labels"][0] = 7  # a label outside 0..2
+        metadata = metadata_of(arrays)
+        del metadata["sha256"]
+        data = {k: v for k, v in arrays.items() if k != "metadata"}
+        metadata["sha256"] = _digest(data, metadata)
+        set_metadata(arrays, metadata)
+
+    rewrite(path, forge)
+    with pytest.raises(ModelFileError, match=r"labels fall outside 0..2"):
+        load(path)
+
+
+def test_a_newer_format_version_asks_for_an_upgrade(tmp_path):
+    model, _ = fitted(_numpy())
+    path = tmp_path / "m.npz"
+    model.save(path)
+
+    def newer(arrays):
+        metadata = metadata_of(arrays)
+        metadata["format_version"] = 99
+        set_metadata(arrays, metadata)
+
+    rewrite(path, newer)
+    with pytest.raises(ModelFileError, match=r"format version 99.*Upgrade kmeans_xp"):
+        load(path)
+
+
+def test_files_that_are_not_models(tmp_path):
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(ModelFileError, match=r"not an \.npz archive"):
+        load(tmp_path / "garbage.npz")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(ModelFileError, match=r"not an \.npz archive"):
+        load(tmp_path / "array.npy")
+    # An object array would need unpickling: it is refused, never executed.
+    with open(tmp_path / "pickled.npz", "wb") as f:
+        np.savez(f, metadata=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ModelFileError, match="could not be read"):
+        load(tmp_path / "pickled.npz")
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.npz")
+
+
+def test_like_must_be_an_array():
+    with pytest.raises(TypeError, match=r"like must be an array .* got object"):
+        load("whatever.npz", like=object())
+
+
+def test_pickling_the_estimator_on_every_backend(xp):
+    model, X = fitted(xp)
+    model.predict(X)  # fills the per-library cache, which is not pickled
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone._fitted_cache == {}
+    np.testing.assert_array_equal(xp.to_numpy(clone.predict(X)), xp.to_numpy(model.predict(X)))
+    assert library_name(clone.cluster_centers_) == library_name(X)
+    assert clone.inertia_ == model.inertia_
