@@ -7,7 +7,7 @@ import kmeans_xp
 
 def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(kmeans_xp) if not name.startswith("_")}
-    modules = {"exceptions"}  # submodules import as attributes
+    modules = {"exceptions", "plot"}  # submodules import as attributes
     assert set(kmeans_xp.__all__) - {"__version__"} == public - modules
     for name in kmeans_xp.__all__:
         assert getattr(kmeans_xp, name) is not None
@@ -19,5 +19,15 @@ def test_docstring_examples_run():
     from kmeans_xp import _kmeans
 
     result = doctest.testmod(_kmeans, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 3
+    assert result.attempted >= 6  # kmeans, KMeans, KMeans.save
     assert result.failed == 0
+
+
+def test_plot_module_is_public_and_lazy():
+    import subprocess
+    import sys
+
+    # Importing kmeans_xp (and kmeans_xp.plot) must not import matplotlib.
+    code = "import sys, kmeans_xp, kmeans_xp.plot; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
