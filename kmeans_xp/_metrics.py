@@ -191,29 +191,31 @@ def silhouette_score(
     0.899749
     """
     if sample_size is not None:
-        X_checked, xp, device = check_data(X, "X")
-        n_samples = X_checked.shape[0]
-        if isinstance(sample_size, bool) or not isinstance(sample_size, numbers.Integral):
-            msg = f"sample_size must be None or an integer, got {sample_size!r}."
-            raise TypeError(msg)
-        if not 2 <= sample_size <= n_samples:
-            msg = f"sample_size must be between 2 and n_samples={n_samples}, got {sample_size!r}."
-            raise ValueError(msg)
-        codes, _ = check_labels(labels, n_samples)
-        rng = _subsample_rng(random_state)
-        rows = np.sort(rng.permutation(n_samples)[:sample_size])
-        X = xp.take(X_checked, xp.asarray(rows, device=device), axis=0)
+        X, xp, device = check_data(X, "X")
+        codes, _ = check_labels(labels, X.shape[0])
+        rows = subsample_rows(X.shape[0], sample_size, random_state)
+        X = xp.take(X, xp.asarray(rows, device=device), axis=0)
         labels = codes[rows]
     data = _Scored(X, labels)
     return float(data.xp.mean(_silhouette_samples(data)))
 
 
-def _subsample_rng(random_state: Any) -> Any:
-    # An int seeds a RandomState, as scikit-learn does, so the same seed scores the same rows.
+def subsample_rows(n_samples: int, sample_size: Any, random_state: Any) -> np.ndarray:
+    """Sorted indices of ``sample_size`` rows drawn without replacement (validated).
+
+    An int seed draws from a ``RandomState``, as scikit-learn does, so a seed picks the same rows
+    as scikit-learn's ``silhouette_score``.
+    """
+    if isinstance(sample_size, bool) or not isinstance(sample_size, numbers.Integral):
+        msg = f"sample_size must be None or an integer, got {sample_size!r}."
+        raise TypeError(msg)
+    if not 2 <= sample_size <= n_samples:
+        msg = f"sample_size must be between 2 and n_samples={n_samples}, got {sample_size!r}."
+        raise ValueError(msg)
+    rng = check_random_state(random_state)  # validates, and the usual message for a bad seed
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        check_random_state(random_state)  # the usual message for a negative seed
-        return np.random.RandomState(int(random_state))
-    return check_random_state(random_state)
+        rng = np.random.RandomState(int(random_state))
+    return np.sort(rng.permutation(n_samples)[:sample_size])
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ._array_api import (
     move_to,
     to_numpy,
 )
-from ._metrics import silhouette_samples
+from ._metrics import silhouette_samples, subsample_rows
 from ._validation import check_data, check_finite, check_random_state
 
 __all__ = ["plot_clusters", "plot_elbow", "plot_silhouette"]
@@ -147,7 +147,7 @@ def plot_clusters(
     """
     ax = _axes(ax, "plot_clusters")
     X, xp, device = check_data(X, "X")
-    check_finite(X, "X", xp=xp, block_rows=max(1, X.shape[0]))
+    check_finite(X, "X", xp=xp, block_rows=65_536)
     n_samples = X.shape[0]
     if hasattr(labels_or_model, "cluster_centers_") and hasattr(labels_or_model, "predict"):
         labels = labels_or_model.predict(X)
@@ -271,14 +271,7 @@ def plot_silhouette(
     n_samples = X.shape[0]
     labels = _host_labels(labels, n_samples)
     if sample_size is not None:
-        if isinstance(sample_size, bool) or not isinstance(sample_size, int):
-            msg = f"sample_size must be None or an integer, got {sample_size!r}."
-            raise TypeError(msg)
-        if not 2 <= sample_size <= n_samples:
-            msg = f"sample_size must be between 2 and n_samples={n_samples}, got {sample_size}."
-            raise ValueError(msg)
-        rng = check_random_state(random_state)
-        rows = np.sort(rng.choice(n_samples, size=sample_size, replace=False))
+        rows = subsample_rows(n_samples, sample_size, random_state)
         X = xp.take(X, xp.asarray(rows, device=device), axis=0)
         labels = labels[rows]
     values = to_numpy(silhouette_samples(X, labels))
