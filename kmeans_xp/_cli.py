@@ -233,7 +233,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
 
     start = time.perf_counter()
     with bar:
-        model._fit(X, None, on_iteration=on_iteration)
+        model._fit_with_progress(X, None, on_iteration=on_iteration)
     seconds = time.perf_counter() - start
 
     centers = to_numpy(model.cluster_centers_)
@@ -321,8 +321,6 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
         )
         bar.update(len(args.k), "done")
     summary = {"input": str(args.input), "backend": where, **result.as_dict()}
-    if args.silhouette:  # JSON has no NaN: undefined silhouettes (K=1) are null
-        summary["silhouettes"] = [None if s != s else s for s in result.silhouettes]
     if args.plot is not None:
         from .plot import plot_elbow
 
@@ -351,6 +349,12 @@ def _command_predict(args: argparse.Namespace, out: _Printer) -> int:
 
     X, X_host, where = _load_input(args.input, args.backend)
     model = load(args.model, like=X)
+    if X_host.shape[1] != model.n_features_in_:
+        msg = (
+            f"{args.input} has {X_host.shape[1]} features, but the model in {args.model} was "
+            f"fitted on {model.n_features_in_}."
+        )
+        raise ValueError(msg)
     labels = to_numpy(model.predict(X))
     sizes = np.bincount(labels, minlength=int(model.cluster_centers_.shape[0]))
     summary = {

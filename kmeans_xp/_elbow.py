@@ -52,14 +52,17 @@ class ElbowResult:
     silhouettes: list[float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The result as plain Python values (for JSON)."""
+        """The result as plain Python values for JSON (an undefined silhouette becomes None)."""
+        silhouettes = None
+        if self.silhouettes is not None:
+            silhouettes = [None if math.isnan(s) else s for s in self.silhouettes]
         return {
             "ks": list(self.ks),
             "inertias": list(self.inertias),
             "fit_times": list(self.fit_times),
             "n_iters": list(self.n_iters),
             "suggested_k": self.suggested_k,
-            "silhouettes": None if self.silhouettes is None else list(self.silhouettes),
+            "silhouettes": silhouettes,
         }
 
 

@@ -443,9 +443,9 @@ class KMeans(ClustererMixin, ParamsMixin):
         -------
         self : KMeans
         """
-        return self._fit(X, sample_weight)
+        return self._fit_with_progress(X, sample_weight)
 
-    def _fit(
+    def _fit_with_progress(
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None = None
     ) -> KMeans:
         """``fit``, with the per-iteration hook the command line's progress bar uses."""

@@ -259,6 +259,8 @@ def test_bad_npy_files(tmp_path):
 def test_other_bad_input(data_files):
     folder, _ = data_files
     (folder / "damaged.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    np.save(folder / "three.npy", np.ones((4, 3)))
+    assert run("fit", "blobs.npy", "-k", "3", "--out", "o", "--quiet", cwd=folder).returncode == 0
     cases = [
         (["fit", "missing.csv", "-k", "2"], "missing.csv: no such file"),
         (["fit", "blobs.npy", "-k", "151"], "-k 151 is larger than the 150 rows of blobs.npy"),
@@ -266,6 +268,10 @@ def test_other_bad_input(data_files):
         (["elbow", "blobs.npy", "--k", "100:200"], "k_range must lie within 1..n_samples=150"),
         (["predict", "damaged.npz", "blobs.npy"], "not a valid kmeans_xp model file"),
         (["predict", "missing.npz", "blobs.npy"], "No such file"),
+        (
+            ["predict", "o/model.npz", "three.npy"],
+            "three.npy has 3 features, but the model in o/model.npz was fitted on 2",
+        ),
         (["fit", "blobs.npy", "-k", "2", "--backend", "cupy"], None),  # fine where cupy runs
     ]
     for args, message in cases:
@@ -341,6 +347,8 @@ def test_progress_bar_draws_on_a_terminal_only():
 def test_fit_progress_hook_sees_every_iteration():
     seen = []
     model = KMeans(n_clusters=3, n_init=2, init="random", random_state=0)
-    model._fit(tutorial_blobs(), None, on_iteration=lambda run, it: seen.append((run, it)))
+    model._fit_with_progress(
+        tutorial_blobs(), None, on_iteration=lambda run, it: seen.append((run, it))
+    )
     assert {run for run, _ in seen} == {0, 1}
     assert max(it for run, it in seen if run == 0) >= 1

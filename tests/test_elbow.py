@@ -51,6 +51,7 @@ def test_silhouettes_per_k(xp):
         assert s == pytest.approx(silhouette_score(X, labels), abs=1e-9)
     assert int(np.nanargmax(result.silhouettes)) + 1 == 3
     assert elbow(X, [2, 3], random_state=0).silhouettes is None
+    assert result.as_dict()["silhouettes"][0] is None  # JSON has no NaN
 
 
 def test_silhouette_sample_size_scores_fewer_rows():
