@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
@@ -42,3 +43,15 @@ def test_unknown_peer_is_a_usage_error(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 2
     assert "unknown peer" in done.stderr
+
+
+def test_silhouette_benchmark_scores_agree():
+    pytest.importorskip("sklearn")
+    command = [sys.executable, "-m", "benchmarks.silhouette", "--n", "600", "--d", "3", "--k", "4"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    scores = [
+        float(line.split("silhouette ")[1].split(",")[0]) for line in done.stdout.splitlines()
+    ]
+    assert len(scores) == 2
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)
