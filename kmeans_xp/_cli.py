@@ -180,7 +180,7 @@ def _cluster_table(centers: np.ndarray, sizes: np.ndarray) -> list[str]:
     return lines
 
 
-def _progress_hook(args: argparse.Namespace, total: int, label: str):
+def _progress_bar(args: argparse.Namespace, total: int, label: str):
     from ._progress import ProgressBar
 
     return ProgressBar(total, label, enabled=not (args.quiet or args.json))
@@ -226,7 +226,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     )
     auto_runs = 1 if args.init == "k-means++" else 10  # what KMeans's n_init="auto" means
     runs = auto_runs if args.n_init == "auto" else max(1, args.n_init)
-    bar = _progress_hook(args, runs * args.max_iter, "Lloyd iterations")
+    bar = _progress_bar(args, runs * args.max_iter, "Lloyd iterations")
 
     def on_iteration(run: int, n_iter: int) -> None:
         bar.update(run * args.max_iter + n_iter, f"run {run + 1}/{runs}, iteration {n_iter}")
@@ -300,7 +300,7 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
     from ._elbow import elbow_curve
 
     X, X_host, where = _load_input(args.input, args.backend)
-    bar = _progress_hook(args, len(args.k), "fitting K")
+    bar = _progress_bar(args, len(args.k), "fitting K")
     options = {
         "init": args.init,
         "n_init": args.n_init,

@@ -22,7 +22,13 @@ import numpy as np
 from ._array_api import Array, accumulation_dtype, free_device_memory
 from ._backends import segment_sum_for
 from ._lloyd import column_mean_and_variance
-from ._primitives import block_rows_for, row_blocks, squared_norms
+from ._primitives import (
+    DEVICE_BLOCK_BYTES_MAX,
+    DEVICE_BLOCK_FRACTION,
+    block_rows_for,
+    row_blocks,
+    squared_norms,
+)
 from ._validation import check_data, check_finite, check_labels, check_random_state
 
 __all__ = [
@@ -90,7 +96,9 @@ def _pairwise_distances(A: Array, B: Array, *, xp: ModuleType) -> Array:
 
 def _silhouette_block_rows(n_samples: int, n_labels: int, xp: ModuleType, device: Any) -> int:
     free = free_device_memory(xp, device)
-    budget = _HOST_SILHOUETTE_BYTES if free is None else max(free // 8, _HOST_SILHOUETTE_BYTES)
+    budget = _HOST_SILHOUETTE_BYTES
+    if free is not None:  # a GPU: the same share of free memory as the Lloyd blocks get
+        budget = min(max(free // DEVICE_BLOCK_FRACTION, budget), DEVICE_BLOCK_BYTES_MAX)
     # Per row: its n distances (and a temporary of the same size), its k cluster sums (twice).
     row_bytes = 8 * (2 * n_samples + 2 * n_labels + 8)
     return int(max(1, min(n_samples, budget // row_bytes)))
@@ -132,15 +140,15 @@ def _silhouette_samples(data: _Scored) -> Array:
     ones = xp.ones((n_samples,), dtype=acc, device=device)
     _, counts = segment_sum(ones[:, None], data.codes, ones, k, xp=xp)
     counts = xp.astype(counts, acc)
-    everything = data.block(0, n_samples)  # centered copy in float64; O(n·d) like X itself
-    all_sq = squared_norms(everything, xp=xp)
+    centered = data.block(0, n_samples)  # centered copy in float64; O(n·d) like X itself
+    all_sq = squared_norms(centered, xp=xp)
     rows = _silhouette_block_rows(n_samples, k, xp, device)
     columns = xp.arange(n_samples, device=device)
     inf = xp.asarray(float("inf"), dtype=acc, device=device)
     out = []
     for start, stop in row_blocks(n_samples, rows):
-        A = everything[start:stop, :]
-        sq = squared_norms(A, xp=xp)[:, None] - 2.0 * (A @ everything.T) + all_sq[None, :]
+        A = centered[start:stop, :]
+        sq = squared_norms(A, xp=xp)[:, None] - 2.0 * (A @ centered.T) + all_sq[None, :]
         # A point's distance to itself is exactly 0 (the GEMM form leaves rounding residue).
         own = xp.arange(start, stop, device=device)[:, None] == columns[None, :]
         dist = xp.where(own, xp.zeros_like(sq), xp.sqrt(xp.clip(sq, min=0.0)))

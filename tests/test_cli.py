@@ -122,7 +122,7 @@ def test_fit_options_reach_the_estimator(data_files):
     folder, X = data_files
     result = run(
         "fit", "blobs.npy", "-k", "4", "--init", "random", "--n-init", "3", "--max-iter", "1",
-        "--seed", "5", "--json", "--out", "o", cwd=folder,
+        "--seed", "5", "--json", "--out", "o", "--backend", "numpy", cwd=folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -352,3 +352,20 @@ def test_fit_progress_hook_sees_every_iteration():
     )
     assert {run for run, _ in seen} == {0, 1}
     assert max(it for run, it in seen if run == 0) >= 1
+
+
+def test_backend_choice():
+    from conftest import _gpu_count
+
+    from kmeans_xp._array_api import library_name, to_backend
+
+    X = np.ones((3, 2))
+    auto, where = to_backend(X, "auto")
+    gpu = _gpu_count("cupy") > 0 or _gpu_count("torch") > 0
+    assert (library_name(auto) != "numpy") == gpu, where
+    assert to_backend(X, "numpy")[0] is X
+    if _gpu_count("cupy") == 0:
+        with pytest.raises(ValueError, match="backend 'cupy' needs CuPy and a usable CUDA GPU"):
+            to_backend(X, "cupy")
+    with pytest.raises(ValueError, match="backend must be one of auto, numpy, cupy, torch"):
+        to_backend(X, "jax")

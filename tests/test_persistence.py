@@ -114,7 +114,7 @@ def test_an_unfitted_model_cannot_be_saved(tmp_path):
 
 
 def _numpy():
-    from tests.conftest import _backend
+    from conftest import _backend
 
     return _backend("numpy")
 
