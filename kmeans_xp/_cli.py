@@ -299,6 +299,9 @@ def _save_figure(draw: Callable[[Any], None], path: Path) -> None:
 def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
     from ._elbow import elbow_curve
 
+    if args.sample_size is not None and not args.silhouette:
+        msg = "--sample-size sets the silhouette's subsample; it needs --silhouette."
+        raise ValueError(msg)
     X, X_host, where = _load_input(args.input, args.backend)
     bar = _progress_bar(args, len(args.k), "fitting K")
     options = {

@@ -83,8 +83,12 @@ def _is_number(field: str) -> bool:
 
 
 def _read_table(path: Path, delimiter: str) -> np.ndarray:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        text = f.read()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not a UTF-8 text table (byte {exc.start} cannot be decoded)."
+        raise DataFileError(msg) from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         msg = f"{path}: the file holds no rows."

@@ -222,13 +222,17 @@ BAD_FILES = {
     "ragged.csv": ("1,2\n3,4,5\n", "line 2 has 3 fields, expected 2"),
     "nan.csv": ("1,2\nnan,4\n", "1 NaN or infinite value(s), the first at row 2, column 1"),
     "data.txt": ("1 2\n", "unsupported file type '.txt'"),
+    "latin1.csv": (b"a,\xe9\n1,2\n", "not a UTF-8 text table"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_input_files(tmp_path, name):
     content, message = BAD_FILES[name]
-    (tmp_path / name).write_text(content)
+    if isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    else:
+        (tmp_path / name).write_text(content)
     result = run("fit", name, "-k", "2", cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -266,6 +270,8 @@ def test_other_bad_input(data_files):
         (["fit", "blobs.npy", "-k", "151"], "-k 151 is larger than the 150 rows of blobs.npy"),
         (["fit", "blobs.npy", "-k", "0"], "n_clusters must be >= 1"),
         (["elbow", "blobs.npy", "--k", "100:200"], "k_range must lie within 1..n_samples=150"),
+        (["elbow", "blobs.npy", "--sample-size", "50"], "it needs --silhouette"),
+        (["fit", "blobs.npy", "-k", "2", "--n-init", "0"], "n_init must be >= 1"),
         (["predict", "damaged.npz", "blobs.npy"], "not a valid kmeans_xp model file"),
         (["predict", "missing.npz", "blobs.npy"], "No such file"),
         (
