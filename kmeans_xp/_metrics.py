@@ -180,7 +180,8 @@ def silhouette_score(
     labels : array-like of shape (n_samples,)
     sample_size : int, optional
         Score a random subsample of this many rows (drawn without replacement) instead of all;
-        the cost falls from O(n²·d) to O(sample_size²·d).
+        the cost falls from O(n²·d) to O(sample_size²·d). At least 2; more than n_samples
+        means all rows.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Chooses the subsample. An int seed picks the same rows as scikit-learn's
         ``silhouette_score`` with that seed.
@@ -209,16 +210,17 @@ def silhouette_score(
 
 
 def subsample_rows(n_samples: int, sample_size: Any, random_state: Any) -> np.ndarray:
-    """Sorted indices of ``sample_size`` rows drawn without replacement (validated).
+    """Sorted indices of ``min(sample_size, n_samples)`` rows drawn without replacement.
 
     An int seed draws from a ``RandomState``, as scikit-learn does, so a seed picks the same rows
-    as scikit-learn's ``silhouette_score``.
+    as scikit-learn's ``silhouette_score``; a ``sample_size`` beyond n_samples takes every row
+    (as there).
     """
     if isinstance(sample_size, bool) or not isinstance(sample_size, numbers.Integral):
         msg = f"sample_size must be None or an integer, got {sample_size!r}."
         raise TypeError(msg)
-    if not 2 <= sample_size <= n_samples:
-        msg = f"sample_size must be between 2 and n_samples={n_samples}, got {sample_size!r}."
+    if sample_size < 2:
+        msg = f"sample_size must be >= 2 (a silhouette needs two points), got {sample_size!r}."
         raise ValueError(msg)
     rng = check_random_state(random_state)  # validates, and the usual message for a bad seed
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):

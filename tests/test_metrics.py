@@ -146,8 +146,12 @@ def test_bad_labels_are_refused_with_a_clear_message(score):
 
 def test_bad_sample_size_is_refused():
     X, labels = labelled_data(n=50)
-    with pytest.raises(ValueError, match="sample_size must be between 2 and n_samples=50, got 51"):
-        silhouette_score(X, labels, sample_size=51)
+    with pytest.raises(ValueError, match=r"sample_size must be >= 2 .* got 1"):
+        silhouette_score(X, labels, sample_size=1)
+    # More rows than there are: every row, as scikit-learn does.
+    assert silhouette_score(X, labels, sample_size=51, random_state=0) == pytest.approx(
+        silhouette_score(X, labels), abs=1e-12
+    )
     with pytest.raises(TypeError, match=r"sample_size must be None or an integer, got 0\.5"):
         silhouette_score(X, labels, sample_size=0.5)
     with pytest.raises(ValueError, match="random_state must be a non-negative integer"):
