@@ -27,6 +27,7 @@ __all__ = [
     "is_torch",
     "library_name",
     "move_to",
+    "on_gpu",
     "to_backend",
     "to_numpy",
 ]
@@ -141,6 +142,11 @@ def accumulation_dtype(xp: ModuleType, device: Any) -> Any:
     except (AttributeError, TypeError):  # pragma: no cover - namespaces without inspection
         return xp.float64
     return available.get("float64", available.get("float32"))
+
+
+def on_gpu(xp: ModuleType, device: Any) -> bool:
+    """Whether arrays of ``xp`` on ``device`` live on a GPU (CuPy, or torch on CUDA)."""
+    return is_cupy(xp) or (is_torch(xp) and getattr(device, "type", "cpu") == "cuda")
 
 
 def free_device_memory(xp: ModuleType, device: Any) -> int | None:

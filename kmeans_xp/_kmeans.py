@@ -13,8 +13,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from ._array_api import Array, array_device, library_name, move_to
+from ._array_api import Array, array_device, library_name, move_to, on_gpu
 from ._base import ClustererMixin, ParamsMixin
+from ._hamerly import hamerly
 from ._init import default_local_trials, kmeans_plusplus_indices, random_indices
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
 from ._primitives import block_rows_for
@@ -30,6 +31,7 @@ from ._validation import (
 from .exceptions import ConvergenceWarning
 
 _INIT_STRINGS = ("k-means++", "random")
+_ALGORITHMS = ("auto", "lloyd", "hamerly", "elkan")
 
 
 class KMeansResult(NamedTuple):
@@ -166,6 +168,17 @@ def _check_init(init: Any) -> None:
         raise TypeError(msg)
 
 
+def _resolve_algorithm(algorithm: Any, xp: Any, device: Any) -> Callable:
+    """The iteration loop to run: plain Lloyd, or Lloyd pruned by Hamerly's bounds."""
+    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
+        msg = f"algorithm must be one of {', '.join(map(repr, _ALGORITHMS))}, got {algorithm!r}."
+        raise ValueError(msg)
+    if algorithm == "auto":
+        # Bounds save GEMM work on a CPU; on a GPU the dense GEMM beats the gathers they need.
+        return lloyd if on_gpu(xp, device) else hamerly
+    return lloyd if algorithm == "lloyd" else hamerly
+
+
 def _resolve_n_init(n_init: Any, init: Any) -> int:
     explicit = not isinstance(init, str) and not callable(init)
     if isinstance(n_init, str):
@@ -230,6 +243,7 @@ def _fit(
     tol: Any,
     verbose: Any,
     random_state: Any,
+    algorithm: Any = "auto",
     on_iteration: Callable[[int, int], None] | None = None,
 ) -> tuple[KMeansResult, _Prepared]:
     """Validate, run ``n_init`` initialisations + Lloyd, keep the best run.
@@ -248,6 +262,7 @@ def _fit(
     rng = check_random_state(random_state)
     prep = _prepare(X, n_clusters, sample_weight)
     xp = prep.xp
+    iterate = _resolve_algorithm(algorithm, xp, prep.device)
     if not isinstance(init, str) and not callable(init):
         # Validate an explicit init once, before any work.
         init = check_initial_centers(init, prep.X, n_clusters, xp=xp, device=prep.device)
@@ -260,7 +275,7 @@ def _fit(
         centers = _initial_centers(prep, n_clusters, init, rng, uniform_weights)
         if verbose:
             print(f"Initialization complete (run {run + 1} of {n_init}).")
-        centers, n_iter = lloyd(
+        centers, n_iter = iterate(
             prep.X,
             centers,
             prep.weights,
@@ -303,6 +318,7 @@ def kmeans(
     tol: float = 1e-4,
     verbose: int = 0,
     random_state: Any = None,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     """Cluster X with K-Means (Lloyd's algorithm); the functional form of :class:`KMeans`.
 
@@ -335,6 +351,7 @@ def kmeans(
         tol=tol,
         verbose=verbose,
         random_state=random_state,
+        algorithm=algorithm,
     )
     return result
 
@@ -368,6 +385,14 @@ class KMeans(ClustererMixin, ParamsMixin):
         If positive, print one line per iteration (inertia, center shift) and why a run stopped.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Randomness is drawn on the host, so one seed gives the same start on every backend.
+    algorithm : {"auto", "lloyd", "hamerly", "elkan"}, default "auto"
+        How each Lloyd iteration finds the nearest centers; all give the same iterations (labels
+        may differ only at genuine near-ties). ``"lloyd"``: every distance, by blocked GEMM.
+        ``"hamerly"``: triangle-inequality bounds (one upper, one lower per point, O(n) memory)
+        skip the rows that cannot change cluster; distances for the bounds are taken in float64.
+        ``"elkan"`` is accepted for scikit-learn code and runs ``"hamerly"``. ``"auto"``:
+        ``"hamerly"`` on a CPU, ``"lloyd"`` on a GPU (where the dense GEMM is cheaper than the
+        gathers pruning needs).
 
     Attributes
     ----------
@@ -417,6 +442,7 @@ class KMeans(ClustererMixin, ParamsMixin):
         tol: float = 1e-4,
         verbose: int = 0,
         random_state: Any = None,
+        algorithm: str = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -425,6 +451,7 @@ class KMeans(ClustererMixin, ParamsMixin):
         self.tol = tol
         self.verbose = verbose
         self.random_state = random_state
+        self.algorithm = algorithm
 
     # ---- fitting -----------------------------------------------------------------------------
 
@@ -459,6 +486,7 @@ class KMeans(ClustererMixin, ParamsMixin):
             tol=self.tol,
             verbose=self.verbose,
             random_state=self.random_state,
+            algorithm=self.algorithm,
             on_iteration=on_iteration,
         )
         self.cluster_centers_ = result.centers

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from ._array_api import Array, accumulation_dtype, array_device
-from ._backends import segment_sum_for
+from ._backends import assign_and_sum_for, segment_sum_for
 from ._primitives import assign_block, row_blocks, squared_norms
 
 
@@ -166,11 +166,12 @@ def lloyd(
     n_clusters = initial_centers.shape[0]
     acc = accumulation_dtype(xp, array_device(X))
     segment_sum = segment_sum_for(xp)
+    assign_and_sum = assign_and_sum_for(xp) or _assign_and_sum
     centers = initial_centers - offset
     previous_labels = None
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, partial, sums, counts = _assign_and_sum(
+        labels, partial, sums, counts = assign_and_sum(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
         )
         n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))

@@ -32,6 +32,7 @@ def test_get_and_set_params():
         "tol": 1e-3,
         "verbose": 0,
         "random_state": None,
+        "algorithm": "auto",
     }
     assert km.set_params(n_clusters=5, random_state=1) is km
     assert (km.n_clusters, km.random_state) == (5, 1)

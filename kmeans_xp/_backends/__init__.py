@@ -1,8 +1,9 @@
 """Library-specific fast versions of the primitives, chosen by namespace in one place.
 
 Each module here implements ``segment_sum`` with the same signature and results as
-``kmeans_xp._primitives.segment_sum`` (tested equal on random data). A library without a module
-here uses the standard-only version.
+``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy also has its own
+version of the whole assign-and-sum pass of a Lloyd iteration (``_lloyd._assign_and_sum``). A
+library without a module here uses the standard-only versions.
 """
 
 from __future__ import annotations
@@ -30,3 +31,12 @@ def segment_sum_for(xp: ModuleType) -> Callable:
 
         return _cupy.segment_sum
     return _primitives.segment_sum
+
+
+def assign_and_sum_for(xp: ModuleType) -> Callable | None:
+    """A library's own version of ``_lloyd._assign_and_sum``, or None to use the standard one."""
+    if is_numpy(xp):
+        from . import _numpy
+
+        return _numpy.assign_and_sum
+    return None

@@ -1,0 +1,294 @@
+"""Lloyd's algorithm with Hamerly's bounds: the same iterations, fewer distance computations.
+
+Each point keeps an upper bound u on the distance to its own center and a lower bound l on the
+distance to every other center. When centers move by δ, u grows by its center's δ and l shrinks
+by the largest δ of the others; a point whose u is below max(l, s) (s: half the distance from
+its center to the nearest other center) cannot change cluster, and is skipped. Only the rest are
+checked: first u is made exact, then, if still needed, the distances to all centers are computed
+for those rows alone (G. Hamerly, "Making k-means even faster", SDM 2010).
+
+The iterations are Lloyd's: same assignments (up to genuine near-ties, because distances here are
+taken in float64 where Lloyd's argmin uses X's dtype), same center updates, same empty-cluster
+repair, same stopping rules. It pays off on CPUs, where a skipped row saves its GEMM share; on a
+GPU the dense GEMM is cheaper than the gathers, and ``_kmeans`` keeps plain Lloyd there.
+
+Everything is standard array API (boolean-mask ``__setitem__`` scatters the checked rows back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from ._array_api import Array, accumulation_dtype, array_device
+from ._backends import assign_and_sum_for, segment_sum_for
+from ._lloyd import (
+    _assign_and_sum,
+    _centers_from_sums,
+    _sum_by_label,
+    relocate_empty_clusters,
+)
+from ._primitives import row_blocks, squared_norms
+
+# Distances behind the bounds come from the GEMM form in float64. Their rounding error is far
+# below 1e-7 of the data's scale except between nearly coincident points (a genuine tie), so
+# bounds loosened by this much of the scale never skip a row that would change cluster.
+_BOUND_SLACK = 1e-7
+# Bounds start once at most this fraction of the rows changed cluster in an iteration: before,
+# nearly every row fails its bound test and plain Lloyd passes are cheaper.
+_SWITCH_FRACTION = 0.1
+
+
+def _rows(X: Array, rows: Array, offset: Array, acc, *, xp: ModuleType) -> Array:
+    """Rows of X by index, centered, in the accumulation dtype."""
+    return xp.astype(xp.take(X, rows, axis=0), acc) - xp.astype(offset, acc)
+
+
+def _nearest_two(
+    X: Array, rows: Array | None, centers: Array, centers_acc: Array, offset: Array, *,
+    block_rows: int, xp: ModuleType,
+) -> tuple[Array, Array, Array]:  # fmt: skip
+    """For the given rows (all when None): nearest center, its distance, a lower bound on the
+    second's.
+
+    The argmin is Lloyd's own (``assign_block``'s GEMM form in X's dtype, on centered data), so a
+    row that is checked gets the label plain Lloyd would give it. The first distance is then taken
+    exactly, in the accumulation dtype, from the difference; the second is the GEMM form's value
+    lowered by that form's worst-case rounding error, so it stays a true lower bound.
+    """
+    acc = centers_acc.dtype
+    k, d = centers.shape
+    device = array_device(X)
+    columns = xp.arange(k, device=device)
+    c_sq = squared_norms(centers, xp=xp)
+    c_sq_max = float(xp.max(c_sq))
+    inf = xp.asarray(float("inf"), dtype=centers.dtype, device=device)
+    # |fl(‖x‖² − 2x·c + ‖c‖²) − exact| ≤ 2·d·ε·(‖x‖² + ‖c‖²) (dot products of length d).
+    relative_error = 2.0 * (d + 2) * _epsilon(centers.dtype, xp)
+    labels, first, second = [], [], []
+    n_rows = X.shape[0] if rows is None else rows.shape[0]
+    for start, stop in row_blocks(n_rows, block_rows):
+        picked = X[start:stop, :] if rows is None else xp.take(X, rows[start:stop], axis=0)
+        block = picked - offset
+        scores = block @ (-2.0 * centers).T + c_sq[None, :]  # as in assign_block
+        nearest = xp.argmin(scores, axis=1)
+        runner_up = xp.min(xp.where(columns[None, :] == nearest[:, None], inf, scores), axis=1)
+        x_sq = xp.astype(squared_norms(block, xp=xp), acc)
+        second_sq = x_sq + xp.astype(runner_up, acc) - relative_error * (x_sq + c_sq_max)
+        diff = xp.astype(block, acc) - xp.take(centers_acc, nearest, axis=0)
+        labels.append(nearest)
+        first.append(xp.sqrt(xp.sum(diff * diff, axis=1)))
+        second.append(xp.sqrt(xp.clip(second_sq, min=0.0)))
+    return xp.concat(labels), xp.concat(first), xp.concat(second)
+
+
+def _epsilon(dtype, xp: ModuleType) -> float:
+    return float(xp.finfo(dtype).eps)
+
+
+def _distance_to_own(
+    X: Array, rows: Array, labels: Array, centers: Array, offset: Array, *, block_rows: int, xp
+) -> Array:
+    """Exact distance from each given row to its own center (accumulation dtype)."""
+    parts = []
+    for start, stop in row_blocks(rows.shape[0], block_rows):
+        diff = _rows(X, rows[start:stop], offset, centers.dtype, xp=xp) - xp.take(
+            centers, labels[start:stop], axis=0
+        )
+        parts.append(xp.sqrt(xp.sum(diff * diff, axis=1)))
+    return xp.concat(parts)
+
+
+def _half_gaps(centers: Array, slack: float, *, xp: ModuleType) -> Array:
+    """Half the distance from each center to its nearest other center, loosened by ``slack``."""
+    k = centers.shape[0]
+    if k == 1:
+        return xp.asarray([float("inf")], dtype=centers.dtype, device=array_device(centers))
+    c_sq = squared_norms(centers, xp=xp)
+    sq = c_sq[:, None] - 2.0 * (centers @ centers.T) + c_sq[None, :]
+    index = xp.arange(k, device=array_device(centers))
+    inf = xp.asarray(float("inf"), dtype=centers.dtype, device=array_device(centers))
+    sq = xp.where(index[:, None] == index[None, :], inf, sq)
+    return xp.clip(0.5 * xp.sqrt(xp.clip(xp.min(sq, axis=1), min=0.0)) - slack, min=0.0)
+
+
+def _exact_sq_distances(
+    X: Array, labels: Array, centers: Array, offset: Array, *, block_rows: int, xp
+) -> Array:
+    n = X.shape[0]
+    rows = xp.arange(n, device=array_device(X))
+    own = _distance_to_own(X, rows, labels, centers, offset, block_rows=block_rows, xp=xp)
+    return own * own
+
+
+def hamerly(
+    X: Array,
+    initial_centers: Array,
+    weights: Array,
+    *,
+    offset: Array,
+    max_iter: int,
+    tol: float,
+    verbose: bool,
+    block_rows: int,
+    xp: ModuleType,
+    on_iteration: Callable[[int], None] | None = None,
+) -> tuple[Array, int]:
+    """Lloyd iterations from ``initial_centers``, pruned by Hamerly's bounds.
+
+    Same contract as ``_lloyd.lloyd``: returns the final centers (X's dtype, uncentered) and the
+    number of iterations run; stops on unchanged labels, on a squared center shift ≤ ``tol``, or
+    after ``max_iter`` iterations.
+    """
+    n_samples = X.shape[0]
+    n_clusters = initial_centers.shape[0]
+    device = array_device(X)
+    acc = accumulation_dtype(xp, device)
+    segment_sum = segment_sum_for(xp)
+    centers = initial_centers - offset  # centered, X's dtype (as in lloyd)
+    # The scale of the data, for the bounds' slack: the largest centered row norm.
+    scale = 0.0
+    for start, stop in row_blocks(n_samples, block_rows):
+        block = xp.astype(X[start:stop, :], acc) - xp.astype(offset, acc)
+        scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
+    unit_weights = bool(xp.all(weights == 1))
+    plain_pass = assign_and_sum_for(xp) or _assign_and_sum
+    bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
+    labels = upper = lower = sums = counts = None
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        c_acc = xp.astype(centers, acc)
+        slack = _BOUND_SLACK * (scale + float(xp.max(xp.abs(c_acc))) * centers.shape[1] ** 0.5)
+        previous = labels
+        if not bounded:  # early iterations: most rows move, bounds would only add work
+            labels, _, sums, counts = plain_pass(
+                X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
+            )
+            n_changed = None if previous is None else _count(labels != previous, xp)
+        elif upper is None:  # the switch to bounds, or after an empty-cluster repair: every row
+            labels, upper, lower = _nearest_two(
+                X, None, centers, c_acc, offset, block_rows=block_rows, xp=xp
+            )
+            sums, counts = _sum_by_label(
+                X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
+            )
+            n_changed = None if previous is None else _count(labels != previous, xp)
+        else:
+            labels, upper, lower, sums, counts, n_changed = _reassign(
+                X, weights, offset, centers, c_acc, labels, upper, lower, sums, counts, slack,
+                segment_sum=segment_sum, block_rows=block_rows, xp=xp,
+            )  # fmt: skip
+            if n_changed and not unit_weights:
+                # Weighted counts updated by subtraction could leave a 1e-17 where a cluster
+                # lost all its weight; recompute them (unit weights count exactly).
+                sums, counts = _sum_by_label(
+                    X, labels, weights, offset, n_clusters, segment_sum,
+                    block_rows=block_rows, xp=xp,
+                )  # fmt: skip
+
+        n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
+        if n_empty:
+            sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
+            before = labels
+            labels = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp)
+            sums, counts = _sum_by_label(
+                X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
+            )
+            n_changed = _count(labels != before, xp)
+        new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
+        step = xp.astype(new_centers - centers, acc)
+        moves = xp.sqrt(xp.sum(step * step, axis=1))
+        shift = float(xp.sum(moves * moves))
+        if verbose:
+            sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
+            inertia = float(xp.sum(xp.astype(weights, acc) * sq_dist))
+        centers = new_centers
+        if not bounded:
+            bounded = n_changed is not None and n_changed <= _SWITCH_FRACTION * n_samples
+        elif n_empty:
+            upper = None  # the repair moved rows by hand: rebuild every bound next iteration
+        else:
+            upper, lower = _loosen(upper, lower, labels, moves, xp=xp)
+        if on_iteration is not None:
+            on_iteration(n_iter)
+        if verbose:
+            moved = f", {n_empty} empty cluster(s) refilled" if n_empty else ""
+            print(f"Iteration {n_iter}: inertia {inertia:.6g}, center shift {shift:.3e}{moved}")
+        if n_changed == 0:
+            if verbose:
+                print(f"Converged at iteration {n_iter}: strict convergence (labels unchanged).")
+            break
+        if shift <= tol:
+            if verbose:
+                print(
+                    f"Converged at iteration {n_iter}: center shift {shift:.3e} "
+                    f"within tolerance {tol:.3e}."
+                )
+            break
+    else:
+        if verbose:
+            print(f"Stopped after max_iter={max_iter} iterations without converging.")
+    return centers + offset, n_iter
+
+
+def _loosen(upper: Array, lower: Array, labels: Array, moves: Array, *, xp) -> tuple[Array, Array]:
+    """Bounds after the centers moved: u grows by its center's move, l shrinks by the others'."""
+    upper = upper + xp.take(moves, labels, axis=0)
+    if moves.shape[0] == 1:
+        return upper, lower
+    biggest = xp.argmax(moves)
+    is_biggest = xp.arange(moves.shape[0], device=array_device(moves)) == biggest
+    runner_up = xp.max(xp.where(is_biggest, xp.zeros_like(moves), moves))
+    lower = lower - xp.where(labels == biggest, runner_up, xp.max(moves))
+    return upper, lower
+
+
+def _count(mask: Array, xp: ModuleType) -> int:
+    return int(xp.sum(xp.astype(mask, xp.int64)))
+
+
+def _reassign(
+    X, weights, offset, centers_x, centers, labels, upper, lower, sums, counts, slack, *,
+    segment_sum, block_rows, xp,
+):  # fmt: skip
+    """One pruned assignment: check only rows whose bounds allow a change; update the sums.
+
+    Returns labels, bounds, sums, counts and the number of rows that changed cluster.
+    """
+    n_clusters = centers.shape[0]
+    n_samples = labels.shape[0]
+    device = array_device(labels)
+    bound = xp.maximum(xp.take(_half_gaps(centers, slack, xp=xp), labels, axis=0), lower)
+    check = upper + slack > bound
+    if not bool(xp.any(check)):
+        return labels, upper, lower, sums, counts, 0
+    rows = xp.nonzero(check)[0]
+    own = _distance_to_own(
+        X, rows, xp.take(labels, rows, axis=0), centers, offset, block_rows=block_rows, xp=xp
+    )
+    upper[check] = own
+    still = own + slack > xp.take(bound, rows, axis=0)
+    if not bool(xp.any(still)):
+        return labels, upper, lower, sums, counts, 0
+    rows = xp.take(rows, xp.nonzero(still)[0], axis=0)
+    recheck = xp.zeros((n_samples,), dtype=xp.bool, device=device)
+    recheck[check] = still
+    nearest, first, second = _nearest_two(
+        X, rows, centers_x, centers, offset, block_rows=block_rows, xp=xp
+    )
+    old = xp.take(labels, rows, axis=0)
+    labels[recheck] = nearest
+    upper[recheck] = first
+    lower[recheck] = second
+    changed = nearest != old
+    n_changed = _count(changed, xp)
+    if n_changed:
+        moved = xp.nonzero(changed)[0]
+        moved_rows = xp.take(rows, moved, axis=0)
+        block = xp.take(X, moved_rows, axis=0) - offset
+        w = xp.take(weights, moved_rows, axis=0)
+        added, added_w = segment_sum(block, xp.take(nearest, moved, axis=0), w, n_clusters, xp=xp)
+        removed, removed_w = segment_sum(block, xp.take(old, moved, axis=0), w, n_clusters, xp=xp)
+        sums = sums + added - removed
+        counts = counts + added_w - removed_w
+    return labels, upper, lower, sums, counts, n_changed

@@ -1,0 +1,149 @@
+"""Lloyd and Hamerly-bounded iterations give the same fits; NumPy's own pass equals the standard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import assert_labels_are_argmin, blobs
+
+import kmeans_xp._backends._numpy as numpy_backend
+import kmeans_xp._hamerly as hamerly_module
+from kmeans_xp import KMeans, kmeans
+from kmeans_xp._array_api import get_namespace, on_gpu
+from kmeans_xp._backends import segment_sum_for
+from kmeans_xp._kmeans import _resolve_algorithm
+from kmeans_xp._lloyd import _assign_and_sum, lloyd
+
+
+@pytest.fixture(params=["from the start", "after the switch"])
+def bounds_start(request, monkeypatch):
+    """Run the bounded loop with bounds from iteration 2 on, or as it runs by default."""
+    if request.param == "from the start":
+        monkeypatch.setattr(hamerly_module, "_SWITCH_FRACTION", 1.0)
+    return request.param
+
+
+def overlapping_blobs(seed=0, n=150, k=6, d=3, dtype=np.float64):
+    """Touching clusters: many iterations, rows that change cluster late, some near the edge."""
+    rng = np.random.default_rng(seed)
+    X, _ = blobs(n // k, rng.normal(scale=2.0, size=(k, d)), sd=1.0, seed=seed, dtype=dtype)
+    return X
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hamerly_equals_lloyd_on_every_backend(xp, bounds_start, dtype):
+    for seed in range(3):
+        X = xp.asarray(overlapping_blobs(seed, dtype=dtype))
+        fits = {
+            algorithm: KMeans(
+                6, init="random", n_init=1, tol=0, random_state=seed, algorithm=algorithm
+            ).fit(X)
+            for algorithm in ("lloyd", "hamerly", "elkan")
+        }
+        ref = fits["lloyd"]
+        assert ref.n_iter_ > 3  # the bounds had work to do
+        for algorithm in ("hamerly", "elkan"):
+            fit = fits[algorithm]
+            np.testing.assert_array_equal(xp.to_numpy(fit.labels_), xp.to_numpy(ref.labels_))
+            np.testing.assert_allclose(
+                xp.to_numpy(fit.cluster_centers_), xp.to_numpy(ref.cluster_centers_),
+                rtol=1e-5 if dtype == np.float32 else 1e-10,
+            )  # fmt: skip
+            assert fit.n_iter_ == ref.n_iter_
+            assert fit.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
+
+
+def test_hamerly_with_weights_and_empty_clusters(xp, bounds_start):
+    X = overlapping_blobs(4, n=120, k=4)
+    w = np.random.default_rng(4).uniform(0.0, 3.0, size=len(X))
+    w[::7] = 0.0
+    # One initial center far away: its cluster empties at once and is refilled.
+    init = np.concatenate([X[:3], [[100.0, 100.0, 100.0]]])
+    results = [
+        kmeans(xp.asarray(X), 4, sample_weight=w, init=init, tol=0, algorithm=algorithm)
+        for algorithm in ("lloyd", "hamerly")
+    ]
+    (c1, l1, i1, n1), (c2, l2, i2, n2) = results
+    np.testing.assert_array_equal(xp.to_numpy(l1), xp.to_numpy(l2))
+    np.testing.assert_allclose(xp.to_numpy(c1), xp.to_numpy(c2), rtol=1e-10)
+    assert (n1, i1) == (n2, pytest.approx(i2, rel=1e-12))
+    assert np.isfinite(xp.to_numpy(c2)).all()
+    assert_labels_are_argmin(X, xp.to_numpy(c2), xp.to_numpy(l2))
+
+
+def test_hamerly_single_cluster_and_one_point_per_cluster(xp, bounds_start):
+    X = overlapping_blobs(5, n=30, k=3)
+    one = KMeans(1, algorithm="hamerly").fit(xp.asarray(X))
+    np.testing.assert_allclose(xp.to_numpy(one.cluster_centers_)[0], X.mean(axis=0), rtol=1e-12)
+    every = KMeans(30, algorithm="hamerly", random_state=0).fit(xp.asarray(X))
+    assert sorted(xp.to_numpy(every.labels_).tolist()) == list(range(30))
+
+
+def test_hamerly_verbose_prints_what_lloyd_prints(capsys, bounds_start):
+    X = overlapping_blobs(6)
+    for algorithm in ("lloyd", "hamerly"):
+        KMeans(6, init=X[:6], tol=0, verbose=1, algorithm=algorithm).fit(X)
+    lloyd_out, hamerly_out = _halves(capsys.readouterr().out)
+    assert hamerly_out == lloyd_out
+
+
+def _halves(text):
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Initialization complete")]
+    # The lines print inertias to 6 significant digits, so rounding differences do not show.
+    return lines[starts[0] : starts[1]], lines[starts[1] :]
+
+
+def test_hamerly_stops_early_on_tol_like_lloyd():
+    X = overlapping_blobs(7, n=600, k=6)
+    for tol in (1e-2, 1e-4):
+        a = KMeans(6, init=X[:6], tol=tol, algorithm="lloyd").fit(X)
+        b = KMeans(6, init=X[:6], tol=tol, algorithm="hamerly").fit(X)
+        assert a.n_iter_ == b.n_iter_
+        np.testing.assert_array_equal(a.labels_, b.labels_)
+
+
+def test_algorithm_choice():
+    np_xp = get_namespace(np.zeros(1))
+    assert not on_gpu(np_xp, "cpu")
+    assert _resolve_algorithm("auto", np_xp, "cpu") is hamerly_module.hamerly
+    assert _resolve_algorithm("lloyd", np_xp, "cpu") is lloyd
+    assert _resolve_algorithm("elkan", np_xp, "cpu") is hamerly_module.hamerly
+    with pytest.raises(ValueError, match="algorithm must be one of 'auto', 'lloyd', 'hamerly'"):
+        KMeans(2, algorithm="full").fit(np.zeros((4, 1)))
+
+
+def test_auto_is_lloyd_on_a_gpu(xp):
+    if not (xp.name == "cupy" or xp.name == "torch_cuda"):
+        pytest.skip("a GPU backend")
+    X = xp.asarray(np.zeros((4, 1)))
+    assert _resolve_algorithm("auto", xp.xp, X.device) is lloyd
+
+
+# ---- NumPy's own assign-and-sum pass -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n", "d", "k", "block_rows", "chunk_bytes"),
+    [
+        (1000, 5, 7, 64, 8 << 20),
+        (1001, 3, 1, 1000, 8 << 20),
+        (5000, 16, 40, 333, 1),
+        (10, 2, 3, 1, 1),
+    ],
+)
+def test_numpy_pass_equals_the_standard_pass(monkeypatch, dtype, n, d, k, block_rows, chunk_bytes):
+    monkeypatch.setattr(numpy_backend, "UPDATE_CHUNK_BYTES", chunk_bytes)  # 1: flush every block
+    rng = np.random.default_rng(n + d + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    centers = X[:k] - X.mean(axis=0)
+    w = rng.uniform(size=n).astype(dtype)
+    offset = X.mean(axis=0)
+    args = (X, centers, w, offset, segment_sum_for(np))
+    standard = _assign_and_sum(*args, block_rows=block_rows, xp=np)
+    fast = numpy_backend.assign_and_sum(*args, block_rows=block_rows, xp=np)
+    np.testing.assert_array_equal(fast[0], standard[0])  # labels: bit for bit
+    np.testing.assert_array_equal(fast[1], standard[1])  # partial distances: bit for bit
+    np.testing.assert_allclose(fast[2], standard[2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast[3], standard[3], rtol=1e-12)
