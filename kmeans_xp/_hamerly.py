@@ -7,10 +7,15 @@ its center to the nearest other center) cannot change cluster, and is skipped. O
 checked: first u is made exact, then, if still needed, the distances to all centers are computed
 for those rows alone (G. Hamerly, "Making k-means even faster", SDM 2010).
 
-The iterations are Lloyd's: same assignments (up to genuine near-ties, because distances here are
-taken in float64 where Lloyd's argmin uses X's dtype), same center updates, same empty-cluster
-repair, same stopping rules. It pays off on CPUs, where a skipped row saves its GEMM share; on a
-GPU the dense GEMM is cheaper than the gathers, and ``_kmeans`` keeps plain Lloyd there.
+Bounds cost work of their own (a gather of the rows to check, a second-nearest distance), which
+only pays once most rows stay put. So the loop starts with plain Lloyd passes and builds the
+bounds once an iteration changes at most ``_SWITCH_FRACTION`` of the labels.
+
+The iterations are Lloyd's: a checked row gets Lloyd's own argmin (same GEMM form, same dtype),
+same center updates, same empty-cluster repair, same stopping rules; labels can differ only at
+genuine near-ties, where a skipped row keeps a label that rounding would have flipped. It pays
+off on CPUs, where a skipped row saves its GEMM share; on a GPU the dense GEMM is cheaper than
+the gathers, and ``_kmeans`` keeps plain Lloyd there.
 
 Everything is standard array API (boolean-mask ``__setitem__`` scatters the checked rows back).
 """
