@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         help="array library to compute with; auto uses a GPU when one is usable (default)",
     )
     compute.add_argument("--init", choices=("k-means++", "random"), default="k-means++")
+    compute.add_argument(
+        "--algorithm", choices=("auto", "lloyd", "hamerly"), default="auto",
+        help="plain Lloyd passes, or Lloyd pruned by Hamerly's bounds (auto: bounds on a CPU)",
+    )  # fmt: skip
     compute.add_argument("--n-init", type=_n_init, default="auto", metavar="N",
                          help="initialisations; the best is kept (default: auto)")  # fmt: skip
     compute.add_argument("--max-iter", type=int, default=300, metavar="N")
@@ -223,6 +227,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
         max_iter=args.max_iter,
         tol=args.tol,
         random_state=args.seed,
+        algorithm=args.algorithm,
     )
     auto_runs = 1 if args.init == "k-means++" else 10  # what KMeans's n_init="auto" means
     runs = auto_runs if args.n_init == "auto" else max(1, args.n_init)
@@ -310,6 +315,7 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
         "max_iter": args.max_iter,
         "tol": args.tol,
         "random_state": args.seed,
+        "algorithm": args.algorithm,
     }
     with bar:
         result = elbow_curve(

@@ -70,8 +70,11 @@ def _nearest_two(
     inf = xp.asarray(float("inf"), dtype=centers.dtype, device=device)
     # |fl(‖x‖² − 2x·c + ‖c‖²) − exact| ≤ 2·d·ε·(‖x‖² + ‖c‖²) (dot products of length d).
     relative_error = 2.0 * (d + 2) * _epsilon(centers.dtype, xp)
-    labels, first, second = [], [], []
     n_rows = X.shape[0] if rows is None else rows.shape[0]
+    # Filled block by block (slice assignment), so no list of parts is ever concatenated.
+    labels = xp.empty((n_rows,), dtype=xp.int64, device=device)
+    first = xp.empty((n_rows,), dtype=acc, device=device)
+    second = xp.empty((n_rows,), dtype=acc, device=device)
     for start, stop in row_blocks(n_rows, block_rows):
         picked = X[start:stop, :] if rows is None else xp.take(X, rows[start:stop], axis=0)
         block = picked - offset
@@ -81,10 +84,10 @@ def _nearest_two(
         x_sq = xp.astype(squared_norms(block, xp=xp), acc)
         second_sq = x_sq + xp.astype(runner_up, acc) - relative_error * (x_sq + c_sq_max)
         diff = xp.astype(block, acc) - xp.take(centers_acc, nearest, axis=0)
-        labels.append(nearest)
-        first.append(xp.sqrt(xp.sum(diff * diff, axis=1)))
-        second.append(xp.sqrt(xp.clip(second_sq, min=0.0)))
-    return xp.concat(labels), xp.concat(first), xp.concat(second)
+        labels[start:stop] = xp.astype(nearest, xp.int64)
+        first[start:stop] = xp.sqrt(xp.sum(diff * diff, axis=1))
+        second[start:stop] = xp.sqrt(xp.clip(second_sq, min=0.0))
+    return labels, first, second
 
 
 def _epsilon(dtype, xp: ModuleType) -> float:
@@ -95,13 +98,13 @@ def _distance_to_own(
     X: Array, rows: Array, labels: Array, centers: Array, offset: Array, *, block_rows: int, xp
 ) -> Array:
     """Exact distance from each given row to its own center (accumulation dtype)."""
-    parts = []
+    out = xp.empty((rows.shape[0],), dtype=centers.dtype, device=array_device(X))
     for start, stop in row_blocks(rows.shape[0], block_rows):
         diff = _rows(X, rows[start:stop], offset, centers.dtype, xp=xp) - xp.take(
             centers, labels[start:stop], axis=0
         )
-        parts.append(xp.sqrt(xp.sum(diff * diff, axis=1)))
-    return xp.concat(parts)
+        out[start:stop] = xp.sqrt(xp.sum(diff * diff, axis=1))
+    return out
 
 
 def _half_gaps(centers: Array, slack: float, *, xp: ModuleType) -> Array:

@@ -122,7 +122,8 @@ def test_fit_options_reach_the_estimator(data_files):
     folder, X = data_files
     result = run(
         "fit", "blobs.npy", "-k", "4", "--init", "random", "--n-init", "3", "--max-iter", "1",
-        "--seed", "5", "--json", "--out", "o", "--backend", "numpy", cwd=folder,
+        "--seed", "5", "--json", "--out", "o", "--backend", "numpy", "--algorithm", "lloyd",
+        cwd=folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -132,6 +133,7 @@ def test_fit_options_reach_the_estimator(data_files):
     params = load(folder / "o" / "model.npz").get_params()
     assert params["init"] == "random"
     assert params["n_init"] == 3
+    assert params["algorithm"] == "lloyd"
 
 
 def test_fit_plot_writes_a_png(data_files):

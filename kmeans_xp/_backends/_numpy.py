@@ -53,7 +53,8 @@ def _segment_sum_bincount(X_block, labels, weights, n_clusters):
 
 
 # Rows of float64 data gathered before one sparse update product (a multiple of the block rows):
-# one product per chunk instead of per block keeps scipy's k×d result allocations rare.
+# one product per chunk instead of per block keeps scipy's k×d result allocations rare. At most
+# this many bytes, and at most 1/8 of X's size, so that small X keep a small footprint.
 UPDATE_CHUNK_BYTES = 8 * 2**20
 
 
@@ -87,7 +88,8 @@ def assign_and_sum(
     scores = np.empty((block_rows, n_clusters), dtype=X.dtype)
     row_starts = np.arange(block_rows, dtype=np.int64) * n_clusters
     flat = np.empty(block_rows, dtype=np.int64)
-    chunk_rows = max(1, UPDATE_CHUNK_BYTES // (8 * n_features) // block_rows) * block_rows
+    chunk_bytes = min(UPDATE_CHUNK_BYTES, X.nbytes // 8)
+    chunk_rows = max(1, chunk_bytes // (8 * n_features) // block_rows) * block_rows
     chunk_rows = min(chunk_rows, -(-n_samples // block_rows) * block_rows)
     chunk = np.empty((chunk_rows, n_features), dtype=np.float64)
     sums = np.zeros((n_clusters, n_features))
