@@ -56,8 +56,8 @@ def kmeans_plusplus_indices(
 
     Prior validation of the data is assumed. Each step draws ``n_local_trials`` candidates with
     probability ∝ w·D(x)² and keeps the one that lowers the potential Σ w·D(x)² the most.
-    Distances are computed on row blocks of X, centered by ``offset``; memory is O(n) plus one
-    block.
+    Distances are computed on row blocks of X, centered by ``offset``, one pass over X per
+    center; memory is O(n · n_local_trials) in X's dtype plus one block.
     """
     n_samples = X.shape[0]
     device = array_device(X)
@@ -83,6 +83,7 @@ def kmeans_plusplus_indices(
             ]
         )
 
+    trial_sq = xp.empty((n_samples, n_local_trials), dtype=X.dtype, device=device)
     first = _sample_by_cumulative(xp.cumulative_sum(w), uniforms[:1], xp=xp)
     chosen = [first]
     closest = distances_to(xp.take(X, first, axis=0) - offset)[:, 0]
@@ -93,18 +94,18 @@ def kmeans_plusplus_indices(
             xp.cumulative_sum(w * closest), uniforms[lo : lo + n_local_trials], xp=xp
         )
         candidate_centers = xp.take(X, candidates, axis=0) - offset
-        # Potential of each candidate, summed block by block (no n x trials array kept).
+        # Potential of each candidate, summed block by block. The (n, trials) distances are
+        # kept, in X's dtype, so the winner's column updates `closest` without a second pass
+        # over X (passes over X are what k-means++ spends its time on).
         potential = None
         for a, b in blocks:
-            d_block = xp.astype(
-                _sq_distances(centered(a, b), x_sq[a:b], candidate_centers, xp=xp), acc
-            )
-            d_block = xp.minimum(closest[a:b, None], d_block)
+            trial_sq[a:b, :] = _sq_distances(centered(a, b), x_sq[a:b], candidate_centers, xp=xp)
+            d_block = xp.minimum(closest[a:b, None], xp.astype(trial_sq[a:b, :], acc))
             part = xp.sum(w[a:b, None] * d_block, axis=0)
             potential = part if potential is None else potential + part
         best = xp.reshape(xp.argmin(potential), (1,))
         chosen.append(xp.take(candidates, best, axis=0))
-        closest = xp.minimum(closest, distances_to(xp.take(candidate_centers, best, axis=0))[:, 0])
+        closest = xp.minimum(closest, xp.astype(xp.take(trial_sq, best, axis=1)[:, 0], acc))
 
     return xp.concat(chosen)
 
