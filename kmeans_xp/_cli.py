@@ -13,7 +13,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -255,8 +255,10 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     np.save(files["centers"], centers)
     model.save(files["model"])
     if args.plot:
+        from .plot import plot_clusters, save_figure
+
         files["plot"] = args.out / "clusters.png"
-        _save_figure(lambda ax: _plot_clusters(X, model, ax), files["plot"])
+        save_figure(lambda ax: plot_clusters(X, model, ax=ax), files["plot"])
     summary = {
         "input": str(args.input),
         "n_samples": int(X_host.shape[0]),
@@ -280,25 +282,6 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     out.line(f"inertia {model.inertia_:.6g}, {model.n_iter_} iterations, {seconds:.3f} s")
     out.line("wrote " + ", ".join(str(p) for p in files.values()))
     return 0
-
-
-def _plot_clusters(X: Any, model: Any, ax: Any) -> None:
-    from .plot import plot_clusters
-
-    plot_clusters(X, model, ax=ax)
-
-
-def _save_figure(draw: Callable[[Any], None], path: Path) -> None:
-    from .plot import _pyplot
-
-    plt = _pyplot("savefig")
-    fig, ax = plt.subplots(figsize=(6.0, 5.0))
-    try:
-        draw(ax)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
 
 
 def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
@@ -331,9 +314,9 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
         bar.update(len(args.k), "done")
     summary = {"input": str(args.input), "backend": where, **result.as_dict()}
     if args.plot is not None:
-        from .plot import plot_elbow
+        from .plot import plot_elbow, save_figure
 
-        _save_figure(lambda ax: plot_elbow(result, ax=ax), args.plot)
+        save_figure(lambda ax: plot_elbow(result, ax=ax), args.plot)
         summary["plot"] = str(args.plot)
     out.document(summary)
     out.line(f"{args.input}: {X_host.shape[0]} rows x {X_host.shape[1]} features, on {where}")

@@ -66,20 +66,12 @@ def run_demo(
 
 
 def _write_plots(X: np.ndarray, model: KMeans, curve: ElbowResult, out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    from .plot import plot_clusters, plot_elbow
+    from .plot import plot_clusters, plot_elbow, save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, draw in (
-        ("clusters.png", lambda ax: plot_clusters(X, model, ax=ax, title="K-Means (kmeans_xp)")),
-        ("elbow.png", lambda ax: plot_elbow(curve, ax=ax)),
-    ):
-        fig, ax = plt.subplots(figsize=(6, 5))
-        draw(ax)
-        fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=100)
-        plt.close(fig)
-        written.append(out_dir / name)
-    return written
+    save_figure(
+        lambda ax: plot_clusters(X, model, ax=ax, title="K-Means (kmeans_xp)"),
+        out_dir / "clusters.png",
+    )
+    save_figure(lambda ax: plot_elbow(curve, ax=ax), out_dir / "elbow.png")
+    return [out_dir / "clusters.png", out_dir / "elbow.png"]

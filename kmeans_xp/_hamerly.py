@@ -32,6 +32,7 @@ from ._lloyd import (
     _centers_from_sums,
     _sum_by_label,
     relocate_empty_clusters,
+    stop_after_iteration,
 )
 from ._primitives import row_blocks, squared_norms
 
@@ -42,11 +43,6 @@ _BOUND_SLACK = 1e-7
 # Bounds start once at most this fraction of the rows changed cluster in an iteration: before,
 # nearly every row fails its bound test and plain Lloyd passes are cheaper.
 _SWITCH_FRACTION = 0.1
-
-
-def _rows(X: Array, rows: Array, offset: Array, acc, *, xp: ModuleType) -> Array:
-    """Rows of X by index, centered, in the accumulation dtype."""
-    return xp.astype(xp.take(X, rows, axis=0), acc) - xp.astype(offset, acc)
 
 
 def _nearest_two(
@@ -95,14 +91,18 @@ def _epsilon(dtype, xp: ModuleType) -> float:
 
 
 def _distance_to_own(
-    X: Array, rows: Array, labels: Array, centers: Array, offset: Array, *, block_rows: int, xp
-) -> Array:
-    """Exact distance from each given row to its own center (accumulation dtype)."""
-    out = xp.empty((rows.shape[0],), dtype=centers.dtype, device=array_device(X))
-    for start, stop in row_blocks(rows.shape[0], block_rows):
-        diff = _rows(X, rows[start:stop], offset, centers.dtype, xp=xp) - xp.take(
-            centers, labels[start:stop], axis=0
-        )
+    X: Array, rows: Array | None, labels: Array, centers: Array, offset: Array, *,
+    block_rows: int, xp: ModuleType,
+) -> Array:  # fmt: skip
+    """Exact distance from each given row (all when None) to its own center (accumulation
+    dtype)."""
+    acc = centers.dtype
+    n_rows = X.shape[0] if rows is None else rows.shape[0]
+    out = xp.empty((n_rows,), dtype=acc, device=array_device(X))
+    for start, stop in row_blocks(n_rows, block_rows):
+        picked = X[start:stop, :] if rows is None else xp.take(X, rows[start:stop], axis=0)
+        diff = xp.astype(picked, acc) - xp.astype(offset, acc)
+        diff = diff - xp.take(centers, labels[start:stop], axis=0)
         out[start:stop] = xp.sqrt(xp.sum(diff * diff, axis=1))
     return out
 
@@ -123,9 +123,7 @@ def _half_gaps(centers: Array, slack: float, *, xp: ModuleType) -> Array:
 def _exact_sq_distances(
     X: Array, labels: Array, centers: Array, offset: Array, *, block_rows: int, xp
 ) -> Array:
-    n = X.shape[0]
-    rows = xp.arange(n, device=array_device(X))
-    own = _distance_to_own(X, rows, labels, centers, offset, block_rows=block_rows, xp=xp)
+    own = _distance_to_own(X, None, labels, centers, offset, block_rows=block_rows, xp=xp)
     return own * own
 
 
@@ -207,6 +205,7 @@ def hamerly(
         step = xp.astype(new_centers - centers, acc)
         moves = xp.sqrt(xp.sum(step * step, axis=1))
         shift = float(xp.sum(moves * moves))
+        inertia = None
         if verbose:
             sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
             inertia = float(xp.sum(xp.astype(weights, acc) * sq_dist))
@@ -219,19 +218,9 @@ def hamerly(
             upper, lower = _loosen(upper, lower, labels, moves, xp=xp)
         if on_iteration is not None:
             on_iteration(n_iter)
-        if verbose:
-            moved = f", {n_empty} empty cluster(s) refilled" if n_empty else ""
-            print(f"Iteration {n_iter}: inertia {inertia:.6g}, center shift {shift:.3e}{moved}")
-        if n_changed == 0:
-            if verbose:
-                print(f"Converged at iteration {n_iter}: strict convergence (labels unchanged).")
-            break
-        if shift <= tol:
-            if verbose:
-                print(
-                    f"Converged at iteration {n_iter}: center shift {shift:.3e} "
-                    f"within tolerance {tol:.3e}."
-                )
+        if stop_after_iteration(
+            n_iter, unchanged=n_changed == 0, shift=shift, tol=tol, inertia=inertia, n_empty=n_empty
+        ):
             break
     else:
         if verbose:

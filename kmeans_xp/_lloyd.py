@@ -188,26 +188,46 @@ def lloyd(
         centers = new_centers
         if on_iteration is not None:
             on_iteration(n_iter)
+        inertia = None
         if verbose:
             inertia = float(xp.sum(xp.astype(weights, acc) * xp.astype(sq_dist, acc)))
-            moved = f", {n_empty} empty cluster(s) refilled" if n_empty else ""
-            print(f"Iteration {n_iter}: inertia {inertia:.6g}, center shift {shift:.3e}{moved}")
-        if previous_labels is not None and not bool(xp.any(labels != previous_labels)):
-            if verbose:
-                print(f"Converged at iteration {n_iter}: strict convergence (labels unchanged).")
-            break
-        if shift <= tol:
-            if verbose:
-                print(
-                    f"Converged at iteration {n_iter}: center shift {shift:.3e} "
-                    f"within tolerance {tol:.3e}."
-                )
+        unchanged = previous_labels is not None and not bool(xp.any(labels != previous_labels))
+        if stop_after_iteration(
+            n_iter, unchanged=unchanged, shift=shift, tol=tol, inertia=inertia, n_empty=n_empty
+        ):
             break
         previous_labels = labels
     else:
         if verbose:
             print(f"Stopped after max_iter={max_iter} iterations without converging.")
     return centers + offset, n_iter
+
+
+def stop_after_iteration(
+    n_iter: int, *, unchanged: bool, shift: float, tol: float, inertia: float | None, n_empty: int
+) -> bool:
+    """Lloyd's stopping rules, shared by every iteration loop; prints the verbose lines.
+
+    Stop when no label changed (strict convergence) or the squared center shift is ≤ ``tol``.
+    ``inertia`` is given only in verbose mode, and then the iteration and the reason to stop are
+    printed.
+    """
+    verbose = inertia is not None
+    if verbose:
+        moved = f", {n_empty} empty cluster(s) refilled" if n_empty else ""
+        print(f"Iteration {n_iter}: inertia {inertia:.6g}, center shift {shift:.3e}{moved}")
+    if unchanged:
+        if verbose:
+            print(f"Converged at iteration {n_iter}: strict convergence (labels unchanged).")
+        return True
+    if shift <= tol:
+        if verbose:
+            print(
+                f"Converged at iteration {n_iter}: center shift {shift:.3e} "
+                f"within tolerance {tol:.3e}."
+            )
+        return True
+    return False
 
 
 def labels_and_inertia(

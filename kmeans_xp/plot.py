@@ -51,6 +51,20 @@ def _axes(ax: Any, function: str, figsize: tuple[float, float] = (6.0, 5.0)) -> 
     return ax
 
 
+def save_figure(
+    draw: Any, path: Any, *, figsize: tuple[float, float] = (6.0, 5.0), dpi: int = 100
+) -> None:
+    """Draw on a new figure's Axes with ``draw(ax)``, save it to ``path`` and close it."""
+    plt = _pyplot("save_figure")
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
 def cluster_colors(n: int) -> list[tuple[float, float, float, float]]:
     """``n`` distinct colours: tab10 / tab20 for up to 20 clusters, else evenly spaced turbo."""
     from matplotlib import colormaps

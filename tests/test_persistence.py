@@ -36,6 +36,25 @@ def set_metadata(arrays, metadata):
     arrays["metadata"] = np.asarray(json.dumps(metadata))
 
 
+def saved_model(tmp_path):
+    """Path of a freshly saved NumPy model."""
+    model, _ = fitted(_numpy())
+    path = tmp_path / "m.npz"
+    model.save(path)
+    return path
+
+
+def with_metadata(**fields):
+    """A ``rewrite`` change that sets metadata fields (leaving the stored checksum as it was)."""
+
+    def change(arrays):
+        metadata = metadata_of(arrays)
+        metadata.update(fields)
+        set_metadata(arrays, metadata)
+
+    return change
+
+
 def test_save_load_round_trip_on_every_backend(xp, tmp_path):
     model, X = fitted(xp, n_init=2, max_iter=50)
     path = tmp_path / "model.npz"
@@ -132,25 +151,15 @@ def _numpy():
     ],
 )
 def test_a_tampered_or_damaged_file_is_rejected(tmp_path, change, message):
-    model, _ = fitted(_numpy())
-    path = tmp_path / "m.npz"
-    model.save(path)
+    path = saved_model(tmp_path)
     rewrite(path, change)
     with pytest.raises(ModelFileError, match=message):
         load(path)
 
 
 def test_edited_metadata_is_caught_by_the_checksum(tmp_path):
-    model, _ = fitted(_numpy())
-    path = tmp_path / "m.npz"
-    model.save(path)
-
-    def change(arrays):
-        metadata = metadata_of(arrays)
-        metadata["inertia"] = 0.0
-        set_metadata(arrays, metadata)
-
-    rewrite(path, change)
+    path = saved_model(tmp_path)
+    rewrite(path, with_metadata(inertia=0.0))
     with pytest.raises(ModelFileError, match="checksum does not match"):
         load(path)
 
@@ -159,9 +168,7 @@ def test_a_consistent_but_invalid_file_is_rejected(tmp_path):
     """A forged file with a recomputed checksum still has to make sense."""
     from kmeans_xp._persistence import _digest
 
-    model, _ = fitted(_numpy())
-    path = tmp_path / "m.npz"
-    model.save(path)
+    path = saved_model(tmp_path)
 
     def forge(arrays):
         arrays["labels"][0] = 7  # a label outside 0..2
@@ -177,16 +184,8 @@ def test_a_consistent_but_invalid_file_is_rejected(tmp_path):
 
 
 def test_a_newer_format_version_asks_for_an_upgrade(tmp_path):
-    model, _ = fitted(_numpy())
-    path = tmp_path / "m.npz"
-    model.save(path)
-
-    def newer(arrays):
-        metadata = metadata_of(arrays)
-        metadata["format_version"] = 99
-        set_metadata(arrays, metadata)
-
-    rewrite(path, newer)
+    path = saved_model(tmp_path)
+    rewrite(path, with_metadata(format_version=99))
     with pytest.raises(ModelFileError, match=r"format version 99.*Upgrade kmeans_xp"):
         load(path)
 

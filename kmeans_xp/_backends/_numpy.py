@@ -72,8 +72,10 @@ def assign_and_sum(
 
     The standard-only pass allocates several 0.1–2 MB temporaries per block. glibc serves those
     from the heap top and gives the memory back between blocks, so every block faults its pages in
-    again: measured on the 2-core CI machine at 200 000 × 128 → 1024, 1.3 s per pass against
-    0.24 s with the allocator told to keep memory (MALLOC_TOP_PAD_). Here each block writes into
+    again: measured on the 2-core CI machine at 200 000 × 128 → 1024 with 481-row blocks,
+    1.35 s per pass against 0.32 s with glibc told to keep its memory (MALLOC_TOP_PAD_ and
+    friends), and about 0.23 s for this version (see benchmarks/RESULTS.md). Here each block
+    writes into
     buffers that live for the whole pass, and rows are converted to float64 for the update in
     chunks, so the pass allocates O(1) times. Labels and partial distances are bit-identical to
     the standard pass (same GEMM operands, same operations); sums agree to rounding.
