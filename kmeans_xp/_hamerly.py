@@ -26,7 +26,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from ._array_api import Array, accumulation_dtype, array_device
-from ._backends import assign_and_sum_for, segment_sum_for
+from ._backends import assign_and_sum_for, nearest_two_for, segment_sum_for
 from ._lloyd import (
     _assign_and_sum,
     _centers_from_sums,
@@ -43,9 +43,14 @@ _BOUND_SLACK = 1e-7
 # Bounds start once at most this fraction of the rows changed cluster in an iteration: before,
 # nearly every row fails its bound test and plain Lloyd passes are cheaper.
 _SWITCH_FRACTION = 0.1
+# Rows per chunk of the bound tests: their temporaries (a few bytes per row) stay a few MiB, with
+# few enough chunks that the per-chunk calls cost nothing next to the work.
+_CHUNK_ROWS = 65536
+# Centers per block of the center-to-center distances (a block × k matrix, not k × k).
+_GAP_BLOCK_ROWS = 128
 
 
-def _nearest_two(
+def _standard_nearest_two(
     X: Array, rows: Array | None, centers: Array, centers_acc: Array, offset: Array, *,
     block_rows: int, xp: ModuleType,
 ) -> tuple[Array, Array, Array]:  # fmt: skip
@@ -86,16 +91,25 @@ def _nearest_two(
     return labels, first, second
 
 
+def _nearest_two(
+    X: Array, rows: Array | None, centers: Array, centers_acc: Array, offset: Array, *,
+    block_rows: int, xp: ModuleType,
+) -> tuple[Array, Array, Array]:  # fmt: skip
+    """``_standard_nearest_two``, or the library's own version of it where there is one."""
+    search = nearest_two_for(xp) or _standard_nearest_two
+    return search(X, rows, centers, centers_acc, offset, block_rows=block_rows, xp=xp)
+
+
 def _epsilon(dtype, xp: ModuleType) -> float:
     return float(xp.finfo(dtype).eps)
 
 
 def _distance_to_own(
     X: Array, rows: Array | None, labels: Array, centers: Array, offset: Array, *,
-    block_rows: int, xp: ModuleType,
+    block_rows: int, xp: ModuleType, squared: bool = False,
 ) -> Array:  # fmt: skip
-    """Exact distance from each given row (all when None) to its own center (accumulation
-    dtype)."""
+    """Exact distance (squared if asked) from each given row (all when None) to its own center
+    (accumulation dtype)."""
     acc = centers.dtype
     n_rows = X.shape[0] if rows is None else rows.shape[0]
     out = xp.empty((n_rows,), dtype=acc, device=array_device(X))
@@ -103,28 +117,37 @@ def _distance_to_own(
         picked = X[start:stop, :] if rows is None else xp.take(X, rows[start:stop], axis=0)
         diff = xp.astype(picked, acc) - xp.astype(offset, acc)
         diff = diff - xp.take(centers, labels[start:stop], axis=0)
-        out[start:stop] = xp.sqrt(xp.sum(diff * diff, axis=1))
+        sq = xp.sum(diff * diff, axis=1)
+        out[start:stop] = sq if squared else xp.sqrt(sq)
     return out
 
 
 def _half_gaps(centers: Array, slack: float, *, xp: ModuleType) -> Array:
-    """Half the distance from each center to its nearest other center, loosened by ``slack``."""
+    """Half the distance from each center to its nearest other center, loosened by ``slack``.
+
+    Centers are taken in blocks of rows, so no k × k matrix is made.
+    """
     k = centers.shape[0]
+    device = array_device(centers)
     if k == 1:
-        return xp.asarray([float("inf")], dtype=centers.dtype, device=array_device(centers))
+        return xp.asarray([float("inf")], dtype=centers.dtype, device=device)
     c_sq = squared_norms(centers, xp=xp)
-    sq = c_sq[:, None] - 2.0 * (centers @ centers.T) + c_sq[None, :]
-    index = xp.arange(k, device=array_device(centers))
-    inf = xp.asarray(float("inf"), dtype=centers.dtype, device=array_device(centers))
-    sq = xp.where(index[:, None] == index[None, :], inf, sq)
-    return xp.clip(0.5 * xp.sqrt(xp.clip(xp.min(sq, axis=1), min=0.0)) - slack, min=0.0)
+    index = xp.arange(k, device=device)
+    inf = xp.asarray(float("inf"), dtype=centers.dtype, device=device)
+    nearest_sq = xp.empty((k,), dtype=centers.dtype, device=device)
+    for start, stop in row_blocks(k, _GAP_BLOCK_ROWS):
+        sq = c_sq[start:stop, None] - 2.0 * (centers[start:stop, :] @ centers.T) + c_sq[None, :]
+        sq = xp.where(index[start:stop, None] == index[None, :], inf, sq)
+        nearest_sq[start:stop] = xp.min(sq, axis=1)
+    return xp.clip(0.5 * xp.sqrt(xp.clip(nearest_sq, min=0.0)) - slack, min=0.0)
 
 
 def _exact_sq_distances(
     X: Array, labels: Array, centers: Array, offset: Array, *, block_rows: int, xp
 ) -> Array:
-    own = _distance_to_own(X, None, labels, centers, offset, block_rows=block_rows, xp=xp)
-    return own * own
+    return _distance_to_own(
+        X, None, labels, centers, offset, block_rows=block_rows, xp=xp, squared=True
+    )
 
 
 def hamerly(
@@ -158,6 +181,7 @@ def hamerly(
         block = xp.astype(X[start:stop, :], acc) - xp.astype(offset, acc)
         scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
     unit_weights = bool(xp.all(weights == 1))
+    chunk_rows = _CHUNK_ROWS
     plain_pass = assign_and_sum_for(xp) or _assign_and_sum
     bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
     labels = upper = lower = sums = counts = None
@@ -171,7 +195,7 @@ def hamerly(
                 X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
             )
             n_changed = None if previous is None else _count(labels != previous, xp)
-        elif upper is None:  # the switch to bounds, or after an empty-cluster repair: every row
+        elif upper is None:  # the switch to bounds: every row
             labels, upper, lower = _nearest_two(
                 X, None, centers, c_acc, offset, block_rows=block_rows, xp=xp
             )
@@ -179,10 +203,11 @@ def hamerly(
                 X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
             )
             n_changed = None if previous is None else _count(labels != previous, xp)
+            previous = None  # from here on labels change in place; no copy is kept
         else:
-            labels, upper, lower, sums, counts, n_changed = _reassign(
+            sums, counts, n_changed = _reassign(
                 X, weights, offset, centers, c_acc, labels, upper, lower, sums, counts, slack,
-                segment_sum=segment_sum, block_rows=block_rows, xp=xp,
+                segment_sum=segment_sum, block_rows=block_rows, chunk_rows=chunk_rows, xp=xp,
             )  # fmt: skip
             if n_changed and not unit_weights:
                 # Weighted counts updated by subtraction could leave a 1e-17 where a cluster
@@ -193,6 +218,7 @@ def hamerly(
                 )  # fmt: skip
 
         n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
+        sq_dist = None
         if n_empty:
             sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
             before = labels
@@ -200,22 +226,32 @@ def hamerly(
             sums, counts = _sum_by_label(
                 X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
             )
-            n_changed = _count(labels != before, xp)
+            repaired = labels != before
+            n_changed = _count(repaired, xp)
+            before = None
+            if not verbose:
+                sq_dist = None
         new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
         step = xp.astype(new_centers - centers, acc)
         moves = xp.sqrt(xp.sum(step * step, axis=1))
         shift = float(xp.sum(moves * moves))
         inertia = None
         if verbose:
-            sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
+            # After a repair sq_dist holds the distances before it, which is what Lloyd prints.
+            if sq_dist is None:
+                sq_dist = _exact_sq_distances(
+                    X, labels, c_acc, offset, block_rows=block_rows, xp=xp
+                )
             inertia = float(xp.sum(xp.astype(weights, acc) * sq_dist))
         centers = new_centers
         if not bounded:
             bounded = n_changed is not None and n_changed <= _SWITCH_FRACTION * n_samples
-        elif n_empty:
-            upper = None  # the repair moved rows by hand: rebuild every bound next iteration
-        else:
-            upper, lower = _loosen(upper, lower, labels, moves, xp=xp)
+        elif upper is not None:
+            # Rows the repair moved by hand have no bounds: they are checked next time.
+            _loosen(
+                upper, lower, labels, moves, repaired if n_empty else None,
+                chunk_rows=chunk_rows, xp=xp,
+            )  # fmt: skip
         if on_iteration is not None:
             on_iteration(n_iter)
         if stop_after_iteration(
@@ -228,16 +264,29 @@ def hamerly(
     return centers + offset, n_iter
 
 
-def _loosen(upper: Array, lower: Array, labels: Array, moves: Array, *, xp) -> tuple[Array, Array]:
-    """Bounds after the centers moved: u grows by its center's move, l shrinks by the others'."""
-    upper = upper + xp.take(moves, labels, axis=0)
-    if moves.shape[0] == 1:
-        return upper, lower
+def _loosen(
+    upper: Array, lower: Array, labels: Array, moves: Array, unbounded: Array | None, *,
+    chunk_rows: int, xp,
+) -> None:  # fmt: skip
+    """Bounds after the centers moved, in place: u grows by its center's move, l shrinks by the
+    largest move of the others; rows where ``unbounded`` is true get u = inf, l = 0. Chunk by
+    chunk, so no n-long temporary is made."""
+    device = array_device(moves)
     biggest = xp.argmax(moves)
-    is_biggest = xp.arange(moves.shape[0], device=array_device(moves)) == biggest
-    runner_up = xp.max(xp.where(is_biggest, xp.zeros_like(moves), moves))
-    lower = lower - xp.where(labels == biggest, runner_up, xp.max(moves))
-    return upper, lower
+    is_biggest = xp.arange(moves.shape[0], device=device) == biggest
+    runner_up = xp.max(xp.where(is_biggest, xp.zeros_like(moves), moves))  # 0 when k = 1
+    largest = xp.max(moves)
+    inf = xp.asarray(float("inf"), dtype=upper.dtype, device=device)
+    zero = xp.asarray(0.0, dtype=lower.dtype, device=device)
+    for start, stop in row_blocks(labels.shape[0], chunk_rows):
+        own_labels = labels[start:stop]
+        new_upper = upper[start:stop] + xp.take(moves, own_labels, axis=0)
+        new_lower = lower[start:stop] - xp.where(own_labels == biggest, runner_up, largest)
+        if unbounded is not None:
+            new_upper = xp.where(unbounded[start:stop], inf, new_upper)
+            new_lower = xp.where(unbounded[start:stop], zero, new_lower)
+        upper[start:stop] = new_upper
+        lower[start:stop] = new_lower
 
 
 def _count(mask: Array, xp: ModuleType) -> int:
@@ -246,46 +295,66 @@ def _count(mask: Array, xp: ModuleType) -> int:
 
 def _reassign(
     X, weights, offset, centers_x, centers, labels, upper, lower, sums, counts, slack, *,
-    segment_sum, block_rows, xp,
+    segment_sum, block_rows, chunk_rows, xp,
 ):  # fmt: skip
     """One pruned assignment: check only rows whose bounds allow a change; update the sums.
 
-    Returns labels, bounds, sums, counts and the number of rows that changed cluster.
+    ``labels``, ``upper`` and ``lower`` are updated in place, ``chunk_rows`` rows at a time, so
+    the bound tests never make an n-long temporary. Returns sums, counts and the number of rows
+    that changed cluster.
     """
-    n_clusters = centers.shape[0]
-    n_samples = labels.shape[0]
-    device = array_device(labels)
-    bound = xp.maximum(xp.take(_half_gaps(centers, slack, xp=xp), labels, axis=0), lower)
-    check = upper + slack > bound
-    if not bool(xp.any(check)):
-        return labels, upper, lower, sums, counts, 0
-    rows = xp.nonzero(check)[0]
-    own = _distance_to_own(
-        X, rows, xp.take(labels, rows, axis=0), centers, offset, block_rows=block_rows, xp=xp
-    )
-    upper[check] = own
-    still = own + slack > xp.take(bound, rows, axis=0)
-    if not bool(xp.any(still)):
-        return labels, upper, lower, sums, counts, 0
-    rows = xp.take(rows, xp.nonzero(still)[0], axis=0)
-    recheck = xp.zeros((n_samples,), dtype=xp.bool, device=device)
-    recheck[check] = still
-    nearest, first, second = _nearest_two(
-        X, rows, centers_x, centers, offset, block_rows=block_rows, xp=xp
-    )
-    old = xp.take(labels, rows, axis=0)
-    labels[recheck] = nearest
-    upper[recheck] = first
-    lower[recheck] = second
-    changed = nearest != old
-    n_changed = _count(changed, xp)
-    if n_changed:
+    half_gaps = _half_gaps(centers, slack, xp=xp)
+    n_changed = 0
+    for start, stop in row_blocks(labels.shape[0], chunk_rows):
+        chunk_labels = labels[start:stop]
+        bound = xp.maximum(xp.take(half_gaps, chunk_labels, axis=0), lower[start:stop])
+        check = upper[start:stop] + slack > bound
+        if not bool(xp.any(check)):
+            continue
+        local = xp.nonzero(check)[0]
+        own = _distance_to_own(
+            X, local + start, xp.take(chunk_labels, local, axis=0), centers, offset,
+            block_rows=block_rows, xp=xp,
+        )  # fmt: skip
+        # Scatter into a fresh copy of the chunk, then write it back by slice: the standard
+        # promises nothing about writes through views.
+        chunk_upper = xp.where(check, xp.zeros_like(bound), upper[start:stop])
+        chunk_upper[check] = own
+        upper[start:stop] = chunk_upper
+        still = own + slack > xp.take(bound, local, axis=0)
+        if not bool(xp.any(still)):
+            continue
+        local = xp.take(local, xp.nonzero(still)[0], axis=0)
+        rows = local + start
+        recheck = xp.zeros_like(check)
+        recheck[check] = still
+        nearest, first, second = _nearest_two(
+            X, rows, centers_x, centers, offset, block_rows=block_rows, xp=xp
+        )
+        old = xp.take(chunk_labels, local, axis=0)
+        new_labels = xp.where(recheck, xp.zeros_like(chunk_labels), chunk_labels)
+        new_labels[recheck] = nearest
+        labels[start:stop] = new_labels
+        chunk_upper[recheck] = first
+        upper[start:stop] = chunk_upper
+        chunk_lower = xp.where(recheck, xp.zeros_like(bound), lower[start:stop])
+        chunk_lower[recheck] = second
+        lower[start:stop] = chunk_lower
+        changed = nearest != old
+        n_moved = _count(changed, xp)
+        if not n_moved:
+            continue
+        n_changed += n_moved
         moved = xp.nonzero(changed)[0]
         moved_rows = xp.take(rows, moved, axis=0)
         block = xp.take(X, moved_rows, axis=0) - offset
         w = xp.take(weights, moved_rows, axis=0)
-        added, added_w = segment_sum(block, xp.take(nearest, moved, axis=0), w, n_clusters, xp=xp)
-        removed, removed_w = segment_sum(block, xp.take(old, moved, axis=0), w, n_clusters, xp=xp)
+        added, added_w = segment_sum(
+            block, xp.take(nearest, moved, axis=0), w, centers.shape[0], xp=xp
+        )
+        removed, removed_w = segment_sum(
+            block, xp.take(old, moved, axis=0), w, centers.shape[0], xp=xp
+        )
         sums = sums + added - removed
         counts = counts + added_w - removed_w
-    return labels, upper, lower, sums, counts, n_changed
+    return sums, counts, n_changed

@@ -104,6 +104,10 @@ def _sum_by_label(
     return sums, counts
 
 
+# Rows per chunk when the empty-cluster repair scans all rows: its temporaries stay a few MiB.
+_REPAIR_CHUNK_ROWS = 65536
+
+
 def relocate_empty_clusters(
     labels: Array, sq_dist: Array, weights: Array, counts: Array, *, xp: ModuleType
 ) -> Array:
@@ -111,23 +115,37 @@ def relocate_empty_clusters(
 
     The m empty clusters (in index order) take the m points of positive weight with the largest
     squared distance to their assigned center (ties broken by the lower row index), so the
-    repair is deterministic. Returns the updated labels; the caller recomputes the sums.
+    repair is deterministic. Returns the updated labels (a new array); the caller recomputes
+    the sums. Rows are scanned in chunks, so no temporary is n long.
     """
     n_samples = labels.shape[0]
     device = array_device(labels)
     empty = xp.nonzero(counts == 0)[0]
     m = empty.shape[0]
-    score = xp.where(weights > 0, sq_dist, xp.asarray(-1.0, dtype=sq_dist.dtype, device=device))
-    farthest = xp.argsort(score, descending=True, stable=True)[:m]
+    # The best m of each chunk, then the best m of those. A stable sort keeps equal scores in
+    # row order within a chunk, and the chunks are concatenated in row order, so ties still go
+    # to the lower row.
+    no_weight = xp.asarray(-1.0, dtype=sq_dist.dtype, device=device)
+    candidate_rows, candidate_scores = [], []
+    for start, stop in row_blocks(n_samples, _REPAIR_CHUNK_ROWS):
+        score = xp.where(weights[start:stop] > 0, sq_dist[start:stop], no_weight)
+        best = xp.argsort(score, descending=True, stable=True)[: min(m, stop - start)]
+        candidate_rows.append(best + start)
+        candidate_scores.append(xp.take(score, best, axis=0))
+    best = xp.argsort(xp.concat(candidate_scores), descending=True, stable=True)[:m]
+    farthest = xp.take(xp.concat(candidate_rows), best, axis=0)
     # Scatter `empty` into `labels` at `farthest` without a scatter (the standard has none):
     # look every row up in the sorted list of moved rows.
     order = xp.argsort(farthest, stable=True)
     moved_rows = xp.take(farthest, order, axis=0)
     new_labels = xp.astype(xp.take(empty, order, axis=0), labels.dtype)
-    rows = xp.arange(n_samples, dtype=moved_rows.dtype, device=device)
-    pos = xp.clip(xp.searchsorted(moved_rows, rows), max=m - 1)
-    is_moved = xp.take(moved_rows, pos, axis=0) == rows
-    return xp.where(is_moved, xp.take(new_labels, pos, axis=0), labels)
+    out = xp.empty_like(labels)
+    for start, stop in row_blocks(n_samples, _REPAIR_CHUNK_ROWS):
+        rows = xp.arange(start, stop, dtype=moved_rows.dtype, device=device)
+        pos = xp.clip(xp.searchsorted(moved_rows, rows), max=m - 1)
+        is_moved = xp.take(moved_rows, pos, axis=0) == rows
+        out[start:stop] = xp.where(is_moved, xp.take(new_labels, pos, axis=0), labels[start:stop])
+    return out
 
 
 def _centers_from_sums(sums: Array, counts: Array, previous: Array, *, xp: ModuleType) -> Array:

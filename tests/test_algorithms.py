@@ -11,15 +11,20 @@ import kmeans_xp._hamerly as hamerly_module
 from kmeans_xp import KMeans, kmeans
 from kmeans_xp._array_api import get_namespace, on_gpu
 from kmeans_xp._backends import segment_sum_for
+from kmeans_xp._hamerly import _standard_nearest_two
 from kmeans_xp._kmeans import _resolve_algorithm
 from kmeans_xp._lloyd import _assign_and_sum, lloyd
 
 
-@pytest.fixture(params=["from the start", "after the switch"])
+@pytest.fixture(params=["from the start", "in chunks of 16 rows", "after the switch"])
 def bounds_start(request, monkeypatch):
-    """Run the bounded loop with bounds from iteration 2 on, or as it runs by default."""
-    if request.param == "from the start":
+    """Run the bounded loop with bounds from iteration 2 on (in one chunk of rows and centers,
+    or many), or as it runs by default."""
+    if request.param != "after the switch":
         monkeypatch.setattr(hamerly_module, "_SWITCH_FRACTION", 1.0)
+    if request.param == "in chunks of 16 rows":
+        monkeypatch.setattr(hamerly_module, "_CHUNK_ROWS", 16)
+        monkeypatch.setattr(hamerly_module, "_GAP_BLOCK_ROWS", 2)
     return request.param
 
 
@@ -69,6 +74,27 @@ def test_hamerly_with_weights_and_empty_clusters(xp, bounds_start):
     assert (n1, i1) == (n2, pytest.approx(i2, rel=1e-12))
     assert np.isfinite(xp.to_numpy(c2)).all()
     assert_labels_are_argmin(X, xp.to_numpy(c2), xp.to_numpy(l2))
+
+
+def test_hamerly_refills_a_cluster_that_empties_late(xp, bounds_start, capsys):
+    # Found by search: the cluster of one center empties at iteration 4, when (with bounds from
+    # the start) the bounds are in use; the refilled row must be re-checked, not skipped.
+    rng = np.random.default_rng(2111)
+    X = rng.normal(size=(40, 2))
+    X[:20] += 2.5
+    init = rng.normal(size=(10, 2)) * 2 + 1
+    fits = [
+        KMeans(10, init=init, tol=0, verbose=True, algorithm=algorithm).fit(xp.asarray(X))
+        for algorithm in ("lloyd", "hamerly")
+    ]
+    lloyd_out, hamerly_out = _halves(capsys.readouterr().out)
+    assert hamerly_out == lloyd_out
+    assert any(line.startswith("Iteration 4:") and "refilled" in line for line in lloyd_out)
+    np.testing.assert_array_equal(xp.to_numpy(fits[1].labels_), xp.to_numpy(fits[0].labels_))
+    np.testing.assert_allclose(
+        xp.to_numpy(fits[1].cluster_centers_), xp.to_numpy(fits[0].cluster_centers_), rtol=1e-10
+    )
+    assert fits[1].n_iter_ == fits[0].n_iter_
 
 
 def test_hamerly_single_cluster_and_one_point_per_cluster(xp, bounds_start):
@@ -147,3 +173,23 @@ def test_numpy_pass_equals_the_standard_pass(monkeypatch, dtype, n, d, k, block_
     np.testing.assert_array_equal(fast[1], standard[1])  # partial distances: bit for bit
     np.testing.assert_allclose(fast[2], standard[2], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast[3], standard[3], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("which_rows", ["all", "some, unsorted, repeated"])
+@pytest.mark.parametrize(
+    ("n", "d", "k", "block_rows"),
+    [(1000, 5, 7, 64), (300, 3, 2, 1000), (50, 1, 50, 7), (40, 2, 1, 16)],
+)
+def test_numpy_nearest_two_equals_the_standard_one(dtype, which_rows, n, d, k, block_rows):
+    rng = np.random.default_rng(n + d + k)
+    X = (rng.normal(size=(n, d)) + 50.0).astype(dtype)
+    offset = X.mean(axis=0)
+    centers = X[:k] - offset
+    rows = None if which_rows == "all" else rng.integers(0, n, size=n // 3)
+    args = (X, rows, centers, centers.astype(np.float64), offset)
+    standard = _standard_nearest_two(*args, block_rows=block_rows, xp=np)
+    fast = numpy_backend.nearest_two(*args, block_rows=block_rows, xp=np)
+    for name, a, b in zip(("labels", "first", "second"), fast, standard, strict=True):
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)  # bit for bit

@@ -32,6 +32,18 @@ def test_block_rows_respect_the_budget(xp):
     )
 
 
+def test_host_blocks_shrink_with_small_data():
+    def block_bytes(n, d, k):
+        rows = _primitives.block_rows_for(n, d, k, 4, xp=np, device="cpu")
+        return rows * (8 * (4 * k + 2 * d) + 16)
+
+    # A quarter of X (12.8 MB here), not the full 16 MiB host budget ...
+    assert block_bytes(100_000, 32, 64) <= 100_000 * 32 * 4 // 4
+    # ... but never below 1 MiB, and at most 16 MiB for large X.
+    assert block_bytes(2_000, 32, 64) > 2**20 - 8 * (4 * 64 + 2 * 32) - 16
+    assert 15 * 2**20 < block_bytes(10**7, 64, 256) <= _primitives.HOST_BLOCK_BYTES
+
+
 @pytest.mark.parametrize(("n", "d", "k"), [(50, 3, 4), (1, 1, 1), (40, 1, 7), (9, 5, 9)])
 def test_assign_block_is_the_float64_argmin(xp, n, d, k):
     rng = np.random.default_rng(n * 100 + d * 10 + k)
@@ -103,6 +115,30 @@ def test_relocate_empty_clusters_takes_the_farthest_weighted_points(xp):
     )
     # Farthest weighted rows: 1 (9.0), then 3 (7.0); they go to clusters 1 and 3 in order.
     np.testing.assert_array_equal(xp.to_numpy(new), [0, 1, 0, 3, 2, 2])
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 7, 1000])
+def test_relocate_empty_clusters_in_chunks_equals_a_full_sort(xp, monkeypatch, chunk_rows):
+    import kmeans_xp._lloyd as lloyd_module
+
+    monkeypatch.setattr(lloyd_module, "_REPAIR_CHUNK_ROWS", chunk_rows)
+    rng = np.random.default_rng(chunk_rows)
+    n, k = 60, 9
+    labels = rng.integers(0, 5, size=n)  # clusters 5..8 are empty
+    sq_dist = rng.integers(0, 4, size=n).astype(np.float64)  # many ties, across chunks
+    weights = rng.uniform(size=n)
+    weights[::5] = 0.0
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    new = relocate_empty_clusters(
+        xp.asarray(labels), xp.asarray(sq_dist), xp.asarray(weights), xp.asarray(counts),
+        xp=xp.xp,
+    )  # fmt: skip
+    # Reference: a full stable sort, largest distance first, lower row first among equals.
+    score = np.where(weights > 0, sq_dist, -1.0)
+    farthest = sorted(range(n), key=lambda i: (-score[i], i))[:4]
+    expected = labels.copy()
+    expected[farthest] = [5, 6, 7, 8]
+    np.testing.assert_array_equal(xp.to_numpy(new), expected)
 
 
 def test_numpy_update_without_scipy_equals_the_sparse_one(monkeypatch):

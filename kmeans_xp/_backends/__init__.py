@@ -2,8 +2,9 @@
 
 Each module here implements ``segment_sum`` with the same signature and results as
 ``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy also has its own
-version of the whole assign-and-sum pass of a Lloyd iteration (``_lloyd._assign_and_sum``). A
-library without a module here uses the standard-only versions.
+version of the whole assign-and-sum pass of a Lloyd iteration (``_lloyd._assign_and_sum``) and
+of Hamerly's nearest-two search (``_hamerly._nearest_two``). A library without a module here uses
+the standard-only versions.
 """
 
 from __future__ import annotations
@@ -39,4 +40,13 @@ def assign_and_sum_for(xp: ModuleType) -> Callable | None:
         from . import _numpy
 
         return _numpy.assign_and_sum
+    return None
+
+
+def nearest_two_for(xp: ModuleType) -> Callable | None:
+    """A library's own version of ``_hamerly._nearest_two``, or None to use the standard one."""
+    if is_numpy(xp):
+        from . import _numpy
+
+        return _numpy.nearest_two
     return None

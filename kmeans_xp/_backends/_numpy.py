@@ -38,7 +38,7 @@ def _segment_sum_sparse(X_block, labels, weights, n_clusters):
     w = weights.astype(np.float64)
     # Column j of the one-hot matrix holds w[j] at row labels[j]: CSC with one entry per column.
     one_hot = _sparse.csc_matrix((w, labels, np.arange(m + 1)), shape=(n_clusters, m))
-    sums = one_hot @ X_block.astype(np.float64)
+    sums = one_hot @ X_block.astype(np.float64, copy=False)
     counts = np.bincount(labels, weights=w, minlength=n_clusters)
     return np.asarray(sums), counts
 
@@ -117,3 +117,77 @@ def assign_and_sum(
             counts += c
             chunk_start, filled = stop, 0
     return labels, partial, sums, counts
+
+
+def nearest_two(
+    X: np.ndarray,
+    rows: np.ndarray | None,
+    centers: np.ndarray,
+    centers_acc: np.ndarray,
+    offset: np.ndarray,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_hamerly._nearest_two`` for NumPy: the same results, into buffers allocated once.
+
+    The standard version makes a block-sized copy of the scores (to mask the nearest column)
+    and several other temporaries per block; like the standard pass (see ``assign_and_sum``),
+    that cost about three plain passes per row checked. Here the nearest column is overwritten in
+    place and every block reuses the same buffers. Bit-identical results (same operands, same
+    operations, same summation order).
+    """
+    k, d = centers.shape
+    n_rows = X.shape[0] if rows is None else rows.shape[0]
+    acc = centers_acc.dtype
+    neg2_centers_t = (-2.0 * centers).T
+    c_sq = np.sum(centers * centers, axis=1)
+    c_sq_max = float(np.max(c_sq))
+    # Worst-case rounding of the GEMM form, as in the standard version.
+    relative_error = 2.0 * (d + 2) * float(np.finfo(centers.dtype).eps)
+    labels = np.empty(n_rows, dtype=np.int64)
+    first = np.empty(n_rows, dtype=acc)
+    second = np.empty(n_rows, dtype=acc)
+    m_max = min(block_rows, n_rows)
+    block = np.empty((m_max, d), dtype=X.dtype)
+    squares = np.empty((m_max, d), dtype=X.dtype)
+    scores = np.empty((m_max, k), dtype=X.dtype)
+    diff = np.empty((m_max, d), dtype=acc)
+    row_starts = np.arange(m_max, dtype=np.int64) * k
+    flat = np.empty(m_max, dtype=np.int64)
+    second_index = np.empty(m_max, dtype=np.int64)
+    runner_up = np.empty(m_max, dtype=X.dtype)
+    x_sq = np.empty(m_max, dtype=X.dtype)
+    for start in range(0, n_rows, block_rows):
+        stop = min(start + block_rows, n_rows)
+        m = stop - start
+        b = block[:m]
+        if rows is None:
+            np.subtract(X[start:stop], offset, out=b)
+        else:
+            np.take(X, rows[start:stop], axis=0, out=b)
+            b -= offset
+        s = scores[:m]
+        np.matmul(b, neg2_centers_t, out=s)
+        s += c_sq
+        nearest = labels[start:stop]
+        np.argmin(s, axis=1, out=nearest)
+        np.add(row_starts[:m], nearest, out=flat[:m])
+        s.reshape(-1)[flat[:m]] = np.inf
+        # The runner-up's value through its argmin: NumPy's argmin along rows is SIMD, its min
+        # is not (measured 0.07 against 0.34 ns per score at 1817 x 256).
+        np.argmin(s, axis=1, out=second_index[:m])
+        np.add(row_starts[:m], second_index[:m], out=flat[:m])
+        np.take(s.reshape(-1), flat[:m], out=runner_up[:m])
+        np.multiply(b, b, out=squares[:m])
+        np.sum(squares[:m], axis=1, out=x_sq[:m])
+        x_sq_acc = x_sq[:m].astype(acc)
+        second_sq = x_sq_acc + runner_up[:m].astype(acc) - relative_error * (x_sq_acc + c_sq_max)
+        np.sqrt(np.clip(second_sq, 0.0, None), out=second[start:stop])
+        e = diff[:m]
+        np.take(centers_acc, nearest, axis=0, out=e)
+        np.subtract(b, e, out=e)
+        np.multiply(e, e, out=e)
+        np.sum(e, axis=1, out=first[start:stop])
+        np.sqrt(first[start:stop], out=first[start:stop])
+    return labels, first, second
