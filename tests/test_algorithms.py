@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import assert_labels_are_argmin, blobs
@@ -159,8 +161,15 @@ def test_auto_is_lloyd_on_a_gpu(xp):
         (10, 2, 3, 1, 1),
     ],
 )
-def test_numpy_pass_equals_the_standard_pass(monkeypatch, dtype, n, d, k, block_rows, chunk_bytes):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_numpy_pass_equals_the_standard_pass(
+    monkeypatch, dtype, n, d, k, block_rows, chunk_bytes, threads
+):
     monkeypatch.setattr(numpy_backend, "UPDATE_CHUNK_BYTES", chunk_bytes)  # 1: flush every block
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
+    monkeypatch.setattr(numpy_backend, "_MIN_SCORES_FOR_THREADS", 0)
+    if threads > 1 and n // block_rows >= 2 * threads:
+        assert len(numpy_backend._thread_parts(n, block_rows, k)) == threads
     rng = np.random.default_rng(n + d + k)
     X = rng.normal(size=(n, d)).astype(dtype)
     centers = X[:k] - X.mean(axis=0)
@@ -193,3 +202,19 @@ def test_numpy_nearest_two_equals_the_standard_one(dtype, which_rows, n, d, k, b
     for name, a, b in zip(("labels", "first", "second"), fast, standard, strict=True):
         assert a.dtype == b.dtype, name
         np.testing.assert_array_equal(a, b, err_msg=name)  # bit for bit
+
+
+@pytest.mark.parametrize(
+    ("n", "block_rows", "threads"), [(1000, 64, 2), (1000, 64, 3), (10, 1, 2), (7, 3, 2), (5, 5, 4)]
+)
+def test_thread_parts_cover_the_rows_in_whole_blocks(monkeypatch, n, block_rows, threads):
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
+    assert numpy_backend._thread_parts(n, block_rows, 10) == [(0, n)]  # too small to share
+    monkeypatch.setattr(numpy_backend, "_MIN_SCORES_FOR_THREADS", 0)
+    parts = numpy_backend._thread_parts(n, block_rows, 10)
+    assert parts[0][0] == 0
+    assert parts[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+    assert all(lo % block_rows == 0 and lo < hi for lo, hi in parts)
+    n_blocks = -(-n // block_rows)
+    assert len(parts) == max(1, min(threads, n_blocks // 2))
