@@ -80,7 +80,8 @@ def test_hamerly_with_weights_and_empty_clusters(xp, bounds_start):
 
 def test_hamerly_refills_a_cluster_that_empties_late(xp, bounds_start, capsys):
     # Found by search: the cluster of one center empties at iteration 4, when (with bounds from
-    # the start) the bounds are in use; the refilled row must be re-checked, not skipped.
+    # the start) the bounds are in use. The fit must stay Lloyd's. (This data does not tell
+    # whether the refilled rows' bounds are reset: the farthest row fails its bound test anyway.)
     rng = np.random.default_rng(2111)
     X = rng.normal(size=(40, 2))
     X[:20] += 2.5
