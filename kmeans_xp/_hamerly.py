@@ -17,6 +17,10 @@ genuine near-ties, where a skipped row keeps a label that rounding would have fl
 off on CPUs, where a skipped row saves its GEMM share; on a GPU the dense GEMM is cheaper than
 the gathers, and ``_kmeans`` keeps plain Lloyd there.
 
+Per row the state is a label and two bounds: the bounds are computed in float64 and stored in
+X's dtype, rounded outward (``_bounds``), and NumPy's passes keep int32 labels, so a float32 fit
+holds 12 bytes per row instead of 24.
+
 Everything is standard array API (boolean-mask ``__setitem__`` scatters the checked rows back).
 """
 
@@ -27,6 +31,7 @@ from types import ModuleType
 
 from ._array_api import Array, accumulation_dtype, array_device
 from ._backends import assign_and_sum_for, nearest_two_for, segment_sum_for
+from ._bounds import as_lower_bound, as_upper_bound
 from ._lloyd import (
     _assign_and_sum,
     _centers_from_sums,
@@ -43,9 +48,11 @@ _BOUND_SLACK = 1e-7
 # Bounds start once at most this fraction of the rows changed cluster in an iteration: before,
 # nearly every row fails its bound test and plain Lloyd passes are cheaper.
 _SWITCH_FRACTION = 0.1
-# Rows per chunk of the bound tests: their temporaries (a few bytes per row) stay a few MiB, with
-# few enough chunks that the per-chunk calls cost nothing next to the work.
+# Rows per chunk of the bound tests: their temporaries (~40 bytes per row) stay a few MiB and at
+# most ~1/16 of the rows, with few enough chunks that the per-chunk calls cost nothing next to
+# the work.
 _CHUNK_ROWS = 65536
+_MIN_CHUNK_ROWS = 4096
 # Centers per block of the center-to-center distances (a block × k matrix, not k × k).
 _GAP_BLOCK_ROWS = 128
 
@@ -54,13 +61,14 @@ def _standard_nearest_two(
     X: Array, rows: Array | None, centers: Array, centers_acc: Array, offset: Array, *,
     block_rows: int, xp: ModuleType,
 ) -> tuple[Array, Array, Array]:  # fmt: skip
-    """For the given rows (all when None): nearest center, its distance, a lower bound on the
-    second's.
+    """For the given rows (all when None): nearest center, an upper bound on its distance, a
+    lower bound on the second's (both bounds in X's dtype).
 
     The argmin is Lloyd's own (``assign_block``'s GEMM form in X's dtype, on centered data), so a
     row that is checked gets the label plain Lloyd would give it. The first distance is then taken
     exactly, in the accumulation dtype, from the difference; the second is the GEMM form's value
-    lowered by that form's worst-case rounding error, so it stays a true lower bound.
+    lowered by that form's worst-case rounding error, so it stays a true lower bound. Both are
+    rounded outward to X's dtype (see ``as_upper_bound``).
     """
     acc = centers_acc.dtype
     k, d = centers.shape
@@ -74,8 +82,8 @@ def _standard_nearest_two(
     n_rows = X.shape[0] if rows is None else rows.shape[0]
     # Filled block by block (slice assignment), so no list of parts is ever concatenated.
     labels = xp.empty((n_rows,), dtype=xp.int64, device=device)
-    first = xp.empty((n_rows,), dtype=acc, device=device)
-    second = xp.empty((n_rows,), dtype=acc, device=device)
+    first = xp.empty((n_rows,), dtype=X.dtype, device=device)
+    second = xp.empty((n_rows,), dtype=X.dtype, device=device)
     for start, stop in row_blocks(n_rows, block_rows):
         picked = X[start:stop, :] if rows is None else xp.take(X, rows[start:stop], axis=0)
         block = picked - offset
@@ -86,8 +94,8 @@ def _standard_nearest_two(
         second_sq = x_sq + xp.astype(runner_up, acc) - relative_error * (x_sq + c_sq_max)
         diff = xp.astype(block, acc) - xp.take(centers_acc, nearest, axis=0)
         labels[start:stop] = xp.astype(nearest, xp.int64)
-        first[start:stop] = xp.sqrt(xp.sum(diff * diff, axis=1))
-        second[start:stop] = xp.sqrt(xp.clip(second_sq, min=0.0))
+        first[start:stop] = as_upper_bound(xp.sqrt(xp.sum(diff * diff, axis=1)), X.dtype, xp=xp)
+        second[start:stop] = as_lower_bound(xp.sqrt(xp.clip(second_sq, min=0.0)), X.dtype, xp=xp)
     return labels, first, second
 
 
@@ -181,7 +189,7 @@ def hamerly(
         block = xp.astype(X[start:stop, :], acc) - xp.astype(offset, acc)
         scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
     unit_weights = bool(xp.all(weights == 1))
-    chunk_rows = _CHUNK_ROWS
+    chunk_rows = min(_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, n_samples // 16))
     plain_pass = assign_and_sum_for(xp) or _assign_and_sum
     bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
     labels = upper = lower = sums = counts = None
@@ -280,8 +288,13 @@ def _loosen(
     zero = xp.asarray(0.0, dtype=lower.dtype, device=device)
     for start, stop in row_blocks(labels.shape[0], chunk_rows):
         own_labels = labels[start:stop]
-        new_upper = upper[start:stop] + xp.take(moves, own_labels, axis=0)
-        new_lower = lower[start:stop] - xp.where(own_labels == biggest, runner_up, largest)
+        new_upper = as_upper_bound(
+            upper[start:stop] + xp.take(moves, own_labels, axis=0), upper.dtype, xp=xp
+        )
+        new_lower = as_lower_bound(
+            lower[start:stop] - xp.where(own_labels == biggest, runner_up, largest),
+            lower.dtype, xp=xp,
+        )  # fmt: skip
         if unbounded is not None:
             new_upper = xp.where(unbounded[start:stop], inf, new_upper)
             new_lower = xp.where(unbounded[start:stop], zero, new_lower)
@@ -318,8 +331,8 @@ def _reassign(
         )  # fmt: skip
         # Scatter into a fresh copy of the chunk, then write it back by slice: the standard
         # promises nothing about writes through views.
-        chunk_upper = xp.where(check, xp.zeros_like(bound), upper[start:stop])
-        chunk_upper[check] = own
+        chunk_upper = xp.where(check, xp.zeros_like(upper[start:stop]), upper[start:stop])
+        chunk_upper[check] = as_upper_bound(own, upper.dtype, xp=xp)
         upper[start:stop] = chunk_upper
         still = own + slack > xp.take(bound, local, axis=0)
         if not bool(xp.any(still)):
@@ -337,7 +350,7 @@ def _reassign(
         labels[start:stop] = new_labels
         chunk_upper[recheck] = first
         upper[start:stop] = chunk_upper
-        chunk_lower = xp.where(recheck, xp.zeros_like(bound), lower[start:stop])
+        chunk_lower = xp.where(recheck, xp.zeros_like(lower[start:stop]), lower[start:stop])
         chunk_lower[recheck] = second
         lower[start:stop] = chunk_lower
         changed = nearest != old

@@ -13,6 +13,7 @@ import kmeans_xp._hamerly as hamerly_module
 from kmeans_xp import KMeans, kmeans
 from kmeans_xp._array_api import get_namespace, on_gpu
 from kmeans_xp._backends import segment_sum_for
+from kmeans_xp._bounds import as_lower_bound, as_upper_bound
 from kmeans_xp._hamerly import _standard_nearest_two
 from kmeans_xp._kmeans import _resolve_algorithm
 from kmeans_xp._lloyd import _assign_and_sum, lloyd
@@ -180,6 +181,7 @@ def test_numpy_pass_equals_the_standard_pass(
     standard = _assign_and_sum(*args, block_rows=block_rows, xp=np)
     fast = numpy_backend.assign_and_sum(*args, block_rows=block_rows, xp=np)
     np.testing.assert_array_equal(fast[0], standard[0])  # labels: bit for bit
+    assert fast[0].dtype == np.int32  # half the memory of the standard pass's int64
     np.testing.assert_array_equal(fast[1], standard[1])  # partial distances: bit for bit
     np.testing.assert_allclose(fast[2], standard[2], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast[3], standard[3], rtol=1e-12)
@@ -200,8 +202,9 @@ def test_numpy_nearest_two_equals_the_standard_one(dtype, which_rows, n, d, k, b
     args = (X, rows, centers, centers.astype(np.float64), offset)
     standard = _standard_nearest_two(*args, block_rows=block_rows, xp=np)
     fast = numpy_backend.nearest_two(*args, block_rows=block_rows, xp=np)
+    assert fast[0].dtype == np.int32  # labels: half the memory of the standard int64
     for name, a, b in zip(("labels", "first", "second"), fast, standard, strict=True):
-        assert a.dtype == b.dtype, name
+        assert name == "labels" or a.dtype == b.dtype, name
         np.testing.assert_array_equal(a, b, err_msg=name)  # bit for bit
 
 
@@ -219,3 +222,29 @@ def test_thread_parts_cover_the_rows_in_whole_blocks(monkeypatch, n, block_rows,
     assert all(lo % block_rows == 0 and lo < hi for lo, hi in parts)
     n_blocks = -(-n // block_rows)
     assert len(parts) == max(1, min(threads, n_blocks // 2))
+
+
+def test_bounds_rounded_to_float32_stay_bounds(xp):
+    """Hamerly keeps float32 bounds of float64 distances: an upper bound must round up, a lower
+    bound down, for every magnitude (the nearest float32 is below the value about half the
+    time, so a plain cast would break either kind)."""
+    rng = np.random.default_rng(0)
+    magnitudes = 10.0 ** rng.uniform(-30, 30, size=20_000)
+    values = np.concatenate([magnitudes * rng.uniform(0.5, 1.0, 20_000), [0.0, 1.0, np.inf]])
+    x64 = xp.asarray(values, dtype=np.float64)
+    ns = xp.xp
+    upper = xp.to_numpy(as_upper_bound(x64, ns.float32, xp=ns))
+    lower = xp.to_numpy(as_lower_bound(x64 - 1e-300, ns.float32, xp=ns))  # a few go below 0
+    assert upper.dtype == lower.dtype == np.float32
+    assert np.all(upper.astype(np.float64) >= values)
+    assert np.all(lower.astype(np.float64) <= values)
+    assert np.all(lower >= 0)
+    plain = values.astype(np.float32).astype(np.float64)
+    assert np.any(plain < values)  # a plain cast would break upper bounds here,
+    assert np.any(plain > values)  # and lower bounds here
+    # Tight: at most two float32 steps away.
+    finite = np.isfinite(values) & (values > 1e-37)
+    np.testing.assert_allclose(upper[finite], values[finite], rtol=3 * 2.0**-23)
+    np.testing.assert_allclose(lower[finite], values[finite], rtol=3 * 2.0**-23)
+    same = xp.asarray(np.array([-1.0, 2.0]), dtype=np.float64)  # same dtype: no cast
+    np.testing.assert_array_equal(xp.to_numpy(as_lower_bound(same, ns.float64, xp=ns)), [0, 2])
