@@ -55,3 +55,29 @@ def test_silhouette_benchmark_scores_agree():
     ]
     assert len(scores) == 2
     assert scores[0] == pytest.approx(scores[1], abs=1e-6)
+
+
+def test_init_quality_potential_and_ratio():
+    from benchmarks.init_quality import mean_ratio, potential
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    C = X[:4]
+    brute = ((X.astype(np.float64)[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1)
+    assert potential(X, C, block_rows=64) == pytest.approx(brute.min(axis=1).sum(), rel=1e-12)
+    ratio, se = mean_ratio([2.0, 4.0], [1.0, 3.0])
+    assert ratio == pytest.approx(1.5)
+    assert se > 0
+
+
+def test_init_quality_runs_against_sklearn():
+    pytest.importorskip("sklearn")
+    command = [
+        sys.executable, "-m", "benchmarks.init_quality", "--shape", "400x3x5", "--seeds", "2",
+        "--fit",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "seed 1: k-means++ potential ours" in done.stdout
+    assert "init: mean ours / mean sklearn = " in done.stdout
+    assert "fit: mean ours / mean sklearn = " in done.stdout
