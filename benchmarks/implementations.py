@@ -113,10 +113,10 @@ class KMeansXP(Implementation):
             km = KMeans(self.C0.shape[0], init=self.C0, max_iter=n_iter, tol=0).fit(self.X)
         return to_numpy(km.cluster_centers_), km.n_iter_
 
-    def default_fit(self, k: int, seed: int) -> float:
+    def default_fit(self, k: int, seed: int, init: str = "k-means++") -> float:
         from kmeans_xp import KMeans
 
-        return KMeans(n_clusters=k, random_state=seed).fit(self.X).inertia_
+        return KMeans(n_clusters=k, init=init, random_state=seed).fit(self.X).inertia_
 
 
 # ---- CPU peers ---------------------------------------------------------------------------------

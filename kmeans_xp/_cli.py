@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="array library to compute with; auto uses a GPU when one is usable (default)",
     )
-    compute.add_argument("--init", choices=("k-means++", "random"), default="k-means++")
+    compute.add_argument(
+        "--init", choices=("k-means++", "k-means||", "random"), default="k-means++"
+    )
     compute.add_argument(
         "--algorithm", choices=("auto", "lloyd", "hamerly"), default="auto",
         help="plain Lloyd passes, or Lloyd pruned by Hamerly's bounds (auto: bounds on a CPU)",
@@ -229,7 +231,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
         random_state=args.seed,
         algorithm=args.algorithm,
     )
-    auto_runs = 1 if args.init == "k-means++" else 10  # what KMeans's n_init="auto" means
+    auto_runs = 1 if args.init in ("k-means++", "k-means||") else 10  # n_init="auto" in KMeans
     runs = auto_runs if args.n_init == "auto" else max(1, args.n_init)
     bar = _progress_bar(args, runs * args.max_iter, "Lloyd iterations")
 

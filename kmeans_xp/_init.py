@@ -1,4 +1,4 @@
-"""Initial centers: k-means++ (greedy, weighted) and random choice, written once.
+"""Initial centers: k-means++ (greedy, weighted), k-means|| and random choice, written once.
 
 Random numbers are drawn on the host from a NumPy generator and moved to the device in one
 transfer; the sampling itself (cumulative sums and searchsorted) runs on the device, so k-means++
@@ -13,7 +13,9 @@ from types import ModuleType
 import numpy as np
 
 from ._array_api import Array, accumulation_dtype, array_device, to_numpy
-from ._primitives import row_blocks, squared_norms
+from ._backends import segment_sum_for
+from ._lloyd import lloyd
+from ._primitives import assign_block, block_rows_for, row_blocks, squared_norms
 from ._validation import RandomState
 
 
@@ -108,6 +110,142 @@ def kmeans_plusplus_indices(
         closest = xp.minimum(closest, xp.astype(xp.take(trial_sq, best, axis=1)[:, 0], acc))
 
     return xp.concat(chosen)
+
+
+# Lloyd iterations that refine k-means++'s pick among the weighted k-means|| candidates (as
+# Spark's k-means|| does); the candidates are few, so this costs little next to one pass over X.
+PARALLEL_RECLUSTER_MAX_ITER = 30
+
+
+def kmeans_parallel_centers(
+    X: Array,
+    n_clusters: int,
+    weights: Array,
+    rng: RandomState,
+    *,
+    offset: Array,
+    oversampling_factor: float,
+    n_rounds: int,
+    tol: float,
+    xp: ModuleType,
+) -> Array:
+    """Initial centers by k-means|| (Bahmani et al., "Scalable K-Means++", VLDB 2012).
+
+    The weighted candidates of ``kmeans_parallel_candidates`` are reduced to k centers by
+    weighted greedy k-means++ followed by a few weighted Lloyd iterations (``tol``, absolute),
+    as Spark does. Returns centers of shape (k, d) in X's dtype, uncentered; they need not be
+    rows of X.
+    """
+    n_features = X.shape[1]
+    candidates, candidate_weights = kmeans_parallel_candidates(
+        X, n_clusters, weights, rng, offset=offset,
+        oversampling_factor=oversampling_factor, n_rounds=n_rounds, xp=xp,
+    )  # fmt: skip
+    candidate_rows = xp.take(X, candidates, axis=0)
+    m = candidate_rows.shape[0]
+    n_local_trials = default_local_trials(n_clusters)
+    block_rows = block_rows_for(
+        m, n_features, max(n_clusters, n_local_trials), _itemsize(X, xp),
+        xp=xp, device=array_device(X),
+    )  # fmt: skip
+    picked = kmeans_plusplus_indices(
+        candidate_rows, n_clusters, candidate_weights, rng, offset=offset,
+        n_local_trials=n_local_trials, block_rows=block_rows, xp=xp,
+    )  # fmt: skip
+    centers, _ = lloyd(
+        candidate_rows, xp.take(candidate_rows, picked, axis=0), candidate_weights,
+        offset=offset, max_iter=PARALLEL_RECLUSTER_MAX_ITER, tol=tol, verbose=False,
+        block_rows=block_rows, xp=xp,
+    )  # fmt: skip
+    return centers
+
+
+def kmeans_parallel_candidates(
+    X: Array,
+    n_clusters: int,
+    weights: Array,
+    rng: RandomState,
+    *,
+    offset: Array,
+    oversampling_factor: float,
+    n_rounds: int,
+    xp: ModuleType,
+) -> tuple[Array, Array]:
+    """Row indices of the k-means|| candidates (at least k of them) and their weights.
+
+    One row is drawn ∝ weight; then each of ``n_rounds`` rounds keeps every row independently
+    with probability min(1, ℓ·w·D(x)²/φ), ℓ = ``oversampling_factor``·k and φ = Σ w·D(x)², so
+    about ℓ rows join per round (rows of weight 0, and rows on a candidate, never do). A
+    candidate's weight is the weight of the rows nearest to it, so the weights sum to Σ w.
+    Passes over X: one for the first distances, one per round that found candidates, one for the
+    weights — O(rounds), against k for k-means++. One uniform per row and round comes from the
+    host generator, so a seed gives the same candidates on every backend. If fewer than k
+    candidates were found (X has fewer distinct rows of positive weight than k), random rows make
+    up the number; the fit's empty-cluster repair then deals with the duplicates.
+    """
+    n_samples, n_features = X.shape
+    device = array_device(X)
+    acc = accumulation_dtype(xp, device)
+    w = xp.astype(weights, acc)
+    oversampling = oversampling_factor * n_clusters
+
+    def blocks_for(width: int) -> list[tuple[int, int]]:
+        rows = block_rows_for(n_samples, n_features, width, _itemsize(X, xp), xp=xp, device=device)
+        return list(row_blocks(n_samples, rows))
+
+    def centered(start: int, stop: int) -> Array:
+        return X[start:stop, :] - offset
+
+    x_sq = xp.concat([squared_norms(centered(a, b), xp=xp) for a, b in blocks_for(1)])
+
+    def closest_to(centers: Array) -> Array:
+        """(n,) smallest squared distance from each row to the given centered centers."""
+        parts = []
+        for a, b in blocks_for(centers.shape[0]):
+            sq = _sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp)
+            parts.append(xp.astype(xp.min(sq, axis=1), acc))
+        return xp.concat(parts)
+
+    first_uniform = xp.asarray(rng.uniform(size=1), dtype=acc, device=device)
+    chosen = [_sample_by_cumulative(xp.cumulative_sum(w), first_uniform, xp=xp)]
+    closest = closest_to(xp.take(X, chosen[0], axis=0) - offset)
+    n_chosen = 1
+    for _ in range(n_rounds):
+        potential = float(xp.sum(w * closest))
+        if potential <= 0.0:  # every row of positive weight sits on a candidate
+            break
+        uniforms = xp.asarray(rng.uniform(size=n_samples), dtype=acc, device=device)
+        # u < ℓ·w·D²/φ, multiplied out: no division, and D² = 0 or w = 0 is never kept.
+        new = xp.nonzero(uniforms * potential < oversampling * (w * closest))[0]
+        if new.shape[0] == 0:
+            continue
+        chosen.append(new)
+        n_chosen += int(new.shape[0])
+        closest = xp.minimum(closest, closest_to(xp.take(X, new, axis=0) - offset))
+    candidates = xp.concat(chosen)
+    if n_chosen < n_clusters:
+        extra = random_indices(
+            n_samples, n_clusters - n_chosen, weights, rng, uniform_weights=False
+        )
+        extra = xp.asarray(extra, dtype=candidates.dtype, device=device)
+        candidates = xp.concat([candidates, extra])
+
+    # Weight of each candidate: the weight of the rows nearest to it (one pass over X).
+    m = candidates.shape[0]
+    centered_candidates = xp.take(X, candidates, axis=0) - offset
+    c_sq = squared_norms(centered_candidates, xp=xp)
+    segment_sum = segment_sum_for(xp)
+    candidate_weights = None
+    for a, b in blocks_for(m):
+        block = centered(a, b)
+        nearest, _ = assign_block(block, centered_candidates, c_sq, xp=xp)
+        _, part = segment_sum(block, nearest, weights[a:b], m, xp=xp)
+        candidate_weights = part if candidate_weights is None else candidate_weights + part
+    return candidates, xp.astype(candidate_weights, weights.dtype)
+
+
+def _itemsize(X: Array, xp: ModuleType) -> int:
+    return 4 if X.dtype == xp.float32 else 8
 
 
 def random_indices(

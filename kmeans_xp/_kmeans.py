@@ -16,7 +16,12 @@ from typing import Any, NamedTuple
 from ._array_api import Array, array_device, library_name, move_to, on_gpu
 from ._base import ClustererMixin, ParamsMixin
 from ._hamerly import hamerly
-from ._init import default_local_trials, kmeans_plusplus_indices, random_indices
+from ._init import (
+    default_local_trials,
+    kmeans_parallel_centers,
+    kmeans_plusplus_indices,
+    random_indices,
+)
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
 from ._primitives import block_rows_for
 from ._validation import (
@@ -24,13 +29,14 @@ from ._validation import (
     check_finite,
     check_initial_centers,
     check_integer,
+    check_positive_real,
     check_random_state,
     check_sample_weight,
     check_tolerance,
 )
 from .exceptions import ConvergenceWarning
 
-_INIT_STRINGS = ("k-means++", "random")
+_INIT_STRINGS = ("k-means++", "k-means||", "random")
 _ALGORITHMS = ("auto", "lloyd", "hamerly", "elkan")
 
 
@@ -159,12 +165,12 @@ def _check_init(init: Any) -> None:
     if isinstance(init, str):
         if init not in _INIT_STRINGS:
             msg = (
-                f"init must be 'k-means++', 'random', an array of shape (n_clusters, n_features) "
-                f"or a callable, got init={init!r}."
+                f"init must be 'k-means++', 'k-means||', 'random', an array of shape "
+                f"(n_clusters, n_features) or a callable, got init={init!r}."
             )
             raise ValueError(msg)
     elif init is None:
-        msg = "init must be 'k-means++', 'random', an array or a callable, got None."
+        msg = "init must be 'k-means++', 'k-means||', 'random', an array or a callable, got None."
         raise TypeError(msg)
 
 
@@ -185,7 +191,7 @@ def _resolve_n_init(n_init: Any, init: Any) -> int:
         if n_init != "auto":
             msg = f"n_init must be 'auto' or an integer >= 1, got n_init={n_init!r}."
             raise ValueError(msg)
-        return 1 if explicit or init == "k-means++" else 10
+        return 1 if explicit or init in ("k-means++", "k-means||") else 10
     n_init = check_integer(n_init, "n_init", minimum=1)
     if explicit and n_init != 1:
         warnings.warn(
@@ -198,10 +204,29 @@ def _resolve_n_init(n_init: Any, init: Any) -> int:
     return n_init
 
 
+class _ParallelInit(NamedTuple):
+    """The k-means|| settings of one fit."""
+
+    oversampling_factor: float
+    n_rounds: int
+    tol: float  # absolute, for the Lloyd iterations on the weighted candidates
+
+
 def _initial_centers(
-    prep: _Prepared, n_clusters: int, init: Any, rng: Any, uniform_weights: bool
+    prep: _Prepared,
+    n_clusters: int,
+    init: Any,
+    rng: Any,
+    uniform_weights: bool,
+    parallel: _ParallelInit,
 ) -> Array:
     xp = prep.xp
+    if isinstance(init, str) and init == "k-means||":
+        return kmeans_parallel_centers(
+            prep.X, n_clusters, prep.weights, rng, offset=prep.offset,
+            oversampling_factor=parallel.oversampling_factor, n_rounds=parallel.n_rounds,
+            tol=parallel.tol, xp=xp,
+        )  # fmt: skip
     if isinstance(init, str) and init == "k-means++":
         n_local_trials = default_local_trials(n_clusters)
         indices = kmeans_plusplus_indices(
@@ -244,6 +269,8 @@ def _fit(
     verbose: Any,
     random_state: Any,
     algorithm: Any = "auto",
+    oversampling_factor: Any = 2.0,
+    n_rounds: Any = 5,
     on_iteration: Callable[[int, int], None] | None = None,
 ) -> tuple[KMeansResult, _Prepared]:
     """Validate, run ``n_init`` initialisations + Lloyd, keep the best run.
@@ -258,6 +285,8 @@ def _fit(
         int(verbose) if isinstance(verbose, bool) else verbose, "verbose", minimum=0
     )
     _check_init(init)
+    oversampling_factor = check_positive_real(oversampling_factor, "oversampling_factor")
+    n_rounds = check_integer(n_rounds, "n_rounds", minimum=1)
     n_init = _resolve_n_init(n_init, init)
     rng = check_random_state(random_state)
     prep = _prepare(X, n_clusters, sample_weight)
@@ -270,9 +299,10 @@ def _fit(
     # tol is relative to the data: the mean per-feature variance of X (as scikit-learn).
     tol_abs = tol * prep.mean_variance
     uniform_weights = sample_weight is None
+    parallel = _ParallelInit(oversampling_factor, n_rounds, tol_abs)
     best: KMeansResult | None = None
     for run in range(n_init):
-        centers = _initial_centers(prep, n_clusters, init, rng, uniform_weights)
+        centers = _initial_centers(prep, n_clusters, init, rng, uniform_weights, parallel)
         if verbose:
             print(f"Initialization complete (run {run + 1} of {n_init}).")
         centers, n_iter = iterate(
@@ -319,6 +349,8 @@ def kmeans(
     verbose: int = 0,
     random_state: Any = None,
     algorithm: str = "auto",
+    oversampling_factor: float = 2.0,
+    n_rounds: int = 5,
 ) -> KMeansResult:
     """Cluster X with K-Means (Lloyd's algorithm); the functional form of :class:`KMeans`.
 
@@ -352,6 +384,8 @@ def kmeans(
         verbose=verbose,
         random_state=random_state,
         algorithm=algorithm,
+        oversampling_factor=oversampling_factor,
+        n_rounds=n_rounds,
     )
     return result
 
@@ -368,14 +402,19 @@ class KMeans(ClustererMixin, ParamsMixin):
     ----------
     n_clusters : int, default 8
         Number of clusters.
-    init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable
-        ``"k-means++"``: greedy weighted k-means++ with ``2 + int(log(n_clusters))`` local trials.
+    init : "k-means++", "k-means||", "random", array of shape (n_clusters, n_features) or callable
+        ``"k-means++"``: greedy weighted k-means++ with ``2 + int(log(n_clusters))`` local trials;
+        one pass over X per center.
+        ``"k-means||"``: scalable k-means++ (Bahmani et al. 2012): ``n_rounds`` rounds of
+        oversampled D²-sampling, then weighted k-means++ and a few Lloyd iterations on the
+        candidates; ``n_rounds + 2`` passes over X however large k is. Better when n·k is large
+        (see benchmarks/RESULTS.md for the measured trade-off), and the init to use on Dask.
         ``"random"``: ``n_clusters`` distinct rows, chosen with probability ∝ sample weight.
         An array: the initial centers (a NumPy array, a list or an array of X's library).
         A callable: ``init(X, n_clusters, random_state)`` returning such an array.
     n_init : "auto" or int, default "auto"
-        Independent runs; the one with the lowest inertia is kept. "auto" is 1 for k-means++ and
-        explicit arrays, 10 for "random" and callables.
+        Independent runs; the one with the lowest inertia is kept. "auto" is 1 for k-means++,
+        k-means|| and explicit arrays, 10 for "random" and callables.
     max_iter : int, default 300
         Maximum Lloyd iterations per run.
     tol : float, default 1e-4
@@ -393,6 +432,11 @@ class KMeans(ClustererMixin, ParamsMixin):
         ``"elkan"`` is accepted for scikit-learn code and runs ``"hamerly"``. ``"auto"``:
         ``"hamerly"`` on a CPU, ``"lloyd"`` on a GPU (where the dense GEMM is cheaper than the
         gathers pruning needs).
+    oversampling_factor : float, default 2.0
+        k-means|| only: each round keeps about ``oversampling_factor * n_clusters`` candidates
+        (ℓ in the paper).
+    n_rounds : int, default 5
+        k-means|| only: rounds of oversampled sampling (the paper finds 5 enough for ℓ = 2k).
 
     Attributes
     ----------
@@ -443,6 +487,8 @@ class KMeans(ClustererMixin, ParamsMixin):
         verbose: int = 0,
         random_state: Any = None,
         algorithm: str = "auto",
+        oversampling_factor: float = 2.0,
+        n_rounds: int = 5,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -452,6 +498,8 @@ class KMeans(ClustererMixin, ParamsMixin):
         self.verbose = verbose
         self.random_state = random_state
         self.algorithm = algorithm
+        self.oversampling_factor = oversampling_factor
+        self.n_rounds = n_rounds
 
     # ---- fitting -----------------------------------------------------------------------------
 
@@ -487,6 +535,8 @@ class KMeans(ClustererMixin, ParamsMixin):
             verbose=self.verbose,
             random_state=self.random_state,
             algorithm=self.algorithm,
+            oversampling_factor=self.oversampling_factor,
+            n_rounds=self.n_rounds,
             on_iteration=on_iteration,
         )
         self.cluster_centers_ = result.centers

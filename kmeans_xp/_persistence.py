@@ -51,7 +51,8 @@ def _jsonable_params(model: Any) -> tuple[dict[str, Any], np.ndarray | None]:
     if callable(init):
         msg = (
             "init is a callable, and a model file never stores code; set init to 'k-means++', "
-            "'random' or an array (e.g. model.set_params(init='k-means++')) before saving."
+            "'k-means||', 'random' or an array (e.g. model.set_params(init='k-means++')) before "
+            "saving."
         )
         raise TypeError(msg)
     if not isinstance(init, str):
@@ -64,9 +65,10 @@ def _jsonable_params(model: Any) -> tuple[dict[str, Any], np.ndarray | None]:
     ):
         random_state = None  # a Generator's state is not kept (documented in KMeans.save)
     params["random_state"] = None if random_state is None else int(random_state)
-    for name in ("n_clusters", "max_iter", "verbose"):
+    for name in ("n_clusters", "max_iter", "verbose", "n_rounds"):
         params[name] = int(params[name])
-    params["tol"] = float(params["tol"])
+    for name in ("tol", "oversampling_factor"):
+        params[name] = float(params[name])
     if not isinstance(params["n_init"], str):
         params["n_init"] = int(params["n_init"])
     return params, init_array

@@ -47,6 +47,17 @@ def check_tolerance(tol: Any) -> float:
     return float(tol)
 
 
+def check_positive_real(value: Any, name: str) -> float:
+    """A finite real number > 0 (e.g. ``oversampling_factor``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"{name} must be a real number, got {value!r} of type {type(value).__name__}."
+        raise TypeError(msg)
+    if not np.isfinite(value) or value <= 0:
+        msg = f"{name} must be a finite number > 0, got {name}={value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
 def check_random_state(random_state: Any) -> RandomState:
     """None, an int seed, a ``numpy.random.Generator`` or a ``RandomState`` -> a host generator.
 

@@ -17,7 +17,8 @@ def test_harness_writes_json_markdown_and_agreeing_inertias(tmp_path):
     command = [
         sys.executable, "-m", "benchmarks", "cpu", "--shapes", "tutorial,300x3x4",
         "--backends", "numpy", "--peers", "scipy,tutorial,gemm", "--iters", "2",
-        "--repeats", "1", "--e2e-repeats", "1", "--out", str(tmp_path),
+        "--repeats", "1", "--e2e-repeats", "1", "--e2e-inits", "k-means++,k-means||",
+        "--out", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -35,6 +36,7 @@ def test_harness_writes_json_markdown_and_agreeing_inertias(tmp_path):
     table = (tmp_path / "cpu.md").read_text()
     assert "| kmeans_xp[numpy] |" in table
     assert "Default end-to-end fit" in table
+    assert "| kmeans_xp[numpy] k-means|| |" in table  # the second init asked for
     assert not (tmp_path / "X.npy").exists()  # scratch files are removed
 
 

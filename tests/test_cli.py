@@ -136,6 +136,18 @@ def test_fit_options_reach_the_estimator(data_files):
     assert params["algorithm"] == "lloyd"
 
 
+def test_fit_with_kmeans_parallel_init(data_files):
+    folder, X = data_files
+    result = run(
+        "fit", "blobs.npy", "-k", "4", "--init", "k-means||", "--seed", "2", "--json",
+        "--out", "o", "--backend", "numpy", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = KMeans(n_clusters=4, init="k-means||", random_state=2).fit(X)
+    assert json.loads(result.stdout)["inertia"] == pytest.approx(expected.inertia_, rel=1e-12)
+    assert load(folder / "o" / "model.npz").get_params()["init"] == "k-means||"
+
+
 def test_fit_plot_writes_a_png(data_files):
     pytest.importorskip("matplotlib")
     folder, _ = data_files

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import blobs
 
-from kmeans_xp import KMeans, kmeans_plusplus
+from kmeans_xp import ConvergenceWarning, KMeans, kmeans, kmeans_plusplus
 from kmeans_xp._init import default_local_trials, random_indices
 
 
@@ -129,3 +129,164 @@ def test_random_init_is_reproducible_across_backends(xp):
     a = KMeans(n_clusters=3, init="random", n_init=2, random_state=3).fit(X)
     b = KMeans(n_clusters=3, init="random", n_init=2, random_state=3).fit(xp.asarray(X))
     np.testing.assert_array_equal(xp.to_numpy(b.labels_), a.labels_)
+
+
+# ---- k-means|| ---------------------------------------------------------------------------------
+
+
+def _parallel_candidates(X, k, w, seed, *, xp, oversampling_factor=2.0, n_rounds=5):
+    from kmeans_xp._init import kmeans_parallel_candidates
+
+    ns = xp.xp
+    Xd = xp.asarray(X)
+    offset = ns.mean(Xd, axis=0)
+    return kmeans_parallel_candidates(
+        Xd, k, xp.asarray(w, dtype=X.dtype), np.random.default_rng(seed), offset=offset,
+        oversampling_factor=oversampling_factor, n_rounds=n_rounds, xp=ns,
+    )  # fmt: skip
+
+
+def test_kmeans_parallel_finds_every_separated_blob(xp):
+    centers = [[0, 0], [50, 0], [0, 50], [50, 50], [25, 100], [100, 25]]
+    X, y = blobs(40, centers, sd=0.5, seed=6)
+    for seed in range(5):
+        km = KMeans(6, init="k-means||", random_state=seed).fit(xp.asarray(X))
+        got = np.sort(xp.to_numpy(km.cluster_centers_), axis=0)
+        truth = np.sort(np.array([X[y == j].mean(axis=0) for j in range(6)]), axis=0)
+        np.testing.assert_allclose(got, truth, atol=1e-6)
+
+
+def test_kmeans_parallel_same_seed_same_centers_on_every_backend(xp):
+    rng = np.random.default_rng(8)
+    X, _ = blobs(50, rng.normal(scale=6.0, size=(10, 4)), sd=1.0, seed=8)
+    w = rng.uniform(0.2, 2.0, size=X.shape[0])
+    kwargs = {"init": "k-means||", "max_iter": 1, "random_state": 3}
+    expected = KMeans(10, **kwargs).fit(X, sample_weight=w).cluster_centers_
+    got = KMeans(10, **kwargs).fit(xp.asarray(X), sample_weight=xp.asarray(w)).cluster_centers_
+    np.testing.assert_allclose(xp.to_numpy(got), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_kmeans_parallel_candidates_never_weightless_and_carry_all_weight(xp):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(400, 3))
+    w = np.zeros(400)
+    w[::4] = rng.uniform(0.5, 2.0, size=100)
+    for seed in range(5):
+        rows, weights = _parallel_candidates(X, 7, w, seed, xp=xp)
+        rows, weights = xp.to_numpy(rows), xp.to_numpy(weights)
+        assert len(rows) >= 7
+        assert np.all(w[rows] > 0)  # weight 0 is never drawn
+        assert len(set(rows.tolist())) == len(rows)  # a row on a candidate is never drawn again
+        assert weights.sum() == pytest.approx(w.sum(), rel=1e-12)
+        # A candidate's weight is that of the rows nearest to it.
+        nearest = np.argmin(((X[:, None, :] - X[rows][None]) ** 2).sum(-1), axis=1)
+        np.testing.assert_allclose(weights, np.bincount(nearest, w, len(rows)), rtol=1e-12)
+
+
+def test_kmeans_parallel_oversamples_about_l_per_round():
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(20_000, 2))
+    counts = []
+    for n_rounds in (1, 3):
+        rows, _ = _parallel_candidates(
+            X, 10, np.ones(len(X)), 0, xp=_numpy_backend(), oversampling_factor=5.0,
+            n_rounds=n_rounds,
+        )  # fmt: skip
+        counts.append(len(rows))
+    # Each round keeps each row with probability min(1, ℓ·D²/φ): about ℓ = 50 rows, a few fewer
+    # where the probability is capped at 1 (Poisson spread: ±3σ ≈ ±21 per round).
+    assert 20 <= counts[0] - 1 <= 75
+    assert 90 <= counts[1] - 1 <= 190
+
+
+def _numpy_backend():
+    from conftest import Backend
+
+    return Backend("numpy", np, None)
+
+
+def test_kmeans_parallel_passes_over_x_do_not_grow_with_k(monkeypatch):
+    """O(rounds) passes, against one per center for k-means++: count the rows of X whose
+    distances are computed, outside the reclustering of the (few) candidates."""
+    import kmeans_xp._init as init_module
+
+    X, _ = blobs(500, np.random.default_rng(11).normal(scale=5.0, size=(40, 3)), seed=11)
+    rows_seen = {"n": 0}
+    inner = {"active": False}
+    sq_distances = init_module._sq_distances
+    plusplus = init_module.kmeans_plusplus_indices
+
+    def counting_sq_distances(X_block, *args, **kwargs):
+        if not inner["active"]:
+            rows_seen["n"] += X_block.shape[0]
+        return sq_distances(X_block, *args, **kwargs)
+
+    def flagged_plusplus(*args, **kwargs):
+        inner["active"] = True
+        try:
+            return plusplus(*args, **kwargs)
+        finally:
+            inner["active"] = False
+
+    monkeypatch.setattr(init_module, "_sq_distances", counting_sq_distances)
+    monkeypatch.setattr(init_module, "kmeans_plusplus_indices", flagged_plusplus)
+    passes = {}
+    for k in (2, 40):
+        rows_seen["n"] = 0
+        KMeans(k, init="k-means||", n_rounds=4, max_iter=1, random_state=0).fit(X)
+        passes[k] = rows_seen["n"] / X.shape[0]
+    assert passes[2] <= 1 + 4
+    assert passes[40] <= 1 + 4
+    rows_seen["n"] = 0
+    KMeans(40, init="k-means++", max_iter=1, random_state=0).fit(X)
+    assert rows_seen["n"] / X.shape[0] >= 40  # one pass per center
+
+
+def test_kmeans_parallel_with_fewer_distinct_points_than_k(xp):
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), 10, axis=0)
+    with pytest.warns(ConvergenceWarning, match="Number of distinct clusters"):
+        km = KMeans(5, init="k-means||", random_state=0).fit(xp.asarray(X))
+    centers = xp.to_numpy(km.cluster_centers_)
+    assert np.all(np.isfinite(centers))
+    assert km.inertia_ == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kmeans_parallel_quality_matches_kmeans_plusplus():
+    """Over seeds, the final inertia from k-means|| is that of k-means++ on touching blobs."""
+    rng = np.random.default_rng(12)
+    X, _ = blobs(100, rng.normal(scale=4.0, size=(25, 5)), seed=12)
+    plus = [KMeans(25, random_state=s).fit(X).inertia_ for s in range(8)]
+    parallel = [KMeans(25, init="k-means||", random_state=s).fit(X).inertia_ for s in range(8)]
+    assert np.mean(parallel) <= 1.05 * np.mean(plus)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        (
+            {"oversampling_factor": 0},
+            ValueError,
+            r"oversampling_factor must be a finite number > 0",
+        ),
+        ({"oversampling_factor": -1.5}, ValueError, r"oversampling_factor=-1.5"),
+        ({"oversampling_factor": float("nan")}, ValueError, r"oversampling_factor=nan"),
+        ({"oversampling_factor": "2"}, TypeError, r"oversampling_factor must be a real number"),
+        ({"oversampling_factor": True}, TypeError, r"oversampling_factor must be a real number"),
+        ({"n_rounds": 0}, ValueError, r"n_rounds"),
+        ({"n_rounds": 1.5}, TypeError, r"n_rounds"),
+        ({"init": "k-means|"}, ValueError, r"'k-means\|\|'.*init='k-means\|'"),
+    ],
+)
+def test_kmeans_parallel_bad_parameters(params, error, match):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(error, match=match):
+        KMeans(3, **{"init": "k-means||", **params}).fit(X)
+
+
+def test_kmeans_parallel_n_init_auto_is_one_and_kmeans_function_takes_its_parameters(capsys):
+    X, _ = blobs(20, [[0, 0], [9, 9]], seed=13)
+    KMeans(2, init="k-means||", verbose=1, random_state=0).fit(X)
+    assert capsys.readouterr().out.count("Initialization complete") == 1
+    a = kmeans(X, 2, init="k-means||", oversampling_factor=3.0, n_rounds=2, random_state=1)
+    b = KMeans(2, init="k-means||", oversampling_factor=3.0, n_rounds=2, random_state=1).fit(X)
+    np.testing.assert_array_equal(a.centers, b.cluster_centers_)

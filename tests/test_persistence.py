@@ -219,3 +219,18 @@ def test_pickling_the_estimator_on_every_backend(xp):
     np.testing.assert_array_equal(xp.to_numpy(clone.predict(X)), xp.to_numpy(model.predict(X)))
     assert library_name(clone.cluster_centers_) == library_name(X)
     assert clone.inertia_ == model.inertia_
+
+
+def test_kmeans_parallel_parameters_survive_a_model_file(tmp_path):
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    model = KMeans(
+        3, init="k-means||", n_rounds=np.int64(3), oversampling_factor=np.float32(1.5),
+        random_state=0,
+    ).fit(X)  # fmt: skip
+    model.save(tmp_path / "m.npz")
+    params = load(tmp_path / "m.npz").get_params()
+    assert (params["init"], params["n_rounds"], params["oversampling_factor"]) == (
+        "k-means||",
+        3,
+        1.5,
+    )

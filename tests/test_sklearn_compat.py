@@ -33,6 +33,8 @@ def test_get_and_set_params():
         "verbose": 0,
         "random_state": None,
         "algorithm": "auto",
+        "oversampling_factor": 2.0,
+        "n_rounds": 5,
     }
     assert km.set_params(n_clusters=5, random_state=1) is km
     assert (km.n_clusters, km.random_state) == (5, 1)
