@@ -12,6 +12,7 @@ from ._metrics import (
     silhouette_samples,
     silhouette_score,
 )
+from ._minibatch import MiniBatchKMeans
 from ._persistence import load
 from .exceptions import ConvergenceWarning, ModelFileError, NotFittedError
 
@@ -22,6 +23,7 @@ __all__ = [
     "ElbowResult",
     "KMeans",
     "KMeansResult",
+    "MiniBatchKMeans",
     "ModelFileError",
     "NotFittedError",
     "__version__",

@@ -395,7 +395,67 @@ def kmeans(
 # --------------------------------------------------------------------------------------------
 
 
-class KMeans(ClustererMixin, ParamsMixin):
+class FittedCentersMixin:
+    """predict, transform and score from ``cluster_centers_`` and the training mean ``_offset``,
+    shared by the estimators (their fit sets both, and ``n_features_in_``)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The per-library copies of the centers are a cache: rebuilt on demand, never pickled.
+        state = self.__dict__.copy()
+        if "_fitted_cache" in state:
+            state["_fitted_cache"] = {}
+        return state
+
+    # ---- using the fitted centers ------------------------------------------------------------
+
+    def _fitted_like(self, X: Any, name: str = "X") -> tuple[Array, Array, Array, Any, int]:
+        """Validated X, and the centers and offset as arrays of X's library, device and dtype."""
+        self._check_is_fitted()
+        X, xp, device = check_data(X, name)
+        if X.shape[1] != self.n_features_in_:
+            msg = (
+                f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+            raise ValueError(msg)
+        key = (library_name(X), str(device), str(X.dtype))
+        if key not in self._fitted_cache:
+            centers = xp.astype(move_to(self.cluster_centers_, xp, device), X.dtype)
+            offset = xp.astype(move_to(self._offset, xp, device), X.dtype)
+            self._fitted_cache[key] = (centers, offset)
+        centers, offset = self._fitted_cache[key]
+        block_rows = block_rows_for(
+            X.shape[0], X.shape[1], centers.shape[0], _itemsize(X, xp), xp=xp, device=device
+        )
+        check_finite(X, name, xp=xp, block_rows=block_rows)
+        return X, centers, offset, xp, block_rows
+
+    def predict(self, X: Any) -> Array:
+        """Index of the nearest center of each row of X (an int64 array of X's library)."""
+        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        labels, _ = labels_and_inertia(
+            X, centers, None, offset=offset, block_rows=block_rows, xp=xp
+        )
+        return labels
+
+    def transform(self, X: Any) -> Array:
+        """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)."""
+        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        return distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the inertia of X for the fitted centers (higher is better)."""
+        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        weights = check_sample_weight(
+            sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows
+        )
+        _, inertia = labels_and_inertia(
+            X, centers, weights, offset=offset, block_rows=block_rows, xp=xp
+        )
+        return -inertia
+
+
+class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
     """K-Means clustering on NumPy, CuPy or PyTorch arrays, with scikit-learn's interface.
 
     Parameters
@@ -585,58 +645,3 @@ class KMeans(ClustererMixin, ParamsMixin):
         from ._persistence import save_model
 
         save_model(self, path)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The per-library copies of the centers are a cache: rebuilt on demand, never pickled.
-        state = self.__dict__.copy()
-        if "_fitted_cache" in state:
-            state["_fitted_cache"] = {}
-        return state
-
-    # ---- using the fitted centers ------------------------------------------------------------
-
-    def _fitted_like(self, X: Any, name: str = "X") -> tuple[Array, Array, Array, Any, int]:
-        """Validated X, and the centers and offset as arrays of X's library, device and dtype."""
-        self._check_is_fitted()
-        X, xp, device = check_data(X, name)
-        if X.shape[1] != self.n_features_in_:
-            msg = (
-                f"{name} has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-            raise ValueError(msg)
-        key = (library_name(X), str(device), str(X.dtype))
-        if key not in self._fitted_cache:
-            centers = xp.astype(move_to(self.cluster_centers_, xp, device), X.dtype)
-            offset = xp.astype(move_to(self._offset, xp, device), X.dtype)
-            self._fitted_cache[key] = (centers, offset)
-        centers, offset = self._fitted_cache[key]
-        block_rows = block_rows_for(
-            X.shape[0], X.shape[1], centers.shape[0], _itemsize(X, xp), xp=xp, device=device
-        )
-        check_finite(X, name, xp=xp, block_rows=block_rows)
-        return X, centers, offset, xp, block_rows
-
-    def predict(self, X: Any) -> Array:
-        """Index of the nearest center of each row of X (an int64 array of X's library)."""
-        X, centers, offset, xp, block_rows = self._fitted_like(X)
-        labels, _ = labels_and_inertia(
-            X, centers, None, offset=offset, block_rows=block_rows, xp=xp
-        )
-        return labels
-
-    def transform(self, X: Any) -> Array:
-        """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)."""
-        X, centers, offset, xp, block_rows = self._fitted_like(X)
-        return distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
-
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Opposite of the inertia of X for the fitted centers (higher is better)."""
-        X, centers, offset, xp, block_rows = self._fitted_like(X)
-        weights = check_sample_weight(
-            sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows
-        )
-        _, inertia = labels_and_inertia(
-            X, centers, weights, offset=offset, block_rows=block_rows, xp=xp
-        )
-        return -inertia

@@ -1,0 +1,513 @@
+"""Mini-batch K-Means (Sculley, "Web-scale k-means clustering", WWW 2010), written once.
+
+Each step draws a batch of rows, assigns them to the nearest centers and moves every center that
+received rows to the weighted mean of everything it has seen: c ← (c·W + Σ w·x) / (W + Σ w), W
+being the weight the center has absorbed so far. Names, defaults and stopping rules are those of
+scikit-learn's ``MiniBatchKMeans``: an exponentially weighted average of the batch inertia stops
+a fit after ``max_no_improvement`` steps without a new minimum, ``tol`` stops it on a small
+center shift, and centers that absorbed little weight are moved to random batch rows
+(``reassignment_ratio``). ``partial_fit`` runs one step per call on the batch it is given.
+
+Batches are gathered from X on its device (the row indices come from the host generator, so a
+seed draws the same batches on every backend); the per-step host traffic is a few scalars.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ._array_api import Array, accumulation_dtype, array_device, library_name
+from ._backends import segment_sum_for
+from ._base import ClustererMixin, ParamsMixin
+from ._kmeans import (
+    FittedCentersMixin,
+    _check_init,
+    _initial_centers,
+    _ParallelInit,
+    _prepare,
+    _Prepared,
+)
+from ._lloyd import labels_and_inertia
+from ._primitives import assign_block, squared_norms
+from ._validation import (
+    check_data,
+    check_initial_centers,
+    check_integer,
+    check_random_state,
+    check_tolerance,
+)
+from .exceptions import ConvergenceWarning
+
+
+class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
+    """Mini-batch K-Means on NumPy, CuPy or PyTorch arrays, with scikit-learn's interface.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+        Number of clusters.
+    init : "k-means++", "k-means||", "random", array of shape (n_clusters, n_features) or callable
+        As in :class:`KMeans`, run on ``init_size`` random rows (on the first batch for
+        ``partial_fit``).
+    max_iter : int, default 100
+        Passes over the data: a fit runs at most ``max_iter * n_samples // batch_size`` steps.
+    batch_size : int, default 1024
+        Rows per step (at most n_samples).
+    verbose : int, default 0
+        If positive, print the batch inertia and its smoothed value at every step.
+    compute_labels : bool, default True
+        Compute ``labels_`` and ``inertia_`` over the whole data once a fit ends (over the batch
+        after ``partial_fit``). Without them ``inertia_`` is the smoothed batch inertia scaled to
+        n_samples, and ``labels_`` is not set.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Draws the init, the batches and the reassignments, on the host.
+    tol : float, default 0.0
+        Stop when the squared center shift of a step, relative to the mean per-feature variance
+        of X, is at most ``tol`` (0 disables this rule).
+    max_no_improvement : int or None, default 10
+        Stop after this many steps without a new minimum of the smoothed batch inertia; None
+        disables this rule.
+    init_size : int or None, default None
+        Rows drawn to run the init on (and to pick the best of ``n_init`` inits). Default
+        ``3 * batch_size``, at least ``3 * n_clusters``, at most n_samples.
+    n_init : "auto" or int, default "auto"
+        Inits tried (each on its own ``init_size`` rows); the one with the lowest inertia on one
+        common draw of ``init_size`` rows is kept. "auto": 1 for k-means++, k-means|| and explicit
+        arrays, 3 for "random" and callables.
+    reassignment_ratio : float, default 0.01
+        Centers whose absorbed weight is below this fraction of the largest are moved to random
+        rows of the current batch (every ``10 * n_clusters`` rows seen, or when a center has no
+        weight). 0 disables reassignment.
+
+    Attributes
+    ----------
+    cluster_centers_ : array of shape (n_clusters, n_features)
+        In X's library, on X's device, in X's floating dtype.
+    labels_ : int64 array of shape (n_samples,)
+        Nearest center of each row (only with ``compute_labels``).
+    inertia_ : float
+        Σ w·‖x − c_label‖² over the data (see ``compute_labels``).
+    n_iter_ : int
+        Passes over the data, rounded up.
+    n_steps_ : int
+        Mini-batch steps run.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmeans_xp import MiniBatchKMeans
+    >>> X = np.array([[1.0, 2.0], [1.0, 4.0], [1.0, 0.0], [10.0, 2.0], [10.0, 4.0], [10.0, 0.0]])
+    >>> mbk = MiniBatchKMeans(n_clusters=2, batch_size=6, random_state=0).fit(X)
+    >>> sorted(np.round(mbk.cluster_centers_).tolist())
+    [[1.0, 2.0], [10.0, 2.0]]
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Any = "k-means++",
+        max_iter: int = 100,
+        batch_size: int = 1024,
+        verbose: int = 0,
+        compute_labels: bool = True,
+        random_state: Any = None,
+        tol: float = 0.0,
+        max_no_improvement: int | None = 10,
+        init_size: int | None = None,
+        n_init: int | str = "auto",
+        reassignment_ratio: float = 0.01,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+
+    # ---- fitting -----------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
+        """Compute the clustering of X by mini-batch steps.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array of shape (n_samples,), optional
+            Non-negative weights, not all zero.
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+        """
+        settings = self._checked_settings()
+        prep = _prepare(X, settings["n_clusters"], sample_weight)
+        xp, n_samples = prep.xp, prep.X.shape[0]
+        rng = check_random_state(self.random_state)
+        batch_size = min(settings["batch_size"], n_samples)
+        init_size = self._resolved_init_size(batch_size, n_samples)
+        tol = settings["tol"] * prep.mean_variance
+        init = self.init
+        if not isinstance(init, str) and not callable(init):
+            init = check_initial_centers(
+                init, prep.X, settings["n_clusters"], xp=xp, device=prep.device
+            )
+
+        # Inits on their own draws of rows, judged on one common draw (as scikit-learn).
+        valid = _rows(prep, rng.integers(0, n_samples, size=init_size))
+        best_centers, best_inertia = None, None
+        for _ in range(self._resolved_n_init(init)):
+            centers = self._init_on(_rows(prep, rng.integers(0, n_samples, size=init_size)), rng)
+            _, inertia = labels_and_inertia(
+                valid.X, centers, valid.weights, offset=prep.offset,
+                block_rows=valid.block_rows, xp=xp,
+            )  # fmt: skip
+            if best_inertia is None or inertia < best_inertia:
+                best_centers, best_inertia = centers, inertia
+
+        state = _StepState(best_centers, prep, batch_size)
+        monitor = _Convergence(batch_size, n_samples, tol, self.max_no_improvement, self.verbose)
+        n_steps = max(1, (settings["max_iter"] * n_samples) // batch_size)
+        step = 0
+        for step in range(1, n_steps + 1):
+            rows = rng.integers(0, n_samples, size=batch_size)
+            batch = _rows(prep, rows)
+            batch_inertia, shift = state.step(
+                batch.X, batch.weights, rng, settings["reassignment_ratio"], want_shift=tol > 0
+            )
+            if monitor.should_stop(step, n_steps, batch_inertia, shift):
+                break
+        self._set_state(state, prep, step)
+        self._step_state, self._rng = state, rng  # partial_fit goes on from here
+        self.n_iter_ = int(-(-(step * batch_size) // n_samples))
+        if self.compute_labels:
+            self.labels_, self.inertia_ = labels_and_inertia(
+                prep.X, self.cluster_centers_, prep.weights, offset=prep.offset,
+                block_rows=prep.block_rows, xp=xp,
+            )  # fmt: skip
+            _warn_if_fewer_clusters(self.labels_, settings["n_clusters"], xp)
+        else:
+            self.inertia_ = float(monitor.smoothed * n_samples)  # smoothed is per row
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
+        """One mini-batch step on the batch X (the first call also chooses the initial centers).
+
+        Batches may differ in size; every batch must have the first batch's number of features
+        and be of its library and device.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+        """
+        settings = self._checked_settings()
+        started = hasattr(self, "_step_state")
+        if started:
+            X = self._checked_batch(X)
+        # The first batch must hold at least n_clusters rows (_prepare says so); later ones any.
+        prep = _prepare(X, settings["n_clusters"] if not started else 1, sample_weight)
+        if not started:
+            self._rng = check_random_state(self.random_state)
+            init = self.init
+            if not isinstance(init, str) and not callable(init):
+                init = check_initial_centers(
+                    init, prep.X, settings["n_clusters"], xp=prep.xp, device=prep.device
+                )
+            batch_size = min(settings["batch_size"], prep.X.shape[0])
+            init_size = self._resolved_init_size(batch_size, prep.X.shape[0])
+            init_rows = self._rng.choice(prep.X.shape[0], size=init_size, replace=False)
+            centers = self._init_on(_rows(prep, init_rows), self._rng, init=init)
+            self._step_state = _StepState(centers, prep, batch_size)
+            self._offset = prep.offset
+            self.n_steps_ = 0
+        else:
+            # Batches are centered by the first batch's mean, as the centers are.
+            prep = prep._replace(offset=self._offset)
+        state = self._step_state
+        state.step(prep.X, prep.weights, self._rng, settings["reassignment_ratio"], False)
+        self._set_state(state, prep, self.n_steps_ + 1)
+        if self.compute_labels:
+            self.labels_, self.inertia_ = labels_and_inertia(
+                prep.X, self.cluster_centers_, prep.weights, offset=prep.offset,
+                block_rows=prep.block_rows, xp=prep.xp,
+            )  # fmt: skip
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
+        """Fit, then return the labels of X (``labels_`` when ``compute_labels``)."""
+        self.fit(X, sample_weight=sample_weight)
+        return self.labels_ if self.compute_labels else self.predict(X)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _checked_settings(self) -> dict[str, Any]:
+        _check_init(self.init)
+        verbose = self.verbose
+        check_integer(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", minimum=0)
+        if self.max_no_improvement is not None:
+            check_integer(self.max_no_improvement, "max_no_improvement", minimum=0)
+        if self.init_size is not None:
+            check_integer(self.init_size, "init_size", minimum=1)
+        if not isinstance(self.compute_labels, bool | np.bool_):
+            msg = f"compute_labels must be True or False, got {self.compute_labels!r}."
+            raise TypeError(msg)
+        ratio = _check_non_negative_real(self.reassignment_ratio, "reassignment_ratio")
+        self._resolved_n_init(self.init)  # validates n_init
+        return {
+            "n_clusters": check_integer(self.n_clusters, "n_clusters", minimum=1),
+            "max_iter": check_integer(self.max_iter, "max_iter", minimum=1),
+            "batch_size": check_integer(self.batch_size, "batch_size", minimum=1),
+            "tol": check_tolerance(self.tol),
+            "reassignment_ratio": ratio,
+        }
+
+    def _resolved_n_init(self, init: Any) -> int:
+        explicit = not isinstance(init, str) and not callable(init)
+        if isinstance(self.n_init, str):
+            if self.n_init != "auto":
+                msg = f"n_init must be 'auto' or an integer >= 1, got n_init={self.n_init!r}."
+                raise ValueError(msg)
+            return 1 if explicit or init in ("k-means++", "k-means||") else 3
+        n_init = check_integer(self.n_init, "n_init", minimum=1)
+        if explicit and n_init != 1:
+            warnings.warn(
+                f"Explicit initial center position passed: performing only one init instead of "
+                f"n_init={n_init}.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return 1
+        return n_init
+
+    def _resolved_init_size(self, batch_size: int, n_samples: int) -> int:
+        """scikit-learn's rule: 3·batch_size by default, at least 3·k, at most n_samples."""
+        k = self.n_clusters
+        init_size = self.init_size
+        if init_size is None:
+            init_size = max(3 * batch_size, 3 * k)
+        elif init_size < k:
+            warnings.warn(
+                f"init_size={init_size} should be larger than n_clusters={k}. Setting it to "
+                f"min(3*n_clusters, n_samples)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            init_size = 3 * k
+        return max(k, min(init_size, n_samples))
+
+    def _init_on(self, sample: _Prepared, rng: Any, init: Any = None) -> Array:
+        init = self.init if init is None else init
+        parallel = _ParallelInit(2.0, 5, 0.0)
+        return _initial_centers(
+            sample, self.n_clusters, init, rng, uniform_weights=False, parallel=parallel
+        )
+
+    def _checked_batch(self, X: Any) -> Array:
+        X, xp, device = check_data(X, "X")
+        centers = self._step_state.centers
+        if library_name(X) != library_name(centers) or str(device) != str(array_device(centers)):
+            msg = (
+                f"partial_fit got a batch of {library_name(X)} on {device}, but the model was "
+                f"started on {library_name(centers)} on {array_device(centers)}; give every "
+                f"batch in one library and on one device."
+            )
+            raise TypeError(msg)
+        if X.shape[1] != self.n_features_in_:
+            msg = (
+                f"X has {X.shape[1]} features, but MiniBatchKMeans is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+            raise ValueError(msg)
+        dtype = self.cluster_centers_.dtype
+        return X if X.dtype == dtype else xp.astype(X, dtype)
+
+    def _set_state(self, state: _StepState, prep: _Prepared, n_steps: int) -> None:
+        self.cluster_centers_ = state.centers_x() + prep.offset
+        self._counts = state.weight_sums
+        self._offset = prep.offset
+        self._fitted_cache = {}
+        self.n_steps_ = n_steps
+        self.n_features_in_ = int(prep.X.shape[1])
+
+
+def _check_non_negative_real(value: Any, name: str) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        msg = f"{name} must be a real number, got {value!r} of type {type(value).__name__}."
+        raise TypeError(msg)
+    if not np.isfinite(value) or value < 0:
+        msg = f"{name} must be a finite number >= 0, got {name}={value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
+def _rows(prep: _Prepared, rows: np.ndarray) -> _Prepared:
+    """The given rows of X and their weights, on X's device (a copy, batch-sized)."""
+    xp = prep.xp
+    index = xp.asarray(rows, device=prep.device)
+    return prep._replace(
+        X=xp.take(prep.X, index, axis=0),
+        weights=xp.take(prep.weights, index, axis=0),
+        block_rows=max(1, min(prep.block_rows, len(rows))),
+    )
+
+
+class _StepState:
+    """Centers (centered, accumulation dtype) and the weight each has absorbed."""
+
+    def __init__(self, centers: Array, prep: _Prepared, batch_size: int) -> None:
+        xp = prep.xp
+        self.xp = xp
+        self.dtype = prep.X.dtype
+        self.acc = accumulation_dtype(xp, prep.device)
+        self.offset = prep.offset  # batches are centered by it, as the centers are
+        self.centers = xp.astype(centers - prep.offset, self.acc)
+        self.weight_sums = xp.zeros((centers.shape[0],), dtype=self.acc, device=prep.device)
+        self.batch_size = batch_size
+        self.since_reassign = 0
+        self.segment_sum = segment_sum_for(xp)
+
+    def centers_x(self) -> Array:
+        """The centered centers in X's dtype."""
+        return self.xp.astype(self.centers, self.dtype)
+
+    def step(
+        self, batch: Array, weights: Array, rng: Any, reassignment_ratio: float, want_shift: bool
+    ) -> tuple[float, float]:
+        """One mini-batch step on an (uncentered) batch: its inertia with the centers before
+        the step, and the squared center shift (0 unless asked)."""
+        xp = self.xp
+        k = self.centers.shape[0]
+        centered = batch - self.offset
+        centers_x = self.centers_x()
+        labels, partial = assign_block(centered, centers_x, squared_norms(centers_x, xp=xp), xp=xp)
+        x_sq = squared_norms(centered, xp=xp)
+        sq = xp.astype(xp.clip(x_sq + partial, min=0.0), self.acc)
+        batch_inertia = float(xp.sum(xp.astype(weights, self.acc) * sq))
+        sums, counts = self.segment_sum(centered, labels, weights, k, xp=xp)
+        total = self.weight_sums + counts
+        hit = counts > 0
+        safe_total = xp.where(hit, total, xp.ones_like(total))
+        moved = (self.centers * self.weight_sums[:, None] + sums) / safe_total[:, None]
+        new_centers = xp.where(hit[:, None], moved, self.centers)
+        self.weight_sums = total
+        if reassignment_ratio > 0 and self._reassign_now():
+            new_centers = self._reassign(new_centers, centered, rng, reassignment_ratio)
+        shift = 0.0
+        if want_shift:
+            diff = new_centers - self.centers
+            shift = float(xp.sum(diff * diff))
+        self.centers = new_centers
+        return batch_inertia, shift
+
+    def _reassign_now(self) -> bool:
+        """scikit-learn's schedule: every 10·k rows seen, or as soon as a center has no weight."""
+        self.since_reassign += self.batch_size
+        xp = self.xp
+        if bool(xp.any(self.weight_sums == 0)) or self.since_reassign >= 10 * self.centers.shape[0]:
+            self.since_reassign = 0
+            return True
+        return False
+
+    def _reassign(self, centers: Array, centered_batch: Array, rng: Any, ratio: float) -> Array:
+        """Move centers with little absorbed weight to random rows of the batch (at most half
+        the batch); their weight becomes the smallest weight kept, so they are not moved again
+        at once."""
+        xp = self.xp
+        sums = _host(self.weight_sums)
+        to_move = sums < ratio * sums.max()
+        m = centered_batch.shape[0]
+        if to_move.sum() > 0.5 * m:
+            to_move[np.argsort(sums, kind="stable")[int(0.5 * m) :]] = False
+        n_move = int(to_move.sum())
+        if n_move == 0 or n_move == len(sums):
+            return centers
+        picked = rng.choice(m, size=n_move, replace=False)
+        # Row of the batch for each center (0 for those that stay; masked out below).
+        source = np.zeros(len(sums), dtype=np.int64)
+        source[to_move] = picked
+        device = array_device(centers)
+        rows = xp.astype(
+            xp.take(centered_batch, xp.asarray(source, device=device), axis=0), self.acc
+        )
+        mask = xp.asarray(to_move, device=device)
+        sums[to_move] = sums[~to_move].min()
+        self.weight_sums = xp.asarray(sums, dtype=self.acc, device=device)
+        return xp.where(mask[:, None], rows, centers)
+
+
+def _host(a: Array) -> np.ndarray:
+    from ._array_api import to_numpy
+
+    return to_numpy(a).astype(np.float64)
+
+
+class _Convergence:
+    """scikit-learn's stopping rules for mini-batch steps."""
+
+    def __init__(self, batch_size, n_samples, tol, max_no_improvement, verbose) -> None:
+        self.batch_size = batch_size
+        self.alpha = min(1.0, batch_size * 2.0 / (n_samples + 1))
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.verbose = verbose
+        self.smoothed = None
+        self.smoothed_min = None
+        self.no_improvement = 0
+
+    def should_stop(self, step: int, n_steps: int, batch_inertia: float, shift: float) -> bool:
+        batch_inertia /= self.batch_size  # comparable across batch sizes
+        if step == 1:  # the first step's inertia is that of the init
+            self.smoothed = batch_inertia
+            if self.verbose:
+                print(f"Minibatch step {step}/{n_steps}: mean batch inertia: {batch_inertia}")
+            return False
+        self.smoothed = self.smoothed * (1 - self.alpha) + batch_inertia * self.alpha
+        if self.verbose:
+            print(
+                f"Minibatch step {step}/{n_steps}: mean batch inertia: {batch_inertia}, "
+                f"ewa inertia: {self.smoothed}"
+            )
+        if self.tol > 0.0 and shift <= self.tol:
+            if self.verbose:
+                print(f"Converged (small centers change) at step {step}/{n_steps}")
+            return True
+        if self.smoothed_min is None or self.smoothed < self.smoothed_min:
+            self.no_improvement = 0
+            self.smoothed_min = self.smoothed
+        else:
+            self.no_improvement += 1
+        if self.max_no_improvement is not None and self.no_improvement >= self.max_no_improvement:
+            if self.verbose:
+                print(f"Converged (lack of improvement in inertia) at step {step}/{n_steps}")
+            return True
+        return False
+
+
+def _warn_if_fewer_clusters(labels: Array, n_clusters: int, xp: Any) -> None:
+    n_distinct = int(xp.unique_values(labels).shape[0])
+    if n_distinct < n_clusters:
+        warnings.warn(
+            f"Number of distinct clusters ({n_distinct}) found smaller than "
+            f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
