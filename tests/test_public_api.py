@@ -21,6 +21,11 @@ def test_docstring_examples_run():
     result = doctest.testmod(_kmeans, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 6  # kmeans, KMeans, KMeans.save
     assert result.failed == 0
+    from kmeans_xp import _minibatch
+
+    result = doctest.testmod(_minibatch, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3  # MiniBatchKMeans
+    assert result.failed == 0
 
 
 def test_plot_module_is_public_and_lazy():
