@@ -83,3 +83,13 @@ def test_init_quality_runs_against_sklearn():
     assert "seed 1: k-means++ potential ours" in done.stdout
     assert "init: mean ours / mean sklearn = " in done.stdout
     assert "fit: mean ours / mean sklearn = " in done.stdout
+
+
+def test_minibatch_benchmark_runs():
+    command = [
+        sys.executable, "-m", "benchmarks.minibatch", "--shape", "3000x3x4", "--batch", "256",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "kmeans_xp partial_fit, one pass" in done.stdout
+    assert "(1.0000 of the full fit)" in done.stdout  # the reference line
