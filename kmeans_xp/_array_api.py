@@ -90,12 +90,16 @@ def as_supported_array(x: Any, name: str) -> Array:
     """Return ``x`` itself if it is a NumPy, CuPy, PyTorch or array-api-strict array.
 
     Anything else (lists, pandas objects, JAX arrays, ...) is converted with ``numpy.asarray``, as
-    scikit-learn does. Dask arrays are refused rather than silently computed into memory.
+    scikit-learn does. Dask arrays are refused rather than silently computed into memory (the
+    estimator's fit and predict take them through ``_dask``).
     """
     if is_supported_array(x):
         return x
     if array_api_compat.is_dask_array(x):
-        msg = f"{name} is a dask array; dask input is not supported yet (compute it first)."
+        msg = (
+            f"{name} is a dask array; dask arrays are taken by KMeans.fit and KMeans.predict "
+            f"only (compute it first for anything else)."
+        )
         raise TypeError(msg)
     try:
         return np.asarray(x)

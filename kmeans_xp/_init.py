@@ -136,17 +136,33 @@ def kmeans_parallel_centers(
     as Spark does. Returns centers of shape (k, d) in X's dtype, uncentered; they need not be
     rows of X.
     """
-    n_features = X.shape[1]
     candidates, candidate_weights = kmeans_parallel_candidates(
         X, n_clusters, weights, rng, offset=offset,
         oversampling_factor=oversampling_factor, n_rounds=n_rounds, xp=xp,
     )  # fmt: skip
-    candidate_rows = xp.take(X, candidates, axis=0)
-    m = candidate_rows.shape[0]
+    return reduce_candidates(
+        xp.take(X, candidates, axis=0), candidate_weights, n_clusters, rng,
+        offset=offset, tol=tol, xp=xp,
+    )  # fmt: skip
+
+
+def reduce_candidates(
+    candidate_rows: Array,
+    candidate_weights: Array,
+    n_clusters: int,
+    rng: RandomState,
+    *,
+    offset: Array,
+    tol: float,
+    xp: ModuleType,
+) -> Array:
+    """k centers from m ≥ k weighted candidate rows: weighted greedy k-means++, then up to
+    ``PARALLEL_RECLUSTER_MAX_ITER`` weighted Lloyd iterations (``tol`` absolute)."""
+    m, n_features = candidate_rows.shape
     n_local_trials = default_local_trials(n_clusters)
     block_rows = block_rows_for(
-        m, n_features, max(n_clusters, n_local_trials), _itemsize(X, xp),
-        xp=xp, device=array_device(X),
+        m, n_features, max(n_clusters, n_local_trials), _itemsize(candidate_rows, xp),
+        xp=xp, device=array_device(candidate_rows),
     )  # fmt: skip
     picked = kmeans_plusplus_indices(
         candidate_rows, n_clusters, candidate_weights, rng, offset=offset,

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from ._array_api import Array, array_device, library_name, move_to, on_gpu
+from ._array_api import Array, array_device, library_name, move_to, on_gpu, to_numpy
 from ._base import ClustererMixin, ParamsMixin
+from ._dask import fit_dask, is_dask_collection, predict_dask
 from ._hamerly import hamerly
 from ._init import (
     default_local_trials,
@@ -431,7 +432,11 @@ class FittedCentersMixin:
         return X, centers, offset, xp, block_rows
 
     def predict(self, X: Any) -> Array:
-        """Index of the nearest center of each row of X (an int64 array of X's library)."""
+        """Index of the nearest center of each row of X (an int64 array of X's library; for a
+        Dask array, a lazy Dask array)."""
+        if is_dask_collection(X):
+            self._check_is_fitted()
+            return predict_dask(X, to_numpy(self.cluster_centers_), to_numpy(self._offset))
         X, centers, offset, xp, block_rows = self._fitted_like(X)
         labels, _ = labels_and_inertia(
             X, centers, None, offset=offset, block_rows=block_rows, xp=xp
@@ -584,6 +589,8 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None = None
     ) -> KMeans:
         """``fit``, with the per-iteration hook the command line's progress bar uses."""
+        if is_dask_collection(X):
+            return self._fit_dask(X, sample_weight)
         result, prep = _fit(
             X,
             self.n_clusters,
@@ -608,6 +615,31 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         # predict(X_train) reproduces labels_ exactly.
         self._offset = prep.offset
         self._fitted_cache: dict[tuple, tuple[Array, Array]] = {}
+        return self
+
+    def _fit_dask(self, X: Any, sample_weight: Any) -> KMeans:
+        """``fit`` on a Dask array: one map-reduce over the chunks per Lloyd iteration."""
+        n_clusters = check_integer(self.n_clusters, "n_clusters", minimum=1)
+        _check_init(self.init)
+        explicit = not isinstance(self.init, str) and not callable(self.init)
+        # One init on Dask ("auto" means 1 there): each init costs passes over the cluster.
+        if self.n_init != "auto" and _resolve_n_init(self.n_init, self.init) != 1 and not explicit:
+            msg = f"n_init={self.n_init!r}: a Dask fit runs one init; use n_init='auto' or 1."
+            raise ValueError(msg)
+        oversampling = check_positive_real(self.oversampling_factor, "oversampling_factor")
+        centers, labels, inertia, n_iter, offset = fit_dask(
+            X, sample_weight, n_clusters, init=self.init,
+            max_iter=check_integer(self.max_iter, "max_iter", minimum=1),
+            tol=check_tolerance(self.tol), verbose=bool(self.verbose),
+            rng=check_random_state(self.random_state),
+            oversampling_factor=oversampling,
+            n_rounds=check_integer(self.n_rounds, "n_rounds", minimum=1),
+        )  # fmt: skip
+        self.cluster_centers_, self.labels_, self.inertia_ = centers, labels, inertia
+        self.n_iter_ = n_iter
+        self.n_features_in_ = int(X.shape[1])
+        self._offset = offset
+        self._fitted_cache = {}
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:

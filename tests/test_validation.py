@@ -184,7 +184,14 @@ def test_functions_validate_too(xp):
         kmeans_plusplus(xp.asarray(X_OK), 2, n_local_trials=0)
 
 
-def test_dask_arrays_are_refused_clearly():
+def test_dask_arrays_are_refused_clearly_where_not_supported():
     da = pytest.importorskip("dask.array")
-    with pytest.raises(TypeError, match="dask"):
-        fit(da.from_array(X_OK))
+    dX = da.from_array(X_OK)
+    model = fit()
+    for call in (
+        lambda: kmeans(dX, 2),
+        lambda: kmeans_plusplus(dX, 2),
+        lambda: model.transform(dX),
+    ):
+        with pytest.raises(TypeError, match=r"dask arrays are taken by KMeans.fit and"):
+            call()

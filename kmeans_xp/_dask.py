@@ -1,0 +1,350 @@
+"""K-Means on Dask arrays: each Lloyd iteration is one map-reduce over the chunks of rows.
+
+Every task runs the in-memory primitives on its chunk (NumPy, or CuPy under dask-cuda), with
+the small k × d centers shipped to it, and returns per-cluster weighted sums and counts; the
+driver adds them up and moves the centers. X stays persisted on the workers; only k × d arrays
+and a few scalars travel per iteration. Labels stay on the workers too, as a persisted Dask
+array, so strict convergence (no label changed) is checked there.
+
+Initialisation: ``"k-means||"`` (its rounds are map-reduces as well; the default advice on
+Dask), ``"random"`` rows, or explicit centers. ``"k-means++"`` needs one pass over X per center
+and is refused with a message pointing to ``"k-means||"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._array_api import get_namespace, to_numpy
+from ._backends import assign_and_sum_for, segment_sum_for
+from ._init import reduce_candidates
+from ._lloyd import _assign_and_sum, labels_and_inertia, stop_after_iteration
+from ._primitives import block_rows_for, squared_norms
+
+
+def is_dask_collection(X: Any) -> bool:
+    try:
+        import dask.array as da
+    except ImportError:
+        return False
+    return isinstance(X, da.Array)
+
+
+# ---- what each task runs on its chunk -----------------------------------------------------------
+
+
+def _block_rows(X_chunk, width: int) -> int:
+    xp = get_namespace(X_chunk)
+    itemsize = 4 if X_chunk.dtype == xp.float32 else 8
+    n, d = X_chunk.shape
+    return block_rows_for(n, d, width, itemsize, xp=xp, device=None)
+
+
+def _chunk_pass(X_chunk, w_chunk, centers, offset, previous):
+    """Labels of the chunk (kept on the worker), and (sums, counts, rows changed) for the driver."""
+    xp = get_namespace(X_chunk)
+    pass_ = assign_and_sum_for(xp) or _assign_and_sum
+    o = xp.asarray(offset, dtype=X_chunk.dtype)
+    c = xp.asarray(centers, dtype=X_chunk.dtype)  # centered, as the pass takes them
+    labels, _, sums, counts = pass_(
+        X_chunk, c, w_chunk, o, segment_sum_for(xp), block_rows=_block_rows(X_chunk, c.shape[0]),
+        xp=xp,
+    )  # fmt: skip
+    changed = -1 if previous is None else int(xp.sum(xp.astype(labels != previous, xp.int64)))
+    return labels, (to_numpy(sums), to_numpy(counts), changed)
+
+
+def _chunk_labels_and_inertia(X_chunk, w_chunk, centers, offset):
+    xp = get_namespace(X_chunk)
+    c = xp.asarray(centers, dtype=X_chunk.dtype)
+    o = xp.asarray(offset, dtype=X_chunk.dtype)
+    return labels_and_inertia(
+        X_chunk, c, w_chunk, offset=o, block_rows=_block_rows(X_chunk, c.shape[0]), xp=xp
+    )
+
+
+def _chunk_predict(X_chunk, centers, offset):
+    return _chunk_labels_and_inertia(X_chunk, None, centers, offset)[0]
+
+
+def _chunk_closest(X_chunk, centers, offset, closest):
+    """Smallest squared distance (float64) of each row to the given centers, and to earlier
+    ones (``closest``)."""
+    xp = get_namespace(X_chunk)
+    o = xp.asarray(offset, dtype=X_chunk.dtype)
+    c = xp.asarray(centers, dtype=X_chunk.dtype) - o
+    c_sq = squared_norms(c, xp=xp)
+    out = []
+    for start in range(0, X_chunk.shape[0], _block_rows(X_chunk, c.shape[0])):
+        block = X_chunk[start : start + _block_rows(X_chunk, c.shape[0])] - o
+        sq = squared_norms(block, xp=xp)[:, None] - 2.0 * (block @ c.T) + c_sq[None, :]
+        out.append(xp.astype(xp.min(xp.clip(sq, min=0.0), axis=1), xp.float64))
+    new = xp.concat(out)
+    return new if closest is None else xp.minimum(closest, new)
+
+
+def _chunk_farthest(X_chunk, w_chunk, labels, centers, offset, m, start):
+    """The chunk's m rows of positive weight farthest from their (centered) center: (scores,
+    global rows); rows of weight 0 score -1, and a stable sort keeps ties in row order."""
+    xp = get_namespace(X_chunk)
+    centered = xp.astype(X_chunk - xp.asarray(offset, dtype=X_chunk.dtype), xp.float64)
+    diff = centered - xp.take(xp.asarray(centers, dtype=xp.float64), labels, axis=0)
+    score = to_numpy(xp.sum(diff * diff, axis=1))
+    score = np.where(to_numpy(w_chunk) > 0, score, -1.0)
+    best = np.argsort(-score, kind="stable")[:m]
+    return score[best], best + start
+
+
+def _chunk_relabel(X_chunk, w_chunk, labels, moved_local, moved_to, offset, k):
+    """Labels with the given rows moved, and the chunk's sums and counts recomputed from them."""
+    xp = get_namespace(X_chunk)
+    if len(moved_local):  # a few rows: moved on the host
+        host = to_numpy(labels).copy()
+        host[moved_local] = moved_to
+        labels = xp.asarray(host)
+    o = xp.asarray(offset, dtype=X_chunk.dtype)
+    sums, counts = segment_sum_for(xp)(X_chunk - o, labels, w_chunk, k, xp=xp)
+    return labels, (to_numpy(sums), to_numpy(counts))
+
+
+def _chunk_sample(X_chunk, w_chunk, closest, threshold, seed):
+    """Rows kept by one k-means|| round: u < ℓ·w·D²/φ, with this chunk's own uniforms."""
+    xp = get_namespace(X_chunk)
+    u = np.random.default_rng(seed).uniform(size=X_chunk.shape[0])
+    keep = xp.asarray(u) * threshold[1] < threshold[0] * (xp.astype(w_chunk, xp.float64) * closest)
+    return to_numpy(X_chunk[xp.nonzero(keep)[0]])
+
+
+def _chunk_candidate_weights(X_chunk, w_chunk, candidates, offset):
+    get_namespace(X_chunk)
+    labels = _chunk_predict(X_chunk, candidates, offset)
+    w = to_numpy(w_chunk).astype(np.float64)
+    return np.bincount(to_numpy(labels), weights=w, minlength=candidates.shape[0])
+
+
+# ---- the driver ---------------------------------------------------------------------------------
+
+
+def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
+    """Row-chunked float X persisted, weights chunked alike, column means and mean variance."""
+    import dask
+    import dask.array as da
+
+    if X.ndim != 2:
+        msg = f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}."
+        raise ValueError(msg)
+    if np.isnan(X.shape[0]):
+        msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
+        raise ValueError(msg)
+    if X.shape[0] < n_clusters:
+        msg = f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}."
+        raise ValueError(msg)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})  # a task needs whole rows
+    if sample_weight is None:
+        w = da.ones(X.shape[0], chunks=(X.chunks[0],), dtype=X.dtype)
+    else:
+        w = da.asarray(sample_weight).astype(X.dtype).rechunk((X.chunks[0],))
+        if w.shape != (X.shape[0],):
+            msg = f"sample_weight must have shape ({X.shape[0]},), got {w.shape}."
+            raise ValueError(msg)
+    X, w = dask.persist(X, w)
+    n_bad, n_negative, total, mean, var = dask.compute(
+        (~da.isfinite(X)).sum(), (w < 0).sum(), w.sum(), X.mean(axis=0, dtype=np.float64),
+        X.var(axis=0, dtype=np.float64),
+    )  # fmt: skip
+    if n_bad:
+        msg = f"X contains {int(n_bad)} NaN or infinite value(s); K-Means needs finite values."
+        raise ValueError(msg)
+    if n_negative or not total > 0:
+        msg = "sample_weight must be non-negative and not all zero."
+        raise ValueError(msg)
+    return X, w, np.asarray(mean), float(np.mean(var))
+
+
+def fit_dask(
+    X, sample_weight, n_clusters, *, init, max_iter, tol, verbose, rng, oversampling_factor,
+    n_rounds,
+):  # fmt: skip
+    """(centers (NumPy, X's dtype), labels (Dask), inertia, n_iter, offset (NumPy))."""
+    import dask
+
+    X, w, mean, mean_variance = prepare_dask(X, sample_weight, n_clusters)
+    offset = mean.astype(X.dtype)
+    tol_abs = tol * mean_variance
+    x_parts = X.to_delayed()[:, 0].tolist()
+    w_parts = w.to_delayed().tolist()
+    centers = _initial_centers(
+        X, w, x_parts, w_parts, n_clusters, init, rng, offset, tol_abs, oversampling_factor,
+        n_rounds,
+    )  # fmt: skip
+    run = dask.delayed(_chunk_pass, nout=2)
+    starts = np.cumsum((0, *X.chunks[0][:-1]))
+    # Centers are kept centered by `offset`, in X's dtype, exactly as the in-memory loop does.
+    centered = (centers - offset).astype(X.dtype)
+    previous = [None] * len(x_parts)
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        passes = [
+            run(x, wt, centered, offset, p)
+            for x, wt, p in zip(x_parts, w_parts, previous, strict=True)
+        ]
+        labels = list(dask.persist(*[lab for lab, _ in passes]))
+        stats = dask.compute(*[s for _, s in passes])
+        sums = sum(s for s, _, _ in stats)
+        counts = sum(c for _, c, _ in stats)
+        changed = sum(ch for _, _, ch in stats)
+        n_empty = int(np.sum(counts == 0))
+        if n_empty:
+            labels, sums, counts, changed = _refill_empty_clusters(
+                x_parts, w_parts, labels, starts, centered, offset, counts, n_empty
+            )
+        previous = labels
+        has_weight = counts > 0
+        means = (sums / np.where(has_weight, counts, 1.0)[:, None]).astype(X.dtype)
+        new = np.where(has_weight[:, None], means, centered)
+        shift = float(np.sum((new - centered).astype(np.float64) ** 2))
+        centered = new
+        if verbose:
+            print(f"Iteration {n_iter}: {changed} label(s) changed, center shift {shift:.3e}")
+        if stop_after_iteration(
+            n_iter, unchanged=changed == 0, shift=shift, tol=tol_abs, inertia=None,
+            n_empty=n_empty,
+        ):  # fmt: skip
+            break
+    centers = centered + offset
+    labels = X.map_blocks(_chunk_predict, centers, offset, drop_axis=1, dtype=np.int64)
+    inertia = sum(
+        dask.compute(
+            *[
+                dask.delayed(lambda x, wt: _chunk_labels_and_inertia(x, wt, centers, offset)[1])(
+                    x, wt
+                )
+                for x, wt in zip(x_parts, w_parts, strict=True)
+            ]
+        )
+    )
+    return centers, labels.persist(), float(inertia), n_iter, offset
+
+
+def _refill_empty_clusters(x_parts, w_parts, labels, starts, centers, offset, counts, n_empty):
+    """As in memory: the m empty clusters (in index order) take the m rows of positive weight
+    farthest from their centers (ties to the lower row); sums and counts are recomputed."""
+    import dask
+
+    empty = np.flatnonzero(counts == 0)
+    tops = dask.compute(
+        *[
+            dask.delayed(_chunk_farthest)(x, wt, lab, centers, offset, n_empty, int(a))
+            for x, wt, lab, a in zip(x_parts, w_parts, labels, starts, strict=True)
+        ]
+    )
+    scores = np.concatenate([t[0] for t in tops])
+    rows = np.concatenate([t[1] for t in tops])
+    order = np.lexsort((rows, -scores))[:n_empty]
+    farthest = rows[order]
+    relabel = dask.delayed(_chunk_relabel, nout=2)
+    parts = []
+    bounds = [*list(starts), None]
+    for i, (x, wt, lab) in enumerate(zip(x_parts, w_parts, labels, strict=True)):
+        lo, hi = bounds[i], bounds[i + 1]
+        inside = (farthest >= lo) & (True if hi is None else farthest < hi)
+        parts.append(relabel(x, wt, lab, farthest[inside] - lo, empty[inside], offset, len(counts)))
+    new_labels = list(dask.persist(*[lab for lab, _ in parts]))
+    stats = dask.compute(*[s for _, s in parts])
+    return new_labels, sum(s for s, _ in stats), sum(c for _, c in stats), n_empty
+
+
+def predict_dask(X, centers, offset):
+    """Lazy labels of a Dask array."""
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return X.map_blocks(_chunk_predict, centers, offset, drop_axis=1, dtype=np.int64)
+
+
+def _initial_centers(
+    X, w, x_parts, w_parts, k, init, rng, offset, tol, oversampling_factor, n_rounds
+):  # fmt: skip
+    import dask
+
+    if not isinstance(init, str):
+        centers = np.asarray(init if not callable(init) else init(X, k, rng), dtype=X.dtype)
+        if centers.shape != (k, X.shape[1]) or not np.all(np.isfinite(centers)):
+            msg = f"init must be a finite array of shape ({k}, {X.shape[1]}), got {centers.shape}."
+            raise ValueError(msg)
+        return centers
+    if init == "k-means++":
+        msg = (
+            "init='k-means++' reads X once per center, which on a Dask array means k passes over "
+            "the cluster; use init='k-means||' (n_rounds + 2 passes) for Dask input."
+        )
+        raise ValueError(msg)
+    if init == "random":
+        rows = np.sort(rng.choice(X.shape[0], size=k, replace=False))
+        return np.asarray(X[rows].compute())
+    # k-means||: one row ∝ weight, then rounds of oversampled D²-sampling, each a map over chunks.
+    weights_total = dask.compute(*[dask.delayed(np.sum)(p) for p in w_parts])
+    weights_total = np.asarray(weights_total, dtype=np.float64)
+    part = rng.choice(len(w_parts), p=weights_total / weights_total.sum())
+    w_part = np.asarray(dask.compute(w_parts[part])[0], dtype=np.float64)
+    row = rng.choice(len(w_part), p=w_part / w_part.sum())
+    start = sum(X.chunks[0][:part])
+    candidates = [np.asarray(X[start + row : start + row + 1].compute())]
+    closest = dask.persist(
+        *[dask.delayed(_chunk_closest)(x, candidates[0], offset, None) for x in x_parts]
+    )
+    for _ in range(n_rounds):
+        potential = float(
+            sum(
+                dask.compute(
+                    *[
+                        dask.delayed(_weighted_sum)(wt, c)
+                        for wt, c in zip(w_parts, closest, strict=True)
+                    ]
+                )
+            )
+        )
+        if potential <= 0:
+            break
+        threshold = (oversampling_factor * k, potential)
+        seeds = rng.integers(0, 2**63 - 1, size=len(x_parts))
+        picked = dask.compute(
+            *[
+                dask.delayed(_chunk_sample)(x, wt, c, threshold, int(s))
+                for x, wt, c, s in zip(x_parts, w_parts, closest, seeds, strict=True)
+            ]
+        )
+        new = np.concatenate(picked)
+        if new.shape[0] == 0:
+            continue
+        candidates.append(new)
+        closest = dask.persist(
+            *[
+                dask.delayed(_chunk_closest)(x, new, offset, c)
+                for x, c in zip(x_parts, closest, strict=True)
+            ]
+        )
+    candidate_rows = np.concatenate(candidates).astype(X.dtype)
+    if candidate_rows.shape[0] < k:
+        extra = np.sort(rng.choice(X.shape[0], size=k - candidate_rows.shape[0], replace=False))
+        candidate_rows = np.concatenate([candidate_rows, np.asarray(X[extra].compute())])
+    candidate_weights = sum(
+        dask.compute(
+            *[
+                dask.delayed(_chunk_candidate_weights)(x, wt, candidate_rows, offset)
+                for x, wt in zip(x_parts, w_parts, strict=True)
+            ]
+        )
+    )
+    xp = get_namespace(candidate_rows)
+    return reduce_candidates(
+        candidate_rows, candidate_weights.astype(X.dtype), k, rng, offset=offset, tol=tol, xp=xp
+    )
+
+
+def _weighted_sum(w_chunk, closest):
+    return float(np.sum(to_numpy(w_chunk).astype(np.float64) * to_numpy(closest)))

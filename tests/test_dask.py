@@ -1,0 +1,97 @@
+"""Dask arrays as X, on a real dask.distributed LocalCluster (2 worker processes, loopback)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import blobs, nearest64
+
+from kmeans_xp import ConvergenceWarning, KMeans
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cluster's own start-up chatter
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None,
+        )  # fmt: skip
+    with cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def mixture(n=6000, k=8, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=4.0, size=(k, d))
+    return means[rng.integers(0, k, n)] + rng.normal(size=(n, d))
+
+
+def test_dask_fit_equals_the_in_memory_fit_from_the_same_centers(client):
+    X = mixture()
+    C0 = X[np.random.default_rng(1).choice(len(X), 8, replace=False)]
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    dX = da.from_array(X, chunks=(1000, 5))
+    local = KMeans(8, init=C0, algorithm="lloyd").fit(X, sample_weight=w)
+    distributed_fit = KMeans(8, init=C0).fit(dX, sample_weight=da.from_array(w, chunks=700))
+    np.testing.assert_allclose(distributed_fit.cluster_centers_, local.cluster_centers_, rtol=1e-6)
+    assert distributed_fit.n_iter_ == local.n_iter_
+    assert distributed_fit.inertia_ == pytest.approx(local.inertia_, rel=1e-9)
+    assert isinstance(distributed_fit.labels_, da.Array)
+    np.testing.assert_array_equal(distributed_fit.labels_.compute(), local.labels_)
+    lazy = distributed_fit.predict(dX)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), nearest64(X, distributed_fit.cluster_centers_))
+
+
+def test_dask_empty_cluster_repair_equals_the_in_memory_one(client):
+    X = mixture(seed=3)
+    C0 = X[:8].copy()
+    C0[7] = 1e3  # no row is nearest to it: refilled by the farthest row, as in memory
+    dX = da.from_array(X, chunks=(1500, 2))  # column chunks are joined
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        local = KMeans(8, init=C0, algorithm="lloyd", max_iter=3, tol=0).fit(X)
+        remote = KMeans(8, init=C0, max_iter=3, tol=0).fit(dX)
+    assert np.abs(remote.cluster_centers_).max() < 100
+    np.testing.assert_allclose(remote.cluster_centers_, local.cluster_centers_, rtol=1e-6)
+
+
+def test_dask_kmeans_parallel_finds_separated_blobs(client):
+    centers = [[0, 0], [30, 0], [0, 30], [30, 30], [15, 60]]
+    X, _ = blobs(300, centers, sd=1.0, seed=4)
+    dX = da.from_array(X[np.random.default_rng(0).permutation(len(X))], chunks=400)
+    km = KMeans(5, init="k-means||", random_state=0).fit(dX)
+    np.testing.assert_allclose(
+        np.sort(km.cluster_centers_, axis=0), np.sort(centers, axis=0), atol=0.3
+    )
+    random = KMeans(5, init="random", random_state=0, n_init=1).fit(dX)
+    assert random.cluster_centers_.shape == (5, 2)
+
+
+def test_dask_float32_stays_float32(client):
+    X = mixture(seed=5).astype(np.float32)
+    km = KMeans(8, init="k-means||", random_state=0).fit(da.from_array(X, chunks=2000))
+    assert km.cluster_centers_.dtype == np.float32
+    assert km.labels_.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "error", "match"),
+    [
+        (lambda X: X, {"init": "k-means++"}, ValueError, r"init='k-means\|\|'"),
+        (lambda X: X, {"init": "random", "n_init": 3}, ValueError, r"n_init=3"),
+        (lambda X: X[:, 0], {"init": "random"}, ValueError, r"2-D"),
+        (lambda X: da.where(X > 5, np.nan, X), {"init": "random"}, ValueError, r"NaN"),
+        (lambda X: X[:3], {"init": "random"}, ValueError, r"n_samples=3 should be >= n_clusters=8"),
+    ],
+)
+def test_dask_bad_input(client, make, kwargs, error, match):
+    dX = da.from_array(mixture(seed=6), chunks=1000)
+    with pytest.raises(error, match=match):
+        KMeans(8, random_state=0, **kwargs).fit(make(dX))
