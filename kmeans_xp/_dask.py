@@ -193,8 +193,7 @@ def fit_dask(
             run(x, wt, centered, offset, p)
             for x, wt, p in zip(x_parts, w_parts, previous, strict=True)
         ]
-        labels = list(dask.persist(*[lab for lab, _ in passes]))
-        stats = dask.compute(*[s for _, s in passes])
+        labels, stats = _persist_and_fetch(passes)
         sums = sum(s for s, _, _ in stats)
         counts = sum(c for _, c, _ in stats)
         changed = sum(ch for _, _, ch in stats)
@@ -210,7 +209,8 @@ def fit_dask(
         shift = float(np.sum((new - centered).astype(np.float64) ** 2))
         centered = new
         if verbose:
-            print(f"Iteration {n_iter}: {changed} label(s) changed, center shift {shift:.3e}")
+            moved = "" if changed < 0 else f"{changed} label(s) changed, "
+            print(f"Iteration {n_iter}: {moved}center shift {shift:.3e}")
         if stop_after_iteration(
             n_iter, unchanged=changed == 0, shift=shift, tol=tol_abs, inertia=None,
             n_empty=n_empty,
@@ -254,9 +254,17 @@ def _refill_empty_clusters(x_parts, w_parts, labels, starts, centers, offset, co
         lo, hi = bounds[i], bounds[i + 1]
         inside = (farthest >= lo) & (True if hi is None else farthest < hi)
         parts.append(relabel(x, wt, lab, farthest[inside] - lo, empty[inside], offset, len(counts)))
-    new_labels = list(dask.persist(*[lab for lab, _ in parts]))
-    stats = dask.compute(*[s for _, s in parts])
+    new_labels, stats = _persist_and_fetch(parts)
     return new_labels, sum(s for s, _ in stats), sum(c for _, c in stats), n_empty
+
+
+def _persist_and_fetch(parts):
+    """Run each (labels, stats) task once: labels stay on the workers, stats come back."""
+    import dask
+
+    n = len(parts)
+    held = dask.persist(*[lab for lab, _ in parts], *[stat for _, stat in parts])
+    return list(held[:n]), dask.compute(*held[n:])
 
 
 def predict_dask(X, centers, offset):

@@ -93,3 +93,15 @@ def test_minibatch_benchmark_runs():
     assert done.returncode == 0, done.stderr
     assert "kmeans_xp partial_fit, one pass" in done.stdout
     assert "(1.0000 of the full fit)" in done.stdout  # the reference line
+
+
+def test_dask_scaling_benchmark_runs(tmp_path):
+    pytest.importorskip("distributed")
+    command = [
+        sys.executable, "-m", "benchmarks.dask_scaling", "--ns", "3000", "--workers", "1",
+        "--d", "3", "--k", "4", "--png", str(tmp_path / "scaling.png"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| kmeans_xp[dask] | 1 | 3,000 |" in done.stdout
+    assert "| kmeans_xp[numpy] in memory | none | 3,000 |" in done.stdout

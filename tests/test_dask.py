@@ -95,3 +95,23 @@ def test_dask_bad_input(client, make, kwargs, error, match):
     dX = da.from_array(mixture(seed=6), chunks=1000)
     with pytest.raises(error, match=match):
         KMeans(8, random_state=0, **kwargs).fit(make(dX))
+
+
+def test_each_chunk_is_passed_once_per_iteration(monkeypatch):
+    """Labels kept on the workers and stats fetched must come from one run of each task."""
+    import dask
+
+    import kmeans_xp._dask as dask_module
+
+    calls = []
+    original = dask_module._chunk_pass
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(dask_module, "_chunk_pass", counting)
+    X = mixture(seed=7)
+    with dask.config.set(scheduler="synchronous"):
+        KMeans(8, init=X[:8], max_iter=2, tol=0).fit(da.from_array(X, chunks=2000))
+    assert len(calls) == 2 * 3  # 2 iterations × 3 chunks
