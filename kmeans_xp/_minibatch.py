@@ -170,7 +170,8 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         valid = _rows(prep, rng.integers(0, n_samples, size=init_size))
         best_centers, best_inertia = None, None
         for _ in range(self._resolved_n_init(init)):
-            centers = self._init_on(_rows(prep, rng.integers(0, n_samples, size=init_size)), rng)
+            sample = _rows(prep, rng.integers(0, n_samples, size=init_size))
+            centers = self._init_on(sample, rng, init=init)
             _, inertia = labels_and_inertia(
                 valid.X, centers, valid.weights, offset=prep.offset,
                 block_rows=valid.block_rows, xp=xp,
@@ -200,7 +201,8 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
             )  # fmt: skip
             _warn_if_fewer_clusters(self.labels_, settings["n_clusters"], xp)
         else:
-            self.inertia_ = float(monitor.smoothed * n_samples)  # smoothed is per row
+            per_row = monitor.last if monitor.smoothed is None else monitor.smoothed
+            self.inertia_ = float(per_row * n_samples)
         return self
 
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
@@ -470,17 +472,21 @@ class _Convergence:
         self.max_no_improvement = max_no_improvement
         self.verbose = verbose
         self.smoothed = None
+        self.last = None
         self.smoothed_min = None
         self.no_improvement = 0
 
     def should_stop(self, step: int, n_steps: int, batch_inertia: float, shift: float) -> bool:
         batch_inertia /= self.batch_size  # comparable across batch sizes
-        if step == 1:  # the first step's inertia is that of the init
-            self.smoothed = batch_inertia
+        self.last = batch_inertia
+        if step == 1:  # the first step's inertia is that of the init: left out, as scikit-learn
             if self.verbose:
                 print(f"Minibatch step {step}/{n_steps}: mean batch inertia: {batch_inertia}")
             return False
-        self.smoothed = self.smoothed * (1 - self.alpha) + batch_inertia * self.alpha
+        if self.smoothed is None:
+            self.smoothed = batch_inertia
+        else:
+            self.smoothed = self.smoothed * (1 - self.alpha) + batch_inertia * self.alpha
         if self.verbose:
             print(
                 f"Minibatch step {step}/{n_steps}: mean batch inertia: {batch_inertia}, "

@@ -185,3 +185,11 @@ def test_each_step_moves_centers_to_the_running_weighted_mean(xp):
             W[j] = total
         np.testing.assert_allclose(xp.to_numpy(mbk.cluster_centers_), C, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(xp.to_numpy(mbk._counts), W, rtol=1e-12)
+
+
+def test_explicit_init_may_be_a_list_and_one_step_fits():
+    X = mixture(300, 2, d=2, seed=13)
+    mbk = MiniBatchKMeans(2, init=[[0.0, 0.0], [1.0, 1.0]], max_iter=1, batch_size=300)
+    mbk.set_params(compute_labels=False).fit(X)
+    assert mbk.n_steps_ == 1
+    assert np.isfinite(mbk.inertia_)
