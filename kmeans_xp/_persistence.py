@@ -26,6 +26,7 @@ from ._array_api import (
     move_to,
     to_numpy,
 )
+from ._dask import is_dask_collection
 from .exceptions import ModelFileError
 
 FORMAT_NAME = "kmeans_xp.KMeans"
@@ -81,9 +82,12 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     model._check_is_fitted()
     params, init_array = _jsonable_params(model)
     centers = to_numpy(model.cluster_centers_)
+    labels = model.labels_
+    if is_dask_collection(labels):  # a Dask fit's labels live on the workers
+        labels = labels.compute()
     arrays = {
         "cluster_centers": centers,
-        "labels": to_numpy(model.labels_).astype(np.int64, copy=False),
+        "labels": to_numpy(labels).astype(np.int64, copy=False),
         "offset": to_numpy(model._offset).astype(centers.dtype, copy=False),
     }
     if init_array is not None:

@@ -115,3 +115,15 @@ def test_each_chunk_is_passed_once_per_iteration(monkeypatch):
     with dask.config.set(scheduler="synchronous"):
         KMeans(8, init=X[:8], max_iter=2, tol=0).fit(da.from_array(X, chunks=2000))
     assert len(calls) == 2 * 3  # 2 iterations × 3 chunks
+
+
+def test_a_dask_fit_saves_and_loads(client, tmp_path):
+    from kmeans_xp import load
+
+    X = mixture(seed=8)
+    km = KMeans(8, init="k-means||", random_state=0).fit(da.from_array(X, chunks=2000))
+    km.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.cluster_centers_, km.cluster_centers_)
+    np.testing.assert_array_equal(loaded.labels_, km.labels_.compute())
+    np.testing.assert_array_equal(loaded.predict(X), km.labels_.compute())
