@@ -7,7 +7,8 @@ and a few scalars travel per iteration. Labels stay on the workers too, as a per
 array, so strict convergence (no label changed) is checked there.
 
 Initialisation: ``"k-means||"`` (its rounds are map-reduces as well; the default advice on
-Dask), ``"random"`` rows, or explicit centers. ``"k-means++"`` needs one pass over X per center
+Dask), ``"random"`` rows (drawn uniformly: unlike in memory, sample weights do not bias this
+draw), or explicit centers. ``"k-means++"`` needs one pass over X per center
 and is refused with a message pointing to ``"k-means||"``.
 """
 
