@@ -78,8 +78,9 @@ def _chunk_closest(X_chunk, centers, offset, closest):
     c = xp.asarray(centers, dtype=X_chunk.dtype) - o
     c_sq = squared_norms(c, xp=xp)
     out = []
-    for start in range(0, X_chunk.shape[0], _block_rows(X_chunk, c.shape[0])):
-        block = X_chunk[start : start + _block_rows(X_chunk, c.shape[0])] - o
+    step = _block_rows(X_chunk, c.shape[0])
+    for start in range(0, X_chunk.shape[0], step):
+        block = X_chunk[start : start + step] - o
         sq = squared_norms(block, xp=xp)[:, None] - 2.0 * (block @ c.T) + c_sq[None, :]
         out.append(xp.astype(xp.min(xp.clip(sq, min=0.0), axis=1), xp.float64))
     new = xp.concat(out)
@@ -88,7 +89,9 @@ def _chunk_closest(X_chunk, centers, offset, closest):
 
 def _chunk_farthest(X_chunk, w_chunk, labels, centers, offset, m, start):
     """The chunk's m rows of positive weight farthest from their (centered) center: (scores,
-    global rows); rows of weight 0 score -1, and a stable sort keeps ties in row order."""
+    global rows); rows of weight 0 score -1, and a stable sort keeps ties in row order. Scores
+    are exact float64 differences (the in-memory repair ranks by the GEMM form), so the two can
+    pick different rows only at near-ties."""
     xp = get_namespace(X_chunk)
     centered = xp.astype(X_chunk - xp.asarray(offset, dtype=X_chunk.dtype), xp.float64)
     diff = centered - xp.take(xp.asarray(centers, dtype=xp.float64), labels, axis=0)
