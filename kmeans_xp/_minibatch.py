@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import Array, accumulation_dtype, array_device, library_name
+from ._array_api import Array, accumulation_dtype, array_device, get_namespace, library_name
 from ._backends import segment_sum_for
 from ._base import ClustererMixin, ParamsMixin
 from ._kmeans import (
@@ -377,7 +377,6 @@ class _StepState:
 
     def __init__(self, centers: Array, prep: _Prepared, batch_size: int) -> None:
         xp = prep.xp
-        self.xp = xp
         self.dtype = prep.X.dtype
         self.acc = accumulation_dtype(xp, prep.device)
         self.offset = prep.offset  # batches are centered by it, as the centers are
@@ -385,7 +384,16 @@ class _StepState:
         self.weight_sums = xp.zeros((centers.shape[0],), dtype=self.acc, device=prep.device)
         self.batch_size = batch_size
         self.since_reassign = 0
-        self.segment_sum = segment_sum_for(xp)
+
+    # The namespace and the update function are looked up, not stored, so the state (and the
+    # estimator holding it) pickles.
+    @property
+    def xp(self) -> Any:
+        return get_namespace(self.centers)
+
+    @property
+    def segment_sum(self) -> Any:
+        return segment_sum_for(self.xp)
 
     def centers_x(self) -> Array:
         """The centered centers in X's dtype."""

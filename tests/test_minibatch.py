@@ -193,3 +193,19 @@ def test_explicit_init_may_be_a_list_and_one_step_fits():
     mbk.set_params(compute_labels=False).fit(X)
     assert mbk.n_steps_ == 1
     assert np.isfinite(mbk.inertia_)
+
+
+def test_pickles_and_goes_on_after_unpickling(xp):
+    import pickle
+
+    X = mixture(600, 3, seed=14)
+    mbk = MiniBatchKMeans(3, batch_size=100, random_state=0).fit(xp.asarray(X))
+    again = pickle.loads(pickle.dumps(mbk))
+    np.testing.assert_array_equal(
+        xp.to_numpy(again.predict(xp.asarray(X))), xp.to_numpy(mbk.predict(xp.asarray(X)))
+    )
+    again.partial_fit(xp.asarray(X[:100]))
+    mbk.partial_fit(xp.asarray(X[:100]))
+    np.testing.assert_array_equal(
+        xp.to_numpy(again.cluster_centers_), xp.to_numpy(mbk.cluster_centers_)
+    )
