@@ -8,6 +8,7 @@ makes no host round trip per center and the same seed picks the same points on e
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from ._array_api import Array, accumulation_dtype, array_device, to_numpy
 from ._backends import segment_sum_for
 from ._lloyd import lloyd
+from ._memmap import note_rows_gathered
 from ._primitives import assign_block, block_rows_for, row_blocks, squared_norms
 from ._validation import RandomState
 
@@ -64,12 +66,14 @@ def kmeans_plusplus_indices(
     n_samples = X.shape[0]
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
-    blocks = list(row_blocks(n_samples, block_rows))
+
+    def blocks():  # a fresh walk each time: row_blocks reports each block as it is read
+        return row_blocks(n_samples, block_rows)
 
     def centered(start: int, stop: int) -> Array:
         return X[start:stop, :] - offset
 
-    x_sq = xp.concat([squared_norms(centered(a, b), xp=xp) for a, b in blocks])
+    x_sq = xp.concat([squared_norms(centered(a, b), xp=xp) for a, b in blocks()])
     w = xp.astype(weights, acc)
 
     # All random numbers at once, in one host->device copy.
@@ -81,7 +85,7 @@ def kmeans_plusplus_indices(
         return xp.concat(
             [
                 xp.astype(_sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp), acc)
-                for a, b in blocks
+                for a, b in blocks()
             ]
         )
 
@@ -96,11 +100,12 @@ def kmeans_plusplus_indices(
             xp.cumulative_sum(w * closest), uniforms[lo : lo + n_local_trials], xp=xp
         )
         candidate_centers = xp.take(X, candidates, axis=0) - offset
+        note_rows_gathered(n_local_trials)
         # Potential of each candidate, summed block by block. The (n, trials) distances are
         # kept, in X's dtype, so the winner's column updates `closest` without a second pass
         # over X (passes over X are what k-means++ spends its time on).
         potential = None
-        for a, b in blocks:
+        for a, b in blocks():
             trial_sq[a:b, :] = _sq_distances(centered(a, b), x_sq[a:b], candidate_centers, xp=xp)
             d_block = xp.minimum(closest[a:b, None], xp.astype(trial_sq[a:b, :], acc))
             part = xp.sum(w[a:b, None] * d_block, axis=0)
@@ -205,9 +210,9 @@ def kmeans_parallel_candidates(
     w = xp.astype(weights, acc)
     oversampling = oversampling_factor * n_clusters
 
-    def blocks_for(width: int) -> list[tuple[int, int]]:
+    def blocks_for(width: int) -> Iterator[tuple[int, int]]:
         rows = block_rows_for(n_samples, n_features, width, _itemsize(X, xp), xp=xp, device=device)
-        return list(row_blocks(n_samples, rows))
+        return row_blocks(n_samples, rows)  # a fresh walk: blocks are reported as read
 
     def centered(start: int, stop: int) -> Array:
         return X[start:stop, :] - offset
@@ -238,6 +243,7 @@ def kmeans_parallel_candidates(
         chosen.append(new)
         n_chosen += int(new.shape[0])
         closest = xp.minimum(closest, closest_to(xp.take(X, new, axis=0) - offset))
+        note_rows_gathered(int(new.shape[0]))
     candidates = xp.concat(chosen)
     if n_chosen < n_clusters:
         extra = random_indices(
@@ -249,6 +255,7 @@ def kmeans_parallel_candidates(
     # Weight of each candidate: the weight of the rows nearest to it (one pass over X).
     m = candidates.shape[0]
     centered_candidates = xp.take(X, candidates, axis=0) - offset
+    note_rows_gathered(m)
     c_sq = squared_norms(centered_candidates, xp=xp)
     segment_sum = segment_sum_for(xp)
     candidate_weights = None

@@ -24,6 +24,7 @@ from ._init import (
     random_indices,
 )
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
+from ._memmap import bounded_residency
 from ._primitives import block_rows_for
 from ._validation import (
     check_data,
@@ -591,6 +592,12 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         """``fit``, with the per-iteration hook the command line's progress bar uses."""
         if is_dask_collection(X):
             return self._fit_dask(X, sample_weight)
+        with bounded_residency(X):
+            return self._fit_in_memory(X, sample_weight, on_iteration)
+
+    def _fit_in_memory(
+        self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None
+    ) -> KMeans:
         result, prep = _fit(
             X,
             self.n_clusters,

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from ._array_api import Array, accumulation_dtype, array_device, free_device_memory
+from ._memmap import note_rows_read
 
 # Host (CPU) working-memory budget for the temporaries of one block. Small enough for the
 # block's distance matrix to stay near the caches, large enough that the GEMM runs at full speed:
@@ -61,9 +62,15 @@ def block_rows_for(
 
 
 def row_blocks(n_samples: int, block_rows: int) -> Iterator[tuple[int, int]]:
-    """Yield (start, stop) of consecutive row blocks covering ``range(n_samples)``."""
+    """Yield (start, stop) of consecutive row blocks covering ``range(n_samples)``.
+
+    Each block is reported to ``_memmap`` once the caller asks for the next, so a fit on a
+    ``numpy.memmap`` keeps its resident pages bounded (a no-op otherwise).
+    """
     for start in range(0, n_samples, block_rows):
-        yield start, min(start + block_rows, n_samples)
+        stop = min(start + block_rows, n_samples)
+        yield start, stop
+        note_rows_read(stop - start)
 
 
 def squared_norms(A: Array, *, xp: ModuleType) -> Array:

@@ -53,3 +53,58 @@ def test_memmap_fit_allocates_no_copy_of_x(memmap_blobs, init, algorithm):
         warnings.simplefilter("ignore", ConvergenceWarning)
         in_memory.fit(np.asarray(X).copy())
     np.testing.assert_array_equal(km.cluster_centers_, in_memory.cluster_centers_)
+
+
+def _mapped_kb(path):
+    """Resident kB of this process's mappings of ``path`` (from /proc/self/smaps), or None."""
+    try:
+        with open("/proc/self/smaps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    total, inside = 0, False
+    for line in lines:
+        if line[:1] in "0123456789abcdef":  # a mapping's header line: address range first
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(_mapped_kb("") is None, reason="needs Linux /proc/self/smaps")
+@pytest.mark.parametrize("init", ["k-means++", "k-means||", "random"])
+def test_memmap_pages_are_released_as_the_fit_reads_them(memmap_blobs, monkeypatch, init):
+    """The mapped file's resident pages stay a small part of X (a pass over a file larger than
+    RAM would otherwise fill RAM with them); without the release they reach the whole file."""
+    import mmap
+    import threading
+    import time
+
+    import kmeans_xp._memmap as memmap_module
+
+    X, k = memmap_blobs
+    path = X.filename
+
+    def peak_file_pages(release_every):
+        monkeypatch.setattr(memmap_module, "RELEASE_EVERY_BYTES", release_every)
+        memmap_module._mapping_of(X).madvise(mmap.MADV_DONTNEED)
+        peak, done = [0], threading.Event()
+
+        def poll():
+            while not done.is_set():
+                peak[0] = max(peak[0], _mapped_kb(path))
+                time.sleep(0.001)
+
+        watcher = threading.Thread(target=poll)
+        watcher.start()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                KMeans(k, init=init, max_iter=3, random_state=0).fit(X)
+        finally:
+            done.set()
+            watcher.join()
+        return peak[0] * 1024
+
+    assert peak_file_pages(2**20) < 0.25 * X.nbytes
+    assert peak_file_pages(2**62) > 0.75 * X.nbytes  # so the check above can fail

@@ -9,6 +9,7 @@ from types import ModuleType
 import numpy as np
 
 from .._bounds import as_lower_bound, as_upper_bound
+from .._memmap import note_rows_read
 
 try:  # SciPy is optional: with it the update is a sparse product, several times faster.
     import scipy.sparse as _sparse
@@ -162,6 +163,7 @@ def _assign_rows(
         np.add(row_starts[:m], nearest[:m], out=flat[:m])
         np.take(scores[:m].reshape(-1), flat[:m], out=partial[start:stop])
         chunk[filled : filled + m] = block[:m]
+        note_rows_read(m)
         filled += m
         if filled + block_rows > chunk_rows or stop == hi:
             s, c = shared.segment_sum(
@@ -300,4 +302,5 @@ def nearest_two(
         np.sum(e, axis=1, out=distance[:m])
         np.sqrt(distance[:m], out=distance[:m])
         first[start:stop] = as_upper_bound(distance[:m], X.dtype, xp=xp)
+        note_rows_read(m)
     return labels, first, second
