@@ -105,3 +105,15 @@ def test_dask_scaling_benchmark_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| kmeans_xp[dask] | 1 | 3,000 |" in done.stdout
     assert "| kmeans_xp[numpy] in memory | none | 3,000 |" in done.stdout
+
+
+def test_larger_than_ram_script_runs_small(tmp_path):
+    path = tmp_path / "X.npy"
+    command = [
+        sys.executable, "-m", "benchmarks.larger_than_ram", "--path", str(path), "--rows",
+        "20000", "--d", "8", "--k", "4", "--max-iter", "2",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "peak resident MiB: VmHWM" in done.stdout
+    assert not path.exists()  # removed without --keep
