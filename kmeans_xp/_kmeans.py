@@ -526,6 +526,11 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
     ``transform`` and ``score`` accept arrays of any supported library: the centers are copied to
     that library and device once and cached.
 
+    *Scale.* A ``numpy.memmap`` X is read block by block, never copied, and its file pages are
+    released as the fit reads them (files larger than RAM fit in bounded memory). A Dask array X
+    is fitted by one map-reduce over its row chunks per iteration (``init="k-means||"``,
+    ``"random"`` or explicit centers; ``labels_`` is a Dask array, ``predict`` stays lazy).
+
     *Numerics.* float32 input stays float32, float64 stays float64; integer and float16 input
     becomes the library's default float. Distances are computed on data centered by the training
     mean (X itself is not copied); sums and inertia accumulate in float64 where the device has it.
