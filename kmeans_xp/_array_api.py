@@ -148,6 +148,11 @@ def accumulation_dtype(xp: ModuleType, device: Any) -> Any:
     return available.get("float64", available.get("float32"))
 
 
+def itemsize(X: Array, xp: ModuleType) -> int:
+    """Bytes per element of a float32 or float64 array (for memory budgets)."""
+    return 4 if X.dtype == xp.float32 else 8
+
+
 def on_gpu(xp: ModuleType, device: Any) -> bool:
     """Whether arrays of ``xp`` on ``device`` live on a GPU (CuPy, or torch on CUDA)."""
     return is_cupy(xp) or (is_torch(xp) and getattr(device, "type", "cpu") == "cuda")

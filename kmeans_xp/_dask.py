@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import get_namespace, to_numpy
+from ._array_api import get_namespace, itemsize, to_numpy
 from ._backends import assign_and_sum_for, segment_sum_for
 from ._init import reduce_candidates
 from ._lloyd import _assign_and_sum, labels_and_inertia, stop_after_iteration
@@ -38,9 +38,8 @@ def is_dask_collection(X: Any) -> bool:
 
 def _block_rows(X_chunk, width: int) -> int:
     xp = get_namespace(X_chunk)
-    itemsize = 4 if X_chunk.dtype == xp.float32 else 8
     n, d = X_chunk.shape
-    return block_rows_for(n, d, width, itemsize, xp=xp, device=None)
+    return block_rows_for(n, d, width, itemsize(X_chunk, xp), xp=xp, device=None)
 
 
 def _chunk_pass(X_chunk, w_chunk, centers, offset, previous):

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ._array_api import Array, accumulation_dtype, array_device, to_numpy
+from ._array_api import Array, accumulation_dtype, array_device, itemsize, to_numpy
 from ._backends import segment_sum_for
 from ._lloyd import lloyd
 from ._memmap import note_rows_gathered
@@ -166,7 +166,7 @@ def reduce_candidates(
     m, n_features = candidate_rows.shape
     n_local_trials = default_local_trials(n_clusters)
     block_rows = block_rows_for(
-        m, n_features, max(n_clusters, n_local_trials), _itemsize(candidate_rows, xp),
+        m, n_features, max(n_clusters, n_local_trials), itemsize(candidate_rows, xp),
         xp=xp, device=array_device(candidate_rows),
     )  # fmt: skip
     picked = kmeans_plusplus_indices(
@@ -211,7 +211,7 @@ def kmeans_parallel_candidates(
     oversampling = oversampling_factor * n_clusters
 
     def blocks_for(width: int) -> Iterator[tuple[int, int]]:
-        rows = block_rows_for(n_samples, n_features, width, _itemsize(X, xp), xp=xp, device=device)
+        rows = block_rows_for(n_samples, n_features, width, itemsize(X, xp), xp=xp, device=device)
         return row_blocks(n_samples, rows)  # a fresh walk: blocks are reported as read
 
     def centered(start: int, stop: int) -> Array:
@@ -265,10 +265,6 @@ def kmeans_parallel_candidates(
         _, part = segment_sum(block, nearest, weights[a:b], m, xp=xp)
         candidate_weights = part if candidate_weights is None else candidate_weights + part
     return candidates, xp.astype(candidate_weights, weights.dtype)
-
-
-def _itemsize(X: Array, xp: ModuleType) -> int:
-    return 4 if X.dtype == xp.float32 else 8
 
 
 def random_indices(

@@ -13,7 +13,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from ._array_api import Array, array_device, library_name, move_to, on_gpu, to_numpy
+from ._array_api import (
+    Array,
+    array_device,
+    itemsize,
+    library_name,
+    move_to,
+    on_gpu,
+    to_numpy,
+)
 from ._base import ClustererMixin, ParamsMixin
 from ._dask import fit_dask, is_dask_collection, predict_dask
 from ._hamerly import hamerly
@@ -73,7 +81,7 @@ def _prepare(X: Any, n_clusters: int, sample_weight: Any) -> _Prepared:
         msg = f"n_samples={n_samples} should be >= n_clusters={n_clusters}."
         raise ValueError(msg)
     block_rows = block_rows_for(
-        n_samples, n_features, n_clusters, _itemsize(X, xp), xp=xp, device=device
+        n_samples, n_features, n_clusters, itemsize(X, xp), xp=xp, device=device
     )
     check_finite(X, "X", xp=xp, block_rows=block_rows)
     weights = check_sample_weight(sample_weight, X, xp=xp, device=device, block_rows=block_rows)
@@ -81,15 +89,11 @@ def _prepare(X: Any, n_clusters: int, sample_weight: Any) -> _Prepared:
     return _Prepared(X, xp, device, weights, block_rows, xp.astype(mean, X.dtype), mean_variance)
 
 
-def _itemsize(X: Array, xp: Any) -> int:
-    return 4 if X.dtype == xp.float32 else 8
-
-
 def _seeding_block_rows(prep: _Prepared, n_local_trials: int) -> int:
     """Row blocks for k-means++, whose temporaries are n_local_trials wide, not n_clusters."""
     n_samples, n_features = prep.X.shape
     return block_rows_for(
-        n_samples, n_features, n_local_trials, _itemsize(prep.X, prep.xp),
+        n_samples, n_features, n_local_trials, itemsize(prep.X, prep.xp),
         xp=prep.xp, device=prep.device,
     )  # fmt: skip
 
@@ -187,13 +191,15 @@ def _resolve_algorithm(algorithm: Any, xp: Any, device: Any) -> Callable:
     return lloyd if algorithm == "lloyd" else hamerly
 
 
-def _resolve_n_init(n_init: Any, init: Any) -> int:
+def _resolve_n_init(n_init: Any, init: Any, *, random_runs: int = 10) -> int:
+    """Runs to make: "auto" is 1 for k-means++, k-means|| and explicit centers, ``random_runs``
+    for "random" and callables (10 in KMeans, 3 in MiniBatchKMeans, as scikit-learn)."""
     explicit = not isinstance(init, str) and not callable(init)
     if isinstance(n_init, str):
         if n_init != "auto":
             msg = f"n_init must be 'auto' or an integer >= 1, got n_init={n_init!r}."
             raise ValueError(msg)
-        return 1 if explicit or init in ("k-means++", "k-means||") else 10
+        return 1 if explicit or init in ("k-means++", "k-means||") else random_runs
     n_init = check_integer(n_init, "n_init", minimum=1)
     if explicit and n_init != 1:
         warnings.warn(
@@ -328,15 +334,20 @@ def _fit(
         if best is None or inertia < best.inertia * (1 - 1e-9):
             best = KMeansResult(centers, labels, inertia, n_iter)
 
-    n_distinct = int(xp.unique_values(best.labels).shape[0])
+    warn_if_fewer_clusters(best.labels, n_clusters, xp)
+    return best, prep
+
+
+def warn_if_fewer_clusters(labels: Array, n_clusters: int, xp: Any) -> None:
+    """ConvergenceWarning when the final labels use fewer than n_clusters clusters."""
+    n_distinct = int(xp.unique_values(labels).shape[0])
     if n_distinct < n_clusters:
         warnings.warn(
             f"Number of distinct clusters ({n_distinct}) found smaller than "
             f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return best, prep
 
 
 def kmeans(
@@ -427,7 +438,7 @@ class FittedCentersMixin:
             self._fitted_cache[key] = (centers, offset)
         centers, offset = self._fitted_cache[key]
         block_rows = block_rows_for(
-            X.shape[0], X.shape[1], centers.shape[0], _itemsize(X, xp), xp=xp, device=device
+            X.shape[0], X.shape[1], centers.shape[0], itemsize(X, xp), xp=xp, device=device
         )
         check_finite(X, name, xp=xp, block_rows=block_rows)
         return X, centers, offset, xp, block_rows

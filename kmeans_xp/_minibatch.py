@@ -14,13 +14,19 @@ seed draws the same batches on every backend); the per-step host traffic is a fe
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any
 
 import numpy as np
 
-from ._array_api import Array, accumulation_dtype, array_device, get_namespace, library_name
+from ._array_api import (
+    Array,
+    accumulation_dtype,
+    array_device,
+    get_namespace,
+    library_name,
+    to_numpy,
+)
 from ._backends import segment_sum_for
 from ._base import ClustererMixin, ParamsMixin
 from ._kmeans import (
@@ -30,6 +36,8 @@ from ._kmeans import (
     _ParallelInit,
     _prepare,
     _Prepared,
+    _resolve_n_init,
+    warn_if_fewer_clusters,
 )
 from ._lloyd import labels_and_inertia
 from ._primitives import assign_block, squared_norms
@@ -37,10 +45,10 @@ from ._validation import (
     check_data,
     check_initial_centers,
     check_integer,
+    check_non_negative_real,
     check_random_state,
     check_tolerance,
 )
-from .exceptions import ConvergenceWarning
 
 
 class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
@@ -169,7 +177,7 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         # Inits on their own draws of rows, judged on one common draw (as scikit-learn).
         valid = _rows(prep, rng.integers(0, n_samples, size=init_size))
         best_centers, best_inertia = None, None
-        for _ in range(self._resolved_n_init(init)):
+        for _ in range(settings["n_init"]):
             sample = _rows(prep, rng.integers(0, n_samples, size=init_size))
             centers = self._init_on(sample, rng, init=init)
             _, inertia = labels_and_inertia(
@@ -199,7 +207,7 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
                 prep.X, self.cluster_centers_, prep.weights, offset=prep.offset,
                 block_rows=prep.block_rows, xp=xp,
             )  # fmt: skip
-            _warn_if_fewer_clusters(self.labels_, settings["n_clusters"], xp)
+            warn_if_fewer_clusters(self.labels_, settings["n_clusters"], xp)
         else:
             per_row = monitor.last if monitor.smoothed is None else monitor.smoothed
             self.inertia_ = float(per_row * n_samples)
@@ -272,33 +280,16 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         if not isinstance(self.compute_labels, bool | np.bool_):
             msg = f"compute_labels must be True or False, got {self.compute_labels!r}."
             raise TypeError(msg)
-        ratio = _check_non_negative_real(self.reassignment_ratio, "reassignment_ratio")
-        self._resolved_n_init(self.init)  # validates n_init
         return {
             "n_clusters": check_integer(self.n_clusters, "n_clusters", minimum=1),
             "max_iter": check_integer(self.max_iter, "max_iter", minimum=1),
             "batch_size": check_integer(self.batch_size, "batch_size", minimum=1),
             "tol": check_tolerance(self.tol),
-            "reassignment_ratio": ratio,
+            "reassignment_ratio": check_non_negative_real(
+                self.reassignment_ratio, "reassignment_ratio"
+            ),
+            "n_init": _resolve_n_init(self.n_init, self.init, random_runs=3),
         }
-
-    def _resolved_n_init(self, init: Any) -> int:
-        explicit = not isinstance(init, str) and not callable(init)
-        if isinstance(self.n_init, str):
-            if self.n_init != "auto":
-                msg = f"n_init must be 'auto' or an integer >= 1, got n_init={self.n_init!r}."
-                raise ValueError(msg)
-            return 1 if explicit or init in ("k-means++", "k-means||") else 3
-        n_init = check_integer(self.n_init, "n_init", minimum=1)
-        if explicit and n_init != 1:
-            warnings.warn(
-                f"Explicit initial center position passed: performing only one init instead of "
-                f"n_init={n_init}.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return 1
-        return n_init
 
     def _resolved_init_size(self, batch_size: int, n_samples: int) -> int:
         """scikit-learn's rule: 3·batch_size by default, at least 3·k, at most n_samples."""
@@ -349,16 +340,6 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         self._fitted_cache = {}
         self.n_steps_ = n_steps
         self.n_features_in_ = int(prep.X.shape[1])
-
-
-def _check_non_negative_real(value: Any, name: str) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        msg = f"{name} must be a real number, got {value!r} of type {type(value).__name__}."
-        raise TypeError(msg)
-    if not np.isfinite(value) or value < 0:
-        msg = f"{name} must be a finite number >= 0, got {name}={value!r}."
-        raise ValueError(msg)
-    return float(value)
 
 
 def _rows(prep: _Prepared, rows: np.ndarray) -> _Prepared:
@@ -442,7 +423,7 @@ class _StepState:
         the batch); their weight becomes the smallest weight kept, so they are not moved again
         at once."""
         xp = self.xp
-        sums = _host(self.weight_sums)
+        sums = to_numpy(self.weight_sums).astype(np.float64)
         to_move = sums < ratio * sums.max()
         m = centered_batch.shape[0]
         if to_move.sum() > 0.5 * m:
@@ -462,12 +443,6 @@ class _StepState:
         sums[to_move] = sums[~to_move].min()
         self.weight_sums = xp.asarray(sums, dtype=self.acc, device=device)
         return xp.where(mask[:, None], rows, centers)
-
-
-def _host(a: Array) -> np.ndarray:
-    from ._array_api import to_numpy
-
-    return to_numpy(a).astype(np.float64)
 
 
 class _Convergence:
@@ -514,14 +489,3 @@ class _Convergence:
                 print(f"Converged (lack of improvement in inertia) at step {step}/{n_steps}")
             return True
         return False
-
-
-def _warn_if_fewer_clusters(labels: Array, n_clusters: int, xp: Any) -> None:
-    n_distinct = int(xp.unique_values(labels).shape[0])
-    if n_distinct < n_clusters:
-        warnings.warn(
-            f"Number of distinct clusters ({n_distinct}) found smaller than "
-            f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )

@@ -38,13 +38,18 @@ def check_integer(value: Any, name: str, *, minimum: int) -> int:
 
 
 def check_tolerance(tol: Any) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        msg = f"tol must be a real number, got {tol!r} of type {type(tol).__name__}."
+    return check_non_negative_real(tol, "tol")
+
+
+def check_non_negative_real(value: Any, name: str) -> float:
+    """A finite real number >= 0 (``tol``, ``reassignment_ratio``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"{name} must be a real number, got {value!r} of type {type(value).__name__}."
         raise TypeError(msg)
-    if not np.isfinite(tol) or tol < 0:
-        msg = f"tol must be a finite number >= 0, got tol={tol!r}."
+    if not np.isfinite(value) or value < 0:
+        msg = f"{name} must be a finite number >= 0, got {name}={value!r}."
         raise ValueError(msg)
-    return float(tol)
+    return float(value)
 
 
 def check_positive_real(value: Any, name: str) -> float:
