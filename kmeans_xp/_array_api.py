@@ -28,6 +28,8 @@ __all__ = [
     "library_name",
     "move_to",
     "on_gpu",
+    "out_of_memory_errors",
+    "release_cached_memory",
     "to_backend",
     "to_numpy",
 ]
@@ -227,3 +229,29 @@ def to_backend(X: np.ndarray, backend: str) -> tuple[Array, str]:
                 raise ValueError(msg)
             return torch.asarray(X), "torch (cpu)"
     return X, "numpy (cpu)"
+
+
+def out_of_memory_errors(xp: ModuleType) -> tuple[type[BaseException], ...]:
+    """The exceptions by which ``xp`` says an allocation failed (to retry with less memory).
+
+    NumPy and CuPy raise subclasses of ``MemoryError``; PyTorch raises its own
+    ``OutOfMemoryError`` (a ``RuntimeError``) for CUDA allocations.
+    """
+    errors: tuple[type[BaseException], ...] = (MemoryError,)
+    if is_torch(xp):
+        import torch
+
+        errors += (torch.OutOfMemoryError,)
+    return errors
+
+
+def release_cached_memory(xp: ModuleType, device: Any) -> None:
+    """Give a GPU library's cached, unused blocks back to the device (before a retry)."""
+    if is_cupy(xp):
+        import cupy
+
+        cupy.get_default_memory_pool().free_all_blocks()
+    elif on_gpu(xp, device):
+        import torch
+
+        torch.cuda.empty_cache()

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import get_namespace, itemsize, to_numpy
-from ._backends import assign_and_sum_for, segment_sum_for
+from ._array_api import array_device, get_namespace, itemsize, to_numpy
+from ._backends import segment_sum_for
 from ._init import reduce_candidates
-from ._lloyd import _assign_and_sum, labels_and_inertia, stop_after_iteration
+from ._lloyd import labels_and_inertia, pass_for, stop_after_iteration
 from ._primitives import block_rows_for, squared_norms
 
 
@@ -45,7 +45,7 @@ def _block_rows(X_chunk, width: int) -> int:
 def _chunk_pass(X_chunk, w_chunk, centers, offset, previous):
     """Labels of the chunk (kept on the worker), and (sums, counts, rows changed) for the driver."""
     xp = get_namespace(X_chunk)
-    pass_ = assign_and_sum_for(xp) or _assign_and_sum
+    pass_ = pass_for(xp, array_device(X_chunk))
     o = xp.asarray(offset, dtype=X_chunk.dtype)
     c = xp.asarray(centers, dtype=X_chunk.dtype)  # centered, as the pass takes them
     labels, _, sums, counts = pass_(

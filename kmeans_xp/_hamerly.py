@@ -30,12 +30,12 @@ from collections.abc import Callable
 from types import ModuleType
 
 from ._array_api import Array, accumulation_dtype, array_device
-from ._backends import assign_and_sum_for, nearest_two_for, segment_sum_for
+from ._backends import nearest_two_for, segment_sum_for
 from ._bounds import as_lower_bound, as_upper_bound
 from ._lloyd import (
-    _assign_and_sum,
     _centers_from_sums,
     _sum_by_label,
+    pass_for,
     relocate_empty_clusters,
     stop_after_iteration,
 )
@@ -190,7 +190,7 @@ def hamerly(
         scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
     unit_weights = bool(xp.all(weights == 1))
     chunk_rows = min(_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, n_samples // 16))
-    plain_pass = assign_and_sum_for(xp) or _assign_and_sum
+    plain_pass = pass_for(xp, array_device(X))
     bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
     labels = upper = lower = sums = counts = None
     n_iter = 0

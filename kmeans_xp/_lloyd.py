@@ -11,12 +11,20 @@ accumulate in float64 where the device has it; squared distances are clipped at 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
-from ._array_api import Array, accumulation_dtype, array_device
-from ._backends import assign_and_sum_for, segment_sum_for
-from ._primitives import assign_block, row_blocks, squared_norms
+from ._array_api import (
+    Array,
+    accumulation_dtype,
+    array_device,
+    out_of_memory_errors,
+    release_cached_memory,
+)
+from ._backends import AssignFactory, assign_and_sum_for, assign_for, segment_sum_for
+from ._primitives import row_blocks, squared_norms
 
 
 def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tuple[Array, float]:
@@ -49,23 +57,56 @@ def _assign_and_sum(
     *,
     block_rows: int,
     xp: ModuleType,
+    make_assign: AssignFactory,
 ) -> tuple[Array, Array, Array, Array]:
     """One E+M pass: labels, partial squared distances (see ``assign_block``), sums, counts.
 
-    ``centers`` are centered (``offset`` subtracted); so are the sums.
+    ``centers`` are centered (``offset`` subtracted); so are the sums. Labels and partials are
+    written into arrays allocated once, so the pass never holds them twice.
     """
-    n_clusters = centers.shape[0]
-    c_sq = squared_norms(centers, xp=xp)
-    labels, partial = [], []
-    sums = counts = None
-    for start, stop in row_blocks(X.shape[0], block_rows):
+    n_samples, n_clusters = X.shape[0], centers.shape[0]
+    device = array_device(X)
+    assign = make_assign(centers)
+    labels = partial = sums = counts = None
+    for start, stop in row_blocks(n_samples, block_rows):
         X_block = X[start:stop, :] - offset
-        block_labels, block_partial = assign_block(X_block, centers, c_sq, xp=xp)
-        labels.append(block_labels)
-        partial.append(block_partial)
+        block_labels, block_partial = assign(X_block)
+        if labels is None:
+            labels = xp.empty((n_samples,), dtype=block_labels.dtype, device=device)
+            partial = xp.empty((n_samples,), dtype=block_partial.dtype, device=device)
+        labels[start:stop] = block_labels
+        partial[start:stop] = block_partial
         s, c = segment_sum(X_block, block_labels, weights[start:stop], n_clusters, xp=xp)
         sums, counts = (s, c) if sums is None else (sums + s, counts + c)
-    return xp.concat(labels), xp.concat(partial), sums, counts
+    return labels, partial, sums, counts
+
+
+def pass_for(xp: ModuleType, device: Any, precision: str = "highest") -> Callable:
+    """The E+M pass for namespace ``xp``: a library's own (NumPy) or ``_assign_and_sum`` with
+    the device's assignment (``_backends.assign_for``)."""
+    return assign_and_sum_for(xp) or functools.partial(
+        _assign_and_sum, make_assign=assign_for(xp, device, precision)
+    )
+
+
+def with_smaller_blocks_on_oom(
+    run: Callable[[int], Any], block_rows: int, *, xp: ModuleType, device: Any
+) -> tuple[Any, int]:
+    """``run(block_rows=...)``, run again with half the rows per block while it runs out of memory.
+
+    Returns the result and the block rows that worked (callers keep them for later passes).
+    Memory budgets come from free device memory, but another process, or the library's own
+    cache, can take memory between the estimate and the allocation.
+    """
+    errors = out_of_memory_errors(xp)
+    while True:
+        try:
+            return run(block_rows=block_rows), block_rows
+        except errors:
+            if block_rows == 1:
+                raise
+        block_rows = max(1, block_rows // 2)
+        release_cached_memory(xp, device)
 
 
 def _squared_distances(
@@ -168,6 +209,7 @@ def lloyd(
     block_rows: int,
     xp: ModuleType,
     on_iteration: Callable[[int], None] | None = None,
+    precision: str = "highest",
 ) -> tuple[Array, int]:
     """Run Lloyd iterations from ``initial_centers``; return the final centers and iterations run.
 
@@ -177,20 +219,26 @@ def lloyd(
     host (empty clusters, shift, labels changed) and nothing else.
 
     ``on_iteration(n_iter)``, when given, is called after each iteration (progress bars).
+    ``precision`` is the GPU products' precision (``_backends.assign_for``). A pass that runs
+    out of memory is run again with smaller blocks.
 
     The returned labels are not final: the caller recomputes labels and inertia for the returned
     centers (``labels_and_inertia``), so all three always agree.
     """
     n_clusters = initial_centers.shape[0]
-    acc = accumulation_dtype(xp, array_device(X))
+    device = array_device(X)
+    acc = accumulation_dtype(xp, device)
     segment_sum = segment_sum_for(xp)
-    assign_and_sum = assign_and_sum_for(xp) or _assign_and_sum
+    assign_and_sum = pass_for(xp, device, precision)
     centers = initial_centers - offset
     previous_labels = None
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        labels, partial, sums, counts = assign_and_sum(
-            X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
+        (labels, partial, sums, counts), block_rows = with_smaller_blocks_on_oom(
+            functools.partial(assign_and_sum, X, centers, weights, offset, segment_sum, xp=xp),
+            block_rows,
+            xp=xp,
+            device=device,
         )
         n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
         if n_empty or verbose:
@@ -256,29 +304,46 @@ def labels_and_inertia(
     offset: Array,
     block_rows: int,
     xp: ModuleType,
+    precision: str = "highest",
 ) -> tuple[Array, float | None]:
     """Labels of the nearest center and the inertia Σ w·‖x − c_label‖², computed directly.
 
-    Distances for the argmin use X and ``centers`` centered by ``offset`` (as in the fit); the
-    inertia is formed from the differences themselves in float64 where available, not from the
-    GEMM form, so it is the honest sum of squares. With ``weights=None`` only the labels are
-    computed (``predict``) and the inertia is None.
+    Distances for the argmin use X and ``centers`` centered by ``offset`` (as in the fit), by
+    the pass's assignment (certified on a GPU, see ``_backends.assign_for``); the inertia is
+    formed from the differences themselves in float64 where available, not from the GEMM form,
+    so it is the honest sum of squares. With ``weights=None`` only the labels are computed
+    (``predict``) and the inertia is None. Labels are int64, whatever the pass used inside.
     """
-    acc = accumulation_dtype(xp, array_device(X))
+    device = array_device(X)
     centered = centers - offset
-    c_sq = squared_norms(centered, xp=xp)
+    make_assign = assign_for(xp, device, precision)
+    run = functools.partial(
+        _labels_and_inertia_pass, X, centers, centered, weights, offset, make_assign, xp=xp
+    )
+    result, _ = with_smaller_blocks_on_oom(run, block_rows, xp=xp, device=device)
+    return result
+
+
+def _labels_and_inertia_pass(
+    X, centers, centered, weights, offset, make_assign, *, block_rows, xp
+) -> tuple[Array, float | None]:
+    device = array_device(X)
+    acc = accumulation_dtype(xp, device)
+    assign = make_assign(centered)
     centers_acc = xp.astype(centers, acc)
-    labels, inertia = [], None
+    labels = xp.empty((X.shape[0],), dtype=xp.int64, device=device)
+    inertia = None
     for start, stop in row_blocks(X.shape[0], block_rows):
         X_block = X[start:stop, :]
-        block_labels, _ = assign_block(X_block - offset, centered, c_sq, xp=xp)
-        labels.append(block_labels)
+        block_labels, _ = assign(X_block - offset)
+        block_labels = xp.astype(block_labels, xp.int64)
+        labels[start:stop] = block_labels
         if weights is None:
             continue
         diff = xp.astype(X_block, acc) - xp.take(centers_acc, block_labels, axis=0)
         part = xp.sum(xp.astype(weights[start:stop], acc) * xp.sum(diff * diff, axis=1))
         inertia = part if inertia is None else inertia + part
-    return xp.concat(labels), None if inertia is None else float(inertia)
+    return labels, None if inertia is None else float(inertia)
 
 
 def distances_to_centers(

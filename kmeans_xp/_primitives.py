@@ -109,6 +109,17 @@ def assign_block(
     return labels, partial
 
 
+class PlainAssign:
+    """``assign_block`` bound to one set of centers (their norms computed once per pass)."""
+
+    def __init__(self, centers: Array, *, xp: ModuleType) -> None:
+        self.centers, self.xp = centers, xp
+        self.c_sq = squared_norms(centers, xp=xp)
+
+    def __call__(self, X_block: Array) -> tuple[Array, Array]:
+        return assign_block(X_block, self.centers, self.c_sq, xp=self.xp)
+
+
 def segment_sum(
     X_block: Array, labels: Array, weights: Array, n_clusters: int, *, xp: ModuleType
 ) -> tuple[Array, Array]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from kmeans_xp._bounds import as_lower_bound, as_upper_bound
 from kmeans_xp._hamerly import _standard_nearest_two
 from kmeans_xp._kmeans import _resolve_algorithm
 from kmeans_xp._lloyd import _assign_and_sum, lloyd
+from kmeans_xp._primitives import PlainAssign
 
 
 @pytest.fixture(params=["from the start", "in chunks of 16 rows", "after the switch"])
@@ -178,7 +180,9 @@ def test_numpy_pass_equals_the_standard_pass(
     w = rng.uniform(size=n).astype(dtype)
     offset = X.mean(axis=0)
     args = (X, centers, w, offset, segment_sum_for(np))
-    standard = _assign_and_sum(*args, block_rows=block_rows, xp=np)
+    standard = _assign_and_sum(
+        *args, block_rows=block_rows, xp=np, make_assign=partial(PlainAssign, xp=np)
+    )
     fast = numpy_backend.assign_and_sum(*args, block_rows=block_rows, xp=np)
     np.testing.assert_array_equal(fast[0], standard[0])  # labels: bit for bit
     assert fast[0].dtype == np.int32  # half the memory of the standard pass's int64

@@ -1,5 +1,8 @@
 """Library-specific fast versions of the primitives, chosen by namespace in one place.
 
+On a GPU (CuPy, or torch CUDA tensors) the assignment is also *certified*: labels are those of
+a float64 argmin (``_certified``), with a fused CuPy kernel where CuPy is installed.
+
 Each module here implements ``segment_sum`` with the same signature and results as
 ``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy also has its own
 version of the whole assign-and-sum pass of a Lloyd iteration (``_lloyd._assign_and_sum``) and
@@ -10,10 +13,15 @@ the standard-only versions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
+from typing import Any
 
 from .. import _primitives
-from .._array_api import is_cupy, is_numpy, is_torch
+from .._array_api import Array, is_cupy, is_numpy, is_torch, on_gpu
+
+# centers -> (X_block -> (labels, partial squared distances)); see ``assign_for``.
+AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
 
 
 def segment_sum_for(xp: ModuleType) -> Callable:
@@ -50,3 +58,23 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
 
         return _numpy.nearest_two
     return None
+
+
+def assign_for(xp: ModuleType, device: Any, precision: str = "highest") -> AssignFactory:
+    """How a pass assigns its blocks: a factory taking the (centered) centers once per pass and
+    returning ``assign(X_block) -> (labels, partial)`` with ``_primitives.assign_block``'s
+    meaning.
+
+    On a GPU the labels are certified equal to a float64 argmin, and ``precision="high"`` lets
+    the products use TF32 tensor cores (the certificate's bound widens to match). On a CPU the
+    products are float32/float64 as X is and ``precision`` has no effect.
+    """
+    if is_cupy(xp):
+        from . import _cupy
+
+        return partial(_cupy.CertifiedAssign, xp=xp, precision=precision)
+    if on_gpu(xp, device):
+        from . import _torch
+
+        return partial(_torch.CudaCertifiedAssign, xp=xp, precision=precision)
+    return partial(_primitives.PlainAssign, xp=xp)

@@ -1,10 +1,273 @@
-"""CuPy versions of the primitives."""
+"""CuPy versions of the primitives: a fused top-2 pass for the certified assignment, and an
+update without contended atomics.
+
+Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, CUB through ``cupy.argsort``,
+and two small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
+The kernels' source is plain text (``KERNEL_SOURCE``), so a test can compile it without a GPU.
+
+Status: written and compile-checked without a GPU; the tests that compare these with the
+standard-only versions run wherever a CUDA device answers (``ci/gpu.sh``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from types import ModuleType
 
 import cupy
+import numpy as np
+
+from .._certified import CertifiedAssign as _StandardCertifiedAssign
+
+KERNEL_SOURCE = r"""
+// +inf without math.h (NVRTC compiles without the host headers).
+template <typename T> __device__ __forceinline__ T infinity();
+template <> __device__ __forceinline__ float infinity<float>() {
+    return __int_as_float(0x7f800000);
+}
+template <> __device__ __forceinline__ double infinity<double>() {
+    return __longlong_as_double(0x7ff0000000000000LL);
+}
+
+// One warp per row: the best score (lowest index on ties), the second-best score, and whether
+// the two are within the error bound 2(a|x| + b) of each other (see kmeans_xp/_certified.py).
+template <typename T>
+__device__ __forceinline__ void keep_two(T v, int j, T& best, int& best_j, T& second) {
+    if (v < best || (v == best && j < best_j)) {
+        second = best;
+        best = v;
+        best_j = j;
+    } else if (v < second) {
+        second = v;
+    }
+}
+
+template <typename T>
+__device__ void top2(const T* __restrict__ products, const T* __restrict__ c_sq,
+                     const T* __restrict__ x, long long m, int k, int d, T a, T b,
+                     int* __restrict__ labels, T* __restrict__ partial,
+                     unsigned char* __restrict__ flags) {
+    const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (row >= m) return;  // the whole warp leaves together: all its lanes share `row`
+    const T* s = products + row * (long long)k;
+    T best = infinity<T>(), second = infinity<T>();
+    int best_j = 0x7fffffff;
+    for (int j = lane; j < k; j += 32) keep_two(s[j] + c_sq[j], j, best, best_j, second);
+    const T* xr = x + row * (long long)d;
+    T x_sq = 0;
+    for (int f = lane; f < d; f += 32) x_sq += xr[f] * xr[f];
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        T other_best = __shfl_down_sync(0xffffffffu, best, offset);
+        int other_j = __shfl_down_sync(0xffffffffu, best_j, offset);
+        T other_second = __shfl_down_sync(0xffffffffu, second, offset);
+        x_sq += __shfl_down_sync(0xffffffffu, x_sq, offset);
+        keep_two(other_best, other_j, best, best_j, second);
+        if (other_second < second) second = other_second;
+    }
+    if (lane == 0) {
+        labels[row] = best_j;
+        partial[row] = best;
+        flags[row] = (second - best) <= 2 * (a * sqrt(x_sq) + b);
+    }
+}
+
+extern "C" __global__ void top2_float(const float* products, const float* c_sq, const float* x,
+                                      long long m, int k, int d, float a, float b, int* labels,
+                                      float* partial, unsigned char* flags) {
+    top2<float>(products, c_sq, x, m, k, d, a, b, labels, partial, flags);
+}
+
+extern "C" __global__ void top2_double(const double* products, const double* c_sq,
+                                       const double* x, long long m, int k, int d, double a,
+                                       double b, int* labels, double* partial,
+                                       unsigned char* flags) {
+    top2<double>(products, c_sq, x, m, k, d, a, b, labels, partial, flags);
+}
+
+// Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
+// adds its rows into private accumulators, then adds those to the global sums once.
+template <typename T>
+__device__ void sum_shared(const T* __restrict__ x, const T* __restrict__ w,
+                           const int* __restrict__ labels, long long m, int d, int k,
+                           long long rows_per_block, double* sums, double* counts) {
+    extern __shared__ double acc[];
+    const int n_acc = k * (d + 1);
+    for (int i = threadIdx.x; i < n_acc; i += blockDim.x) acc[i] = 0.0;
+    __syncthreads();
+    const long long lo = (long long)blockIdx.x * rows_per_block;
+    const long long hi = lo + rows_per_block < m ? lo + rows_per_block : m;
+    const long long total = (hi - lo) * d;
+    for (long long e = threadIdx.x; e < total; e += blockDim.x) {
+        const long long r = lo + e / d;
+        const int f = (int)(e % d);
+        const int label = labels[r];
+        const double wr = (double)w[r];
+        atomicAdd(&acc[label * d + f], wr * (double)x[r * d + f]);
+        if (f == 0) atomicAdd(&acc[k * d + label], wr);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_acc; i += blockDim.x) {
+        const double v = acc[i];
+        if (v == 0.0) continue;
+        if (i < k * d) atomicAdd(&sums[i], v);
+        else atomicAdd(&counts[i - k * d], v);
+    }
+}
+
+extern "C" __global__ void sum_shared_float(const float* x, const float* w, const int* labels,
+                                            long long m, int d, int k, long long rows_per_block,
+                                            double* sums, double* counts) {
+    sum_shared<float>(x, w, labels, m, d, k, rows_per_block, sums, counts);
+}
+
+extern "C" __global__ void sum_shared_double(const double* x, const double* w,
+                                             const int* labels, long long m, int d, int k,
+                                             long long rows_per_block, double* sums,
+                                             double* counts) {
+    sum_shared<double>(x, w, labels, m, d, k, rows_per_block, sums, counts);
+}
+
+// Weighted per-cluster sums over rows visited in label order (`order` sorts the labels): each
+// thread owns one feature of a run of sorted rows and adds a cluster's partial sum once per run
+// of equal labels, so atomics are few and rarely meet on one address.
+template <typename T>
+__device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
+                           const int* __restrict__ labels, const long long* __restrict__ order,
+                           long long m, int d, long long rows_per_block, double* sums,
+                           double* counts) {
+    const long long lo = (long long)blockIdx.x * rows_per_block;
+    const long long hi = lo + rows_per_block < m ? lo + rows_per_block : m;
+    for (int f = threadIdx.x; f < d; f += blockDim.x) {
+        int current = -1;
+        double total = 0.0, weight = 0.0;
+        for (long long p = lo; p < hi; ++p) {
+            const long long r = order[p];
+            const int label = labels[r];
+            if (label != current) {
+                if (current >= 0) {
+                    atomicAdd(&sums[(long long)current * d + f], total);
+                    if (f == 0) atomicAdd(&counts[current], weight);
+                }
+                current = label;
+                total = 0.0;
+                weight = 0.0;
+            }
+            const double wr = (double)w[r];
+            total += wr * (double)x[r * d + f];
+            weight += wr;
+        }
+        if (current >= 0) {
+            atomicAdd(&sums[(long long)current * d + f], total);
+            if (f == 0) atomicAdd(&counts[current], weight);
+        }
+    }
+}
+
+extern "C" __global__ void sum_sorted_float(const float* x, const float* w, const int* labels,
+                                            const long long* order, long long m, int d,
+                                            long long rows_per_block, double* sums,
+                                            double* counts) {
+    sum_sorted<float>(x, w, labels, order, m, d, rows_per_block, sums, counts);
+}
+
+extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
+                                             const int* labels, const long long* order,
+                                             long long m, int d, long long rows_per_block,
+                                             double* sums, double* counts) {
+    sum_sorted<double>(x, w, labels, order, m, d, rows_per_block, sums, counts);
+}
+"""
+
+KERNEL_NAMES = (
+    "top2_float",
+    "top2_double",
+    "sum_shared_float",
+    "sum_shared_double",
+    "sum_sorted_float",
+    "sum_sorted_double",
+)
+
+_TOP2_THREADS = 256  # 8 rows (warps) per block
+# Shared-memory accumulators: at most this many bytes per block (the default limit, no opt-in).
+_SHARED_BYTES = 48 * 1024
+_SHARED_THREADS = 256
+_SHARED_ROWS_PER_BLOCK = 4096
+_SORTED_ROWS_PER_BLOCK = 256
+
+_module: cupy.RawModule | None = None
+
+
+def _kernel(name: str, dtype: np.dtype) -> cupy.RawKernel:
+    global _module
+    if _module is None:
+        _module = cupy.RawModule(code=KERNEL_SOURCE, options=("--std=c++14",))
+    suffix = "float" if np.dtype(dtype) == np.float32 else "double"
+    return _module.get_function(f"{name}_{suffix}")
+
+
+@contextlib.contextmanager
+def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
+    """cuBLAS products in float32 ("highest") or TF32 ("high") for this block, whatever the
+    global setting (``CUPY_TF32``) says; float64 is left alone."""
+    if np.dtype(dtype) != np.float32:
+        yield
+        return
+    from cupy._core import _routines_linalg as linalg
+
+    wanted = linalg.COMPUTE_TYPE_TF32 if precision == "high" else linalg.COMPUTE_TYPE_FP32
+    previous = cupy._core.get_compute_type(dtype)
+    cupy._core.set_compute_type(dtype, wanted)
+    try:
+        yield
+    finally:
+        cupy._core.set_compute_type(dtype, previous)
+
+
+class CertifiedAssign(_StandardCertifiedAssign):
+    """``_certified.CertifiedAssign`` with the block's scores reduced by one fused kernel.
+
+    One cuBLAS GEMM per block, then one pass over its (m, k) products that finds each row's
+    best and second-best scores, ‖x‖² and whether the row is ambiguous; ambiguous rows are
+    scored again in float64 as in the standard version. Labels are int32.
+    """
+
+    def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
+        super().__init__(centers, xp=xp, precision=precision)
+        self.precision = precision
+
+    def __call__(self, X_block: cupy.ndarray) -> tuple[cupy.ndarray, cupy.ndarray]:
+        X_block = cupy.ascontiguousarray(X_block)
+        m, d = X_block.shape
+        k = self.c_sq.shape[0]
+        dtype = X_block.dtype
+        with X_block.device:
+            with matmul_precision(dtype, self.precision):
+                products = cupy.matmul(X_block, self.neg2_centers_t)
+            labels = cupy.empty(m, dtype=cupy.int32)
+            partial = cupy.empty(m, dtype=dtype)
+            flags = cupy.empty(m, dtype=cupy.uint8)
+            # Without a certificate (float64) the bound is negative: no row is flagged.
+            a, b = (self.a, self.b) if self.certify else (0.0, -1.0)
+            grid = (m * 32 + _TOP2_THREADS - 1) // _TOP2_THREADS
+            _kernel("top2", dtype)(
+                (grid,),
+                (_TOP2_THREADS,),
+                (
+                    products, cupy.ascontiguousarray(self.c_sq), X_block,
+                    np.int64(m), np.int32(k), np.int32(d), dtype.type(a), dtype.type(b),
+                    labels, partial, flags,
+                ),
+            )  # fmt: skip
+            del products
+            if self.certify and k > 1:
+                rows = cupy.nonzero(flags)[0]
+                if rows.size:
+                    new_labels, new_partial = self.rescore(X_block[rows])
+                    labels[rows] = new_labels.astype(cupy.int32)
+                    partial[rows] = new_partial
+        return labels, partial
 
 
 def segment_sum(
@@ -15,15 +278,46 @@ def segment_sum(
     *,
     xp: ModuleType,
 ) -> tuple[cupy.ndarray, cupy.ndarray]:
-    """``_primitives.segment_sum`` by ``cupy.add.at`` (float64 atomic adds) on the device.
+    """``_primitives.segment_sum`` on the device, in float64.
 
-    Atomics make the order of additions, and so the last bit of a sum, vary from run to run.
+    When k·(d+1) float64 accumulators fit in 48 KiB of shared memory, each thread block sums
+    its rows privately and adds the result once; otherwise rows are visited in label order
+    (``cupy.argsort``, CUB's radix sort) so each block adds one partial sum per run of equal
+    labels. Either way few atomic additions meet on one address. The order of additions varies
+    between launches, so the last bits of a sum may too.
     """
-    d = X_block.shape[1]
+    m, d = X_block.shape
+    dtype = X_block.dtype
     with X_block.device:  # allocate on the block's GPU, not the current one
         sums = cupy.zeros((n_clusters, d), dtype=cupy.float64)
         counts = cupy.zeros((n_clusters,), dtype=cupy.float64)
-        w = weights.astype(cupy.float64)
-        cupy.add.at(sums, labels, X_block.astype(cupy.float64) * w[:, None])
-        cupy.add.at(counts, labels, w)
+        if m == 0:
+            return sums, counts
+        X_block = cupy.ascontiguousarray(X_block)
+        labels = cupy.ascontiguousarray(labels, dtype=cupy.int32)
+        weights = cupy.ascontiguousarray(weights, dtype=dtype)
+        shared_bytes = 8 * n_clusters * (d + 1)
+        if shared_bytes <= _SHARED_BYTES:
+            grid = (m + _SHARED_ROWS_PER_BLOCK - 1) // _SHARED_ROWS_PER_BLOCK
+            _kernel("sum_shared", dtype)(
+                (grid,),
+                (_SHARED_THREADS,),
+                (
+                    X_block, weights, labels, np.int64(m), np.int32(d), np.int32(n_clusters),
+                    np.int64(_SHARED_ROWS_PER_BLOCK), sums, counts,
+                ),
+                shared_mem=shared_bytes,
+            )  # fmt: skip
+        else:
+            order = cupy.argsort(labels).astype(cupy.int64, copy=False)
+            grid = (m + _SORTED_ROWS_PER_BLOCK - 1) // _SORTED_ROWS_PER_BLOCK
+            threads = min(128, 32 * ((d + 31) // 32))
+            _kernel("sum_sorted", dtype)(
+                (grid,),
+                (threads,),
+                (
+                    X_block, weights, labels, order, np.int64(m), np.int32(d),
+                    np.int64(_SORTED_ROWS_PER_BLOCK), sums, counts,
+                ),
+            )  # fmt: skip
     return sums, counts

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import torch
 
-from .._array_api import accumulation_dtype
+from .._array_api import accumulation_dtype, get_namespace
+from .._certified import CertifiedAssign
 
 
 def segment_sum(
+    X_block: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    n_clusters: int,
+    *,
+    xp: ModuleType,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_primitives.segment_sum`` for tensors: on CUDA, CuPy's kernels through DLPack where
+    CuPy is installed (no contended atomics); otherwise ``index_add_``."""
+    if X_block.is_cuda:
+        backend = _cupy_backend()
+        if backend is not None:
+            return _cupy_segment_sum(backend, X_block, labels, weights, n_clusters, xp=xp)
+    return index_add_segment_sum(X_block, labels, weights, n_clusters, xp=xp)
+
+
+def index_add_segment_sum(
     X_block: torch.Tensor,
     labels: torch.Tensor,
     weights: torch.Tensor,
@@ -26,3 +47,90 @@ def segment_sum(
     sums.index_add_(0, labels, X_block.to(acc) * w[:, None])
     counts.index_add_(0, labels, w)
     return sums, counts
+
+
+# ---- CUDA tensors: the certified assignment ----------------------------------------------------
+
+
+@functools.cache
+def _cupy_backend() -> ModuleType | None:
+    """``_backends._cupy`` when CuPy imports and sees a GPU (its kernels then serve torch CUDA
+    tensors through DLPack, without copies), else None."""
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            return None
+        from . import _cupy
+    except Exception:  # not installed, no driver, no device
+        return None
+    return _cupy
+
+
+@contextlib.contextmanager
+def _on_torch_stream(tensor: torch.Tensor) -> Iterator[None]:
+    """Run CuPy's work on torch's current stream of the tensor's device, so the two libraries'
+    kernels stay ordered without synchronising."""
+    import cupy
+
+    stream = torch.cuda.current_stream(tensor.device)
+    with cupy.cuda.Device(tensor.device.index), cupy.cuda.ExternalStream(stream.cuda_stream):
+        yield
+
+
+def _matmul_with(precision: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``A @ B`` with torch's float32 matmul precision set for this product only ("highest":
+    float32 products, "high": TF32 allowed), whatever the global setting is."""
+
+    def matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        previous = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(precision)
+        try:
+            return A @ B
+        finally:
+            torch.set_float32_matmul_precision(previous)
+
+    return matmul
+
+
+class CudaCertifiedAssign:
+    """The certified assignment for torch CUDA tensors: CuPy's fused kernels through DLPack
+    where CuPy is installed, else the standard-only version with torch's own matmul."""
+
+    def __init__(self, centers: torch.Tensor, *, xp: ModuleType, precision: str = "highest"):
+        self.cupy_backend = _cupy_backend()
+        if self.cupy_backend is None:
+            self.impl = CertifiedAssign(
+                centers, xp=xp, precision=precision, matmul=_matmul_with(precision)
+            )
+            return
+        import cupy
+
+        with _on_torch_stream(centers):
+            centers_cupy = cupy.from_dlpack(centers)
+            self.impl = self.cupy_backend.CertifiedAssign(
+                centers_cupy, xp=get_namespace(centers_cupy), precision=precision
+            )
+
+    def __call__(self, X_block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cupy_backend is None:
+            return self.impl(X_block)
+        import cupy
+
+        with _on_torch_stream(X_block):
+            labels, partial = self.impl(cupy.from_dlpack(X_block.contiguous()))
+            return torch.from_dlpack(labels), torch.from_dlpack(partial)
+
+
+def _cupy_segment_sum(backend, X_block, labels, weights, n_clusters, *, xp):
+    import cupy
+
+    with _on_torch_stream(X_block):
+        sums, counts = backend.segment_sum(
+            cupy.from_dlpack(X_block.contiguous()),
+            cupy.from_dlpack(labels.contiguous()),
+            cupy.from_dlpack(weights.contiguous()),
+            n_clusters,
+            xp=xp,
+        )
+        return torch.from_dlpack(sums), torch.from_dlpack(counts)
