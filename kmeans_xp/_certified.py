@@ -128,8 +128,9 @@ class CertifiedAssign:
         k = self.c_sq_wide.shape[0]
         chunk = max(1, _RECHECK_ELEMENTS // k)
         labels, partial = [], []
-        for start in range(0, X_rows.shape[0], chunk):
-            rows = xp.astype(X_rows[start : start + chunk, :], self.centers_wide.dtype)
+        n_rows = X_rows.shape[0]
+        for start in range(0, n_rows, chunk):
+            rows = xp.astype(X_rows[start : min(start + chunk, n_rows), :], self.centers_wide.dtype)
             scores = self.c_sq_wide[None, :] - 2.0 * (rows @ self.centers_wide.T)
             labels.append(xp.argmin(scores, axis=1))
             partial.append(xp.astype(xp.min(scores, axis=1), X_rows.dtype))

@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
         "--algorithm", choices=("auto", "lloyd", "hamerly"), default="auto",
         help="plain Lloyd passes, or Lloyd pruned by Hamerly's bounds (auto: bounds on a CPU)",
     )  # fmt: skip
+    compute.add_argument(
+        "--matmul-precision", choices=("highest", "high"), default="highest",
+        help="GPU distance products: float32, or TF32 tensor cores (high); labels are certified "
+        "either way (default: highest)",
+    )  # fmt: skip
     compute.add_argument("--n-init", type=_n_init, default="auto", metavar="N",
                          help="initialisations; the best is kept (default: auto)")  # fmt: skip
     compute.add_argument("--max-iter", type=int, default=300, metavar="N")
@@ -230,6 +235,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
         tol=args.tol,
         random_state=args.seed,
         algorithm=args.algorithm,
+        matmul_precision=args.matmul_precision,
     )
     auto_runs = 1 if args.init in ("k-means++", "k-means||") else 10  # n_init="auto" in KMeans
     runs = auto_runs if args.n_init == "auto" else max(1, args.n_init)
@@ -301,6 +307,7 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
         "tol": args.tol,
         "random_state": args.seed,
         "algorithm": args.algorithm,
+        "matmul_precision": args.matmul_precision,
     }
     with bar:
         result = elbow_curve(

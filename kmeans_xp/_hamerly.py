@@ -170,12 +170,14 @@ def hamerly(
     block_rows: int,
     xp: ModuleType,
     on_iteration: Callable[[int], None] | None = None,
+    precision: str = "highest",
 ) -> tuple[Array, int]:
     """Lloyd iterations from ``initial_centers``, pruned by Hamerly's bounds.
 
     Same contract as ``_lloyd.lloyd``: returns the final centers (X's dtype, uncentered) and the
     number of iterations run; stops on unchanged labels, on a squared center shift ≤ ``tol``, or
-    after ``max_iter`` iterations.
+    after ``max_iter`` iterations. ``precision`` applies to the plain passes before the bounds
+    start (the bounded passes take their distances in float64).
     """
     n_samples = X.shape[0]
     n_clusters = initial_centers.shape[0]
@@ -190,7 +192,7 @@ def hamerly(
         scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
     unit_weights = bool(xp.all(weights == 1))
     chunk_rows = min(_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, n_samples // 16))
-    plain_pass = pass_for(xp, array_device(X))
+    plain_pass = pass_for(xp, array_device(X), precision)
     bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
     labels = upper = lower = sums = counts = None
     n_iter = 0

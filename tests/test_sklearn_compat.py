@@ -35,6 +35,7 @@ def test_get_and_set_params():
         "algorithm": "auto",
         "oversampling_factor": 2.0,
         "n_rounds": 5,
+        "matmul_precision": "highest",
     }
     assert km.set_params(n_clusters=5, random_state=1) is km
     assert (km.n_clusters, km.random_state) == (5, 1)

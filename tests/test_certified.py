@@ -1,0 +1,280 @@
+"""The certified assignment: labels equal a float64 argmin even where float32 (or TF32) products
+cannot tell the two nearest centers apart; the GPU kernels equal the standard-only version."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import nearest64, sq_distances64
+
+import kmeans_xp._certified as certified
+import kmeans_xp._lloyd as lloyd_module
+from kmeans_xp import KMeans, kmeans
+from kmeans_xp._certified import CertifiedAssign, score_error_coefficients
+from kmeans_xp._primitives import assign_block, segment_sum, squared_norms
+
+
+def near_ties(n: int = 4000, d: int = 16, k: int = 8, radius: float = 100.0, seed: int = 0):
+    """float32 rows almost on the bisector of two of k centers of norm ``radius``.
+
+    The two distances differ by about 2·t·|c_a − c_b| with |t| < 1e-4: far below float32's
+    rounding of ‖c‖² − 2·x·c (about 1e-7·radius²), far above float64's.
+    """
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(k, d))
+    C *= radius / np.linalg.norm(C, axis=1, keepdims=True)
+    a = rng.integers(0, k, size=n)
+    b = (a + rng.integers(1, k, size=n)) % k
+    direction = C[b] - C[a]
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    t = rng.uniform(-1e-4, 1e-4, size=(n, 1))
+    X = (C[a] + C[b]) / 2 + t * direction
+    return X.astype(np.float32), C.astype(np.float32)
+
+
+def truncate_to_tf32(a: np.ndarray) -> np.ndarray:
+    """float32 with the 13 low mantissa bits cleared: TF32 inputs, truncated."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
+    return bits.view(np.float32)
+
+
+def tf32_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A TF32 tensor-core product emulated on the CPU: truncated inputs, float32 accumulation."""
+    return truncate_to_tf32(A) @ truncate_to_tf32(B)
+
+
+def exact_scores(X, C) -> np.ndarray:
+    """‖c‖² − 2·x·c of float32 operands, exactly enough (float64 with explicit differences)."""
+    return sq_distances64(X, C) - (np.asarray(X, dtype=np.float64) ** 2).sum(axis=1)[:, None]
+
+
+# ---- the error bound ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("precision", "matmul"), [("highest", np.matmul), ("high", tf32_matmul)])
+def test_error_bound_holds_for_every_score(precision, matmul):
+    X, C = near_ties(n=2000, d=64, k=16)
+    X = X + np.random.default_rng(1).normal(scale=30.0, size=X.shape).astype(np.float32)
+    c_sq = (C.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+    computed = matmul(X, (-2.0 * C).T) + c_sq[None, :]
+    error = np.abs(computed.astype(np.float64) - exact_scores(X, C))
+    a, b = score_error_coefficients(64, 4, precision, float(np.linalg.norm(C, axis=1).max()))
+    bound = a * np.linalg.norm(X.astype(np.float64), axis=1)[:, None] + b
+    assert np.all(error <= bound)
+    if precision == "high":
+        # TF32's error is far above float32's bound: "high" needs its wider one.
+        norm_max = float(np.linalg.norm(C, axis=1).max())
+        a32, b32 = score_error_coefficients(64, 4, "highest", norm_max)
+        assert np.any(error > a32 * np.linalg.norm(X, axis=1)[:, None] + b32)
+
+
+def test_bound_is_wider_for_tf32_and_larger_data():
+    low = score_error_coefficients(32, 4, "highest", 1.0)
+    high = score_error_coefficients(32, 4, "high", 1.0)
+    assert high[0] > 100 * low[0]
+    assert high[1] == low[1]
+    assert score_error_coefficients(32, 4, "highest", 10.0)[1] == pytest.approx(100 * low[1])
+    assert score_error_coefficients(32, 8, "highest", 1.0)[0] < 1e-12
+
+
+# ---- labels -----------------------------------------------------------------------------------
+
+
+def test_plain_float32_assignment_gets_near_ties_wrong():
+    """The data of the tests below are hard: float32's GEMM form mislabels some rows."""
+    X, C = near_ties()
+    labels, _ = assign_block(X, C, squared_norms(C, xp=np), xp=np)
+    assert np.count_nonzero(labels != nearest64(X, C)) > 10
+
+
+def test_labels_equal_the_float64_argmin(xp):
+    X, C = near_ties()
+    assign = CertifiedAssign(xp.asarray(C), xp=xp.xp)
+    labels, partial = assign(xp.asarray(X))
+    np.testing.assert_array_equal(xp.to_numpy(labels), nearest64(X, C))
+    best = exact_scores(X, C).min(axis=1)
+    scale = float(np.abs(best).max())
+    np.testing.assert_allclose(xp.to_numpy(partial), best, rtol=0, atol=1e-6 * scale)
+
+
+def test_tf32_products_are_certified_too():
+    X, C = near_ties()
+    assign = CertifiedAssign(C, xp=np, precision="high", matmul=tf32_matmul)
+    labels, _ = assign(X)
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    plain = np.argmin(tf32_matmul(X, (-2.0 * C).T) + squared_norms(C, xp=np), axis=1)
+    assert np.count_nonzero(plain != nearest64(X, C)) > 100  # what TF32 alone gets wrong
+
+
+def test_every_row_rescored_in_chunks(xp, monkeypatch):
+    """With a bound that flags every row, and rescoring 3 rows at a time, labels are still the
+    float64 argmin (and the partials the exact scores)."""
+    monkeypatch.setattr(certified, "_MARGIN", 1e12)
+    monkeypatch.setattr(certified, "_RECHECK_ELEMENTS", 3 * 8)
+    X, C = near_ties(n=50)
+    labels, partial = CertifiedAssign(xp.asarray(C), xp=xp.xp)(xp.asarray(X))
+    np.testing.assert_array_equal(xp.to_numpy(labels), nearest64(X, C))
+    np.testing.assert_allclose(xp.to_numpy(partial), exact_scores(X, C).min(axis=1), rtol=1e-6)
+
+
+def test_float64_and_single_center_need_no_certificate(xp):
+    X, C = near_ties(n=200)
+    for centers, rows in [(C.astype(np.float64), X.astype(np.float64)), (C[:1], X)]:
+        assign = CertifiedAssign(xp.asarray(centers), xp=xp.xp)
+        labels, _ = assign(xp.asarray(rows))
+        np.testing.assert_array_equal(xp.to_numpy(labels), nearest64(rows, centers))
+    assert not CertifiedAssign(xp.asarray(C.astype(np.float64)), xp=xp.xp).certify
+
+
+# ---- the estimator ------------------------------------------------------------------------------
+
+
+def test_matmul_precision_is_validated():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    for bad in ["medium", "float32", None]:
+        with pytest.raises(ValueError, match=r"matmul_precision must be one of .*got"):
+            KMeans(2, matmul_precision=bad).fit(X)
+    with pytest.raises(ValueError, match="matmul_precision="):
+        kmeans(X, 2, matmul_precision="tf32")
+
+
+def test_high_precision_changes_nothing_on_a_cpu(xp):
+    rng = np.random.default_rng(0)
+    X = xp.asarray(rng.normal(size=(500, 4)).astype(np.float32))
+    fits = [
+        KMeans(5, random_state=0, matmul_precision=p, algorithm="lloyd").fit(X)
+        for p in ("highest", "high")
+    ]
+    np.testing.assert_array_equal(xp.to_numpy(fits[0].labels_), xp.to_numpy(fits[1].labels_))
+    assert fits[0].inertia_ == fits[1].inertia_
+
+
+def test_out_of_memory_retries_with_smaller_blocks(xp, monkeypatch):
+    """A pass that cannot allocate runs again with half the rows per block (here: until
+    blocks have at most 64 rows), and the fit is the one it would have been."""
+    rng = np.random.default_rng(0)
+    X = xp.asarray(rng.normal(size=(1000, 3)))
+    expected = KMeans(4, random_state=0, algorithm="lloyd").fit(X)
+    seen = []
+
+    def refusing(original):
+        def run(*args, block_rows, **kwargs):
+            seen.append(block_rows)
+            if block_rows > 64:
+                raise MemoryError("out of memory (test)")
+            return original(*args, block_rows=block_rows, **kwargs)
+
+        return run
+
+    import kmeans_xp._backends._numpy as numpy_backend
+
+    monkeypatch.setattr(numpy_backend, "assign_and_sum", refusing(numpy_backend.assign_and_sum))
+    monkeypatch.setattr(lloyd_module, "_assign_and_sum", refusing(lloyd_module._assign_and_sum))
+    monkeypatch.setattr(
+        lloyd_module, "_labels_and_inertia_pass", refusing(lloyd_module._labels_and_inertia_pass)
+    )
+    got = KMeans(4, random_state=0, algorithm="lloyd").fit(X)
+    assert max(seen) > 64
+    assert min(seen) <= 64
+    np.testing.assert_array_equal(xp.to_numpy(got.labels_), xp.to_numpy(expected.labels_))
+    np.testing.assert_allclose(
+        xp.to_numpy(got.cluster_centers_), xp.to_numpy(expected.cluster_centers_), rtol=1e-12
+    )
+
+
+def test_out_of_memory_with_one_row_blocks_is_raised():
+    def never(*args, block_rows, **kwargs):
+        raise MemoryError("out of memory (test)")
+
+    with pytest.raises(MemoryError, match="test"):
+        lloyd_module.with_smaller_blocks_on_oom(never, 8, xp=np, device="cpu")
+
+
+# ---- the GPU versions against the standard-only ones --------------------------------------------
+
+
+@pytest.fixture
+def cupy_backend(backend_named):
+    backend_named("cupy")  # skips without a CUDA device
+    from kmeans_xp._backends import _cupy
+
+    return _cupy
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(3000, 16, 8), (500, 1, 5), (64, 7, 64), (300, 33, 1)])
+@pytest.mark.parametrize("precision", ["highest", "high"])
+def test_cupy_kernel_equals_standard(cupy_backend, n, d, k, precision):
+    import cupy
+
+    rng = np.random.default_rng(n + d + k)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    C = X[rng.choice(n, size=k, replace=False)]
+    X_gpu = cupy.asarray(np.asfortranarray(X))  # not C-contiguous: the kernel copies it
+    xp = cupy_backend_namespace(X_gpu)
+    labels, partial = cupy_backend.CertifiedAssign(cupy.asarray(C), xp=xp, precision=precision)(
+        X_gpu
+    )
+    np.testing.assert_array_equal(labels.get(), nearest64(X, C))
+    np.testing.assert_allclose(partial.get(), exact_scores(X, C).min(axis=1), rtol=1e-5, atol=1e-4)
+    Xh, Ch = near_ties()
+    labels, _ = cupy_backend.CertifiedAssign(cupy.asarray(Ch), xp=xp, precision=precision)(
+        cupy.asarray(Xh)
+    )
+    np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
+
+
+def cupy_backend_namespace(a):
+    from kmeans_xp._array_api import get_namespace
+
+    return get_namespace(a)
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(5000, 4, 16), (5000, 64, 300), (10, 3, 1), (7, 2, 7)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cupy_segment_sum_equals_standard(cupy_backend, n, d, k, dtype):
+    """Both kernels (shared-memory accumulators for small k·d, label-sorted runs otherwise),
+    with empty clusters (labels avoid cluster k-1 when k > 1)."""
+    import cupy
+
+    rng = np.random.default_rng(n + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    labels = rng.integers(0, max(1, k - 1), size=n)
+    w = rng.uniform(size=n).astype(dtype)
+    expected = segment_sum(X, labels, w, k, xp=np)
+    sums, counts = cupy_backend.segment_sum(
+        cupy.asarray(X), cupy.asarray(labels), cupy.asarray(w), k, xp=None
+    )
+    np.testing.assert_allclose(sums.get(), expected[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(counts.get(), expected[1], rtol=1e-12)
+    if k > 1:
+        assert counts.get()[k - 1] == 0
+
+
+def test_torch_cuda_assignment_equals_float64_argmin(backend_named):
+    backend = backend_named("torch_cuda")
+    from kmeans_xp._backends._torch import CudaCertifiedAssign
+
+    X, C = near_ties()
+    for precision in ("highest", "high"):
+        assign = CudaCertifiedAssign(backend.asarray(C), xp=backend.xp, precision=precision)
+        labels, _ = assign(backend.asarray(X))
+        np.testing.assert_array_equal(backend.to_numpy(labels), nearest64(X, C))
+
+
+def test_kernels_compile_with_nvrtc():
+    """The CUDA source compiles (for Turing and Hopper), checked without a GPU where NVRTC is
+    installed (the nvidia-cuda-nvrtc wheel); skipped elsewhere."""
+    nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
+    from kmeans_xp._backends import _cupy
+
+    for arch in ("compute_75", "compute_90"):
+        try:
+            program = nvrtc.createProgram(_cupy.KERNEL_SOURCE, "kmeans_xp.cu", [], [])
+            nvrtc.compileProgram(program, [f"-arch={arch}", "--std=c++14"])
+        except Exception as exc:
+            if "nvrtc" in str(exc).lower() and "COMPILATION" not in str(exc):
+                pytest.skip(f"NVRTC unavailable: {exc}")
+            raise AssertionError(nvrtc.getProgramLog(program)) from exc
+        ptx = nvrtc.getPTX(program).decode()
+        for name in _cupy.KERNEL_NAMES:
+            assert f".entry {name}(" in ptx
