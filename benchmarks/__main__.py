@@ -19,7 +19,16 @@ import numpy as np
 
 from .data import initial_centers, make_data, parse_shapes
 from .implementations import CPU_PEERS, GPU_PEERS, implementations
-from .measure import Measurement, common_inertia, peak_extra_mb, per_iteration, time_once
+from .measure import (
+    LABEL_SAMPLE,
+    Measurement,
+    common_inertia,
+    float64_nearest,
+    label_check,
+    peak_extra_mb,
+    per_iteration,
+    time_once,
+)
 from .report import write_results
 
 DEFAULT_SHAPES = {
@@ -87,6 +96,7 @@ def run_shape(shape, impls, args, gpu: bool) -> dict:
     x_mb = X.nbytes / 2**20
     X_eval = _evaluation_copy(X, gpu)
     rows: list[Measurement] = []
+    check_centers = None  # the first kmeans_xp row's final centers: every label check uses them
     for impl in impls:
         reason = impl.missing() or impl.fits(shape.n, shape.d, shape.k)
         if reason:
@@ -101,10 +111,15 @@ def run_shape(shape, impls, args, gpu: bool) -> dict:
                 m.peak_extra_mb = peak_extra_mb(impl.name, *saved, 1 + args.iters)
             centers, _ = impl.iterate(1 + args.iters)
             m.inertia = common_inertia(X_eval, centers)
+            if check_centers is None and impl.kind == "kmeans_xp":
+                check_centers = centers
         rows.append(m)
         peak = f", peak +{m.peak_extra_mb:.0f} MB" if m.peak_extra_mb is not None else ""
         log(f"  {impl.name:<22} {m.ms_per_iter:10.2f} ms/iter ({timed} timed{peak})")
         impl.X = impl.C0 = None  # let device memory go before the next one
+
+    if gpu and args.label_check:
+        _check_labels(X, check_centers if check_centers is not None else C0, impls, rows)
 
     e2e: list[dict] = []
     if args.e2e:
@@ -144,6 +159,21 @@ def run_shape(shape, impls, args, gpu: bool) -> dict:
     }
 
 
+def _check_labels(X, centers, impls, rows) -> None:
+    """Each implementation's labels of a sample of X for one set of centers, against float64."""
+    sample = X[np.random.default_rng(2).choice(X.shape[0], min(LABEL_SAMPLE, X.shape[0]), False)]
+    _, best = float64_nearest(sample, centers)
+    for impl, m in zip(impls, rows, strict=True):
+        if m.skipped or impl.assign is None:
+            continue
+        result = label_check(impl.assign(sample, centers), sample, centers, best)
+        m.label_errors, m.worst_excess = result["label_errors"], result["worst_excess"]
+        log(
+            f"  {impl.name:<22} labels worse than float64: {m.label_errors:.2e} "
+            f"(worst by {m.worst_excess:.1e} of the best distance)"
+        )
+
+
 def _evaluation_copy(X: np.ndarray, gpu: bool):
     """X where the common inertia is computed: on the GPU in gpu mode (a CPU pass over
     millions of points per implementation would dominate the run)."""
@@ -177,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         default=["k-means++"],
         help="kmeans_xp inits for the default fit, e.g. k-means++,k-means|| (default k-means++)",
     )
+    parser.add_argument(
+        "--no-label-check", dest="label_check", action="store_false",
+        help="gpu: skip the float64 label check on a 200 000-row sample",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
 

@@ -47,6 +47,9 @@ class Implementation:
     def default_fit(self, k: int, seed: int) -> float:
         raise NotImplementedError
 
+    # Set by implementations that can label given points for given centers (the GPU label check).
+    assign = None
+
 
 # ---- kmeans_xp ---------------------------------------------------------------------------------
 
@@ -55,9 +58,11 @@ class KMeansXP(Implementation):
     kind = "kmeans_xp"
     supports_default_fit = True
 
-    def __init__(self, backend: str) -> None:
+    def __init__(self, backend: str, precision: str = "highest") -> None:
         self.backend = backend
-        self.name = f"kmeans_xp[{backend}]"
+        self.precision = precision
+        suffix = "" if precision == "highest" else f", {precision}"
+        self.name = f"kmeans_xp[{backend}{suffix}]"
 
     def missing(self) -> str | None:
         if self.backend == "numpy":
@@ -110,13 +115,36 @@ class KMeansXP(Implementation):
         with warnings.catch_warnings():
             # A fixed iteration count may stop with a momentarily empty cluster: expected here.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            km = KMeans(self.C0.shape[0], init=self.C0, max_iter=n_iter, tol=0).fit(self.X)
+            km = KMeans(
+                self.C0.shape[0], init=self.C0, max_iter=n_iter, tol=0,
+                matmul_precision=self.precision,
+            ).fit(self.X)  # fmt: skip
         return to_numpy(km.cluster_centers_), km.n_iter_
+
+    def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        """Labels of X's rows for ``centers``, by the pass a fit uses (centered by X's mean)."""
+        from kmeans_xp._array_api import get_namespace, itemsize, to_numpy
+        from kmeans_xp._lloyd import labels_and_inertia
+        from kmeans_xp._primitives import block_rows_for
+
+        X_dev = self._to_backend(X)
+        xp = get_namespace(X_dev)
+        rows = block_rows_for(
+            X.shape[0], X.shape[1], centers.shape[0], itemsize(X_dev, xp), xp=xp,
+            device=X_dev.device if self.backend != "numpy" else "cpu",
+        )  # fmt: skip
+        labels, _ = labels_and_inertia(
+            X_dev, self._to_backend(centers), None,
+            offset=self._to_backend(X.mean(axis=0, dtype=np.float64).astype(X.dtype)),
+            block_rows=rows, xp=xp, precision=self.precision,
+        )  # fmt: skip
+        return to_numpy(labels)
 
     def default_fit(self, k: int, seed: int, init: str = "k-means++") -> float:
         from kmeans_xp import KMeans
 
-        return KMeans(n_clusters=k, init=init, random_state=seed).fit(self.X).inertia_
+        km = KMeans(n_clusters=k, init=init, random_state=seed, matmul_precision=self.precision)
+        return km.fit(self.X).inertia_
 
 
 # ---- CPU peers ---------------------------------------------------------------------------------
@@ -254,6 +282,132 @@ class PlainTorch(Implementation):
             C = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], C)
         return C.cpu().numpy(), n_iter
 
+    def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        import torch
+
+        X_dev = torch.asarray(X, device="cuda")
+        C = torch.asarray(centers, device="cuda")
+        return ((C * C).sum(1)[None, :] - 2.0 * (X_dev @ C.T)).argmin(1).cpu().numpy()
+
+
+class NaiveCupy(Implementation):
+    """The obvious CuPy Lloyd step: GEMM + argmin + ``cupyx.scatter_add`` (DESIGN.md's row)."""
+
+    name = "cupy-naive"
+
+    def missing(self) -> str | None:
+        return KMeansXP("cupy").missing()
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        import cupy
+
+        self.X, self.C0 = cupy.asarray(X), cupy.asarray(C0)
+
+    def synchronize(self) -> None:
+        import cupy
+
+        cupy.cuda.Device().synchronize()
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        import cupy
+        import cupyx
+
+        X, C = self.X, self.C0
+        k = C.shape[0]
+        for _ in range(n_iter):
+            labels = ((C * C).sum(1)[None, :] - 2.0 * (X @ C.T)).argmin(1)
+            sums = cupy.zeros_like(C)
+            cupyx.scatter_add(sums, labels, X)
+            counts = cupy.bincount(labels, minlength=k).astype(X.dtype)
+            C = cupy.where(counts[:, None] > 0, sums / cupy.maximum(counts, 1)[:, None], C)
+        return C.get(), n_iter
+
+    def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        import cupy
+
+        X_dev, C = cupy.asarray(X), cupy.asarray(centers)
+        return ((C * C).sum(1)[None, :] - 2.0 * (X_dev @ C.T)).argmin(1).get()
+
+
+class FlashKMeans(Implementation):
+    """flash-kmeans' ``batch_kmeans_Euclid`` (Triton; its float32 dot products run in TF32)."""
+
+    name = "flash-kmeans"
+
+    def missing(self) -> str | None:
+        return _missing_module("flash_kmeans") or KMeansXP("torch_cuda").missing()
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        import torch
+
+        self.X = torch.asarray(X, device="cuda")[None]
+        self.C0 = torch.asarray(C0, device="cuda")[None]
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        from flash_kmeans import batch_kmeans_Euclid
+
+        # tol=0: its test is `shift < tol`, so every iteration runs.
+        _, centers, done = batch_kmeans_Euclid(
+            self.X, self.C0.shape[1], max_iters=n_iter, tol=0.0, init_centroids=self.C0.clone()
+        )
+        return centers[0].cpu().numpy(), int(done)
+
+    def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        import torch
+        from flash_kmeans.assign_euclid_triton import euclid_assign_triton
+
+        X_dev = torch.asarray(X, device="cuda")[None]
+        C = torch.asarray(centers, device="cuda")[None]
+        return euclid_assign_triton(X_dev, C, (X_dev * X_dev).sum(-1))[0].cpu().numpy()
+
+
+class FastPytorchKMeans(Implementation):
+    """fast-pytorch-kmeans' ``KMeans`` (GEMM + argmax of similarity, one-hot GEMM update)."""
+
+    name = "fast-pytorch-kmeans"
+
+    def missing(self) -> str | None:
+        return _missing_module("fast_pytorch_kmeans") or KMeansXP("torch_cuda").missing()
+
+    def fits(self, n: int, d: int, k: int) -> str | None:
+        # Its update is a dense (k, n) one-hot matrix times X.
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        need = 4 * n * k * 2 + 4 * n * d
+        return None if need < free * 0.8 else f"needs {need / 2**30:.0f} GiB (a dense k-by-n mask)"
+
+    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
+        import torch
+
+        self.X = torch.asarray(X, device="cuda")
+        self.C0 = torch.asarray(C0, device="cuda")
+
+    def synchronize(self) -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
+        from fast_pytorch_kmeans import KMeans
+
+        km = KMeans(self.C0.shape[0], max_iter=n_iter, tol=-1.0, mode="euclidean")
+        km.fit(self.X, centroids=self.C0.clone())
+        return km.centroids.cpu().numpy(), n_iter
+
+    def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        import torch
+        from fast_pytorch_kmeans import KMeans
+
+        km = KMeans(centers.shape[0], mode="euclidean")
+        km.centroids = torch.asarray(centers, device="cuda")
+        return km.predict(torch.asarray(X, device="cuda")).cpu().numpy()
+
 
 # ---- the floor ---------------------------------------------------------------------------------
 
@@ -296,7 +450,7 @@ class GemmFloor(Implementation):
 def by_name(name: str) -> Implementation:
     """An implementation from its report name, e.g. ``kmeans_xp[numpy]`` or ``sklearn-lloyd``."""
     if name.startswith("kmeans_xp[") and name.endswith("]"):
-        return KMeansXP(name[len("kmeans_xp[") : -1])
+        return backend_impl(name[len("kmeans_xp[") : -1].replace(", ", ":"))
     table = {
         "sklearn-lloyd": lambda: SklearnKMeans("lloyd"),
         "sklearn-elkan": lambda: SklearnKMeans("elkan"),
@@ -306,14 +460,23 @@ def by_name(name: str) -> Implementation:
         "tutorial": TutorialCode,
         "gemm": lambda: GemmFloor("numpy"),
         "torch-plain": PlainTorch,
+        "cupy-naive": NaiveCupy,
+        "flash-kmeans": FlashKMeans,
+        "fast-pytorch-kmeans": FastPytorchKMeans,
         "gemm-tf32": lambda: GemmFloor("torch_cuda", tf32=True),
     }
     return table[name]()
 
 
+def backend_impl(spec: str) -> KMeansXP:
+    """kmeans_xp from a ``--backends`` item: ``cupy``, or ``cupy:high`` for TF32 products."""
+    backend, _, precision = spec.partition(":")
+    return KMeansXP(backend, precision or "highest")
+
+
 def implementations(mode: str, backends: list[str], peers: list[str]) -> list[Implementation]:
     """kmeans_xp on each backend, then the peers (KeyError for an unknown peer)."""
-    impls: list[Implementation] = [KMeansXP(b) for b in backends]
+    impls: list[Implementation] = [backend_impl(b) for b in backends]
     for peer in peers:
         if peer == "gemm":  # the floor in the library the mode is about
             impls.append(GemmFloor("torch_cuda" if mode == "gpu" else "numpy"))
@@ -323,4 +486,11 @@ def implementations(mode: str, backends: list[str], peers: list[str]) -> list[Im
 
 
 CPU_PEERS = ["sklearn-lloyd", "sklearn-elkan", "faiss", "scipy", "tutorial", "gemm"]
-GPU_PEERS = ["torch-plain", "gemm", "gemm-tf32"]
+GPU_PEERS = [
+    "torch-plain",
+    "cupy-naive",
+    "fast-pytorch-kmeans",
+    "flash-kmeans",
+    "gemm",
+    "gemm-tf32",
+]

@@ -18,6 +18,16 @@ def _floor(rows: list[dict]) -> dict | None:
     return next((r for r in rows if r["kind"] == "floor" and r["ms_per_iter"]), None)
 
 
+def _label_cell(row: dict) -> str:
+    """The float64 label check: fraction of worse labels and the worst relative excess; bold
+    where it misses issue 4's bar (≤ 1e-5 of labels, each within 1e-5 of the best distance)."""
+    if row.get("label_errors") is None:
+        return ""
+    text = f"{row['label_errors']:.1e} ({row['worst_excess']:.1e})"
+    ok = row["label_errors"] <= 1e-5 and row["worst_excess"] <= 1e-5
+    return text if ok else f"**{text}**"
+
+
 def markdown(mode: str, env: dict, results: list[dict]) -> str:
     lines = [
         f"Machine: {env.get('gpu') or env.get('processor')} ({env['machine']}), {env['date']}; "
@@ -34,14 +44,15 @@ def markdown(mode: str, env: dict, results: list[dict]) -> str:
     for res in results:
         rows = res["rows"]
         ref, floor = _reference(rows), _floor(rows)
+        checked = any(r.get("label_errors") is not None for r in rows)
         lines += [
             "",
             f"### {mode.upper()} {res['shape']}: ms per Lloyd iteration "
             f"(X is {res['x_mb']:.0f} MB)",
             "",
             "| implementation | ms/iter | vs kmeans_xp | vs GEMM | peak extra MB (% of X) "
-            "| inertia | agrees |",
-            "|---|---:|---:|---:|---:|---:|:---:|",
+            "| inertia | agrees |" + (" labels worse than f64 (worst) |" if checked else ""),
+            "|---|---:|---:|---:|---:|---:|:---:|" + ("---:|" if checked else ""),
         ]
         for r in rows:
             if r["skipped"]:
@@ -59,6 +70,8 @@ def markdown(mode: str, env: dict, results: list[dict]) -> str:
                 rel = abs(r["inertia"] - ref["inertia"]) / ref["inertia"]
                 agrees = "yes" if rel <= INERTIA_RTOL else f"**NO** ({rel:.1e})"
             cells = [r["name"], f"{ms:.2f}", vs_ref, vs_floor, peak, inertia, agrees]
+            if checked:
+                cells.append(_label_cell(r))
             lines.append("| " + " | ".join(cells) + " |")
         if res["e2e"]:
             base = next((e for e in res["e2e"] if e["name"].startswith("sklearn-lloyd")), None)

@@ -117,3 +117,46 @@ def test_larger_than_ram_script_runs_small(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "peak resident MiB: VmHWM" in done.stdout
     assert not path.exists()  # removed without --keep
+
+
+def test_float64_label_check_counts_worse_labels():
+    from helpers import nearest64, sq_distances64
+
+    from benchmarks.implementations import KMeansXP, backend_impl
+    from benchmarks.measure import float64_nearest, label_check
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 5)).astype(np.float32)
+    C = X[:7].copy()
+    index, best = float64_nearest(X, C)
+    np.testing.assert_array_equal(index, nearest64(X, C))
+    np.testing.assert_allclose(best, sq_distances64(X, C).min(axis=1), rtol=1e-9, atol=1e-9)
+    assert label_check(index, X, C, best) == {"label_errors": 0.0, "worst_excess": 0.0}
+    worse = index.copy()
+    worse[:6] = np.argmax(sq_distances64(X[:6], C), axis=1)  # the farthest center instead
+    result = label_check(worse, X, C, best)
+    assert result["label_errors"] == pytest.approx(6 / 3000)
+    d = sq_distances64(X[:6], C)
+    assert result["worst_excess"] == pytest.approx(np.max(d.max(1) / d.min(1) - 1), rel=1e-9)
+    # kmeans_xp's own assignment for the check, and the precision in a backend's name.
+    np.testing.assert_array_equal(KMeansXP("numpy").assign(X, C), nearest64(X, C))
+    assert backend_impl("cupy:high").name == "kmeans_xp[cupy, high]"
+    assert backend_impl("cupy").precision == "highest"
+
+
+def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):
+    """The GPU harness runs end to end where no GPU answers: every row says why it skipped."""
+    command = [
+        sys.executable, "-m", "benchmarks", "gpu", "--shapes", "300x3x4", "--iters", "1",
+        "--repeats", "1", "--no-e2e", "--backends", "cupy,cupy:high,torch_cuda",
+        "--out", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "gpu.json").read_text())["results"][0]["rows"]
+    names = [r["name"] for r in rows]
+    assert names[:3] == ["kmeans_xp[cupy]", "kmeans_xp[cupy, high]", "kmeans_xp[torch_cuda]"]
+    for peer in ("torch-plain", "cupy-naive", "fast-pytorch-kmeans", "flash-kmeans"):
+        assert peer in names
+    if not any(r["skipped"] is None for r in rows):  # no GPU here: all skipped, with a reason
+        assert all(r["skipped"] for r in rows)
