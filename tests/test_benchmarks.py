@@ -127,7 +127,7 @@ def test_float64_label_check_counts_worse_labels():
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 5)).astype(np.float32)
-    C = X[:7].copy()
+    C = rng.normal(size=(7, 5)).astype(np.float32)
     index, best = float64_nearest(X, C)
     np.testing.assert_array_equal(index, nearest64(X, C))
     np.testing.assert_allclose(best, sq_distances64(X, C).min(axis=1), rtol=1e-9, atol=1e-9)
