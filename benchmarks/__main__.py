@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, shape in enumerate(shapes, 1):
         log(f"[{i}/{len(shapes)}] shape {shape.label}")
         results.append(run_shape(shape, impls, args, gpu))
+        # Written after every shape, so a run cut short (a device's time limit) keeps its rows.
+        paths = write_results(args.mode, env, results, args.out)
     for scratch in ("X.npy", "C0.npy"):
         (args.out / scratch).unlink(missing_ok=True)
     paths = write_results(args.mode, env, results, args.out)

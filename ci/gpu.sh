@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # GPU checks on a CUDA machine: the whole test suite, where the `xp` fixture now also yields the
-# `cupy` and `torch_cuda` backends. Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results).
+# `cupy` and `torch_cuda` backends, then the GPU benchmark (issue 4's shapes and peers, with the
+# float64 label check). Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results); the
+# benchmark's table is printed last.
 #
-# On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict) are
-# installed into .site/ first; see README.md, "GPU checks".
+# Knobs (environment): GPU_TESTS=0 skips the tests; GPU_BENCH=0 skips the benchmark;
+# GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 420) stops
+# it early, keeping the shapes done so far (results are written after every shape).
+#
+# On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
+# and the peers flash-kmeans and fast-pytorch-kmeans) are installed into .site/ first; see
+# README.md, "GPU checks".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS_DIR=${RESULTS_DIR:-${OUT:-gpu-results}}
@@ -32,14 +39,16 @@ except Exception as exc:  # report, the tests will skip
 PY
 } 2>&1 | tee "$RESULTS_DIR/environment.txt"
 
-python3 -m pytest tests -q -rs -p no:cacheprovider --junitxml="$RESULTS_DIR/junit.xml" \
-    2>&1 | tee "$RESULTS_DIR/pytest.log"
-status=${PIPESTATUS[0]}
+status=0
+if [[ "${GPU_TESTS:-1}" != 0 ]]; then
+    python3 -m pytest tests -q -rs -p no:cacheprovider --junitxml="$RESULTS_DIR/junit.xml" \
+        2>&1 | tee "$RESULTS_DIR/pytest.log"
+    status=${PIPESTATUS[0]}
 
-echo
-echo "GPU backends in this run (passed / failed / skipped test cases):"
-for backend in cupy torch_cuda; do
-    python3 - "$RESULTS_DIR/junit.xml" "$backend" <<'PY'
+    echo
+    echo "GPU backends in this run (passed / failed / skipped test cases):"
+    for backend in cupy torch_cuda; do
+        python3 - "$RESULTS_DIR/junit.xml" "$backend" <<'PY'
 import re, sys, xml.etree.ElementTree as ET
 path, backend = sys.argv[1], sys.argv[2]
 in_case = re.compile(rf"\[(.*-)?{backend}(-.*)?\]$")
@@ -48,5 +57,20 @@ failed = sum(1 for c in cases if c.find("failure") is not None or c.find("error"
 skipped = sum(1 for c in cases if c.find("skipped") is not None)
 print(f"  {backend:<11} {len(cases) - failed - skipped:4d} / {failed:4d} / {skipped:4d}")
 PY
-done
+    done
+fi
+
+if [[ "${GPU_BENCH:-1}" != 0 ]]; then
+    # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA) and TF32 (cupy:high).
+    read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 3 --no-e2e}"
+    timeout "${GPU_BENCH_TIMEOUT:-420}" python3 -m benchmarks gpu \
+        --backends cupy,cupy:high,torch_cuda "${bench_args[@]}" --out "$RESULTS_DIR/benchmark" \
+        2>&1 | tee "$RESULTS_DIR/benchmark.log"
+    bench_status=${PIPESTATUS[0]}
+    if [[ $bench_status != 0 ]]; then
+        echo "benchmark stopped with status $bench_status; the shapes done so far:"
+        cat "$RESULTS_DIR/benchmark/gpu.md" 2>/dev/null
+        [[ $status == 0 ]] && status=$bench_status
+    fi
+fi
 exit "$status"

@@ -8,7 +8,8 @@ makes no host round trip per center and the same seed picks the same points on e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from types import ModuleType
 
 import numpy as np
@@ -45,6 +46,48 @@ def _sq_distances(X_block: Array, x_sq_norms: Array, centers: Array, *, xp: Modu
     return xp.clip(sq, min=0.0)
 
 
+# The (n, n_local_trials) distances to the candidates are kept, so the winner's column updates
+# the nearest distances without a second pass over X, while they take at most this many bytes;
+# beyond it (hundreds of millions of rows) the winner's distances are computed in a second pass.
+TRIAL_DISTANCES_MAX_BYTES = 2**30
+# Rows per chunk of the D²-sampling's cumulative sums: one float64 temporary of this length.
+SAMPLING_CHUNK_ROWS = 2**22
+
+
+def _sample_in_chunks(
+    increments: Callable[[int, int], Array],
+    n_samples: int,
+    uniforms: Array,
+    *,
+    xp: ModuleType,
+    chunk_rows: int,
+) -> Array:
+    """``_sample_by_cumulative`` over increments produced chunk by chunk, never n at once.
+
+    ``increments(start, stop)`` gives the non-negative weights of rows start:stop (in float64).
+    A first walk finds each chunk's total (the last element of its cumulative sum); each target
+    ``u · total`` picks a chunk, then a row inside it. With one chunk this is exactly
+    ``_sample_by_cumulative``; with several, a row of zero increment is still never picked (the
+    target inside its chunk is kept below the chunk's total).
+    """
+    chunks = [(a, min(a + chunk_rows, n_samples)) for a in range(0, n_samples, chunk_rows)]
+    if len(chunks) == 1:
+        return _sample_by_cumulative(xp.cumulative_sum(increments(0, n_samples)), uniforms, xp=xp)
+    totals = xp.stack([xp.cumulative_sum(increments(a, b))[-1] for a, b in chunks])
+    ends = xp.cumulative_sum(totals)
+    targets = uniforms * ends[-1]
+    which = xp.clip(xp.searchsorted(ends, targets, side="right"), max=len(chunks) - 1)
+    starts = ends - totals
+    inside = targets - xp.take(starts, which, axis=0)
+    picked = xp.zeros_like(which)
+    for index, (a, b) in enumerate(chunks):
+        cumulative = xp.cumulative_sum(increments(a, b))
+        below_total = xp.nextafter(cumulative[-1], xp.zeros_like(cumulative[-1]))
+        local = xp.searchsorted(cumulative, xp.minimum(inside, below_total), side="right")
+        picked = xp.where(which == index, xp.clip(local, max=b - a - 1) + a, picked)
+    return picked
+
+
 def kmeans_plusplus_indices(
     X: Array,
     n_clusters: int,
@@ -61,7 +104,9 @@ def kmeans_plusplus_indices(
     Prior validation of the data is assumed. Each step draws ``n_local_trials`` candidates with
     probability ∝ w·D(x)² and keeps the one that lowers the potential Σ w·D(x)² the most.
     Distances are computed on row blocks of X, centered by ``offset``, one pass over X per
-    center; memory is O(n · n_local_trials) in X's dtype plus one block.
+    center (two when the trial distances would pass ``TRIAL_DISTANCES_MAX_BYTES``). Memory per
+    row: ‖x‖² in X's dtype and D² in float64, plus the trial distances while they fit; the
+    sampling works through chunks of ``SAMPLING_CHUNK_ROWS``.
     """
     n_samples = X.shape[0]
     device = array_device(X)
@@ -73,46 +118,59 @@ def kmeans_plusplus_indices(
     def centered(start: int, stop: int) -> Array:
         return X[start:stop, :] - offset
 
-    x_sq = xp.concat([squared_norms(centered(a, b), xp=xp) for a, b in blocks()])
-    w = xp.astype(weights, acc)
+    x_sq = xp.empty((n_samples,), dtype=X.dtype, device=device)
+    for a, b in blocks():
+        x_sq[a:b] = squared_norms(centered(a, b), xp=xp)
 
     # All random numbers at once, in one host->device copy.
     uniforms_host = rng.uniform(size=1 + (n_clusters - 1) * n_local_trials)
     uniforms = xp.asarray(uniforms_host, dtype=acc, device=device)
+    sample = partial(_sample_in_chunks, n_samples=n_samples, xp=xp, chunk_rows=SAMPLING_CHUNK_ROWS)
 
-    def distances_to(centers: Array) -> Array:
-        """(n, c) squared distances from every row to the given (centered) centers."""
-        return xp.concat(
-            [
-                xp.astype(_sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp), acc)
-                for a, b in blocks()
-            ]
-        )
-
-    trial_sq = xp.empty((n_samples, n_local_trials), dtype=X.dtype, device=device)
-    first = _sample_by_cumulative(xp.cumulative_sum(w), uniforms[:1], xp=xp)
+    first = sample(lambda a, b: xp.astype(weights[a:b], acc), uniforms=uniforms[:1])
     chosen = [first]
-    closest = distances_to(xp.take(X, first, axis=0) - offset)[:, 0]
+    closest = xp.empty((n_samples,), dtype=acc, device=device)
+    first_center = xp.take(X, first, axis=0) - offset
+    for a, b in blocks():
+        d = _sq_distances(centered(a, b), x_sq[a:b], first_center, xp=xp)
+        closest[a:b] = xp.astype(d[:, 0], acc)
+
+    keep_trials = n_samples * n_local_trials * itemsize(X, xp) <= TRIAL_DISTANCES_MAX_BYTES
+    trial_sq = None
+    if keep_trials:
+        trial_sq = xp.empty((n_samples, n_local_trials), dtype=X.dtype, device=device)
+
+    def d2_weights(a: int, b: int) -> Array:
+        return xp.astype(weights[a:b], acc) * closest[a:b]
 
     for step in range(1, n_clusters):
         lo = 1 + (step - 1) * n_local_trials
-        candidates = _sample_by_cumulative(
-            xp.cumulative_sum(w * closest), uniforms[lo : lo + n_local_trials], xp=xp
-        )
+        candidates = sample(d2_weights, uniforms=uniforms[lo : lo + n_local_trials])
         candidate_centers = xp.take(X, candidates, axis=0) - offset
         note_rows_gathered(n_local_trials)
-        # Potential of each candidate, summed block by block. The (n, trials) distances are
-        # kept, in X's dtype, so the winner's column updates `closest` without a second pass
-        # over X (passes over X are what k-means++ spends its time on).
+        # Potential of each candidate, summed block by block.
         potential = None
         for a, b in blocks():
-            trial_sq[a:b, :] = _sq_distances(centered(a, b), x_sq[a:b], candidate_centers, xp=xp)
-            d_block = xp.minimum(closest[a:b, None], xp.astype(trial_sq[a:b, :], acc))
-            part = xp.sum(w[a:b, None] * d_block, axis=0)
+            sq = _sq_distances(centered(a, b), x_sq[a:b], candidate_centers, xp=xp)
+            if keep_trials:
+                trial_sq[a:b, :] = sq
+            d_block = xp.minimum(closest[a:b, None], xp.astype(sq, acc))
+            part = xp.sum(xp.astype(weights[a:b, None], acc) * d_block, axis=0)
             potential = part if potential is None else potential + part
         best = xp.reshape(xp.argmin(potential), (1,))
         chosen.append(xp.take(candidates, best, axis=0))
-        closest = xp.minimum(closest, xp.astype(xp.take(trial_sq, best, axis=1)[:, 0], acc))
+        # The winner's distances lower the nearest distances in place, a chunk at a time: from
+        # the kept trial distances, or from a second pass over X.
+        if keep_trials:
+            for a in range(0, n_samples, SAMPLING_CHUNK_ROWS):
+                b = min(a + SAMPLING_CHUNK_ROWS, n_samples)
+                new = xp.astype(xp.take(trial_sq[a:b, :], best, axis=1)[:, 0], acc)
+                closest[a:b] = xp.minimum(closest[a:b], new)
+        else:
+            winner = xp.take(candidate_centers, best, axis=0)
+            for a, b in blocks():
+                new = _sq_distances(centered(a, b), x_sq[a:b], winner, xp=xp)[:, 0]
+                closest[a:b] = xp.minimum(closest[a:b], xp.astype(new, acc))
 
     return xp.concat(chosen)
 

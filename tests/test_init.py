@@ -6,8 +6,20 @@ import numpy as np
 import pytest
 from helpers import blobs
 
+import kmeans_xp._init as init_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans, kmeans_plusplus
 from kmeans_xp._init import default_local_trials, random_indices
+
+
+@pytest.fixture(params=["in memory", "in chunks, trials recomputed"])
+def sampling(request, monkeypatch):
+    """k-means++ as it runs on ordinary data, and as on hundreds of millions of rows: the
+    D²-sampling through chunks (here of 2 rows) and the winner's distances from a second pass
+    instead of the kept trial distances."""
+    if request.param != "in memory":
+        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 2)
+        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+    return request.param
 
 
 def test_default_local_trials():
@@ -51,7 +63,7 @@ def test_random_state_kinds_give_reproducible_results():
     np.testing.assert_array_equal(c, d)
 
 
-def test_zero_weight_points_are_never_chosen(xp):
+def test_zero_weight_points_are_never_chosen(xp, sampling):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(60, 2))
     w = np.zeros(60)
@@ -74,7 +86,7 @@ def _pair_frequencies(X, w, n_draws, **kwargs):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_kmeans_plusplus_samples_with_d2_probabilities(weighted):
+def test_kmeans_plusplus_samples_with_d2_probabilities(weighted, sampling):
     """With one local trial, P(first=i, second=j) = w_i/W · w_j·d_ij² / Σ_l w_l·d_il²."""
     chi2 = pytest.importorskip("scipy.stats").chi2
     X = np.array([[0.0], [1.0], [3.0], [7.0]])
@@ -92,6 +104,43 @@ def test_kmeans_plusplus_samples_with_d2_probabilities(weighted):
     predicted = np.array([expected[key] for key in expected]) * n_draws
     statistic = ((observed - predicted) ** 2 / predicted).sum()
     assert statistic < chi2.ppf(0.999, df=len(expected) - 1)
+
+
+def test_chunked_sampling_picks_what_the_in_memory_one_picks(xp, monkeypatch):
+    """Chunks change only the rounding of the cumulative sums: the same seed picks the same
+    rows, with weights (whole chunks of zero weight included) and without."""
+    rng = np.random.default_rng(8)
+    X = xp.asarray(rng.normal(size=(500, 3)).astype(np.float32))
+    w = rng.uniform(size=500)
+    w[100:180] = 0.0
+    for weights in (None, xp.asarray(w)):
+        expected = [
+            kmeans_plusplus(X, 12, sample_weight=weights, random_state=s)[1] for s in (0, 1)
+        ]
+        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 64)
+        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+        got = [kmeans_plusplus(X, 12, sample_weight=weights, random_state=s)[1] for s in (0, 1)]
+        monkeypatch.undo()
+        for e, g in zip(expected, got, strict=True):
+            np.testing.assert_array_equal(xp.to_numpy(g), xp.to_numpy(e))
+
+
+def test_kmeans_plusplus_memory_per_row_is_bounded(monkeypatch):
+    """Without the kept trial distances, k-means++ holds ‖x‖², D² and the weights per row (16
+    bytes for float32 X) plus chunk and block temporaries: measured with tracemalloc."""
+    import tracemalloc
+
+    n = 200_000
+    X = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 2**14)
+    monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+    kmeans_plusplus(X, 16, random_state=0)  # first-call allocations (caches) are not per row
+    tracemalloc.start()
+    kmeans_plusplus(X, 16, random_state=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # 16 B/row of state, blocks of at most X/4 (8 B/row here) and a few 16k-row chunks.
+    assert peak / n < 28, f"{peak / n:.1f} bytes per row"  # 32 in one chunk, 36 with trials kept
 
 
 def test_greedy_trials_lower_the_potential():
