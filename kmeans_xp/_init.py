@@ -167,11 +167,11 @@ def kmeans_plusplus_indices(
             potential = part if potential is None else potential + part
         best = xp.reshape(xp.argmin(potential), (1,))
         chosen.append(xp.take(candidates, best, axis=0))
-        # The winner's distances lower the nearest distances in place, a chunk at a time: from
+        # The winner's distances lower the nearest distances in place, a block at a time: from
         # the kept trial distances, or from a second pass over X.
         if keep_trials:
-            for a in range(0, n_samples, SAMPLING_CHUNK_ROWS):
-                b = min(a + SAMPLING_CHUNK_ROWS, n_samples)
+            for a in range(0, n_samples, block_rows):
+                b = min(a + block_rows, n_samples)
                 new = xp.astype(xp.take(trial_sq[a:b, :], best, axis=1)[:, 0], acc)
                 closest[a:b] = xp.minimum(closest[a:b], new)
         else:
