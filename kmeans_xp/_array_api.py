@@ -11,7 +11,6 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
-from array_api_compat import device as array_device
 
 __all__ = [
     "BACKENDS",
@@ -22,6 +21,7 @@ __all__ = [
     "free_device_memory",
     "get_namespace",
     "is_cupy",
+    "is_host_rows",
     "is_numpy",
     "is_supported_array",
     "is_torch",
@@ -30,11 +30,32 @@ __all__ = [
     "on_gpu",
     "out_of_memory_errors",
     "release_cached_memory",
+    "resolve_device",
+    "take_rows",
     "to_backend",
     "to_numpy",
 ]
 
 Array = Any  # an array of any supported library; the standard has no static type for it
+
+
+def is_host_rows(x: Any) -> bool:
+    """Whether ``x`` is a ``_streaming.HostRows`` (host data a device reads in row blocks)."""
+    return getattr(x, "is_host_rows", False)
+
+
+def array_device(x: Array) -> Any:
+    """The device an array lives on (for ``HostRows``: the device that reads it)."""
+    if is_host_rows(x):
+        return x.device
+    return array_api_compat.device(x)
+
+
+def take_rows(X: Array, indices: Array, xp: ModuleType) -> Array:
+    """``xp.take(X, indices, axis=0)``, also for ``HostRows`` (gathered on the host, copied)."""
+    if is_host_rows(X):
+        return X.take(indices)
+    return xp.take(X, indices, axis=0)
 
 
 def get_namespace(*arrays: Array) -> ModuleType:
@@ -62,6 +83,8 @@ def is_torch(xp: ModuleType) -> bool:
 
 def library_name(x: Array) -> str:
     """Short name of the library an array belongs to, for messages and cache keys."""
+    if is_host_rows(x):
+        return "numpy"
     if array_api_compat.is_numpy_array(x):
         return "numpy"
     if array_api_compat.is_cupy_array(x):
@@ -255,3 +278,43 @@ def release_cached_memory(xp: ModuleType, device: Any) -> None:
         import torch
 
         torch.cuda.empty_cache()
+
+
+def resolve_device(device: Any) -> tuple[ModuleType, Any]:
+    """The namespace and device a fit computes on, from ``KMeans(device=...)``.
+
+    ``"cuda"`` / ``"cuda:N"``: CuPy on GPU N when CuPy sees a GPU, else PyTorch CUDA. A
+    ``torch.device``: PyTorch on that device. A ``cupy.cuda.Device``: CuPy on it. ``"cpu"``:
+    NumPy.
+    """
+    module = type(device).__module__
+    if module.startswith("cupy"):
+        import cupy
+
+        with cupy.cuda.Device(device.id):
+            return get_namespace(cupy.empty(0)), device
+    torch = _torch_module() if module.startswith("torch") or isinstance(device, str) else None
+    if torch is not None and isinstance(device, torch.device):
+        if device.type == "cuda" and not torch.cuda.is_available():
+            msg = f"device={device!r}: PyTorch sees no CUDA device."
+            raise ValueError(msg)
+        return get_namespace(torch.empty(0, device="cpu")), device
+    if isinstance(device, str):
+        name, _, index = device.partition(":")
+        if name == "cpu" and not index:
+            return get_namespace(np.empty(0)), "cpu"
+        if name == "cuda" and (not index or index.isdigit()):
+            number = int(index or 0)
+            cupy = _cupy_gpu()
+            if cupy is not None and number < cupy.cuda.runtime.getDeviceCount():
+                with cupy.cuda.Device(number):
+                    return get_namespace(cupy.empty(0)), cupy.cuda.Device(number)
+            if torch is not None and number < torch.cuda.device_count():
+                return get_namespace(torch.empty(0)), torch.device("cuda", number)
+            msg = f"device={device!r}: no usable CUDA device was found (CuPy or PyTorch)."
+            raise ValueError(msg)
+    msg = (
+        "device must be None, 'cpu', 'cuda', 'cuda:N', a torch.device or a cupy.cuda.Device; "
+        f"got device={device!r}."
+    )
+    raise ValueError(msg)

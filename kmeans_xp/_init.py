@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ._array_api import Array, accumulation_dtype, array_device, itemsize, to_numpy
+from ._array_api import Array, accumulation_dtype, array_device, itemsize, take_rows, to_numpy
 from ._backends import segment_sum_for
 from ._lloyd import lloyd
 from ._memmap import note_rows_gathered
@@ -130,7 +130,7 @@ def kmeans_plusplus_indices(
     first = sample(lambda a, b: xp.astype(weights[a:b], acc), uniforms=uniforms[:1])
     chosen = [first]
     closest = xp.empty((n_samples,), dtype=acc, device=device)
-    first_center = xp.take(X, first, axis=0) - offset
+    first_center = take_rows(X, first, xp) - offset
     for a, b in blocks():
         d = _sq_distances(centered(a, b), x_sq[a:b], first_center, xp=xp)
         closest[a:b] = xp.astype(d[:, 0], acc)
@@ -154,7 +154,7 @@ def kmeans_plusplus_indices(
     for step in range(1, n_clusters):
         lo = 1 + (step - 1) * n_local_trials
         candidates = sample(d2_weights, uniforms=uniforms[lo : lo + n_local_trials])
-        candidate_centers = xp.take(X, candidates, axis=0) - offset
+        candidate_centers = take_rows(X, candidates, xp) - offset
         note_rows_gathered(n_local_trials)
         # Potential of each candidate, summed block by block.
         potential = None
@@ -212,7 +212,7 @@ def kmeans_parallel_centers(
         oversampling_factor=oversampling_factor, n_rounds=n_rounds, xp=xp,
     )  # fmt: skip
     return reduce_candidates(
-        xp.take(X, candidates, axis=0), candidate_weights, n_clusters, rng,
+        take_rows(X, candidates, xp), candidate_weights, n_clusters, rng,
         offset=offset, tol=tol, xp=xp,
     )  # fmt: skip
 
@@ -295,7 +295,7 @@ def kmeans_parallel_candidates(
 
     first_uniform = xp.asarray(rng.uniform(size=1), dtype=acc, device=device)
     chosen = [_sample_by_cumulative(xp.cumulative_sum(w), first_uniform, xp=xp)]
-    closest = closest_to(xp.take(X, chosen[0], axis=0) - offset)
+    closest = closest_to(take_rows(X, chosen[0], xp) - offset)
     n_chosen = 1
     for _ in range(n_rounds):
         potential = float(xp.sum(w * closest))
@@ -308,7 +308,7 @@ def kmeans_parallel_candidates(
             continue
         chosen.append(new)
         n_chosen += int(new.shape[0])
-        closest = xp.minimum(closest, closest_to(xp.take(X, new, axis=0) - offset))
+        closest = xp.minimum(closest, closest_to(take_rows(X, new, xp) - offset))
         note_rows_gathered(int(new.shape[0]))
     candidates = xp.concat(chosen)
     if n_chosen < n_clusters:
@@ -320,7 +320,7 @@ def kmeans_parallel_candidates(
 
     # Weight of each candidate: the weight of the rows nearest to it (one pass over X).
     m = candidates.shape[0]
-    centered_candidates = xp.take(X, candidates, axis=0) - offset
+    centered_candidates = take_rows(X, candidates, xp) - offset
     note_rows_gathered(m)
     c_sq = squared_norms(centered_candidates, xp=xp)
     segment_sum = segment_sum_for(xp)

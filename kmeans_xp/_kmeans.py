@@ -16,10 +16,14 @@ from typing import Any, NamedTuple
 from ._array_api import (
     Array,
     array_device,
+    free_device_memory,
+    is_host_rows,
     itemsize,
     library_name,
     move_to,
     on_gpu,
+    resolve_device,
+    take_rows,
     to_numpy,
 )
 from ._base import ClustererMixin, ParamsMixin
@@ -35,6 +39,7 @@ from ._init import (
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
 from ._memmap import bounded_residency
 from ._primitives import block_rows_for
+from ._streaming import STATE_BYTES_PER_ROW, HostRows
 from ._validation import (
     check_data,
     check_finite,
@@ -66,28 +71,82 @@ class KMeansResult(NamedTuple):
 
 
 class _Prepared(NamedTuple):
-    X: Array
+    X: Array  # on the computing device: X itself, a copy, or a HostRows streaming it
     xp: Any
     device: Any
     weights: Array
     block_rows: int
     offset: Array  # column means of X, in X's dtype; distances are computed on X - offset
     mean_variance: float
+    source: Array  # X as validated, in the caller's library (results go back there)
 
 
-def _prepare(X: Any, n_clusters: int, sample_weight: Any) -> _Prepared:
-    X, xp, device = check_data(X, "X")
+def _prepare(
+    X: Any,
+    n_clusters: int,
+    sample_weight: Any,
+    *,
+    device: Any = None,
+    max_device_bytes: Any = None,
+) -> _Prepared:
+    X, xp, x_device = check_data(X, "X")
     n_samples, n_features = X.shape
     if n_samples < n_clusters:
         msg = f"n_samples={n_samples} should be >= n_clusters={n_clusters}."
         raise ValueError(msg)
     block_rows = block_rows_for(
-        n_samples, n_features, n_clusters, itemsize(X, xp), xp=xp, device=device
+        n_samples, n_features, n_clusters, itemsize(X, xp), xp=xp, device=x_device
     )
     check_finite(X, "X", xp=xp, block_rows=block_rows)
-    weights = check_sample_weight(sample_weight, X, xp=xp, device=device, block_rows=block_rows)
+    weights = check_sample_weight(sample_weight, X, xp=xp, device=x_device, block_rows=block_rows)
+    source = X
+    if device is not None:
+        X, xp, x_device, weights, block_rows = _onto_device(
+            X, weights, n_clusters, device=device, max_device_bytes=max_device_bytes
+        )
     mean, mean_variance = column_mean_and_variance(X, xp=xp, block_rows=block_rows)
-    return _Prepared(X, xp, device, weights, block_rows, xp.astype(mean, X.dtype), mean_variance)
+    offset = xp.astype(mean, X.dtype)
+    return _Prepared(X, xp, x_device, weights, block_rows, offset, mean_variance, source)
+
+
+def _onto_device(
+    X: Array, weights: Array, n_clusters: int, *, device: Any, max_device_bytes: Any
+) -> tuple[Array, Any, Any, Array, int]:
+    """Host X (validated) for a fit on ``device``: copied whole when it fits the device budget
+    with the pass's working memory, else streamed in row blocks (``_streaming.HostRows``).
+
+    The budget is ``max_device_bytes``, or the device's free memory. Returns X as the fit sees
+    it, the device's namespace and device, the weights there, and the rows per block.
+    """
+    if library_name(X) != "numpy":
+        msg = (
+            f"device={device!r} fits host data on a device, but X is a {library_name(X)} array; "
+            "pass X as a NumPy array (or memmap), or leave device=None to compute where X is."
+        )
+        raise TypeError(msg)
+    if max_device_bytes is not None:
+        max_device_bytes = check_integer(max_device_bytes, "max_device_bytes", minimum=1)
+    xp, target = resolve_device(device)
+    n_samples, n_features = X.shape
+    size = itemsize(X, xp)
+    budget = max_device_bytes if max_device_bytes is not None else free_device_memory(xp, target)
+    state = n_samples * STATE_BYTES_PER_ROW
+    block_rows = block_rows_for(n_samples, n_features, n_clusters, size, xp=xp, device=target)
+    pass_row_bytes = 8 * (4 * n_clusters + 2 * n_features) + 16  # as block_rows_for counts
+    if budget is None or X.nbytes + state + block_rows * pass_row_bytes <= budget:
+        X_device = xp.asarray(X, device=target)  # fits: one copy
+    else:
+        rows = (budget - state) // (pass_row_bytes + 2 * n_features * size)
+        if rows < 1:
+            msg = (
+                f"max_device_bytes={budget} is too small to stream X: the fit keeps "
+                f"{STATE_BYTES_PER_ROW} bytes per row on the device ({state} for "
+                f"{n_samples} rows) plus at least one block."
+            )
+            raise ValueError(msg)
+        block_rows = int(min(block_rows, rows))
+        X_device = HostRows(X, xp, target, block_rows=block_rows)
+    return X_device, xp, target, move_to(weights, xp, target), block_rows
 
 
 def _seeding_block_rows(prep: _Prepared, n_local_trials: int) -> int:
@@ -165,7 +224,7 @@ def kmeans_plusplus(
         block_rows=_seeding_block_rows(prep, n_local_trials),
         xp=prep.xp,
     )
-    return prep.xp.take(prep.X, indices, axis=0), indices
+    return take_rows(prep.X, indices, prep.xp), indices
 
 
 def _check_init(init: Any) -> None:
@@ -248,15 +307,15 @@ def _initial_centers(
             block_rows=_seeding_block_rows(prep, n_local_trials),
             xp=xp,
         )
-        return xp.take(prep.X, indices, axis=0)
+        return take_rows(prep.X, indices, xp)
     if isinstance(init, str):  # "random"
         rows = random_indices(
             prep.X.shape[0], n_clusters, prep.weights, rng, uniform_weights=uniform_weights
         )
-        return xp.take(prep.X, xp.asarray(rows, device=prep.device), axis=0)
+        return take_rows(prep.X, xp.asarray(rows, device=prep.device), xp)
     if callable(init):
         return check_initial_centers(
-            init(prep.X, n_clusters, rng), prep.X, n_clusters, xp=xp, device=prep.device
+            init(prep.source, n_clusters, rng), prep.X, n_clusters, xp=xp, device=prep.device
         )
     return init  # an explicit array, validated once in _fit
 
@@ -281,12 +340,15 @@ def _fit(
     oversampling_factor: Any = 2.0,
     n_rounds: Any = 5,
     matmul_precision: Any = "highest",
+    device: Any = None,
+    max_device_bytes: Any = None,
     on_iteration: Callable[[int, int], None] | None = None,
 ) -> tuple[KMeansResult, _Prepared]:
     """Validate, run ``n_init`` initialisations + Lloyd, keep the best run.
 
     ``on_iteration(run, n_iter)``, when given, is called after every Lloyd iteration (the
-    command line's progress bar).
+    command line's progress bar). With ``device``, the fit computes there and its arrays come
+    back in X's library (see ``_onto_device``).
     """
     n_clusters = check_integer(n_clusters, "n_clusters", minimum=1)
     max_iter = check_integer(max_iter, "max_iter", minimum=1)
@@ -300,16 +362,57 @@ def _fit(
     precision = check_precision(matmul_precision)
     n_init = _resolve_n_init(n_init, init)
     rng = check_random_state(random_state)
-    prep = _prepare(X, n_clusters, sample_weight)
+    prep = _prepare(X, n_clusters, sample_weight, device=device, max_device_bytes=max_device_bytes)
+    try:
+        best = _fit_prepared(
+            prep, n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+            verbose=verbose, rng=rng, algorithm=algorithm,
+            parallel_options=(oversampling_factor, n_rounds), precision=precision,
+            on_iteration=on_iteration, uniform_weights=sample_weight is None,
+        )  # fmt: skip
+    finally:
+        if is_host_rows(prep.X):
+            prep.X.close()
+    if device is not None:  # results in X's library, on the host
+        best = KMeansResult(to_numpy(best.centers), to_numpy(best.labels), *best[2:])
+        prep = prep._replace(offset=to_numpy(prep.offset))
+    return best, prep
+
+
+def _fit_prepared(
+    prep: _Prepared,
+    n_clusters: int,
+    *,
+    init: Any,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    verbose: int,
+    rng: Any,
+    algorithm: Any,
+    parallel_options: tuple[float, int],
+    precision: str,
+    on_iteration: Callable[[int, int], None] | None,
+    uniform_weights: bool,
+) -> KMeansResult:
+    """The runs of ``_fit`` on prepared data; returns the best."""
     xp = prep.xp
+    oversampling_factor, n_rounds = parallel_options
     iterate = _resolve_algorithm(algorithm, xp, prep.device)
+    if is_host_rows(prep.X):
+        if algorithm in ("hamerly", "elkan"):
+            msg = (
+                f"algorithm={algorithm!r} gathers scattered rows; a fit that streams X from "
+                "the host runs algorithm='lloyd' (or 'auto')."
+            )
+            raise ValueError(msg)
+        iterate = lloyd
     if not isinstance(init, str) and not callable(init):
         # Validate an explicit init once, before any work.
         init = check_initial_centers(init, prep.X, n_clusters, xp=xp, device=prep.device)
 
     # tol is relative to the data: the mean per-feature variance of X (as scikit-learn).
     tol_abs = tol * prep.mean_variance
-    uniform_weights = sample_weight is None
     parallel = _ParallelInit(oversampling_factor, n_rounds, tol_abs)
     best: KMeansResult | None = None
     for run in range(n_init):
@@ -340,7 +443,7 @@ def _fit(
             best = KMeansResult(centers, labels, inertia, n_iter)
 
     warn_if_fewer_clusters(best.labels, n_clusters, xp)
-    return best, prep
+    return best
 
 
 def warn_if_fewer_clusters(labels: Array, n_clusters: int, xp: Any) -> None:
@@ -370,6 +473,8 @@ def kmeans(
     oversampling_factor: float = 2.0,
     n_rounds: int = 5,
     matmul_precision: str = "highest",
+    device: Any = None,
+    max_device_bytes: int | None = None,
 ) -> KMeansResult:
     """Cluster X with K-Means (Lloyd's algorithm); the functional form of :class:`KMeans`.
 
@@ -406,6 +511,8 @@ def kmeans(
         oversampling_factor=oversampling_factor,
         n_rounds=n_rounds,
         matmul_precision=matmul_precision,
+        device=device,
+        max_device_bytes=max_device_bytes,
     )
     return result
 
@@ -533,6 +640,17 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         later GPUs. Either way the labels are *certified*: a row whose two nearest centers are
         too close to call at that precision is scored again in float64, so labels equal a
         float64 argmin (see Notes). No effect on a CPU or for float64 data.
+    device : None, "cuda", "cuda:N", "cpu", torch.device or cupy.cuda.Device, default None
+        Where the fit computes. None: where X lives (a CuPy array fits on its GPU). Otherwise X
+        must be a NumPy array or ``numpy.memmap`` on the host: it is copied to the device once
+        when it fits there, or streamed to it in row blocks every pass when it does not (copies
+        double-buffered behind the computation). ``"cuda"`` uses CuPy when it sees a GPU, else
+        PyTorch; a ``torch.device`` or ``cupy.cuda.Device`` names the library too. The fitted
+        arrays come back as NumPy arrays.
+    max_device_bytes : int, optional
+        With ``device``: the device memory the fit may use (default: the free memory). X is
+        streamed when it does not fit beside the fit's own state (about 32 bytes per row) and
+        one pass's working memory; a small value forces streaming.
 
     Attributes
     ----------
@@ -597,6 +715,8 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         oversampling_factor: float = 2.0,
         n_rounds: int = 5,
         matmul_precision: str = "highest",
+        device: Any = None,
+        max_device_bytes: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -609,6 +729,8 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         self.oversampling_factor = oversampling_factor
         self.n_rounds = n_rounds
         self.matmul_precision = matmul_precision
+        self.device = device
+        self.max_device_bytes = max_device_bytes
 
     # ---- fitting -----------------------------------------------------------------------------
 
@@ -655,6 +777,8 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
             oversampling_factor=self.oversampling_factor,
             n_rounds=self.n_rounds,
             matmul_precision=self.matmul_precision,
+            device=self.device,
+            max_device_bytes=self.max_device_bytes,
             on_iteration=on_iteration,
         )
         self.cluster_centers_ = result.centers

@@ -20,6 +20,7 @@ from ._array_api import (
     Array,
     accumulation_dtype,
     array_device,
+    is_host_rows,
     out_of_memory_errors,
     release_cached_memory,
 )
@@ -81,12 +82,14 @@ def _assign_and_sum(
     return labels, partial, sums, counts
 
 
-def pass_for(xp: ModuleType, device: Any, precision: str = "highest") -> Callable:
+def pass_for(
+    xp: ModuleType, device: Any, precision: str = "highest", *, streamed: bool = False
+) -> Callable:
     """The E+M pass for namespace ``xp``: a library's own (NumPy) or ``_assign_and_sum`` with
-    the device's assignment (``_backends.assign_for``)."""
-    return assign_and_sum_for(xp) or functools.partial(
-        _assign_and_sum, make_assign=assign_for(xp, device, precision)
-    )
+    the device's assignment (``_backends.assign_for``). X streamed from the host
+    (``streamed``) is read by the standard pass, one block after the other."""
+    own = None if streamed else assign_and_sum_for(xp)
+    return own or functools.partial(_assign_and_sum, make_assign=assign_for(xp, device, precision))
 
 
 def with_smaller_blocks_on_oom(
@@ -229,7 +232,7 @@ def lloyd(
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
     segment_sum = segment_sum_for(xp)
-    assign_and_sum = pass_for(xp, device, precision)
+    assign_and_sum = pass_for(xp, device, precision, streamed=is_host_rows(X))
     centers = initial_centers - offset
     previous_labels = None
     n_iter = 0

@@ -36,6 +36,8 @@ def test_get_and_set_params():
         "oversampling_factor": 2.0,
         "n_rounds": 5,
         "matmul_precision": "highest",
+        "device": None,
+        "max_device_bytes": None,
     }
     assert km.set_params(n_clusters=5, random_state=1) is km
     assert (km.n_clusters, km.random_state) == (5, 1)

@@ -1,0 +1,169 @@
+"""KMeans(device=...): host X copied to, or streamed in row blocks through, a device's memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kmeans_xp._streaming as streaming
+from kmeans_xp import KMeans, kmeans
+from kmeans_xp._array_api import get_namespace
+from kmeans_xp._streaming import HostRows
+
+
+def mixture(n=6000, d=5, k=6, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + 6.0 * rng.integers(0, k, size=(n, 1))
+    return X.astype(dtype)
+
+
+def devices():
+    """Devices every machine has (NumPy and torch on the CPU), then CUDA where one answers."""
+    found = ["cpu"]
+    try:
+        import torch
+
+        found.append(torch.device("cpu"))
+        if torch.cuda.is_available():
+            found.append(torch.device("cuda"))
+    except ImportError:
+        pass
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            found.append("cuda")
+    except Exception:  # no CuPy, no driver
+        pass
+    return found
+
+
+@pytest.fixture(params=devices(), ids=str)
+def device(request):
+    return request.param
+
+
+@pytest.fixture
+def streams(monkeypatch):
+    """Record the HostRows each fit creates (and what it copied)."""
+    made = []
+    original = HostRows.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(HostRows, "__init__", init)
+    return made
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_streamed_fit_equals_the_in_memory_fit(device, streams, weighted):
+    X = mixture()
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=len(X)) if weighted else None
+    C0 = X[:6].copy()
+    expected = KMeans(6, init=C0, algorithm="lloyd", max_iter=50).fit(X, sample_weight=w)
+    # 20 000 bytes: the per-row state (6000 x 32 bytes) leaves room for blocks of ~100 rows.
+    km = KMeans(6, init=C0, max_iter=50, device=device, max_device_bytes=6000 * 32 + 40_000)
+    km.fit(X, sample_weight=w)
+    assert len(streams) == 1
+    assert streams[0].block_rows < len(X) // 10  # many blocks per pass
+    assert isinstance(km.cluster_centers_, np.ndarray)
+    assert isinstance(km.labels_, np.ndarray)
+    np.testing.assert_allclose(km.cluster_centers_, expected.cluster_centers_, rtol=1e-5)
+    np.testing.assert_array_equal(km.labels_, expected.labels_)
+    assert km.n_iter_ == expected.n_iter_
+    assert km.inertia_ == pytest.approx(expected.inertia_, rel=1e-6)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "k-means||", "random"])
+def test_streamed_inits_match_the_in_memory_ones(device, streams, init):
+    X = mixture(seed=2)
+    expected = KMeans(6, init=init, random_state=3, algorithm="lloyd").fit(X)
+    km = KMeans(6, init=init, random_state=3, device=device, max_device_bytes=6000 * 32 + 40_000)
+    km.fit(X)
+    assert len(streams) == 1
+    np.testing.assert_allclose(km.cluster_centers_, expected.cluster_centers_, rtol=1e-5)
+    assert km.inertia_ == pytest.approx(expected.inertia_, rel=1e-6)
+
+
+def test_a_pass_copies_x_about_once(device, streams):
+    """Each Lloyd iteration reads X once through the device buffers (plus the one block a
+    walk's prefetch fetches past its end)."""
+    X = mixture(n=8000)
+    fits = {}
+    for iters in (2, 6):
+        km = KMeans(6, init=X[:6].copy(), max_iter=iters, tol=0, device=device,
+                    max_device_bytes=8000 * 32 + 40_000)  # fmt: skip
+        km.fit(X)
+        fits[iters] = (km.n_iter_, streams[-1].bytes_copied)
+    (n_a, bytes_a), (n_b, bytes_b) = fits[2], fits[6]
+    per_iteration = (bytes_b - bytes_a) / (n_b - n_a)
+    assert X.nbytes <= per_iteration <= 1.2 * X.nbytes
+
+
+def test_data_that_fit_are_copied_once(device, streams):
+    X = mixture()
+    km = KMeans(6, random_state=0, device=device).fit(X)
+    assert streams == []  # no streaming: X fits
+    assert isinstance(km.cluster_centers_, np.ndarray)
+    assert km.inertia_ == pytest.approx(KMeans(6, random_state=0).fit(X).inertia_, rel=1e-6)
+
+
+def test_streaming_a_memmap(tmp_path, streams):
+    X = mixture(n=5000)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    C0 = X[:6].copy()
+    km = KMeans(6, init=C0, device="cpu", max_device_bytes=5000 * 32 + 30_000).fit(mapped)
+    assert len(streams) == 1
+    expected = KMeans(6, init=C0, algorithm="lloyd").fit(X)
+    np.testing.assert_allclose(km.cluster_centers_, expected.cluster_centers_, rtol=1e-5)
+
+
+def test_host_rows_serve_any_walk_in_order_and_out_of_order():
+    X = np.arange(700, dtype=np.float64).reshape(100, 7)
+    xp = get_namespace(X)
+    rows = HostRows(X, xp, "cpu", block_rows=16)
+    try:
+        for size in (16, 9, 16, 100):  # walks with different block sizes, each prefetching
+            for start in range(0, 100, size):
+                np.testing.assert_array_equal(
+                    rows[start : start + size, :], X[start : start + size]
+                )
+        for start, stop in [(50, 60), (3, 4), (90, 100), (0, 16), (16, 32)]:  # scattered reads
+            np.testing.assert_array_equal(rows[start:stop], X[start:stop])
+        np.testing.assert_array_equal(rows.take(np.array([5, 0, 99])), X[[5, 0, 99]])
+        with pytest.raises(TypeError, match="row blocks"):
+            rows[:, 1:3]
+        with pytest.raises(TypeError, match="contiguous"):
+            rows[::2, :]
+    finally:
+        rows.close()
+
+
+def test_bad_device_arguments():
+    X = mixture(n=500)
+    with pytest.raises(ValueError, match=r"device must be None, 'cpu', 'cuda'.*got device='tpu'"):
+        KMeans(3, device="tpu").fit(X)
+    with pytest.raises(ValueError, match=r"max_device_bytes .*>= 1.*got"):
+        KMeans(3, device="cpu", max_device_bytes=0).fit(X)
+    with pytest.raises(ValueError, match=r"max_device_bytes=1000 is too small to stream X"):
+        KMeans(3, device="cpu", max_device_bytes=1000).fit(X)
+    with pytest.raises(ValueError, match=r"algorithm='hamerly' gathers scattered rows"):
+        KMeans(3, device="cpu", max_device_bytes=500 * 32 + 5000, algorithm="hamerly").fit(X)
+    with pytest.raises(ValueError, match="device="):
+        kmeans(X, 3, device="gpu")
+    torch = pytest.importorskip("torch")
+    with pytest.raises(
+        TypeError, match=r"device='cpu' fits host data on a device, but X is a torch"
+    ):
+        KMeans(3, device="cpu").fit(torch.asarray(X))
+
+
+def test_streaming_state_estimate_covers_the_fit():
+    """The per-row device state the budget assumes is at least what a fit keeps: labels,
+    previous labels, partial distances, weights and a comparison (int64 labels: 8+8+4+4+1)."""
+    assert streaming.STATE_BYTES_PER_ROW >= 8 + 8 + 4 + 4 + 1
