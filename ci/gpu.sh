@@ -4,9 +4,10 @@
 # float64 label check). Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results); the
 # benchmark's table is printed last.
 #
-# Knobs (environment): GPU_TESTS=0 skips the tests; GPU_BENCH=0 skips the benchmark;
+# Knobs (environment): GPU_TESTS=0 skips the tests; GPU_BENCH=0 skips the benchmarks;
 # GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 420) stops
-# it early, keeping the shapes done so far (results are written after every shape).
+# it early, keeping the shapes done so far (results are written after every shape);
+# GPU_STREAM_TIMEOUT (120) bounds the streaming benchmark (issue 6) that runs before it.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
 # and the peers flash-kmeans and fast-pytorch-kmeans) are installed into .site/ first; see
@@ -61,6 +62,9 @@ PY
 fi
 
 if [[ "${GPU_BENCH:-1}" != 0 ]]; then
+    # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
+    timeout "${GPU_STREAM_TIMEOUT:-120}" python3 -m benchmarks.streaming --device cuda \
+        --out "$RESULTS_DIR/streaming.json" 2>&1 | tee "$RESULTS_DIR/streaming.log"
     # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA) and TF32 (cupy:high).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 3 --no-e2e}"
     timeout "${GPU_BENCH_TIMEOUT:-420}" python3 -m benchmarks gpu \

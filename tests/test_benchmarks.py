@@ -160,3 +160,18 @@ def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):
         assert peer in names
     if not any(r["skipped"] is None for r in rows):  # no GPU here: all skipped, with a reason
         assert all(r["skipped"] for r in rows)
+
+
+def test_streaming_benchmark_runs_on_the_cpu(tmp_path):
+    """The GPU streaming benchmark's code path, with NumPy as the "device"."""
+    out = tmp_path / "streaming.json"
+    command = [
+        sys.executable, "-m", "benchmarks.streaming", "--device", "cpu",
+        "--shape", "20000x8x16", "--iters", "1", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["shape"] == [20000, 8, 16]
+    assert result["budget_mb"] < result["x_mb"] + 20000 * 32 / 2**20  # streaming was forced
+    assert result["iteration_ms"] > 0
