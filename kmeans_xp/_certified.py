@@ -80,6 +80,9 @@ class CertifiedAssign:
         "high" when ``matmul`` may use TF32 products (the bound widens accordingly).
     matmul : callable, optional
         ``matmul(A, B)`` for the block's products (a library's TF32 switch); ``xp.matmul`` if None.
+    best_two : callable, optional
+        ``best_two(scores) -> (labels, best, second)`` along the last axis (a library's top-k);
+        the standard-only ``best_two`` if None.
     """
 
     def __init__(
@@ -89,9 +92,11 @@ class CertifiedAssign:
         xp: ModuleType,
         precision: str = "highest",
         matmul: Callable[[Array, Array], Array] | None = None,
+        best_two: Callable[[Array], tuple[Array, Array, Array]] | None = None,
     ) -> None:
         self.xp = xp
         self.matmul = matmul or xp.matmul
+        self.best_two = best_two or (lambda scores: standard_best_two(scores, xp=xp))
         device = array_device(centers)
         wide = accumulation_dtype(xp, device)
         self.centers_wide = xp.astype(centers, wide)
@@ -108,13 +113,11 @@ class CertifiedAssign:
         xp = self.xp
         m, k = X_block.shape[0], self.c_sq.shape[0]
         scores = self.matmul(X_block, self.neg2_centers_t) + self.c_sq[None, :]
-        labels = xp.argmin(scores, axis=1)
-        rows = xp.arange(m, dtype=labels.dtype, device=array_device(labels))
-        partial = xp.take(xp.reshape(scores, (-1,)), rows * k + labels, axis=0)
         if not self.certify or k == 1:
-            return labels, partial
-        columns = xp.arange(k, dtype=labels.dtype, device=array_device(labels))
-        second = xp.min(xp.where(columns[None, :] == labels[:, None], xp.inf, scores), axis=1)
+            labels = xp.argmin(scores, axis=1)
+            rows = xp.arange(m, dtype=labels.dtype, device=array_device(labels))
+            return labels, xp.take(xp.reshape(scores, (-1,)), rows * k + labels, axis=0)
+        labels, partial, second = self.best_two(scores)
         flagged = ambiguous(second - partial, squared_norms(X_block, xp=xp), self.a, self.b, xp=xp)
         if bool(xp.any(flagged)):
             new_labels, new_partial = self.rescore(X_block[flagged])
@@ -135,6 +138,17 @@ class CertifiedAssign:
             labels.append(xp.argmin(scores, axis=1))
             partial.append(xp.astype(xp.min(scores, axis=1), X_rows.dtype))
         return xp.concat(labels), xp.concat(partial)
+
+
+def standard_best_two(scores: Array, *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    """Per row: the argmin (first on ties), the minimum and the second-smallest value."""
+    m, k = scores.shape
+    labels = xp.argmin(scores, axis=1)
+    rows = xp.arange(m, dtype=labels.dtype, device=array_device(labels))
+    best = xp.take(xp.reshape(scores, (-1,)), rows * k + labels, axis=0)
+    columns = xp.arange(k, dtype=labels.dtype, device=array_device(labels))
+    second = xp.min(xp.where(columns[None, :] == labels[:, None], xp.inf, scores), axis=1)
+    return labels, best, second
 
 
 def ambiguous(gap: Array, x_sq_norms: Array, a: float, b: float, *, xp: ModuleType) -> Array:

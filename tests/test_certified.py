@@ -126,6 +126,25 @@ def test_float64_and_single_center_need_no_certificate(xp):
     assert not CertifiedAssign(xp.asarray(C.astype(np.float64)), xp=xp.xp).certify
 
 
+def test_torch_best_two_equals_the_standard_one():
+    torch = pytest.importorskip("torch")
+    from kmeans_xp._array_api import get_namespace
+    from kmeans_xp._backends._torch import best_two
+    from kmeans_xp._certified import standard_best_two
+
+    scores = torch.asarray(np.random.default_rng(0).normal(size=(300, 17)).astype(np.float32))
+    scores[:5, 3] = scores[:5, 9] = -10.0  # exact ties: gap 0 either way
+    got = best_two(scores)
+    expected = standard_best_two(scores, xp=get_namespace(scores))
+    np.testing.assert_array_equal(got[0][5:].numpy(), expected[0][5:].numpy())
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+    assert set(got[0][:5].tolist()) <= {3, 9}
+    X, C = near_ties()
+    assign = CertifiedAssign(torch.asarray(C), xp=get_namespace(scores), best_two=best_two)
+    np.testing.assert_array_equal(assign(torch.asarray(X))[0].numpy(), nearest64(X, C))
+
+
 # ---- the estimator ------------------------------------------------------------------------------
 
 

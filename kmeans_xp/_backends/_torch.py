@@ -93,6 +93,14 @@ def _matmul_with(precision: str) -> Callable[[torch.Tensor, torch.Tensor], torch
     return matmul
 
 
+def best_two(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_certified.standard_best_two`` by one ``torch.topk``: labels, best and second-best
+    scores per row. On an exact tie the label may be either index; the certificate flags such
+    rows (their gap is 0) and rescores them, so the final label is the float64 argmin's."""
+    values, indices = torch.topk(scores, 2, dim=1, largest=False, sorted=True)
+    return indices[:, 0], values[:, 0], values[:, 1]
+
+
 class CudaCertifiedAssign:
     """The certified assignment for torch CUDA tensors: CuPy's fused kernels through DLPack
     where CuPy is installed, else the standard-only version with torch's own matmul."""
@@ -101,8 +109,9 @@ class CudaCertifiedAssign:
         self.cupy_backend = _cupy_backend()
         if self.cupy_backend is None:
             self.impl = CertifiedAssign(
-                centers, xp=xp, precision=precision, matmul=_matmul_with(precision)
-            )
+                centers, xp=xp, precision=precision, matmul=_matmul_with(precision),
+                best_two=best_two,
+            )  # fmt: skip
             return
         import cupy
 
