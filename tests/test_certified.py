@@ -297,3 +297,55 @@ def test_kernels_compile_with_nvrtc():
         ptx = nvrtc.getPTX(program).decode()
         for name in _cupy.KERNEL_NAMES:
             assert f".entry {name}(" in ptx
+
+
+def _warp_top2_model(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top2 kernel's reduction, lane by lane, as CUDA runs it: each of 32 lanes keeps the
+    best two of columns lane, lane + 32, ...; then five __shfl_down_sync steps merge them."""
+    k = scores.shape[1]
+    inf = np.float32(np.inf)
+
+    def keep_two(state, v, j):
+        best, best_j, second = state
+        if v < best or (v == best and j < best_j):
+            return v, j, best
+        return best, best_j, min(second, v)
+
+    labels, bests, seconds = [], [], []
+    for row in scores:
+        lanes = []
+        for lane in range(32):
+            state = (inf, 2**31 - 1, inf)
+            for j in range(lane, k, 32):
+                state = keep_two(state, row[j], j)
+            lanes.append(state)
+        for offset in (16, 8, 4, 2, 1):
+            shuffled = [lanes[i + offset] if i + offset < 32 else lanes[i] for i in range(32)]
+            merged = []
+            for i in range(32):
+                state = lanes[i]
+                if i + offset < 32:
+                    other = shuffled[i]
+                    state = keep_two(state, other[0], other[1])
+                    state = (state[0], state[1], min(state[2], other[2]))
+                merged.append(state)
+            lanes = merged
+        labels.append(lanes[0][1])
+        bests.append(lanes[0][0])
+        seconds.append(lanes[0][2])
+    return np.array(labels), np.array(bests), np.array(seconds)
+
+
+@pytest.mark.parametrize("k", [1, 2, 31, 33, 100])
+def test_the_kernels_warp_reduction_finds_the_best_two(k):
+    """A model of the CUDA kernel's lane-and-shuffle reduction (checked without a GPU) gives
+    the standard best two: the first index on ties, the true second-best value."""
+    from kmeans_xp._certified import standard_best_two
+
+    rng = np.random.default_rng(k)
+    scores = rng.integers(-3, 4, size=(40, k)).astype(np.float32)  # many exact ties
+    labels, best, second = _warp_top2_model(scores)
+    expected = standard_best_two(scores, xp=np)
+    np.testing.assert_array_equal(labels, expected[0])
+    np.testing.assert_array_equal(best, expected[1])
+    np.testing.assert_array_equal(second, expected[2])

@@ -63,8 +63,12 @@ __device__ void top2(const T* __restrict__ products, const T* __restrict__ c_sq,
         int other_j = __shfl_down_sync(0xffffffffu, best_j, offset);
         T other_second = __shfl_down_sync(0xffffffffu, second, offset);
         x_sq += __shfl_down_sync(0xffffffffu, x_sq, offset);
-        keep_two(other_best, other_j, best, best_j, second);
-        if (other_second < second) second = other_second;
+        // A lane past the warp's end gets its own values back; merging a lane with itself
+        // would make its second-best its best (lane 0 never reads such a lane, but be exact).
+        if (lane + offset < 32) {
+            keep_two(other_best, other_j, best, best_j, second);
+            if (other_second < second) second = other_second;
+        }
     }
     if (lane == 0) {
         labels[row] = best_j;
