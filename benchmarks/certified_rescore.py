@@ -22,11 +22,13 @@ from .data import Shape, initial_centers, make_data, parse_shapes
 
 
 def truncate_to_tf32(a: np.ndarray) -> np.ndarray:
+    """float32 with the 13 low mantissa bits cleared: TF32 inputs, truncated."""
     bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
     return bits.view(np.float32)
 
 
 def tf32_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A TF32 tensor-core product emulated on the CPU: truncated inputs, float32 accumulation."""
     return truncate_to_tf32(A) @ truncate_to_tf32(B)
 
 

@@ -9,6 +9,7 @@ from helpers import nearest64, sq_distances64
 
 import kmeans_xp._certified as certified
 import kmeans_xp._lloyd as lloyd_module
+from benchmarks.certified_rescore import tf32_matmul
 from kmeans_xp import KMeans, kmeans
 from kmeans_xp._certified import CertifiedAssign, score_error_coefficients
 from kmeans_xp._primitives import assign_block, segment_sum, squared_norms
@@ -30,17 +31,6 @@ def near_ties(n: int = 4000, d: int = 16, k: int = 8, radius: float = 100.0, see
     t = rng.uniform(-1e-4, 1e-4, size=(n, 1))
     X = (C[a] + C[b]) / 2 + t * direction
     return X.astype(np.float32), C.astype(np.float32)
-
-
-def truncate_to_tf32(a: np.ndarray) -> np.ndarray:
-    """float32 with the 13 low mantissa bits cleared: TF32 inputs, truncated."""
-    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
-    return bits.view(np.float32)
-
-
-def tf32_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """A TF32 tensor-core product emulated on the CPU: truncated inputs, float32 accumulation."""
-    return truncate_to_tf32(A) @ truncate_to_tf32(B)
 
 
 def exact_scores(X, C) -> np.ndarray:
