@@ -212,8 +212,16 @@ def cupy_backend(backend_named):
 
 @pytest.mark.parametrize(("n", "d", "k"), [(3000, 16, 8), (500, 1, 5), (64, 7, 64), (300, 33, 1)])
 @pytest.mark.parametrize("precision", ["highest", "high"])
-def test_cupy_kernel_equals_standard(cupy_backend, n, d, k, precision):
+@pytest.mark.parametrize("every_row_ambiguous", [False, True])
+def test_cupy_kernel_equals_standard(
+    cupy_backend, n, d, k, precision, every_row_ambiguous, monkeypatch
+):
+    """Labels equal the float64 argmin; with a bound so wide that every row is ambiguous, the
+    kernel's exact rescoring decides every label."""
     import cupy
+
+    if every_row_ambiguous:
+        monkeypatch.setattr(certified, "_MARGIN", 1e12)
 
     rng = np.random.default_rng(n + d + k)
     X = rng.normal(size=(n, d)).astype(np.float32)
@@ -290,8 +298,9 @@ def test_kernels_compile_with_nvrtc():
 
 
 def _warp_top2_model(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The top2 kernel's reduction, lane by lane, as CUDA runs it: each of 32 lanes keeps the
-    best two of columns lane, lane + 32, ...; then five __shfl_down_sync steps merge them."""
+    """The assign_certified kernel's reduction, lane by lane, as CUDA runs it: each of 32
+    lanes keeps the best two of columns lane, lane + 32, ...; five __shfl_down_sync steps
+    merge them."""
     k = scores.shape[1]
     inf = np.float32(np.inf)
 

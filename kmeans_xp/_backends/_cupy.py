@@ -30,8 +30,7 @@ template <> __device__ __forceinline__ double infinity<double>() {
     return __longlong_as_double(0x7ff0000000000000LL);
 }
 
-// One warp per row: the best score (lowest index on ties), the second-best score, and whether
-// the two are within the error bound 2(a|x| + b) of each other (see kmeans_xp/_certified.py).
+// Keep the best (lowest index on ties) and the second-best of the values seen so far.
 template <typename T>
 __device__ __forceinline__ void keep_two(T v, int j, T& best, int& best_j, T& second) {
     if (v < best || (v == best && j < best_j)) {
@@ -43,19 +42,25 @@ __device__ __forceinline__ void keep_two(T v, int j, T& best, int& best_j, T& se
     }
 }
 
+// One warp per row. Each lane keeps the best two scores of columns lane, lane + 32, ...; five
+// shuffles merge them: the best score (lowest index on ties) and the second-best. If the two are
+// within the error bound 2(a|x| + b) (see kmeans_xp/_certified.py), the row is ambiguous and the
+// same warp scores it exactly: only centers whose score is within the bound of the best can be
+// nearer, and their squared distances are formed from the differences in float64. No flag goes
+// back to the host, so the next block's work is queued without waiting.
 template <typename T>
-__device__ void top2(const T* __restrict__ products, const T* __restrict__ c_sq,
-                     const T* __restrict__ x, long long m, int k, int d, T a, T b,
-                     int* __restrict__ labels, T* __restrict__ partial,
-                     unsigned char* __restrict__ flags) {
+__device__ void assign_certified(const T* __restrict__ products, const T* __restrict__ c_sq,
+                                 const T* __restrict__ x, const double* __restrict__ centers,
+                                 long long m, int k, int d, T a, T b, int certify,
+                                 int* __restrict__ labels, T* __restrict__ partial) {
     const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
     if (row >= m) return;  // the whole warp leaves together: all its lanes share `row`
     const T* s = products + row * (long long)k;
+    const T* xr = x + row * (long long)d;
     T best = infinity<T>(), second = infinity<T>();
     int best_j = 0x7fffffff;
     for (int j = lane; j < k; j += 32) keep_two(s[j] + c_sq[j], j, best, best_j, second);
-    const T* xr = x + row * (long long)d;
     T x_sq = 0;
     for (int f = lane; f < d; f += 32) x_sq += xr[f] * xr[f];
     for (int offset = 16; offset > 0; offset >>= 1) {
@@ -70,48 +75,25 @@ __device__ void top2(const T* __restrict__ products, const T* __restrict__ c_sq,
             if (other_second < second) second = other_second;
         }
     }
-    if (lane == 0) {
-        labels[row] = best_j;
-        partial[row] = best;
-        flags[row] = (second - best) <= 2 * (a * sqrt(x_sq) + b);
+    best = __shfl_sync(0xffffffffu, best, 0);
+    best_j = __shfl_sync(0xffffffffu, best_j, 0);
+    second = __shfl_sync(0xffffffffu, second, 0);
+    x_sq = __shfl_sync(0xffffffffu, x_sq, 0);
+    const bool ambiguous = certify && (second - best) <= 2 * (a * sqrt(x_sq) + b);
+    if (!ambiguous) {
+        if (lane == 0) {
+            labels[row] = best_j;
+            partial[row] = best;
+        }
+        return;
     }
-}
-
-extern "C" __global__ void top2_float(const float* products, const float* c_sq, const float* x,
-                                      long long m, int k, int d, float a, float b, int* labels,
-                                      float* partial, unsigned char* flags) {
-    top2<float>(products, c_sq, x, m, k, d, a, b, labels, partial, flags);
-}
-
-extern "C" __global__ void top2_double(const double* products, const double* c_sq,
-                                       const double* x, long long m, int k, int d, double a,
-                                       double b, int* labels, double* partial,
-                                       unsigned char* flags) {
-    top2<double>(products, c_sq, x, m, k, d, a, b, labels, partial, flags);
-}
-
-// The rows top2 flagged, scored exactly: one warp per flagged row. Only the centers whose
-// computed score is within 2(a|x| + b) of the row's best can be nearer than it; their squared
-// distances are formed from the differences in float64, and the nearest (lowest index on ties)
-// wins. Writes the label and the partial distance |c|^2 - 2 x.c = |x - c|^2 - |x|^2.
-template <typename T>
-__device__ void rescore(const T* __restrict__ products, const T* __restrict__ c_sq,
-                        const T* __restrict__ x, const double* __restrict__ centers,
-                        const long long* __restrict__ rows, long long n_rows, int k, int d, T a,
-                        T b, int* __restrict__ labels, T* __restrict__ partial) {
-    const long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const int lane = threadIdx.x & 31;
-    if (w >= n_rows) return;
-    const long long row = rows[w];
-    const T* xr = x + row * (long long)d;
-    double x_sq = 0.0;
-    for (int f = 0; f < d; ++f) x_sq += (double)xr[f] * (double)xr[f];
-    // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of
-    // the candidates costs a few more exact distances, never a wrong label).
-    const double threshold = (double)partial[row] + 3.0 * ((double)a * sqrt(x_sq) + (double)b);
-    const T* s = products + row * (long long)k;
-    double best = infinity<double>();
-    int best_j = 0x7fffffff;
+    // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of the
+    // candidates costs a few more exact distances, never a wrong label).
+    double exact_x_sq = 0.0;
+    for (int f = 0; f < d; ++f) exact_x_sq += (double)xr[f] * (double)xr[f];
+    const double threshold = (double)best + 3.0 * ((double)a * sqrt(exact_x_sq) + (double)b);
+    double nearest = infinity<double>();
+    int nearest_j = 0x7fffffff;
     for (int j = lane; j < k; j += 32) {
         if ((double)(s[j] + c_sq[j]) > threshold) continue;
         const double* c = centers + (long long)j * d;
@@ -120,37 +102,40 @@ __device__ void rescore(const T* __restrict__ products, const T* __restrict__ c_
             const double diff = (double)xr[f] - c[f];
             dist += diff * diff;
         }
-        if (dist < best || (dist == best && j < best_j)) {
-            best = dist;
-            best_j = j;
+        if (dist < nearest || (dist == nearest && j < nearest_j)) {
+            nearest = dist;
+            nearest_j = j;
         }
     }
     for (int offset = 16; offset > 0; offset >>= 1) {
-        const double other = __shfl_down_sync(0xffffffffu, best, offset);
-        const int other_j = __shfl_down_sync(0xffffffffu, best_j, offset);
-        if (other < best || (other == best && other_j < best_j)) {
-            best = other;
-            best_j = other_j;
+        const double other = __shfl_down_sync(0xffffffffu, nearest, offset);
+        const int other_j = __shfl_down_sync(0xffffffffu, nearest_j, offset);
+        if (other < nearest || (other == nearest && other_j < nearest_j)) {
+            nearest = other;
+            nearest_j = other_j;
         }
     }
     if (lane == 0) {
-        labels[row] = best_j;
-        partial[row] = (T)(best - x_sq);
+        labels[row] = nearest_j;
+        partial[row] = (T)(nearest - exact_x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
     }
 }
 
-extern "C" __global__ void rescore_float(const float* products, const float* c_sq,
-                                         const float* x, const double* centers,
-                                         const long long* rows, long long n_rows, int k, int d,
-                                         float a, float b, int* labels, float* partial) {
-    rescore<float>(products, c_sq, x, centers, rows, n_rows, k, d, a, b, labels, partial);
+extern "C" __global__ void assign_certified_float(const float* products, const float* c_sq,
+                                                  const float* x, const double* centers,
+                                                  long long m, int k, int d, float a, float b,
+                                                  int certify, int* labels, float* partial) {
+    assign_certified<float>(products, c_sq, x, centers, m, k, d, a, b, certify, labels,
+                            partial);
 }
 
-extern "C" __global__ void rescore_double(const double* products, const double* c_sq,
-                                          const double* x, const double* centers,
-                                          const long long* rows, long long n_rows, int k, int d,
-                                          double a, double b, int* labels, double* partial) {
-    rescore<double>(products, c_sq, x, centers, rows, n_rows, k, d, a, b, labels, partial);
+extern "C" __global__ void assign_certified_double(const double* products, const double* c_sq,
+                                                   const double* x, const double* centers,
+                                                   long long m, int k, int d, double a,
+                                                   double b, int certify, int* labels,
+                                                   double* partial) {
+    assign_certified<double>(products, c_sq, x, centers, m, k, d, a, b, certify, labels,
+                             partial);
 }
 
 // Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
@@ -248,17 +233,15 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 """
 
 KERNEL_NAMES = (
-    "top2_float",
-    "top2_double",
-    "rescore_float",
-    "rescore_double",
+    "assign_certified_float",
+    "assign_certified_double",
     "sum_shared_float",
     "sum_shared_double",
     "sum_sorted_float",
     "sum_sorted_double",
 )
 
-_TOP2_THREADS = 256  # 8 rows (warps) per block
+_ASSIGN_THREADS = 256  # 8 rows (warps) per block
 # Shared-memory accumulators: at most this many bytes per block (the default limit, no opt-in).
 _SHARED_BYTES = 48 * 1024
 _SHARED_THREADS = 256
@@ -298,11 +281,11 @@ class CertifiedAssign(_StandardCertifiedAssign):
     """``_certified.CertifiedAssign`` with the block's scores reduced by one fused kernel.
 
     One cuBLAS GEMM per block, then one pass over its (m, k) products that finds each row's
-    best and second-best scores, ‖x‖² and whether the row is ambiguous. An ambiguous row is
-    scored again in float64 against only the centers that could beat its best (those within
-    twice the bound of it, usually two or three), from the differences themselves, so even
-    many ambiguous rows (TF32 products flag 5–15 % while clusters are split) cost little more
-    than one more read of their products. Labels are int32.
+    best and second-best scores and ‖x‖²; the warp of an ambiguous row rescores it on the spot
+    against only the centers that could beat its best (those within the bound of it, usually
+    two or three), from the differences themselves in float64 — so even many ambiguous rows
+    (TF32 products leave 8–19 % while clusters are split) cost little, and no flag is read back
+    to the host. Labels are int32.
     """
 
     def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
@@ -321,32 +304,16 @@ class CertifiedAssign(_StandardCertifiedAssign):
                 products = cupy.matmul(X_block, self.neg2_centers_t)
             labels = cupy.empty(m, dtype=cupy.int32)
             partial = cupy.empty(m, dtype=dtype)
-            flags = cupy.empty(m, dtype=cupy.uint8)
-            # Without a certificate (float64) the bound is negative: no row is flagged.
-            a, b = (self.a, self.b) if self.certify else (0.0, -1.0)
-            grid = (m * 32 + _TOP2_THREADS - 1) // _TOP2_THREADS
-            _kernel("top2", dtype)(
+            grid = (m * 32 + _ASSIGN_THREADS - 1) // _ASSIGN_THREADS
+            _kernel("assign_certified", dtype)(
                 (grid,),
-                (_TOP2_THREADS,),
+                (_ASSIGN_THREADS,),
                 (
-                    products, self.c_sq_contiguous, X_block,
-                    np.int64(m), np.int32(k), np.int32(d), dtype.type(a), dtype.type(b),
-                    labels, partial, flags,
+                    products, self.c_sq_contiguous, X_block, self.centers_wide_contiguous,
+                    np.int64(m), np.int32(k), np.int32(d), dtype.type(self.a),
+                    dtype.type(self.b), np.int32(self.certify and k > 1), labels, partial,
                 ),
             )  # fmt: skip
-            if self.certify and k > 1:
-                rows = cupy.nonzero(flags)[0].astype(cupy.int64, copy=False)
-                if rows.size:
-                    grid = (int(rows.size) * 32 + _TOP2_THREADS - 1) // _TOP2_THREADS
-                    _kernel("rescore", dtype)(
-                        (grid,),
-                        (_TOP2_THREADS,),
-                        (
-                            products, self.c_sq_contiguous, X_block, self.centers_wide_contiguous,
-                            rows, np.int64(rows.size), np.int32(k), np.int32(d),
-                            dtype.type(a), dtype.type(b), labels, partial,
-                        ),
-                    )  # fmt: skip
         return labels, partial
 
 
