@@ -5,9 +5,9 @@
 # benchmark's table is printed last.
 #
 # Knobs (environment): GPU_TESTS=0 skips the tests; GPU_BENCH=0 skips the benchmarks;
-# GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 420) stops
+# GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 300) stops
 # it early, keeping the shapes done so far (results are written after every shape);
-# GPU_STREAM_TIMEOUT (120) bounds the streaming benchmark (issue 6) that runs before it.
+# GPU_STREAM_TIMEOUT (90) bounds the streaming benchmark (issue 6) that runs before it.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
 # and the peers flash-kmeans and fast-pytorch-kmeans) are installed into .site/ first; see
@@ -63,11 +63,11 @@ fi
 
 if [[ "${GPU_BENCH:-1}" != 0 ]]; then
     # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
-    timeout "${GPU_STREAM_TIMEOUT:-120}" python3 -m benchmarks.streaming --device cuda \
+    timeout "${GPU_STREAM_TIMEOUT:-90}" python3 -m benchmarks.streaming --device cuda \
         --out "$RESULTS_DIR/streaming.json" 2>&1 | tee "$RESULTS_DIR/streaming.log"
     # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA) and TF32 (cupy:high).
-    read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 3 --no-e2e}"
-    timeout "${GPU_BENCH_TIMEOUT:-420}" python3 -m benchmarks gpu \
+    read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
+    timeout "${GPU_BENCH_TIMEOUT:-300}" python3 -m benchmarks gpu \
         --backends cupy,cupy:high,torch_cuda "${bench_args[@]}" --out "$RESULTS_DIR/benchmark" \
         2>&1 | tee "$RESULTS_DIR/benchmark.log"
     bench_status=${PIPESTATUS[0]}
