@@ -1,8 +1,8 @@
-"""CuPy versions of the primitives: a fused top-2 pass for the certified assignment, and an
-update without contended atomics.
+"""CuPy versions of the primitives: the certified assignment's fused best-two-and-rescore
+pass, and an update without contended atomics.
 
 Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, CUB through ``cupy.argsort``,
-and two small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
+and three small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
 The kernels' source is plain text (``KERNEL_SOURCE``), so a test can compile it without a GPU.
 
 Status: written and compile-checked without a GPU; the tests that compare these with the
@@ -300,10 +300,12 @@ class CertifiedAssign(_StandardCertifiedAssign):
         k = self.c_sq.shape[0]
         dtype = X_block.dtype
         with X_block.device:
-            with matmul_precision(dtype, self.precision):
-                products = cupy.matmul(X_block, self.neg2_centers_t)
             labels = cupy.empty(m, dtype=cupy.int32)
             partial = cupy.empty(m, dtype=dtype)
+            if m == 0:  # a launch with an empty grid is an error
+                return labels, partial
+            with matmul_precision(dtype, self.precision):
+                products = cupy.matmul(X_block, self.neg2_centers_t)
             grid = (m * 32 + _ASSIGN_THREADS - 1) // _ASSIGN_THREADS
             _kernel("assign_certified", dtype)(
                 (grid,),
