@@ -106,7 +106,7 @@ class HostRows:
         """Copy host rows start:stop into buffer ``index`` (runs on the worker thread)."""
         buffer = self._buffers[index]
         source = np.ascontiguousarray(self.host[start:stop])
-        event = self.copier.copy(buffer, source, after=released)
+        event = self.copier.copy(index, buffer, source, after=released)
         self._count(source.nbytes)
         return event
 
@@ -169,8 +169,9 @@ class _HostCopier:
     def empty(self, shape: tuple[int, int], dtype: Any) -> Any:
         return self.xp.empty(shape, dtype=dtype, device=self.device)
 
-    def copy(self, buffer: Any, source: np.ndarray, *, after: Any) -> None:
-        buffer[: source.shape[0], :] = self.xp.asarray(source, device=self.device)
+    def copy(self, slot: int, buffer: Any, source: np.ndarray, *, after: Any) -> None:
+        # Through NumPy's view of the buffer: no conversion of a read-only source (a memmap).
+        np.copyto(to_numpy(buffer[: source.shape[0]]), source)
 
     def record(self) -> None:
         return None
@@ -179,23 +180,50 @@ class _HostCopier:
         return None
 
 
-class _CupyCopier(_HostCopier):
-    """CuPy: the copy on a non-blocking side stream, ordered by events."""
+class _StagedCopier(_HostCopier):
+    """GPUs: each slot's rows go first into a page-locked (pinned) host buffer, then to the
+    device asynchronously on a side stream, ordered by events. Pinned memory lets the copy
+    overlap the compute stream's work; it also never wraps the (maybe read-only) source."""
 
     def __init__(self, xp: ModuleType, device: Any) -> None:
+        super().__init__(xp, device)
+        self.staging: list[Any] = [None, None]
+        self.copied: list[Any] = [None, None]  # the last copy out of each slot's staging
+
+    def copy(self, slot: int, buffer: Any, source: np.ndarray, *, after: Any) -> Any:
+        m = source.shape[0]
+        if self.copied[slot] is not None:  # its previous copy must have left the staging
+            self.copied[slot].synchronize()
+        if self.staging[slot] is None or self.staging[slot].shape[0] < buffer.shape[0]:
+            self.staging[slot] = self.pinned(buffer.shape, source.dtype)
+        staging = self.staging[slot]
+        np.copyto(self.host_view(staging)[:m], source)
+        self.copied[slot] = self.copy_async(buffer, staging, m, after=after)
+        return self.copied[slot]
+
+
+class _CupyCopier(_StagedCopier):
+    def __init__(self, xp: ModuleType, device: Any) -> None:
         import cupy
+        import cupyx
 
         super().__init__(xp, device)
-        self.cupy = cupy
+        self.cupy, self.cupyx = cupy, cupyx
         self.device_id = device.id if hasattr(device, "id") else int(device)
         with cupy.cuda.Device(self.device_id):
             self.side = cupy.cuda.Stream(non_blocking=True)
 
-    def copy(self, buffer: Any, source: np.ndarray, *, after: Any) -> Any:
+    def pinned(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        return self.cupyx.empty_pinned(shape, dtype=dtype)
+
+    def host_view(self, staging: np.ndarray) -> np.ndarray:
+        return staging
+
+    def copy_async(self, buffer: Any, staging: np.ndarray, m: int, *, after: Any) -> Any:
         with self.cupy.cuda.Device(self.device_id):
             if after is not None:
                 self.side.wait_event(after)
-            buffer[: source.shape[0]].set(source, stream=self.side)
+            buffer[:m].set(staging[:m], stream=self.side)
             return self.side.record()
 
     def record(self) -> Any:
@@ -207,9 +235,7 @@ class _CupyCopier(_HostCopier):
             self.cupy.cuda.get_current_stream().wait_event(event)
 
 
-class _TorchCudaCopier(_HostCopier):
-    """PyTorch CUDA: the copy on a side stream, ordered by events."""
-
+class _TorchCudaCopier(_StagedCopier):
     def __init__(self, xp: ModuleType, device: Any) -> None:
         import torch
 
@@ -217,12 +243,19 @@ class _TorchCudaCopier(_HostCopier):
         self.torch = torch
         self.side = torch.cuda.Stream(device=device)
 
-    def copy(self, buffer: Any, source: np.ndarray, *, after: Any) -> Any:
+    def pinned(self, shape: tuple[int, int], dtype: np.dtype) -> Any:
+        torch_dtype = self.torch.float32 if dtype == np.float32 else self.torch.float64
+        return self.torch.empty(shape, dtype=torch_dtype, pin_memory=True)
+
+    def host_view(self, staging: Any) -> np.ndarray:
+        return staging.numpy()
+
+    def copy_async(self, buffer: Any, staging: Any, m: int, *, after: Any) -> Any:
         torch = self.torch
         with torch.cuda.stream(self.side):
             if after is not None:
                 self.side.wait_event(after)
-            buffer[: source.shape[0]].copy_(torch.from_numpy(source), non_blocking=True)
+            buffer[:m].copy_(staging[:m], non_blocking=True)
             return self.side.record_event()
 
     def record(self) -> Any:

@@ -111,13 +111,13 @@ def test_data_that_fit_are_copied_once(device, streams):
     assert km.inertia_ == pytest.approx(KMeans(6, random_state=0).fit(X).inertia_, rel=1e-6)
 
 
-def test_streaming_a_memmap(tmp_path, streams):
+def test_streaming_a_memmap(tmp_path, streams, device):
     X = mixture(n=5000)
     path = tmp_path / "X.npy"
     np.save(path, X)
-    mapped = np.load(path, mmap_mode="r")
+    mapped = np.load(path, mmap_mode="r")  # read-only
     C0 = X[:6].copy()
-    km = KMeans(6, init=C0, device="cpu", max_device_bytes=5000 * 32 + 30_000).fit(mapped)
+    km = KMeans(6, init=C0, device=device, max_device_bytes=5000 * 32 + 30_000).fit(mapped)
     assert len(streams) == 1
     expected = KMeans(6, init=C0, algorithm="lloyd").fit(X)
     np.testing.assert_allclose(km.cluster_centers_, expected.cluster_centers_, rtol=1e-5)
@@ -167,3 +167,60 @@ def test_streaming_state_estimate_covers_the_fit():
     """The per-row device state the budget assumes is at least what a fit keeps: labels,
     previous labels, partial distances, weights and a comparison (int64 labels: 8+8+4+4+1)."""
     assert streaming.STATE_BYTES_PER_ROW >= 8 + 8 + 4 + 4 + 1
+
+
+class _FakeEvent:
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def synchronize(self):
+        self.log.append(("synchronize", self.name))
+
+
+class _FakeStagedCopier(streaming._StagedCopier):
+    """The GPU copiers' staging logic with NumPy buffers and events that only log."""
+
+    def __init__(self, xp, device):
+        super().__init__(xp, device)
+        self.log, self.count = [], 0
+
+    def pinned(self, shape, dtype):
+        self.log.append(("pinned", shape))
+        return np.empty(shape, dtype=dtype)
+
+    def host_view(self, staging):
+        return staging
+
+    def copy_async(self, buffer, staging, m, *, after):
+        buffer[:m] = staging[:m]
+        self.count += 1
+        self.log.append(("copy", after.name if after else None))
+        return _FakeEvent(self.log, f"copied{self.count}")
+
+    def record(self):
+        self.count += 1
+        return _FakeEvent(self.log, f"released{self.count}")
+
+
+def test_staged_copies_wait_for_their_staging_and_order_after_release(monkeypatch):
+    """GPU copiers stage rows in two pinned buffers: before a staging buffer is refilled its
+    last copy is waited for, and every copy is ordered after the compute stream's release."""
+    made = []
+
+    def fake(xp, device):
+        made.append(_FakeStagedCopier(xp, device))
+        return made[-1]
+
+    monkeypatch.setattr(streaming, "_copier_for", fake)
+    X = mixture()
+    C0 = X[:6].copy()
+    expected = KMeans(6, init=C0, algorithm="lloyd", max_iter=20).fit(X)
+    km = KMeans(6, init=C0, max_iter=20, device="cpu", max_device_bytes=6000 * 32 + 40_000).fit(X)
+    np.testing.assert_array_equal(km.labels_, expected.labels_)
+    log = made[0].log
+    copies = [entry for entry in log if entry[0] == "copy"]
+    assert len(copies) > 100
+    assert all(after is not None and after.startswith("released") for _, after in copies)
+    assert sum(1 for entry in log if entry[0] == "pinned") == 2  # one staging buffer per slot
+    # From the third copy on, each reuses a staging buffer: its previous copy was waited for.
+    assert sum(1 for entry in log if entry[0] == "synchronize") == len(copies) - 2
