@@ -7,11 +7,14 @@ sees a ``HostRows`` in its place: the algorithm reads X only in walks of row blo
 when asked for, while the block after it is already being copied on a worker thread (double
 buffering: two device buffers, one being read by the current pass, one being filled).
 
-Ordering without host round trips: a block's copy runs on a side stream, and the compute stream
-waits on the copy's event; before a buffer is filled again, the side stream waits on an event the
+On a GPU the worker first copies the rows into a page-locked (pinned) host buffer of the slot,
+so the host-to-device copy itself is asynchronous and can overlap the computation. Ordering
+without host round trips: that copy runs on a side stream, and the compute stream waits on the
+copy's event; before a device buffer is filled again, the side stream waits on an event the
 compute stream recorded when the next block was asked for (by then every kernel that reads the
-buffer is enqueued). A block is therefore valid until the next block is asked for — which is how
-every walk in the package uses it.
+buffer is enqueued), and before a pinned buffer is refilled the worker waits for its last copy.
+A block is therefore valid until the next block is asked for — which is how every walk in the
+package uses it.
 """
 
 from __future__ import annotations
