@@ -267,10 +267,18 @@ def test_cupy_segment_sum_equals_standard(cupy_backend, n, d, k, dtype):
         assert counts.get()[k - 1] == 0
 
 
-def test_torch_cuda_assignment_equals_float64_argmin(backend_named):
+@pytest.mark.parametrize("through_cupy", [True, False])
+def test_torch_cuda_assignment_equals_float64_argmin(backend_named, monkeypatch, through_cupy):
+    """Through CuPy's kernels (when CuPy is installed) and through the standard-only version
+    with torch's own matmul and topk (as without CuPy)."""
     backend = backend_named("torch_cuda")
+    import kmeans_xp._backends._torch as torch_backend
     from kmeans_xp._backends._torch import CudaCertifiedAssign
 
+    if not through_cupy:
+        monkeypatch.setattr(torch_backend, "_cupy_backend", lambda: None)
+    elif torch_backend._cupy_backend() is None:
+        pytest.skip("CuPy is not installed")
     X, C = near_ties()
     for precision in ("highest", "high"):
         assign = CudaCertifiedAssign(backend.asarray(C), xp=backend.xp, precision=precision)
