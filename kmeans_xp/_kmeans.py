@@ -646,7 +646,8 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         when it fits there, or streamed to it in row blocks every pass when it does not (copies
         double-buffered behind the computation). ``"cuda"`` uses CuPy when it sees a GPU, else
         PyTorch; a ``torch.device`` or ``cupy.cuda.Device`` names the library too. The fitted
-        arrays come back as NumPy arrays.
+        arrays come back as NumPy arrays. Not for Dask arrays (nor is ``matmul_precision="high"``):
+        a Dask fit computes where its chunks are.
     max_device_bytes : int, optional
         With ``device``: the device memory the fit may use (default: the free memory). X is
         streamed when it does not fit beside the fit's own state (about 32 bytes per row) and
@@ -802,6 +803,13 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
             msg = f"n_init={self.n_init!r}: a Dask fit runs one init; use n_init='auto' or 1."
             raise ValueError(msg)
         oversampling = check_positive_real(self.oversampling_factor, "oversampling_factor")
+        if check_precision(self.matmul_precision) != "highest" or self.device is not None:
+            msg = (
+                f"matmul_precision={self.matmul_precision!r} and device={self.device!r} apply to "
+                "in-memory X; a Dask fit computes where its chunks are (CuPy chunks under "
+                "dask-cuda: float32 products, labels certified)."
+            )
+            raise ValueError(msg)
         centers, labels, inertia, n_iter, offset = fit_dask(
             X, sample_weight, n_clusters, init=self.init,
             max_iter=check_integer(self.max_iter, "max_iter", minimum=1),
