@@ -250,13 +250,13 @@ class TutorialCode(Implementation):
 # ---- GPU peers ---------------------------------------------------------------------------------
 
 
-class PlainTorch(Implementation):
-    """The usual PyTorch Lloyd step: matmul + argmin + index_add_ (DESIGN.md's baseline)."""
+class _TorchCudaPeer(Implementation):
+    """A peer that runs on PyTorch CUDA tensors (and needs ``module`` installed, if named)."""
 
-    name = "torch-plain"
+    module: str | None = None
 
     def missing(self) -> str | None:
-        return KMeansXP("torch_cuda").missing()
+        return (self.module and _missing_module(self.module)) or KMeansXP("torch_cuda").missing()
 
     def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
         import torch
@@ -268,6 +268,12 @@ class PlainTorch(Implementation):
         import torch
 
         torch.cuda.synchronize()
+
+
+class PlainTorch(_TorchCudaPeer):
+    """The usual PyTorch Lloyd step: matmul + argmin + index_add_ (DESIGN.md's baseline)."""
+
+    name = "torch-plain"
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
         import torch
@@ -329,24 +335,15 @@ class NaiveCupy(Implementation):
         return ((C * C).sum(1)[None, :] - 2.0 * (X_dev @ C.T)).argmin(1).get()
 
 
-class FlashKMeans(Implementation):
+class FlashKMeans(_TorchCudaPeer):
     """flash-kmeans' ``batch_kmeans_Euclid`` (Triton; its float32 dot products run in TF32)."""
 
     name = "flash-kmeans"
-
-    def missing(self) -> str | None:
-        return _missing_module("flash_kmeans") or KMeansXP("torch_cuda").missing()
+    module = "flash_kmeans"
 
     def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
-        import torch
-
-        self.X = torch.asarray(X, device="cuda")[None]
-        self.C0 = torch.asarray(C0, device="cuda")[None]
-
-    def synchronize(self) -> None:
-        import torch
-
-        torch.cuda.synchronize()
+        super().prepare(X, C0)
+        self.X, self.C0 = self.X[None], self.C0[None]  # a batch of one
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
         from flash_kmeans import batch_kmeans_Euclid
@@ -366,13 +363,11 @@ class FlashKMeans(Implementation):
         return euclid_assign_triton(X_dev, C, (X_dev * X_dev).sum(-1))[0].cpu().numpy()
 
 
-class FastPytorchKMeans(Implementation):
+class FastPytorchKMeans(_TorchCudaPeer):
     """fast-pytorch-kmeans' ``KMeans`` (GEMM + argmax of similarity, one-hot GEMM update)."""
 
     name = "fast-pytorch-kmeans"
-
-    def missing(self) -> str | None:
-        return _missing_module("fast_pytorch_kmeans") or KMeansXP("torch_cuda").missing()
+    module = "fast_pytorch_kmeans"
 
     def fits(self, n: int, d: int, k: int) -> str | None:
         # Its update is a dense (k, n) one-hot matrix times X.
@@ -381,17 +376,6 @@ class FastPytorchKMeans(Implementation):
         free, _ = torch.cuda.mem_get_info()
         need = 4 * n * k * 2 + 4 * n * d
         return None if need < free * 0.8 else f"needs {need / 2**30:.0f} GiB (a dense k-by-n mask)"
-
-    def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
-        import torch
-
-        self.X = torch.asarray(X, device="cuda")
-        self.C0 = torch.asarray(C0, device="cuda")
-
-    def synchronize(self) -> None:
-        import torch
-
-        torch.cuda.synchronize()
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
         from fast_pytorch_kmeans import KMeans

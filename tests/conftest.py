@@ -94,3 +94,22 @@ def xp(request) -> Backend:
 def backend_named():
     """Get a specific backend by name inside a test (skips if missing)."""
     return _backend
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """A list that grows by one at every device-to-host read of an array-api-strict array
+    (bool/int/float/index of it, or a copy to NumPy or through DLPack): array-api-strict's
+    arrays say when they are read, so a test can count the host syncs a GPU would make."""
+    xps = pytest.importorskip("array_api_strict")
+    array_type = type(xps.asarray([1.0]))
+    reads: list[int] = []
+    for method in ("__bool__", "__float__", "__int__", "__index__", "__array__", "__dlpack__"):
+        original = getattr(array_type, method)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads.append(1)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(array_type, method, counted)
+    return reads

@@ -1,0 +1,75 @@
+"""``python -m benchmarks.kmeanspp_memory``: k-means++'s memory per row and its time.
+
+Memory: ``tracemalloc``'s peak during ``kmeans_plusplus(X, k)`` divided by n, on the second call
+in the process (the first also holds one-off caches), for the ways ``_init`` can run: in one
+sampling chunk with the trial distances kept (the default for n ≤ 2^22), and at the scale where
+the sampling goes through chunks and the winner's distances are recomputed. Time: median of
+three calls at a larger shape. ``--kmeans-xp PATH`` measures the package at PATH (another
+checkout), for before/after comparisons; modes it does not know are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+MODES = {  # name: (SAMPLING_CHUNK_ROWS, TRIAL_DISTANCES_MAX_BYTES)
+    "one chunk, trials kept": (2**22, 2**30),
+    "one chunk, trials recomputed": (2**22, 0),
+    "chunks, trials kept": (2**14, 2**30),
+    "chunks, trials recomputed": (2**14, 0),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kmeans-xp", help="import kmeans_xp from this folder")
+    parser.add_argument("--memory-shape", default="200000x8x16", help="NxDxK for the memory")
+    parser.add_argument("--time-shape", default="500000x32x128", help="NxDxK for the time")
+    args = parser.parse_args(argv)
+    if args.kmeans_xp:
+        sys.path.insert(0, args.kmeans_xp)
+    kmeans_xp = importlib.import_module("kmeans_xp")
+    init_module = importlib.import_module("kmeans_xp._init")
+    print(f"kmeans_xp from {kmeans_xp.__file__}")
+
+    n, d, k = (int(v) for v in args.memory_shape.split("x"))
+    X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+    chunked = hasattr(init_module, "SAMPLING_CHUNK_ROWS")
+    for name, (chunk_rows, trial_bytes) in MODES.items():
+        if not chunked and name != "one chunk, trials kept":
+            continue
+        if chunked:
+            init_module.SAMPLING_CHUNK_ROWS = chunk_rows
+            init_module.TRIAL_DISTANCES_MAX_BYTES = trial_bytes
+        kmeans_xp.kmeans_plusplus(X, k, random_state=0)
+        tracemalloc.start()
+        _, indices = kmeans_xp.kmeans_plusplus(X, k, random_state=0)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"{n} x {d} -> {k}, {name}: {peak / n:.1f} bytes per row, picks {indices[:4]}")
+
+    n, d, k = (int(v) for v in args.time_shape.split("x"))
+    X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+    if chunked:
+        init_module.SAMPLING_CHUNK_ROWS, init_module.TRIAL_DISTANCES_MAX_BYTES = MODES[
+            "one chunk, trials kept"
+        ]
+    kmeans_xp.kmeans_plusplus(X, 16, random_state=0)
+    times = []
+    for seed in range(3):
+        start = time.perf_counter()
+        kmeans_xp.kmeans_plusplus(X, k, random_state=seed)
+        times.append(time.perf_counter() - start)
+    print(f"{n} x {d} -> {k}: median {statistics.median(times):.2f} s of 3")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
