@@ -3,9 +3,11 @@
 On a GPU every float32 row whose two nearest centers are within the proven error bound is scored
 again in float64 (``kmeans_xp/_certified.py``). The fraction depends only on the data, the
 centers and the bound, not on the card, so it is measured here on the CPU with the very same
-code: float32 products as they are ("highest"), and TF32 products emulated by truncating both
-operands to 10 mantissa bits ("high"). Data: the GPU benchmark's mixtures (at most ``--rows``
-rows of each shape), at the benchmark's initial centers and after a few Lloyd iterations.
+code: float32 products as they are ("highest"), TF32 products emulated by truncating both
+operands to 10 mantissa bits ("high"), and the same on operands split into head and tail
+("tf32x3"; the heads pass the truncation unchanged). Data: the GPU benchmark's mixtures (at
+most ``--rows`` rows of each shape), at the benchmark's initial centers and after a few Lloyd
+iterations.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import warnings
 import numpy as np
 
 from kmeans_xp import ConvergenceWarning, KMeans
-from kmeans_xp._certified import CertifiedAssign
+from kmeans_xp._certified import PRECISIONS, TENSOR_CORE_PRECISIONS, CertifiedAssign
 
 from .data import Shape, initial_centers, make_data, parse_shapes
 
@@ -44,7 +46,7 @@ class CountingAssign(CertifiedAssign):
 
 def rescored_fraction(X: np.ndarray, centers: np.ndarray, precision: str) -> float:
     offset = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
-    matmul = tf32_matmul if precision == "high" else None
+    matmul = tf32_matmul if precision in TENSOR_CORE_PRECISIONS else None
     assign = CountingAssign(centers - offset, xp=np, precision=precision, matmul=matmul)
     for start in range(0, X.shape[0], 8192):
         assign(X[start : start + 8192] - offset)
@@ -60,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", default="0,5,20", help="Lloyd iterations before measuring")
     args = parser.parse_args(argv)
     iters = [int(i) for i in args.iters.split(",")]
-    print("| shape (n, d, k) | rows | Lloyd iterations | rescored, float32 | rescored, TF32 |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| shape (n, d, k) | rows | Lloyd iterations | rescored, float32 | rescored, TF32 "
+        "| rescored, TF32x3 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for shape in parse_shapes(args.shapes):
         n = min(shape.n, args.rows)
         X = make_data(Shape(n, shape.d, shape.k))
@@ -73,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     km = KMeans(shape.k, init=C0, max_iter=it, tol=0, algorithm="lloyd").fit(X)
                 centers = km.cluster_centers_
-            cells = [f"{rescored_fraction(X, centers, p):.2e}" for p in ("highest", "high")]
-            print(f"| {shape.label} | {n:,} | {it} | {cells[0]} | {cells[1]} |", flush=True)
+            cells = [f"{rescored_fraction(X, centers, p):.2e}" for p in PRECISIONS]
+            print(f"| {shape.label} | {n:,} | {it} | {' | '.join(cells)} |", flush=True)
     return 0
 
 

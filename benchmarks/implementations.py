@@ -397,14 +397,20 @@ class FastPytorchKMeans(_TorchCudaPeer):
 
 
 class GemmFloor(Implementation):
-    """One X @ C.T of the iteration's shape: the least any GEMM-based iteration can cost."""
+    """One X @ C.T of the iteration's shape: the least any GEMM-based iteration can cost.
+
+    ``tf32``: with TF32 tensor cores; ``split`` too: of depth 3d, as ``matmul_precision="tf32x3"``
+    takes its products (operands three times as wide; their values do not matter for the time).
+    """
 
     kind = "floor"
 
-    def __init__(self, backend: str = "numpy", tf32: bool = False) -> None:
+    def __init__(self, backend: str = "numpy", tf32: bool = False, split: bool = False) -> None:
         self.backend = backend
-        self.tf32 = tf32
-        self.name = f"GEMM[{backend}{', tf32' if tf32 else ''}]"
+        self.tf32 = tf32 or split
+        self.split = split
+        mode = ", tf32x3" if split else ", tf32" if tf32 else ""
+        self.name = f"GEMM[{backend}{mode}]"
 
     def missing(self) -> str | None:
         return KMeansXP(self.backend).missing()
@@ -412,12 +418,17 @@ class GemmFloor(Implementation):
     def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
         self.impl = KMeansXP(self.backend)
         self.impl.prepare(X, C0)
+        self.operands = (self.impl.X, self.impl.C0)
+        if self.split:
+            import torch
+
+            self.operands = tuple(torch.cat([a, a, a], dim=1) for a in self.operands)
 
     def synchronize(self) -> None:
         self.impl.synchronize()
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
-        X, C = self.impl.X, self.impl.C0
+        X, C = self.operands
         if self.tf32:
             import torch
 
@@ -448,12 +459,14 @@ def by_name(name: str) -> Implementation:
         "flash-kmeans": FlashKMeans,
         "fast-pytorch-kmeans": FastPytorchKMeans,
         "gemm-tf32": lambda: GemmFloor("torch_cuda", tf32=True),
+        "gemm-tf32x3": lambda: GemmFloor("torch_cuda", split=True),
     }
     return table[name]()
 
 
 def backend_impl(spec: str) -> KMeansXP:
-    """kmeans_xp from a ``--backends`` item: ``cupy``, or ``cupy:high`` for TF32 products."""
+    """kmeans_xp from a ``--backends`` item: ``cupy``, or ``cupy:high`` / ``cupy:tf32x3`` for
+    tensor-core products (``matmul_precision``)."""
     backend, _, precision = spec.partition(":")
     return KMeansXP(backend, precision or "highest")
 
@@ -477,4 +490,5 @@ GPU_PEERS = [
     "flash-kmeans",
     "gemm",
     "gemm-tf32",
+    "gemm-tf32x3",
 ]

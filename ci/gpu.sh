@@ -65,10 +65,12 @@ if [[ "${GPU_BENCH:-1}" != 0 ]]; then
     # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
     timeout "${GPU_STREAM_TIMEOUT:-90}" python3 -m benchmarks.streaming --device cuda \
         --out "$RESULTS_DIR/streaming.json" 2>&1 | tee "$RESULTS_DIR/streaming.log"
-    # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA) and TF32 (cupy:high).
+    # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and
+    # split TF32 (cupy:tf32x3).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
     timeout "${GPU_BENCH_TIMEOUT:-300}" python3 -m benchmarks gpu \
-        --backends cupy,cupy:high,torch_cuda "${bench_args[@]}" --out "$RESULTS_DIR/benchmark" \
+        --backends cupy,cupy:high,cupy:tf32x3,torch_cuda "${bench_args[@]}" \
+        --out "$RESULTS_DIR/benchmark" \
         2>&1 | tee "$RESULTS_DIR/benchmark.log"
     bench_status=${PIPESTATUS[0]}
     if [[ $bench_status != 0 ]]; then

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from . import __version__
+    from ._certified import PRECISIONS
 
     parser.add_argument("--version", action="version", version=f"kmeans-xp {__version__}")
 
@@ -97,9 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         help="plain Lloyd passes, or Lloyd pruned by Hamerly's bounds (auto: bounds on a CPU)",
     )  # fmt: skip
     compute.add_argument(
-        "--matmul-precision", choices=("highest", "high"), default="highest",
-        help="GPU distance products: float32, or TF32 tensor cores (high); labels are certified "
-        "either way (default: highest)",
+        "--matmul-precision", choices=PRECISIONS, default="highest",
+        help="GPU distance products: float32, TF32 tensor cores (high), or three TF32 products "
+        "of split operands (tf32x3); labels are certified either way (default: highest)",
     )  # fmt: skip
     compute.add_argument("--n-init", type=_n_init, default="auto", metavar="N",
                          help="initialisations; the best is kept (default: auto)")  # fmt: skip

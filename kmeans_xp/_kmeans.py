@@ -634,20 +634,23 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         (ℓ in the paper).
     n_rounds : int, default 5
         k-means|| only: rounds of oversampled sampling (the paper finds 5 enough for ℓ = 2k).
-    matmul_precision : {"highest", "high"}, default "highest"
-        Precision of the distance products on a GPU (PyTorch's names). ``"highest"``: float32
-        products. ``"high"``: TF32 tensor-core products, several times faster on Ampere and
-        later GPUs. Either way the labels are *certified*: a row whose two nearest centers are
-        too close to call at that precision is scored again in float64, so labels equal a
-        float64 argmin (see Notes). No effect on a CPU or for float64 data.
+    matmul_precision : {"highest", "high", "tf32x3"}, default "highest"
+        Precision of the distance products on a GPU (the first two are PyTorch's names).
+        ``"highest"``: float32 products. ``"high"``: TF32 tensor-core products, several times
+        faster on Ampere and later GPUs. ``"tf32x3"``: each float32 operand split into a TF32
+        head and tail, three TF32 products in one GEMM of depth 3·n_features — about float32's
+        accuracy (few rows rescored) at tensor-core speed. Whatever the mode, the labels are
+        *certified*: a row whose two nearest centers are too close to call at that precision is
+        scored again in float64, so labels equal a float64 argmin (see Notes). No effect on a
+        CPU or for float64 data.
     device : None, "cuda", "cuda:N", "cpu", torch.device or cupy.cuda.Device, default None
         Where the fit computes. None: where X lives (a CuPy array fits on its GPU). Otherwise X
         must be a NumPy array or ``numpy.memmap`` on the host: it is copied to the device once
         when it fits there, or streamed to it in row blocks every pass when it does not (copies
         double-buffered behind the computation). ``"cuda"`` uses CuPy when it sees a GPU, else
         PyTorch; a ``torch.device`` or ``cupy.cuda.Device`` names the library too. The fitted
-        arrays come back as NumPy arrays. Not for Dask arrays (nor is ``matmul_precision="high"``):
-        a Dask fit computes where its chunks are.
+        arrays come back as NumPy arrays. Not for Dask arrays (nor are the tensor-core
+        ``matmul_precision`` modes): a Dask fit computes where its chunks are.
     max_device_bytes : int, optional
         With ``device``: the device memory the fit may use (default: the free memory). X is
         streamed when it does not fit beside the fit's own state (about 32 bytes per row) and

@@ -122,7 +122,7 @@ def test_larger_than_ram_script_runs_small(tmp_path):
 def test_float64_label_check_counts_worse_labels():
     from helpers import nearest64, sq_distances64
 
-    from benchmarks.implementations import KMeansXP, backend_impl
+    from benchmarks.implementations import KMeansXP, backend_impl, by_name
     from benchmarks.measure import float64_nearest, label_check
 
     rng = np.random.default_rng(0)
@@ -142,22 +142,27 @@ def test_float64_label_check_counts_worse_labels():
     np.testing.assert_array_equal(KMeansXP("numpy").assign(X, C), nearest64(X, C))
     assert backend_impl("cupy:high").name == "kmeans_xp[cupy, high]"
     assert backend_impl("cupy").precision == "highest"
+    assert by_name("kmeans_xp[cupy, tf32x3]").precision == "tf32x3"
 
 
 def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):
     """The GPU harness runs end to end where no GPU answers: every row says why it skipped."""
     command = [
         sys.executable, "-m", "benchmarks", "gpu", "--shapes", "300x3x4", "--iters", "1",
-        "--repeats", "1", "--no-e2e", "--backends", "cupy,cupy:high,torch_cuda",
+        "--repeats", "1", "--no-e2e", "--backends", "cupy,cupy:high,cupy:tf32x3,torch_cuda",
         "--out", str(tmp_path),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "gpu.json").read_text())["results"][0]["rows"]
     names = [r["name"] for r in rows]
-    assert names[:3] == ["kmeans_xp[cupy]", "kmeans_xp[cupy, high]", "kmeans_xp[torch_cuda]"]
+    assert names[:4] == [
+        "kmeans_xp[cupy]", "kmeans_xp[cupy, high]", "kmeans_xp[cupy, tf32x3]",
+        "kmeans_xp[torch_cuda]",
+    ]  # fmt: skip
     for peer in ("torch-plain", "cupy-naive", "fast-pytorch-kmeans", "flash-kmeans"):
         assert peer in names
+    assert "GEMM[torch_cuda, tf32x3]" in names
     if not any(r["skipped"] is None for r in rows):  # no GPU here: all skipped, with a reason
         assert all(r["skipped"] for r in rows)
 

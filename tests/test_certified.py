@@ -11,7 +11,12 @@ import kmeans_xp._certified as certified
 import kmeans_xp._lloyd as lloyd_module
 from benchmarks.certified_rescore import tf32_matmul
 from kmeans_xp import KMeans, kmeans
-from kmeans_xp._certified import CertifiedAssign, score_error_coefficients
+from kmeans_xp._certified import (
+    PRECISIONS,
+    CertifiedAssign,
+    score_error_coefficients,
+    split_for_tf32,
+)
 from kmeans_xp._primitives import assign_block, segment_sum, squared_norms
 
 
@@ -41,30 +46,71 @@ def exact_scores(X, C) -> np.ndarray:
 # ---- the error bound ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("precision", "matmul"), [("highest", np.matmul), ("high", tf32_matmul)])
+def tf32x3_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A "tf32x3" product emulated on the CPU: split operands (K = 3d), TF32-truncated."""
+    rows = split_for_tf32(A, xp=np, tail_at=2)
+    return tf32_matmul(rows, split_for_tf32(np.ascontiguousarray(B.T), xp=np, tail_at=1).T)
+
+
+def score_errors(X, C, matmul):
+    """|computed − exact| of every score, and the bound's a, b for the centers' norms."""
+    c_sq = (C.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+    computed = matmul(X, (-2.0 * C).T) + c_sq[None, :]
+    return np.abs(computed.astype(np.float64) - exact_scores(X, C))
+
+
+@pytest.mark.parametrize(
+    ("precision", "matmul"),
+    [("highest", np.matmul), ("high", tf32_matmul), ("tf32x3", tf32x3_matmul)],
+)
 def test_error_bound_holds_for_every_score(precision, matmul):
     X, C = near_ties(n=2000, d=64, k=16)
     X = X + np.random.default_rng(1).normal(scale=30.0, size=X.shape).astype(np.float32)
-    c_sq = (C.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
-    computed = matmul(X, (-2.0 * C).T) + c_sq[None, :]
-    error = np.abs(computed.astype(np.float64) - exact_scores(X, C))
-    a, b = score_error_coefficients(64, 4, precision, float(np.linalg.norm(C, axis=1).max()))
-    bound = a * np.linalg.norm(X.astype(np.float64), axis=1)[:, None] + b
-    assert np.all(error <= bound)
+    error = score_errors(X, C, matmul)
+    norm_max = float(np.linalg.norm(C, axis=1).max())
+    x_norms = np.linalg.norm(X.astype(np.float64), axis=1)[:, None]
+    a, b = score_error_coefficients(64, 4, precision, norm_max)
+    assert np.all(error <= a * x_norms + b)
     if precision == "high":
         # TF32's error is far above float32's bound: "high" needs its wider one.
-        norm_max = float(np.linalg.norm(C, axis=1).max())
         a32, b32 = score_error_coefficients(64, 4, "highest", norm_max)
-        assert np.any(error > a32 * np.linalg.norm(X, axis=1)[:, None] + b32)
+        assert np.any(error > a32 * x_norms + b32)
+    if precision == "tf32x3":
+        # The split recovers float32-like accuracy from the same TF32 products.
+        assert error.max() < score_errors(X, C, tf32_matmul).max() / 100
 
 
 def test_bound_is_wider_for_tf32_and_larger_data():
     low = score_error_coefficients(32, 4, "highest", 1.0)
     high = score_error_coefficients(32, 4, "high", 1.0)
+    split = score_error_coefficients(32, 4, "tf32x3", 1.0)
     assert high[0] > 100 * low[0]
-    assert high[1] == low[1]
+    assert low[0] < split[0] < high[0] / 10
+    assert high[1] == low[1] == split[1]
     assert score_error_coefficients(32, 4, "highest", 10.0)[1] == pytest.approx(100 * low[1])
     assert score_error_coefficients(32, 8, "highest", 1.0)[0] < 1e-12
+    # Past n·u = 1/2 no bound is known: every row (of nonzero norm) must be rescored.
+    assert score_error_coefficients(3_000_000, 4, "tf32x3", 1.0)[0] > 1e15
+
+
+def test_split_for_tf32_is_exact_with_tf32_heads(xp):
+    rng = np.random.default_rng(0)
+    A = (rng.normal(size=(40, 5)) * 10.0 ** rng.integers(-30, 30, size=(40, 5))).astype(np.float32)
+    A[0, :] = [0.0, -0.0, 1.0, -3.0, np.float32(1 + 2**-23)]
+    for tail_at in (1, 2):
+        out = xp.to_numpy(split_for_tf32(xp.asarray(A), xp=xp.xp, tail_at=tail_at))
+        assert out.shape == (40, 15)
+        assert out.dtype == np.float32
+        groups = [out[:, g * 5 : (g + 1) * 5] for g in range(3)]
+        head = groups[0] if tail_at != 0 else groups[1]
+        tail = groups[tail_at]
+        for g in range(3):
+            if g != tail_at:
+                np.testing.assert_array_equal(groups[g], head)
+        np.testing.assert_array_equal(head.astype(np.float64) + tail, A.astype(np.float64))
+        assert np.all(head.view(np.uint32) & np.uint32(0x1FFF) == 0)  # 10 mantissa bits
+        assert np.all(np.abs(tail) <= 2.0**-10 * np.abs(A))
+    assert np.any(out[:, 10:] != 0)  # the tails carry something
 
 
 # ---- labels -----------------------------------------------------------------------------------
@@ -87,13 +133,25 @@ def test_labels_equal_the_float64_argmin(xp):
     np.testing.assert_allclose(xp.to_numpy(partial), best, rtol=0, atol=1e-6 * scale)
 
 
-def test_tf32_products_are_certified_too():
+@pytest.mark.parametrize("precision", ["high", "tf32x3"])
+def test_tf32_products_are_certified_too(precision):
     X, C = near_ties()
-    assign = CertifiedAssign(C, xp=np, precision="high", matmul=tf32_matmul)
+    assign = CertifiedAssign(C, xp=np, precision=precision, matmul=tf32_matmul)
     labels, _ = assign(X)
     np.testing.assert_array_equal(labels, nearest64(X, C))
-    plain = np.argmin(tf32_matmul(X, (-2.0 * C).T) + squared_norms(C, xp=np), axis=1)
-    assert np.count_nonzero(plain != nearest64(X, C)) > 100  # what TF32 alone gets wrong
+    matmul = tf32_matmul if precision == "high" else tf32x3_matmul
+    plain = np.argmin(matmul(X, (-2.0 * C).T) + squared_norms(C, xp=np), axis=1)
+    # What the products alone get wrong: many rows with TF32, some even with the split.
+    assert np.count_nonzero(plain != nearest64(X, C)) > (100 if precision == "high" else 10)
+
+
+def test_split_products_are_certified_on_every_backend(xp):
+    """The "tf32x3" mode on any namespace: split operands (K = 3d) through its own matmul."""
+    X, C = near_ties()
+    labels, partial = CertifiedAssign(xp.asarray(C), xp=xp.xp, precision="tf32x3")(xp.asarray(X))
+    np.testing.assert_array_equal(xp.to_numpy(labels), nearest64(X, C))
+    best = exact_scores(X, C).min(axis=1)
+    np.testing.assert_allclose(xp.to_numpy(partial), best, rtol=0, atol=1e-5 * np.abs(best).max())
 
 
 def test_every_row_rescored_in_chunks(xp, monkeypatch):
@@ -151,11 +209,11 @@ def test_high_precision_changes_nothing_on_a_cpu(xp):
     rng = np.random.default_rng(0)
     X = xp.asarray(rng.normal(size=(500, 4)).astype(np.float32))
     fits = [
-        KMeans(5, random_state=0, matmul_precision=p, algorithm="lloyd").fit(X)
-        for p in ("highest", "high")
+        KMeans(5, random_state=0, matmul_precision=p, algorithm="lloyd").fit(X) for p in PRECISIONS
     ]
-    np.testing.assert_array_equal(xp.to_numpy(fits[0].labels_), xp.to_numpy(fits[1].labels_))
-    assert fits[0].inertia_ == fits[1].inertia_
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(xp.to_numpy(fits[0].labels_), xp.to_numpy(fit.labels_))
+        assert fits[0].inertia_ == fit.inertia_
 
 
 def test_out_of_memory_retries_with_smaller_blocks(xp, monkeypatch):
@@ -211,7 +269,7 @@ def cupy_backend(backend_named):
 
 
 @pytest.mark.parametrize(("n", "d", "k"), [(3000, 16, 8), (500, 1, 5), (64, 7, 64), (300, 33, 1)])
-@pytest.mark.parametrize("precision", ["highest", "high"])
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("every_row_ambiguous", [False, True])
 def test_cupy_kernel_equals_standard(
     cupy_backend, n, d, k, precision, every_row_ambiguous, monkeypatch
@@ -238,6 +296,35 @@ def test_cupy_kernel_equals_standard(
         cupy.asarray(Xh)
     )
     np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_cublas_scores_stay_within_the_bound(cupy_backend, precision):
+    """The bound's assumptions about the card (TF32 inputs within 2⁻¹⁰, tensor-core sums within
+    2 ulps per addition) against cuBLAS's real products: every score within a·‖x‖ + b. Also
+    shows the modes differ: TF32 errors pass float32's bound, the split's stay far below TF32's."""
+    import cupy
+
+    rng = np.random.default_rng(3)
+    X, C = near_ties(n=20000, d=256, k=64)
+    X = X + rng.normal(scale=30.0, size=X.shape).astype(np.float32)
+    assign = cupy_backend.CertifiedAssign(
+        cupy.asarray(C), xp=cupy_backend_namespace(cupy.asarray(C)), precision=precision
+    )
+    X_gpu = cupy.asarray(X)
+    with cupy_backend.matmul_precision(np.float32, precision):
+        rows = cupy_backend.split_for_tf32(X_gpu, tail_at=2) if assign.split else X_gpu
+        computed = (cupy.matmul(rows, assign.neg2_centers_t) + assign.c_sq[None, :]).get()
+    error = np.abs(computed.astype(np.float64) - exact_scores(X, C))
+    x_norms = np.linalg.norm(X.astype(np.float64), axis=1)[:, None]
+    assert np.all(error <= assign.a * x_norms + assign.b)
+    norm_max = float(np.linalg.norm(C, axis=1).max())
+    a32, b32 = score_error_coefficients(256, 4, "highest", norm_max)
+    if precision == "high":
+        assert np.any(error > a32 * x_norms + b32)  # TF32 did engage
+    if precision == "tf32x3":
+        tf32 = score_errors(X, C, tf32_matmul)  # TF32 alone, emulated
+        assert error.max() < tf32.max() / 100
 
 
 def cupy_backend_namespace(a):
@@ -280,7 +367,7 @@ def test_torch_cuda_assignment_equals_float64_argmin(backend_named, monkeypatch,
     elif torch_backend._cupy_backend() is None:
         pytest.skip("CuPy is not installed")
     X, C = near_ties()
-    for precision in ("highest", "high"):
+    for precision in PRECISIONS:
         assign = CudaCertifiedAssign(backend.asarray(C), xp=backend.xp, precision=precision)
         labels, _ = assign(backend.asarray(X))
         np.testing.assert_array_equal(backend.to_numpy(labels), nearest64(X, C))

@@ -2,7 +2,7 @@
 pass, and an update without contended atomics.
 
 Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, CUB through ``cupy.argsort``,
-and three small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
+and four small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
 The kernels' source is plain text (``KERNEL_SOURCE``), so a test can compile it without a GPU.
 
 Status: written and compile-checked without a GPU; the tests that compare these with the
@@ -18,6 +18,7 @@ from types import ModuleType
 import cupy
 import numpy as np
 
+from .._certified import TENSOR_CORE_PRECISIONS
 from .._certified import CertifiedAssign as _StandardCertifiedAssign
 
 KERNEL_SOURCE = r"""
@@ -138,6 +139,25 @@ extern "C" __global__ void assign_certified_double(const double* products, const
                              partial);
 }
 
+// Rows of X as the operand of a "tf32x3" product (see split_for_tf32 in kmeans_xp/_certified.py):
+// each x = h + l, h its sign, exponent and 10 leading mantissa bits (exact in TF32), l = x - h
+// (exact, |l| < 2^-10 |x|); the row becomes the column groups h, h, l (tail_at = 2) or h, l, h
+// (tail_at = 1).
+extern "C" __global__ void split_for_tf32_float(const float* __restrict__ x, long long m, int d,
+                                                int tail_at, float* __restrict__ out) {
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= m * d) return;
+    const long long r = e / d;
+    const int f = (int)(e - r * d);
+    const float v = x[e];
+    const float h = __uint_as_float(__float_as_uint(v) & 0xffffe000u);
+    const float l = v - h;
+    float* o = out + r * 3 * (long long)d + f;
+    o[0] = tail_at == 0 ? l : h;
+    o[d] = tail_at == 1 ? l : h;
+    o[2 * d] = tail_at == 2 ? l : h;
+}
+
 // Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
 // adds its rows into private accumulators, then adds those to the global sums once.
 template <typename T>
@@ -239,9 +259,11 @@ KERNEL_NAMES = (
     "sum_shared_double",
     "sum_sorted_float",
     "sum_sorted_double",
+    "split_for_tf32_float",
 )
 
 _ASSIGN_THREADS = 256  # 8 rows (warps) per block
+_SPLIT_THREADS = 256
 # Shared-memory accumulators: at most this many bytes per block (the default limit, no opt-in).
 _SHARED_BYTES = 48 * 1024
 _SHARED_THREADS = 256
@@ -261,14 +283,15 @@ def _kernel(name: str, dtype: np.dtype) -> cupy.RawKernel:
 
 @contextlib.contextmanager
 def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
-    """cuBLAS products in float32 ("highest") or TF32 ("high") for this block, whatever the
-    global setting (``CUPY_TF32``) says; float64 is left alone."""
+    """cuBLAS products in float32 ("highest") or TF32 ("high", "tf32x3") for this block,
+    whatever the global setting (``CUPY_TF32``) says; float64 is left alone."""
     if np.dtype(dtype) != np.float32:
         yield
         return
     from cupy._core import _routines_linalg as linalg
 
-    wanted = linalg.COMPUTE_TYPE_TF32 if precision == "high" else linalg.COMPUTE_TYPE_FP32
+    tensor_cores = precision in TENSOR_CORE_PRECISIONS
+    wanted = linalg.COMPUTE_TYPE_TF32 if tensor_cores else linalg.COMPUTE_TYPE_FP32
     previous = cupy._core.get_compute_type(dtype)
     cupy._core.set_compute_type(dtype, wanted)
     try:
@@ -280,7 +303,8 @@ def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
 class CertifiedAssign(_StandardCertifiedAssign):
     """``_certified.CertifiedAssign`` with the block's scores reduced by one fused kernel.
 
-    One cuBLAS GEMM per block, then one pass over its (m, k) products that finds each row's
+    One cuBLAS GEMM per block ("tf32x3": of the rows split by one more kernel, K = 3d, in
+    TF32), then one pass over its (m, k) products that finds each row's
     best and second-best scores and ‖x‖²; the warp of an ambiguous row rescores it on the spot
     against only the centers that could beat its best (those within the bound of it, usually
     two or three), from the differences themselves in float64 — so even many ambiguous rows
@@ -305,7 +329,8 @@ class CertifiedAssign(_StandardCertifiedAssign):
             if m == 0:  # a launch with an empty grid is an error
                 return labels, partial
             with matmul_precision(dtype, self.precision):
-                products = cupy.matmul(X_block, self.neg2_centers_t)
+                rows = split_for_tf32(X_block, tail_at=2) if self.split else X_block
+                products = cupy.matmul(rows, self.neg2_centers_t)
             grid = (m * 32 + _ASSIGN_THREADS - 1) // _ASSIGN_THREADS
             _kernel("assign_certified", dtype)(
                 (grid,),
@@ -317,6 +342,20 @@ class CertifiedAssign(_StandardCertifiedAssign):
                 ),
             )  # fmt: skip
         return labels, partial
+
+
+def split_for_tf32(A: cupy.ndarray, *, tail_at: int) -> cupy.ndarray:
+    """``_certified.split_for_tf32`` for a contiguous float32 (m, d) array, in one kernel: the
+    head keeps 10 mantissa bits (cleared, not rounded), which the bound allows."""
+    m, d = A.shape
+    out = cupy.empty((m, 3 * d), dtype=cupy.float32)
+    total = m * d
+    if total:
+        grid = (total + _SPLIT_THREADS - 1) // _SPLIT_THREADS
+        _kernel("split_for_tf32", np.float32)(
+            (grid,), (_SPLIT_THREADS,), (A, np.int64(m), np.int32(d), np.int32(tail_at), out)
+        )
+    return out
 
 
 def segment_sum(

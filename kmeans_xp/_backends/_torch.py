@@ -10,7 +10,7 @@ from types import ModuleType
 import torch
 
 from .._array_api import accumulation_dtype, get_namespace
-from .._certified import CertifiedAssign
+from .._certified import TENSOR_CORE_PRECISIONS, CertifiedAssign
 
 
 def segment_sum(
@@ -80,11 +80,13 @@ def _on_torch_stream(tensor: torch.Tensor) -> Iterator[None]:
 
 def _matmul_with(precision: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``A @ B`` with torch's float32 matmul precision set for this product only ("highest":
-    float32 products, "high": TF32 allowed), whatever the global setting is."""
+    float32 products; "high", and "tf32x3" whose operands come split: TF32 allowed), whatever
+    the global setting is."""
+    torch_precision = "high" if precision in TENSOR_CORE_PRECISIONS else "highest"
 
     def matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         previous = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision(precision)
+        torch.set_float32_matmul_precision(torch_precision)
         try:
             return A @ B
         finally:
