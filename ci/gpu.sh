@@ -4,7 +4,10 @@
 # float64 label check). Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results); the
 # benchmark's table is printed last.
 #
-# Knobs (environment): GPU_TESTS=0 skips the tests; GPU_BENCH=0 skips the benchmarks;
+# Knobs (environment): GPU_TESTS=0 skips the tests; GPU_TEST_WORKERS (default 4) runs them in
+# that many pytest-xdist processes, one test file per process, where xdist is installed (the
+# first GPU run compiles every CuPy kernel it meets, which parallel processes share out; 0 runs
+# them in this process); GPU_BENCH=0 skips the benchmarks;
 # GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 300) stops
 # it early, keeping the shapes done so far (results are written after every shape);
 # GPU_STREAM_TIMEOUT (90) bounds the streaming benchmark (issue 6) that runs before it.
@@ -42,8 +45,12 @@ PY
 
 status=0
 if [[ "${GPU_TESTS:-1}" != 0 ]]; then
-    python3 -m pytest tests -q -rs -p no:cacheprovider --junitxml="$RESULTS_DIR/junit.xml" \
-        2>&1 | tee "$RESULTS_DIR/pytest.log"
+    workers=()
+    if [[ "${GPU_TEST_WORKERS:-4}" != 0 ]] && python3 -c "import xdist" 2>/dev/null; then
+        workers=(-n "${GPU_TEST_WORKERS:-4}" --dist loadfile)
+    fi
+    python3 -m pytest tests -q -rs -p no:cacheprovider "${workers[@]}" \
+        --junitxml="$RESULTS_DIR/junit.xml" 2>&1 | tee "$RESULTS_DIR/pytest.log"
     status=${PIPESTATUS[0]}
 
     echo
