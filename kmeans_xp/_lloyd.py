@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +50,21 @@ def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tu
     return mean, float(xp.mean(sq_dev / n_samples))
 
 
+@dataclass
+class PassBuffers:
+    """A pass's labels and partial distances, given to the next pass to overwrite.
+
+    The next pass counts, block by block on the device, the labels it changes (``n_changed``,
+    set when it ends), so a fit holds one labels array and one partials array, not the previous
+    pass's beside the new one's: 8 bytes per row less on a GPU (4 + 4), more where labels are
+    int64.
+    """
+
+    labels: Array
+    partial: Array
+    n_changed: Any = None
+
+
 def _assign_and_sum(
     X: Array,
     centers: Array,
@@ -59,26 +75,35 @@ def _assign_and_sum(
     block_rows: int,
     xp: ModuleType,
     make_assign: AssignFactory,
+    out: PassBuffers | None = None,
 ) -> tuple[Array, Array, Array, Array]:
     """One E+M pass: labels, partial squared distances (see ``assign_block``), sums, counts.
 
     ``centers`` are centered (``offset`` subtracted); so are the sums. Labels and partials are
-    written into arrays allocated once, so the pass never holds them twice.
+    written into arrays allocated once (``out``'s, when given: see ``PassBuffers``), so the
+    pass never holds them twice.
     """
     n_samples, n_clusters = X.shape[0], centers.shape[0]
     device = array_device(X)
     assign = make_assign(centers)
-    labels = partial = sums = counts = None
+    labels = out.labels if out is not None else None
+    partial = out.partial if out is not None else None
+    sums = counts = n_changed = None
     for start, stop in row_blocks(n_samples, block_rows):
         X_block = X[start:stop, :] - offset
         block_labels, block_partial = assign(X_block)
         if labels is None:
             labels = xp.empty((n_samples,), dtype=block_labels.dtype, device=device)
             partial = xp.empty((n_samples,), dtype=block_partial.dtype, device=device)
+        elif out is not None:
+            changed = xp.sum(xp.astype(block_labels != labels[start:stop], xp.int64))
+            n_changed = changed if n_changed is None else n_changed + changed
         labels[start:stop] = block_labels
         partial[start:stop] = block_partial
         s, c = segment_sum(X_block, block_labels, weights[start:stop], n_clusters, xp=xp)
         sums, counts = (s, c) if sums is None else (sums + s, counts + c)
+    if out is not None:
+        out.n_changed = n_changed if n_changed is not None else 0
     return labels, partial, sums, counts
 
 
@@ -234,20 +259,27 @@ def lloyd(
     segment_sum = segment_sum_for(xp)
     assign_and_sum = pass_for(xp, device, precision, streamed=is_host_rows(X))
     centers = initial_centers - offset
-    previous_labels = None
+    buffers = None  # the last pass's labels and partials, overwritten by the next
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
+        rows_before = block_rows
         (labels, partial, sums, counts), block_rows = with_smaller_blocks_on_oom(
-            functools.partial(assign_and_sum, X, centers, weights, offset, segment_sum, xp=xp),
+            functools.partial(
+                assign_and_sum, X, centers, weights, offset, segment_sum, xp=xp, out=buffers
+            ),
             block_rows,
             xp=xp,
             device=device,
         )
+        # The labels changed since the last iteration, counted by the pass as it overwrote them;
+        # not known after a retry (the failed attempt overwrote some) or a relocation.
+        n_changed = None if buffers is None or block_rows != rows_before else buffers.n_changed
         n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
         if n_empty or verbose:
             sq_dist = _squared_distances(X, partial, offset, block_rows=block_rows, xp=xp)
         if n_empty:
             labels = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp)
+            n_changed = None
             sums, counts = _sum_by_label(
                 X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
             )
@@ -260,12 +292,12 @@ def lloyd(
         inertia = None
         if verbose:
             inertia = float(xp.sum(xp.astype(weights, acc) * xp.astype(sq_dist, acc)))
-        unchanged = previous_labels is not None and not bool(xp.any(labels != previous_labels))
+        unchanged = n_changed is not None and int(n_changed) == 0
         if stop_after_iteration(
             n_iter, unchanged=unchanged, shift=shift, tol=tol, inertia=inertia, n_empty=n_empty
         ):
             break
-        previous_labels = labels
+        buffers = PassBuffers(labels, partial)
     else:
         if verbose:
             print(f"Stopped after max_iter={max_iter} iterations without converging.")

@@ -28,8 +28,10 @@ import numpy as np
 
 from ._array_api import to_numpy
 
-# Per row of X, the device state a fit keeps besides X (labels, previous labels, partial
-# distances, weights and their comparisons, with room to spare), for the streaming budget.
+# Per row of X, the device state a fit keeps besides X, for the streaming budget: a Lloyd pass
+# holds labels, partial distances and weights (12-16 bytes), the final labels are int64 (8),
+# k-means++ holds ‖x‖², D² in float64 and the weights (16) — plus its trial distances while they
+# take at most ``_init.TRIAL_DISTANCES_MAX_BYTES``, which this does not count.
 STATE_BYTES_PER_ROW = 32
 
 

@@ -83,9 +83,11 @@ def assign_and_sum(
     *,
     block_rows: int,
     xp: ModuleType,
+    out=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``_lloyd._assign_and_sum`` for NumPy: the same pass, into buffers allocated once, with the
-    row blocks shared out to one thread per core.
+    """``_lloyd._assign_and_sum`` for NumPy: the same pass, into buffers allocated once (``out``'s
+    when given, counting the labels it changes), with the row blocks shared out to one thread
+    per core.
 
     The standard-only pass allocates several 0.1–2 MB temporaries per block. glibc serves those
     from the heap top and gives the memory back between blocks, so every block faults its pages in
@@ -102,25 +104,30 @@ def assign_and_sum(
     the standard pass (same GEMM operands, same operations); sums agree to rounding.
     """
     n_samples = X.shape[0]
-    labels = np.empty(n_samples, dtype=label_dtype(centers.shape[0]))
-    partial = np.empty(n_samples, dtype=X.dtype)
+    if out is None:
+        labels = np.empty(n_samples, dtype=label_dtype(centers.shape[0]))
+        partial = np.empty(n_samples, dtype=X.dtype)
+    else:
+        labels, partial = out.labels, out.partial
     shared = _SharedPass(X, centers, weights, offset, segment_sum, labels, partial, xp)
+    shared.count_changes = out is not None  # labels hold the last pass's: count what changes
     parts = _thread_parts(n_samples, block_rows, centers.shape[0])
     chunk_bytes = min(UPDATE_CHUNK_BYTES, X.nbytes // UPDATE_CHUNK_FRACTION_OF_X) // len(parts)
     if len(parts) == 1:
-        sums, counts = _assign_rows(shared, 0, n_samples, block_rows, chunk_bytes)
-        return labels, partial, sums, counts
-    with _blas_on_one_thread():
-        futures = [
-            _executor().submit(_assign_rows, shared, lo, hi, block_rows, chunk_bytes)
-            for lo, hi in parts
-        ]
-        results = [future.result() for future in futures]
-    sums = results[0][0]
-    counts = results[0][1]
-    for s, c in results[1:]:
+        results = [_assign_rows(shared, 0, n_samples, block_rows, chunk_bytes)]
+    else:
+        with _blas_on_one_thread():
+            futures = [
+                _executor().submit(_assign_rows, shared, lo, hi, block_rows, chunk_bytes)
+                for lo, hi in parts
+            ]
+            results = [future.result() for future in futures]
+    sums, counts, _ = results[0]
+    for s, c, _ in results[1:]:
         sums += s
         counts += c
+    if out is not None:
+        out.n_changed = sum(changed for _, _, changed in results)
     return labels, partial, sums, counts
 
 
@@ -132,12 +139,14 @@ class _SharedPass:
         self.labels, self.partial, self.xp = labels, partial, xp
         self.neg2_centers_t = (-2.0 * centers).T  # the very operand assign_block multiplies by
         self.c_sq = np.sum(centers * centers, axis=1)
+        self.count_changes = False
 
 
 def _assign_rows(
     shared: _SharedPass, lo: int, hi: int, block_rows: int, chunk_bytes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Assign rows lo:hi block by block into the shared labels and partials; their sums."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Assign rows lo:hi block by block into the shared labels and partials; their sums, and
+    how many labels changed (0 unless ``shared.count_changes``)."""
     X, labels, partial = shared.X, shared.labels, shared.partial
     n_features = X.shape[1]
     n_clusters = shared.c_sq.shape[0]
@@ -152,6 +161,7 @@ def _assign_rows(
     sums = np.zeros((n_clusters, n_features))
     counts = np.zeros(n_clusters)
     chunk_start, filled = lo, 0
+    n_changed = 0
     for start in range(lo, hi, block_rows):
         stop = min(start + block_rows, hi)
         m = stop - start
@@ -159,6 +169,8 @@ def _assign_rows(
         np.matmul(block[:m], shared.neg2_centers_t, out=scores[:m])
         scores[:m] += shared.c_sq
         np.argmin(scores[:m], axis=1, out=nearest[:m])
+        if shared.count_changes:
+            n_changed += int(np.count_nonzero(labels[start:stop] != nearest[:m]))
         labels[start:stop] = nearest[:m]
         np.add(row_starts[:m], nearest[:m], out=flat[:m])
         np.take(scores[:m].reshape(-1), flat[:m], out=partial[start:stop])
@@ -173,7 +185,7 @@ def _assign_rows(
             sums += s
             counts += c
             chunk_start, filled = stop, 0
-    return sums, counts
+    return sums, counts, n_changed
 
 
 # ---- threads -----------------------------------------------------------------------------------
