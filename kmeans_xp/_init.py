@@ -14,7 +14,15 @@ from types import ModuleType
 
 import numpy as np
 
-from ._array_api import Array, accumulation_dtype, array_device, itemsize, take_rows, to_numpy
+from ._array_api import (
+    Array,
+    accumulation_dtype,
+    array_device,
+    is_host_rows,
+    itemsize,
+    take_rows,
+    to_numpy,
+)
 from ._backends import segment_sum_for
 from ._lloyd import lloyd
 from ._memmap import note_rows_gathered
@@ -88,6 +96,40 @@ def _sample_in_chunks(
     return picked
 
 
+def kmeans_plusplus_state_bytes(n_samples: int, n_local_trials: int, x_itemsize: int) -> int:
+    """Device bytes k-means++ holds besides X and the fit's weights: ‖x‖² and D² (float64) per
+    row, the weights in float64 up to one sampling chunk, the trial distances while kept, and
+    one sampling chunk's increments and cumulative sums (float64)."""
+    trials = n_samples * n_local_trials * x_itemsize
+    kept = trials if trials <= TRIAL_DISTANCES_MAX_BYTES else 0
+    per_row = x_itemsize + 8 + (8 if n_samples <= SAMPLING_CHUNK_ROWS else 0)
+    return n_samples * per_row + kept + 16 * min(n_samples, SAMPLING_CHUNK_ROWS)
+
+
+def kmeans_parallel_state_bytes(n_samples: int, x_itemsize: int) -> int:
+    """Device bytes k-means|| holds besides X and the fit's weights: ‖x‖² and D² (float64) per
+    row, and per sampling chunk the uniforms, the weights in float64, their products and the
+    test (float64 temporaries, 48 bytes a row with room to spare)."""
+    return n_samples * (x_itemsize + 8) + 48 * min(n_samples, SAMPLING_CHUNK_ROWS)
+
+
+def init_state_bytes(init: object, n_samples: int, n_clusters: int, x_itemsize: int) -> int:
+    """Device bytes ``init`` holds while it runs, besides X and the fit's weights (0 for random
+    rows, explicit centers and callables, which hold k rows)."""
+    if isinstance(init, str) and init == "k-means++":
+        trials = default_local_trials(n_clusters)
+        return kmeans_plusplus_state_bytes(n_samples, trials, x_itemsize)
+    if isinstance(init, str) and init == "k-means||":
+        return kmeans_parallel_state_bytes(n_samples, x_itemsize)
+    return 0
+
+
+def _walk_rows(X: Array, rows: int) -> int:
+    """Rows per block of a walk over X: a streamed X (``HostRows``) serves blocks of at most the
+    rows its device buffers were sized for (the fit's memory budget)."""
+    return min(rows, X.block_rows) if is_host_rows(X) else rows
+
+
 def kmeans_plusplus_indices(
     X: Array,
     n_clusters: int,
@@ -111,6 +153,7 @@ def kmeans_plusplus_indices(
     n_samples = X.shape[0]
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
+    block_rows = _walk_rows(X, block_rows)
 
     def blocks():  # a fresh walk each time: row_blocks reports each block as it is read
         return row_blocks(n_samples, block_rows)
@@ -273,42 +316,64 @@ def kmeans_parallel_candidates(
     n_samples, n_features = X.shape
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
-    w = xp.astype(weights, acc)
     oversampling = oversampling_factor * n_clusters
 
     def blocks_for(width: int) -> Iterator[tuple[int, int]]:
         rows = block_rows_for(n_samples, n_features, width, itemsize(X, xp), xp=xp, device=device)
-        return row_blocks(n_samples, rows)  # a fresh walk: blocks are reported as read
+        return row_blocks(n_samples, _walk_rows(X, rows))  # a fresh walk: blocks reported as read
 
     def centered(start: int, stop: int) -> Array:
         return X[start:stop, :] - offset
 
-    x_sq = xp.concat([squared_norms(centered(a, b), xp=xp) for a, b in blocks_for(1)])
+    def chunks() -> Iterator[tuple[int, int]]:  # for work on (n,) vectors: no n-long temporary
+        return (
+            (a, min(a + SAMPLING_CHUNK_ROWS, n_samples))
+            for a in range(0, n_samples, SAMPLING_CHUNK_ROWS)
+        )
 
-    def closest_to(centers: Array) -> Array:
-        """(n,) smallest squared distance from each row to the given centered centers."""
-        parts = []
+    def w_acc(a: int, b: int) -> Array:
+        return xp.astype(weights[a:b], acc)
+
+    x_sq = xp.empty((n_samples,), dtype=X.dtype, device=device)
+    for a, b in blocks_for(1):
+        x_sq[a:b] = squared_norms(centered(a, b), xp=xp)
+    closest = xp.empty((n_samples,), dtype=acc, device=device)
+
+    def lower_closest(centers: Array, *, first: bool = False) -> None:
+        """Lower each row's smallest squared distance (``closest``, in place) to the given
+        centered centers; ``first``: set it."""
         for a, b in blocks_for(centers.shape[0]):
             sq = _sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp)
-            parts.append(xp.astype(xp.min(sq, axis=1), acc))
-        return xp.concat(parts)
+            nearest = xp.astype(xp.min(sq, axis=1), acc)
+            closest[a:b] = nearest if first else xp.minimum(closest[a:b], nearest)
 
     first_uniform = xp.asarray(rng.uniform(size=1), dtype=acc, device=device)
-    chosen = [_sample_by_cumulative(xp.cumulative_sum(w), first_uniform, xp=xp)]
-    closest = closest_to(take_rows(X, chosen[0], xp) - offset)
+    chosen = [
+        _sample_in_chunks(w_acc, n_samples, first_uniform, xp=xp, chunk_rows=SAMPLING_CHUNK_ROWS)
+    ]
+    lower_closest(take_rows(X, chosen[0], xp) - offset, first=True)
     n_chosen = 1
     for _ in range(n_rounds):
-        potential = float(xp.sum(w * closest))
+        potential = None
+        for a, b in chunks():
+            part = xp.sum(w_acc(a, b) * closest[a:b])
+            potential = part if potential is None else potential + part
+        potential = float(potential)
         if potential <= 0.0:  # every row of positive weight sits on a candidate
             break
-        uniforms = xp.asarray(rng.uniform(size=n_samples), dtype=acc, device=device)
-        # u < ℓ·w·D²/φ, multiplied out: no division, and D² = 0 or w = 0 is never kept.
-        new = xp.nonzero(uniforms * potential < oversampling * (w * closest))[0]
+        # u < ℓ·w·D²/φ, multiplied out: no division, and D² = 0 or w = 0 is never kept. The
+        # uniforms are drawn chunk by chunk, in row order: the same numbers as all at once.
+        found = []
+        for a, b in chunks():
+            uniforms = xp.asarray(rng.uniform(size=b - a), dtype=acc, device=device)
+            keep = uniforms * potential < oversampling * (w_acc(a, b) * closest[a:b])
+            found.append(xp.nonzero(keep)[0] + a)
+        new = found[0] if len(found) == 1 else xp.concat(found)
         if new.shape[0] == 0:
             continue
         chosen.append(new)
         n_chosen += int(new.shape[0])
-        closest = xp.minimum(closest, closest_to(take_rows(X, new, xp) - offset))
+        lower_closest(take_rows(X, new, xp) - offset)
         note_rows_gathered(int(new.shape[0]))
     candidates = xp.concat(chosen)
     if n_chosen < n_clusters:

@@ -32,6 +32,7 @@ from ._dask import fit_dask, is_dask_collection, predict_dask
 from ._hamerly import hamerly
 from ._init import (
     default_local_trials,
+    init_state_bytes,
     kmeans_parallel_centers,
     kmeans_plusplus_indices,
     random_indices,
@@ -88,6 +89,7 @@ def _prepare(
     *,
     device: Any = None,
     max_device_bytes: Any = None,
+    init: Any = None,
 ) -> _Prepared:
     X, xp, x_device = check_data(X, "X")
     n_samples, n_features = X.shape
@@ -102,21 +104,32 @@ def _prepare(
     source = X
     if device is not None:
         X, xp, x_device, weights, block_rows = _onto_device(
-            X, weights, n_clusters, device=device, max_device_bytes=max_device_bytes
+            X, weights, n_clusters, device=device, max_device_bytes=max_device_bytes, init=init
         )
     mean, mean_variance = column_mean_and_variance(X, xp=xp, block_rows=block_rows)
     offset = xp.astype(mean, X.dtype)
     return _Prepared(X, xp, x_device, weights, block_rows, offset, mean_variance, source)
 
 
+def device_state_bytes(n_samples: int, n_clusters: int, x_itemsize: int, init: Any) -> int:
+    """What a fit keeps on its device besides X (or two blocks of X) and a pass's temporaries:
+    a Lloyd pass's per-row arrays, or, while ``init`` runs, the weights and the init's own
+    state (``_init.init_state_bytes``), whichever is larger."""
+    lloyd = n_samples * STATE_BYTES_PER_ROW
+    seeding = n_samples * x_itemsize + init_state_bytes(init, n_samples, n_clusters, x_itemsize)
+    return max(lloyd, seeding)
+
+
 def _onto_device(
-    X: Array, weights: Array, n_clusters: int, *, device: Any, max_device_bytes: Any
+    X: Array, weights: Array, n_clusters: int, *, device: Any, max_device_bytes: Any, init: Any
 ) -> tuple[Array, Any, Any, Array, int]:
     """Host X (validated) for a fit on ``device``: copied whole when it fits the device budget
     with the pass's working memory, else streamed in row blocks (``_streaming.HostRows``).
 
-    The budget is ``max_device_bytes``, or the device's free memory. Returns X as the fit sees
-    it, the device's namespace and device, the weights there, and the rows per block.
+    The budget is ``max_device_bytes``, or the device's free memory. It holds the fit's state
+    (a Lloyd pass's per-row arrays, or ``init``'s while it runs, whichever is larger), and X or
+    two blocks of it with a pass's temporaries. Returns X as the fit sees it, the device's
+    namespace and device, the weights there, and the rows per block.
     """
     if library_name(X) != "numpy":
         msg = (
@@ -128,9 +141,9 @@ def _onto_device(
         max_device_bytes = check_integer(max_device_bytes, "max_device_bytes", minimum=1)
     xp, target = resolve_device(device)
     n_samples, n_features = X.shape
-    size = itemsize(X, xp)
+    size = X.dtype.itemsize  # X is on the host (NumPy): its own itemsize, whatever xp is
     budget = max_device_bytes if max_device_bytes is not None else free_device_memory(xp, target)
-    state = n_samples * STATE_BYTES_PER_ROW
+    state = device_state_bytes(n_samples, n_clusters, size, init)
     block_rows = block_rows_for(n_samples, n_features, n_clusters, size, xp=xp, device=target)
     pass_row_bytes = 8 * (4 * n_clusters + 2 * n_features) + 16  # as block_rows_for counts
     if budget is None or X.nbytes + state + block_rows * pass_row_bytes <= budget:
@@ -139,9 +152,9 @@ def _onto_device(
         rows = (budget - state) // (pass_row_bytes + 2 * n_features * size)
         if rows < 1:
             msg = (
-                f"max_device_bytes={budget} is too small to stream X: the fit keeps "
-                f"{STATE_BYTES_PER_ROW} bytes per row on the device ({state} for "
-                f"{n_samples} rows) plus at least one block."
+                f"max_device_bytes={budget} is too small to stream X: the fit keeps {state} "
+                f"bytes of state on the device for {n_samples} rows (init={init!r}) plus at "
+                "least one block."
             )
             raise ValueError(msg)
         block_rows = int(min(block_rows, rows))
@@ -362,7 +375,9 @@ def _fit(
     precision = check_precision(matmul_precision)
     n_init = _resolve_n_init(n_init, init)
     rng = check_random_state(random_state)
-    prep = _prepare(X, n_clusters, sample_weight, device=device, max_device_bytes=max_device_bytes)
+    prep = _prepare(
+        X, n_clusters, sample_weight, device=device, max_device_bytes=max_device_bytes, init=init
+    )
     try:
         best = _fit_prepared(
             prep, n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
