@@ -232,6 +232,20 @@ def test_kmeans_parallel_candidates_never_weightless_and_carry_all_weight(xp):
         np.testing.assert_allclose(weights, np.bincount(nearest, w, len(rows)), rtol=1e-12)
 
 
+def test_kmeans_parallel_in_sampling_chunks_draws_the_same_candidates(xp, monkeypatch):
+    """At scale the rounds test rows chunk by chunk (uniforms drawn per chunk, in row order) and
+    the first row is drawn through chunks: the candidates are those of one chunk."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 3))
+    w = rng.uniform(0.1, 2.0, size=500)
+    expected = [_parallel_candidates(X, 9, w, seed, xp=xp) for seed in (0, 1)]
+    monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 64)
+    got = [_parallel_candidates(X, 9, w, seed, xp=xp) for seed in (0, 1)]
+    for (rows_e, weights_e), (rows_g, weights_g) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(xp.to_numpy(rows_g), xp.to_numpy(rows_e))
+        np.testing.assert_allclose(xp.to_numpy(weights_g), xp.to_numpy(weights_e), rtol=1e-12)
+
+
 def test_kmeans_parallel_oversamples_about_l_per_round():
     rng = np.random.default_rng(10)
     X = rng.normal(size=(20_000, 2))
