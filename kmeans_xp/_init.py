@@ -26,7 +26,7 @@ from ._array_api import (
 from ._backends import segment_sum_for
 from ._lloyd import lloyd
 from ._memmap import note_rows_gathered
-from ._primitives import assign_block, block_rows_for, row_blocks, squared_norms
+from ._primitives import assign_block, block_row_bytes, block_rows_for, row_blocks, squared_norms
 from ._validation import RandomState
 
 
@@ -158,7 +158,19 @@ def kmeans_plusplus_indices(
     def blocks():  # a fresh walk each time: row_blocks reports each block as it is read
         return row_blocks(n_samples, block_rows)
 
+    # X centered once for all k steps when the copy takes at most the memory one block may (small
+    # X; on a GPU, up to the block budget): each step then reads X once, instead of reading it
+    # and writing a centered copy. Larger X, and streamed X, are centered block by block.
+    n_features = X.shape[1]
+    once = not is_host_rows(X) and (
+        n_samples * n_features * itemsize(X, xp)
+        <= block_rows * block_row_bytes(n_features, n_local_trials)
+    )
+    centered_blocks = [X[a:b, :] - offset for a, b in blocks()] if once else None
+
     def centered(start: int, stop: int) -> Array:
+        if centered_blocks is not None:
+            return centered_blocks[start // block_rows]
         return X[start:stop, :] - offset
 
     x_sq = xp.empty((n_samples,), dtype=X.dtype, device=device)

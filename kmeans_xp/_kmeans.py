@@ -39,7 +39,7 @@ from ._init import (
 )
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
 from ._memmap import bounded_residency
-from ._primitives import block_rows_for
+from ._primitives import block_row_bytes, block_rows_for
 from ._streaming import STATE_BYTES_PER_ROW, HostRows
 from ._validation import (
     check_data,
@@ -145,7 +145,7 @@ def _onto_device(
     budget = max_device_bytes if max_device_bytes is not None else free_device_memory(xp, target)
     state = device_state_bytes(n_samples, n_clusters, size, init)
     block_rows = block_rows_for(n_samples, n_features, n_clusters, size, xp=xp, device=target)
-    pass_row_bytes = 8 * (4 * n_clusters + 2 * n_features) + 16  # as block_rows_for counts
+    pass_row_bytes = block_row_bytes(n_features, n_clusters)
     if budget is None or X.nbytes + state + block_rows * pass_row_bytes <= budget:
         X_device = xp.asarray(X, device=target)  # fits: one copy
     else:

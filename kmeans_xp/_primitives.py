@@ -57,8 +57,13 @@ def block_rows_for(
             max_block_bytes = min(
                 max(free // DEVICE_BLOCK_FRACTION, DEVICE_BLOCK_BYTES_MIN), DEVICE_BLOCK_BYTES_MAX
             )
-    row_bytes = 8 * (4 * n_clusters + 2 * n_features) + 16
-    return int(max(1, min(n_samples, max_block_bytes // row_bytes)))
+    return int(max(1, min(n_samples, max_block_bytes // block_row_bytes(n_features, n_clusters))))
+
+
+def block_row_bytes(n_features: int, width: int) -> int:
+    """The temporaries of one row of a block, as ``block_rows_for`` counts them: four
+    ``width``-wide rows and two d-wide rows of 8 bytes."""
+    return 8 * (4 * width + 2 * n_features) + 16
 
 
 def row_blocks(n_samples: int, block_rows: int) -> Iterator[tuple[int, int]]:
