@@ -179,4 +179,7 @@ def test_streaming_benchmark_runs_on_the_cpu(tmp_path):
     result = json.loads(out.read_text())
     assert result["shape"] == [20000, 8, 16]
     assert result["budget_mb"] < result["x_mb"] + 20000 * 32 / 2**20  # streaming was forced
-    assert result["iteration_ms"] > 0
+    # A difference of two fit times: at this toy size it can even come out negative (noise), so
+    # only its presence is checked; the number that counts is measured on a GPU.
+    assert np.isfinite(result["iteration_ms"])
+    assert result["ratio"] == pytest.approx(result["iteration_ms"] / result["copy_ms"])
