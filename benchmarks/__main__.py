@@ -12,6 +12,7 @@ import contextlib
 import platform
 import sys
 import time
+import traceback
 from functools import partial
 from pathlib import Path
 
@@ -103,16 +104,23 @@ def run_shape(shape, impls, args, gpu: bool) -> dict:
             rows.append(Measurement(impl.name, impl.kind, skipped=reason))
             log(f"  {impl.name:<22} skipped: {reason}")
             continue
-        impl.prepare(X, C0)
-        ms, timed = per_iteration(impl, args.iters, args.repeats)
-        m = Measurement(impl.name, impl.kind, ms_per_iter=ms * 1e3, iterations_timed=timed)
-        if impl.kind != "floor":
-            if not gpu:
-                m.peak_extra_mb = peak_extra_mb(impl.name, *saved, 1 + args.iters)
-            centers, _ = impl.iterate(1 + args.iters)
-            m.inertia = common_inertia(X_eval, centers)
-            if check_centers is None and impl.kind == "kmeans_xp":
-                check_centers = centers
+        try:
+            impl.prepare(X, C0)
+            ms, timed = per_iteration(impl, args.iters, args.repeats)
+            m = Measurement(impl.name, impl.kind, ms_per_iter=ms * 1e3, iterations_timed=timed)
+            if impl.kind != "floor":
+                if not gpu:
+                    m.peak_extra_mb = peak_extra_mb(impl.name, *saved, 1 + args.iters)
+                centers, _ = impl.iterate(1 + args.iters)
+                m.inertia = common_inertia(X_eval, centers)
+                if check_centers is None and impl.kind == "kmeans_xp":
+                    check_centers = centers
+        except Exception as exc:  # one implementation's failure must not cost the others' rows
+            rows.append(Measurement(impl.name, impl.kind, skipped=_failure(exc)))
+            log(f"  {impl.name:<22} {rows[-1].skipped}")
+            traceback.print_exc()
+            impl.X = impl.C0 = None
+            continue
         rows.append(m)
         peak = f", peak +{m.peak_extra_mb:.0f} MB" if m.peak_extra_mb is not None else ""
         log(f"  {impl.name:<22} {m.ms_per_iter:10.2f} ms/iter ({timed} timed{peak})")
@@ -166,12 +174,22 @@ def _check_labels(X, centers, impls, rows) -> None:
     for impl, m in zip(impls, rows, strict=True):
         if m.skipped or impl.assign is None:
             continue
-        result = label_check(impl.assign(sample, centers), sample, centers, best)
+        try:
+            result = label_check(impl.assign(sample, centers), sample, centers, best)
+        except Exception as exc:  # as in run_shape: the other rows still get their check
+            log(f"  {impl.name:<22} label check {_failure(exc)}")
+            traceback.print_exc()
+            continue
         m.label_errors, m.worst_excess = result["label_errors"], result["worst_excess"]
         log(
             f"  {impl.name:<22} labels worse than float64: {m.label_errors:.2e} "
             f"(worst by {m.worst_excess:.1e} of the best distance)"
         )
+
+
+def _failure(exc: Exception) -> str:
+    """A row's note for an implementation that raised (its traceback goes to stderr)."""
+    return f"failed: {type(exc).__name__}: {exc}"[:300]
 
 
 def _evaluation_copy(X: np.ndarray, gpu: bool):

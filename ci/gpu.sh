@@ -8,9 +8,11 @@
 # that many pytest-xdist processes, one test file per process, where xdist is installed (the
 # first GPU run compiles every CuPy kernel it meets, which parallel processes share out; 0 runs
 # them in this process); GPU_BENCH=0 skips the benchmarks;
-# GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 300) stops
+# GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 270) stops
 # it early, keeping the shapes done so far (results are written after every shape);
-# GPU_STREAM_TIMEOUT (90) bounds the streaming benchmark (issue 6) that runs before it.
+# GPU_STREAM_TIMEOUT (60) bounds the streaming benchmark (issue 6) that runs before it, and
+# GPU_TEST_TIMEOUT (200) the tests: all three together stay under 9 minutes, so one device call
+# (at most 10) runs the whole script.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
 # and the peers flash-kmeans and fast-pytorch-kmeans) are installed into .site/ first; see
@@ -49,13 +51,16 @@ if [[ "${GPU_TESTS:-1}" != 0 ]]; then
     if [[ "${GPU_TEST_WORKERS:-4}" != 0 ]] && python3 -c "import xdist" 2>/dev/null; then
         workers=(-n "${GPU_TEST_WORKERS:-4}" --dist loadfile)
     fi
-    python3 -m pytest tests -q -rs -p no:cacheprovider "${workers[@]}" \
-        --junitxml="$RESULTS_DIR/junit.xml" 2>&1 | tee "$RESULTS_DIR/pytest.log"
+    timeout "${GPU_TEST_TIMEOUT:-200}" python3 -m pytest tests -q -rs -p no:cacheprovider \
+        ${workers[@]+"${workers[@]}"} --junitxml="$RESULTS_DIR/junit.xml" 2>&1 | tee "$RESULTS_DIR/pytest.log"
     status=${PIPESTATUS[0]}
+    [[ $status == 124 ]] && echo "tests stopped after ${GPU_TEST_TIMEOUT:-200} s"
 
     echo
     echo "GPU backends in this run (passed / failed / skipped test cases):"
+    [[ -f "$RESULTS_DIR/junit.xml" ]] || echo "  (no junit.xml: the tests did not finish)"
     for backend in cupy torch_cuda; do
+        [[ -f "$RESULTS_DIR/junit.xml" ]] || break
         python3 - "$RESULTS_DIR/junit.xml" "$backend" <<'PY'
 import re, sys, xml.etree.ElementTree as ET
 path, backend = sys.argv[1], sys.argv[2]
@@ -70,12 +75,12 @@ fi
 
 if [[ "${GPU_BENCH:-1}" != 0 ]]; then
     # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
-    timeout "${GPU_STREAM_TIMEOUT:-90}" python3 -m benchmarks.streaming --device cuda \
+    timeout "${GPU_STREAM_TIMEOUT:-60}" python3 -m benchmarks.streaming --device cuda \
         --out "$RESULTS_DIR/streaming.json" 2>&1 | tee "$RESULTS_DIR/streaming.log"
     # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and
     # split TF32 (cupy:tf32x3).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
-    timeout "${GPU_BENCH_TIMEOUT:-300}" python3 -m benchmarks gpu \
+    timeout "${GPU_BENCH_TIMEOUT:-270}" python3 -m benchmarks gpu \
         --backends cupy,cupy:high,cupy:tf32x3,torch_cuda "${bench_args[@]}" \
         --out "$RESULTS_DIR/benchmark" \
         2>&1 | tee "$RESULTS_DIR/benchmark.log"

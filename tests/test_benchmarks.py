@@ -40,6 +40,29 @@ def test_harness_writes_json_markdown_and_agreeing_inertias(tmp_path):
     assert not (tmp_path / "X.npy").exists()  # scratch files are removed
 
 
+def test_an_implementation_that_fails_costs_only_its_own_row(capsys, tmp_path):
+    """On a GPU run that cannot be repeated cheaply, an implementation that raises (a kernel
+    that does not compile, say) is reported as failed and the others are still measured."""
+    import argparse
+
+    from benchmarks.__main__ import run_shape
+    from benchmarks.data import Shape
+    from benchmarks.implementations import GemmFloor, Implementation
+
+    class Broken(Implementation):
+        name, kind = "broken", "peer"
+
+        def prepare(self, X, C0):
+            raise RuntimeError("no such kernel")
+
+    args = argparse.Namespace(iters=1, repeats=1, e2e=False, label_check=False, out=tmp_path)
+    result = run_shape(Shape(200, 3, 4), [Broken(), GemmFloor("numpy")], args, gpu=False)
+    rows = {r["name"]: r for r in result["rows"]}
+    assert rows["broken"]["skipped"] == "failed: RuntimeError: no such kernel"
+    assert rows["GEMM[numpy]"]["ms_per_iter"] > 0
+    assert "no such kernel" in capsys.readouterr().err  # the traceback, for the record
+
+
 def test_unknown_peer_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
