@@ -4,8 +4,10 @@ Memory: ``tracemalloc``'s peak during ``kmeans_plusplus(X, k)`` divided by n, on
 in the process (the first also holds one-off caches), for the ways ``_init`` can run: in one
 sampling chunk with the trial distances kept (the default for n ≤ 2^22), and at the scale where
 the sampling goes through chunks and the winner's distances are recomputed. Time: median of
-three calls at a larger shape. ``--kmeans-xp PATH`` measures the package at PATH (another
-checkout), for before/after comparisons; modes it does not know are skipped.
+three calls at a larger shape; ``--block-bytes B`` times it with a block budget of B bytes
+instead of the CPU's 16 MiB (e.g. 2**30, as a GPU has: X in one block). ``--kmeans-xp PATH``
+measures the package at PATH (another checkout), for before/after comparisons; modes it does
+not know are skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kmeans-xp", help="import kmeans_xp from this folder")
     parser.add_argument("--memory-shape", default="200000x8x16", help="NxDxK for the memory")
     parser.add_argument("--time-shape", default="500000x32x128", help="NxDxK for the time")
+    parser.add_argument("--block-bytes", type=int, help="block budget for the time run")
     args = parser.parse_args(argv)
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
     n, d, k = (int(v) for v in args.time_shape.split("x"))
     X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+    if args.block_bytes:
+        primitives = importlib.import_module("kmeans_xp._primitives")
+        primitives.HOST_BLOCK_BYTES = primitives.HOST_BLOCK_BYTES_MIN = args.block_bytes
     if chunked:
         init_module.SAMPLING_CHUNK_ROWS, init_module.TRIAL_DISTANCES_MAX_BYTES = MODES[
             "one chunk, trials kept"
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         kmeans_xp.kmeans_plusplus(X, k, random_state=seed)
         times.append(time.perf_counter() - start)
-    print(f"{n} x {d} -> {k}: median {statistics.median(times):.2f} s of 3")
+    budget = f", block budget {args.block_bytes} bytes" if args.block_bytes else ""
+    print(f"{n} x {d} -> {k}{budget}: median {statistics.median(times):.2f} s of 3")
     return 0
 
 
