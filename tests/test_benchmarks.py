@@ -63,6 +63,15 @@ def test_an_implementation_that_fails_costs_only_its_own_row(capsys, tmp_path):
     assert "no such kernel" in capsys.readouterr().err  # the traceback, for the record
 
 
+def test_state_memory_benchmark_runs_small():
+    command = [sys.executable, "-m", "benchmarks.state_memory", "--n", "20000"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for init in ("explicit", "random", "k-means++", "k-means||"):
+        assert f"streamed fit, init={init}," in done.stdout
+    assert "Lloyd fit, array-api-strict" in done.stdout
+
+
 def test_unknown_peer_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
