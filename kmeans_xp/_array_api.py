@@ -190,8 +190,14 @@ def free_device_memory(xp: ModuleType, device: Any) -> int | None:
 
         with cupy.cuda.Device(device.id if hasattr(device, "id") else device):
             free, _ = cupy.cuda.runtime.memGetInfo()
-        # Memory cached by CuPy's pool is reusable by us too.
-        return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+            pool = cupy.get_default_memory_pool()  # its statistics are the current device's
+            # Memory cached by CuPy's pool is reusable by us too; a limit set on the pool
+            # (``set_limit``, ``CUPY_GPU_MEMORY_LIMIT``) caps what it may still hand out.
+            available = int(free) + int(pool.free_bytes())
+            limit = int(pool.get_limit())
+            if limit:
+                available = min(available, max(0, limit - int(pool.used_bytes())))
+            return available
     if is_torch(xp) and getattr(device, "type", "cpu") == "cuda":
         import torch
 

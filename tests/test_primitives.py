@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from helpers import sq_distances64
@@ -30,6 +32,38 @@ def test_block_rows_respect_the_budget(xp):
         _primitives.block_rows_for(5, 2, 10**9, 4, xp=xp.xp, device=xp.device, max_block_bytes=1)
         == 1
     )
+
+
+def test_free_cupy_memory_counts_the_pools_cache_and_its_limit(monkeypatch):
+    """CuPy's free memory for the block budgets: the device's free bytes plus what the pool has
+    cached, capped by a limit set on the pool (what it may still hand out). Checked with the
+    CUDA calls replaced, so it runs without a GPU."""
+    cupy = pytest.importorskip("cupy")
+    import array_api_compat.cupy as cupy_namespace
+
+    from kmeans_xp._array_api import free_device_memory
+
+    class Pool:
+        limit = 0
+
+        def free_bytes(self):
+            return 300
+
+        def used_bytes(self):
+            return 5_000
+
+        def get_limit(self):
+            return self.limit
+
+    pool = Pool()
+    monkeypatch.setattr(cupy.cuda, "Device", lambda index: contextlib.nullcontext())
+    monkeypatch.setattr(cupy.cuda.runtime, "memGetInfo", lambda: (10_000, 80_000))
+    monkeypatch.setattr(cupy, "get_default_memory_pool", lambda: pool)
+    assert free_device_memory(cupy_namespace, 0) == 10_300
+    pool.limit = 8_000  # 3 000 left under the limit
+    assert free_device_memory(cupy_namespace, 0) == 3_000
+    pool.limit = 4_000  # already past it
+    assert free_device_memory(cupy_namespace, 0) == 0
 
 
 def test_host_blocks_shrink_with_small_data():
