@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# GPU checks on a CUDA machine: the whole test suite, where the `xp` fixture now also yields the
-# `cupy` and `torch_cuda` backends, then the GPU benchmark (issue 4's shapes and peers, with the
-# float64 label check). Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results); the
-# benchmark's table is printed last.
+# GPU checks on a CUDA machine, in the order of what they settle:
+#   1. the whole test suite, where the `xp` fixture now also yields the `cupy` and `torch_cuda`
+#      backends (kernels against the standard-only versions, certified labels, streaming);
+#   2. the GPU benchmark: issue 4's shapes A, B, C, F with every peer, the GEMM floors and the
+#      float64 label check (`python -m benchmarks gpu`);
+#   3. issue 4's memory and k-means++ targets (`python -m benchmarks.gpu_targets`);
+#   4. issue 6's streaming of host X (`python -m benchmarks.streaming`).
+# Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results), seven files at most (the
+# device tool brings back eight): environment.txt, pytest.log, benchmark.log, gpu.md, gpu.json,
+# targets.json, streaming.json; everything else stays in $WORK_DIR (default /tmp/kmeans_xp-gpu).
 #
-# Knobs (environment): GPU_TESTS=0 skips the tests; GPU_TEST_WORKERS (default 4) runs them in
-# that many pytest-xdist processes, one test file per process, where xdist is installed (the
-# first GPU run compiles every CuPy kernel it meets, which parallel processes share out; 0 runs
-# them in this process); GPU_BENCH=0 skips the benchmarks;
-# GPU_BENCH_ARGS replaces the benchmark's options; GPU_BENCH_TIMEOUT (seconds, default 270) stops
-# it early, keeping the shapes done so far (results are written after every shape);
-# GPU_STREAM_TIMEOUT (60) bounds the streaming benchmark (issue 6) that runs before it, and
-# GPU_TEST_TIMEOUT (200) the tests: all three together stay under 9 minutes, so one device call
-# (at most 10) runs the whole script.
+# Knobs (environment): GPU_TESTS=0 / GPU_BENCH=0 skip the tests / all the measurements;
+# GPU_TEST_WORKERS (default 4) runs the tests in that many pytest-xdist processes, one test file
+# each, where xdist is installed (the first GPU run compiles every CuPy kernel it meets, which
+# parallel processes share out; 0: one process); GPU_BENCH_ARGS replaces the benchmark's options.
+# Time limits in seconds, each step keeping what it finished (the benchmark writes its results
+# after every shape): GPU_TEST_TIMEOUT 180, GPU_BENCH_TIMEOUT 240, GPU_TARGETS_TIMEOUT 75,
+# GPU_STREAM_TIMEOUT 45 — 9 minutes together, so one device call (at most 10) runs it all.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
 # and the peers flash-kmeans and fast-pytorch-kmeans) are installed into .site/ first; see
@@ -20,7 +24,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS_DIR=${RESULTS_DIR:-${OUT:-gpu-results}}
-mkdir -p "$RESULTS_DIR"
+WORK_DIR=${WORK_DIR:-/tmp/kmeans_xp-gpu}
+mkdir -p "$RESULTS_DIR" "$WORK_DIR"
 export PYTHONUNBUFFERED=1
 
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -51,17 +56,20 @@ if [[ "${GPU_TESTS:-1}" != 0 ]]; then
     if [[ "${GPU_TEST_WORKERS:-4}" != 0 ]] && python3 -c "import xdist" 2>/dev/null; then
         workers=(-n "${GPU_TEST_WORKERS:-4}" --dist loadfile)
     fi
-    timeout "${GPU_TEST_TIMEOUT:-200}" python3 -m pytest tests -q -rs -p no:cacheprovider \
-        ${workers[@]+"${workers[@]}"} --junitxml="$RESULTS_DIR/junit.xml" 2>&1 | tee "$RESULTS_DIR/pytest.log"
+    junit="$WORK_DIR/junit.xml"
+    rm -f "$junit"
+    timeout "${GPU_TEST_TIMEOUT:-180}" python3 -m pytest tests -q -rs -p no:cacheprovider \
+        ${workers[@]+"${workers[@]}"} --junitxml="$junit" 2>&1 | tee "$RESULTS_DIR/pytest.log"
     status=${PIPESTATUS[0]}
-    [[ $status == 124 ]] && echo "tests stopped after ${GPU_TEST_TIMEOUT:-200} s"
+    [[ $status == 124 ]] && echo "tests stopped after ${GPU_TEST_TIMEOUT:-180} s"
 
     echo
     echo "GPU backends in this run (passed / failed / skipped test cases):"
-    [[ -f "$RESULTS_DIR/junit.xml" ]] || echo "  (no junit.xml: the tests did not finish)"
-    for backend in cupy torch_cuda; do
-        [[ -f "$RESULTS_DIR/junit.xml" ]] || break
-        python3 - "$RESULTS_DIR/junit.xml" "$backend" <<'PY'
+    if [[ ! -f "$junit" ]]; then
+        echo "  (no junit.xml: the tests did not finish)"
+    else
+        for backend in cupy torch_cuda; do
+            python3 - "$junit" "$backend" <<'PY'
 import re, sys, xml.etree.ElementTree as ET
 path, backend = sys.argv[1], sys.argv[2]
 in_case = re.compile(rf"\[(.*-)?{backend}(-.*)?\]$")
@@ -70,25 +78,30 @@ failed = sum(1 for c in cases if c.find("failure") is not None or c.find("error"
 skipped = sum(1 for c in cases if c.find("skipped") is not None)
 print(f"  {backend:<11} {len(cases) - failed - skipped:4d} / {failed:4d} / {skipped:4d}")
 PY
-    done
+        done
+    fi
 fi
 
 if [[ "${GPU_BENCH:-1}" != 0 ]]; then
-    # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
-    timeout "${GPU_STREAM_TIMEOUT:-60}" python3 -m benchmarks.streaming --device cuda \
-        --out "$RESULTS_DIR/streaming.json" 2>&1 | tee "$RESULTS_DIR/streaming.log"
-    # Shapes A, B, C, F of issue 4; kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and
-    # split TF32 (cupy:tf32x3).
+    # Issue 4's table: kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and split TF32
+    # (cupy:tf32x3) beside the peers.
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
-    timeout "${GPU_BENCH_TIMEOUT:-270}" python3 -m benchmarks gpu \
+    timeout "${GPU_BENCH_TIMEOUT:-240}" python3 -m benchmarks gpu \
         --backends cupy,cupy:high,cupy:tf32x3,torch_cuda "${bench_args[@]}" \
-        --out "$RESULTS_DIR/benchmark" \
-        2>&1 | tee "$RESULTS_DIR/benchmark.log"
+        --out "$WORK_DIR/benchmark" 2>&1 | tee "$RESULTS_DIR/benchmark.log"
     bench_status=${PIPESTATUS[0]}
+    cp "$WORK_DIR/benchmark/gpu.md" "$WORK_DIR/benchmark/gpu.json" "$RESULTS_DIR/" 2>/dev/null
     if [[ $bench_status != 0 ]]; then
-        echo "benchmark stopped with status $bench_status; the shapes done so far:"
-        cat "$RESULTS_DIR/benchmark/gpu.md" 2>/dev/null
+        echo "benchmark stopped with status $bench_status; the shapes done so far are in gpu.md"
         [[ $status == 0 ]] && status=$bench_status
     fi
+    # Issue 4: 100 M x 64 -> 1024 within X + 2 GB; k-means++ at shape A against 20 iterations.
+    timeout "${GPU_TARGETS_TIMEOUT:-75}" python3 -m benchmarks.gpu_targets \
+        --out "$RESULTS_DIR/targets.json"
+    # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
+    timeout "${GPU_STREAM_TIMEOUT:-45}" python3 -m benchmarks.streaming --device cuda \
+        --out "$RESULTS_DIR/streaming.json"
+    echo
+    cat "$RESULTS_DIR/gpu.md" 2>/dev/null
 fi
 exit "$status"

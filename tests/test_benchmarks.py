@@ -72,6 +72,23 @@ def test_state_memory_benchmark_runs_small():
     assert "Lloyd fit, array-api-strict" in done.stdout
 
 
+def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
+    """Issue 4's memory and k-means++ measurements, their code path on NumPy at toy shapes."""
+    out = tmp_path / "targets.json"
+    command = [
+        sys.executable, "-m", "benchmarks.gpu_targets", "--device", "cpu",
+        "--memory-shape", "20000x8x16", "--init-shape", "20000x16x32", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["memory"]["finished"] is True
+    assert result["memory"]["shape"] == [20000, 8, 16]
+    assert result["init"]["ratio"] == pytest.approx(
+        result["init"]["kmeans_plusplus_s"] / result["init"]["lloyd_20_s"]
+    )
+
+
 def test_unknown_peer_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
