@@ -333,11 +333,15 @@ def cupy_backend_namespace(a):
     return get_namespace(a)
 
 
-@pytest.mark.parametrize(("n", "d", "k"), [(5000, 4, 16), (5000, 64, 300), (10, 3, 1), (7, 2, 7)])
+@pytest.mark.parametrize(
+    ("n", "d", "k"), [(5000, 4, 16), (5000, 64, 300), (10, 3, 1), (7, 2, 7), (300, 1, 5)]
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_cupy_segment_sum_equals_standard(cupy_backend, n, d, k, dtype):
+@pytest.mark.parametrize("strided", [False, True])
+def test_cupy_segment_sum_equals_standard(cupy_backend, n, d, k, dtype, strided):
     """Both kernels (shared-memory accumulators for small k·d, label-sorted runs otherwise),
-    with empty clusters (labels avoid cluster k-1 when k > 1)."""
+    with empty clusters (labels avoid cluster k-1 when k > 1), k = 1, k = n, d = 1, and rows
+    that are a strided view (every other column of a wider array)."""
     import cupy
 
     rng = np.random.default_rng(n + k)
@@ -345,8 +349,14 @@ def test_cupy_segment_sum_equals_standard(cupy_backend, n, d, k, dtype):
     labels = rng.integers(0, max(1, k - 1), size=n)
     w = rng.uniform(size=n).astype(dtype)
     expected = segment_sum(X, labels, w, k, xp=np)
+    X_gpu = cupy.asarray(X)
+    if strided:
+        wide = cupy.zeros((n, 2 * d), dtype=dtype)
+        wide[:, ::2] = X_gpu
+        X_gpu = wide[:, ::2]
+        assert not X_gpu.flags.c_contiguous
     sums, counts = cupy_backend.segment_sum(
-        cupy.asarray(X), cupy.asarray(labels), cupy.asarray(w), k, xp=None
+        X_gpu, cupy.asarray(labels), cupy.asarray(w), k, xp=None
     )
     np.testing.assert_allclose(sums.get(), expected[0], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(counts.get(), expected[1], rtol=1e-12)
