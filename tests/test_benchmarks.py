@@ -142,6 +142,11 @@ def test_minibatch_benchmark_runs():
     assert done.returncode == 0, done.stderr
     assert "kmeans_xp partial_fit, one pass" in done.stdout
     assert "(1.0000 of the full fit)" in done.stdout  # the reference line
+    pytest.importorskip("sklearn")
+    done = subprocess.run([*command, "--seeds", "2"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "seed 1: kmeans_xp" in done.stdout
+    assert "kmeans_xp lower in" in done.stdout
 
 
 def test_dask_scaling_benchmark_runs(tmp_path):
