@@ -169,6 +169,8 @@ def test_auto_is_lloyd_on_a_gpu(xp):
 def test_numpy_pass_equals_the_standard_pass(
     monkeypatch, dtype, n, d, k, block_rows, chunk_bytes, threads
 ):
+    if threads > 1:  # threads hold BLAS to one thread each through threadpoolctl
+        pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(numpy_backend, "UPDATE_CHUNK_BYTES", chunk_bytes)  # 1: flush every block
     monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
     monkeypatch.setattr(numpy_backend, "_MIN_SCORES_FOR_THREADS", 0)

@@ -55,7 +55,8 @@ def _segment_sum_sparse(X_block, labels, weights, n_clusters):
 def _segment_sum_bincount(X_block, labels, weights, n_clusters):
     d = X_block.shape[1]
     flat_index = (labels[:, None] * d + np.arange(d)).ravel()
-    weighted = X_block * weights[:, None]
+    # The products in float64 too: float32 ones would be rounded before bincount adds them.
+    weighted = X_block.astype(np.float64, copy=False) * weights.astype(np.float64)[:, None]
     sums = np.bincount(flat_index, weights=weighted.ravel(), minlength=n_clusters * d)
     counts = np.bincount(labels, weights=weights, minlength=n_clusters)
     return sums.reshape(n_clusters, d), counts.astype(np.float64, copy=False)
