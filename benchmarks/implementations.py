@@ -418,17 +418,19 @@ class GemmFloor(Implementation):
     def prepare(self, X: np.ndarray, C0: np.ndarray) -> None:
         self.impl = KMeansXP(self.backend)
         self.impl.prepare(X, C0)
-        self.operands = (self.impl.X, self.impl.C0)
+        # The operands as X and C0, which the harness drops after the row (device memory).
+        self.X, self.C0 = self.impl.X, self.impl.C0
+        self.impl.X = self.impl.C0 = None
         if self.split:
             import torch
 
-            self.operands = tuple(torch.cat([a, a, a], dim=1) for a in self.operands)
+            self.X, self.C0 = (torch.cat([a, a, a], dim=1) for a in (self.X, self.C0))
 
     def synchronize(self) -> None:
         self.impl.synchronize()
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
-        X, C = self.operands
+        X, C = self.X, self.C0
         if self.tf32:
             import torch
 
