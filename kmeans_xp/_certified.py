@@ -170,8 +170,8 @@ class CertifiedAssign:
     def __call__(self, X_block: Array) -> tuple[Array, Array]:
         xp = self.xp
         m, k = X_block.shape[0], self.c_sq.shape[0]
-        rows = split_for_tf32(X_block, xp=xp, tail_at=2) if self.split else X_block
-        scores = self.matmul(rows, self.neg2_centers_t) + self.c_sq[None, :]
+        operand = split_for_tf32(X_block, xp=xp, tail_at=2) if self.split else X_block
+        scores = self.matmul(operand, self.neg2_centers_t) + self.c_sq[None, :]
         if not self.certify or k == 1:
             labels = xp.argmin(scores, axis=1)
             rows = xp.arange(m, dtype=labels.dtype, device=array_device(labels))

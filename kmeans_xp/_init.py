@@ -62,6 +62,12 @@ TRIAL_DISTANCES_MAX_BYTES = 2**30
 SAMPLING_CHUNK_ROWS = 2**22
 
 
+def _chunks(n_samples: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive chunks of an (n,) vector (not row blocks of X: nothing is
+    reported to ``_memmap``)."""
+    return [(a, min(a + chunk_rows, n_samples)) for a in range(0, n_samples, chunk_rows)]
+
+
 def _sample_in_chunks(
     increments: Callable[[int, int], Array],
     n_samples: int,
@@ -78,7 +84,7 @@ def _sample_in_chunks(
     ``_sample_by_cumulative``; with several, a row of zero increment is still never picked (the
     target inside its chunk is kept below the chunk's total).
     """
-    chunks = [(a, min(a + chunk_rows, n_samples)) for a in range(0, n_samples, chunk_rows)]
+    chunks = _chunks(n_samples, chunk_rows)
     if len(chunks) == 1:
         return _sample_by_cumulative(xp.cumulative_sum(increments(0, n_samples)), uniforms, xp=xp)
     totals = xp.stack([xp.cumulative_sum(increments(a, b))[-1] for a, b in chunks])
@@ -337,11 +343,7 @@ def kmeans_parallel_candidates(
     def centered(start: int, stop: int) -> Array:
         return X[start:stop, :] - offset
 
-    def chunks() -> Iterator[tuple[int, int]]:  # for work on (n,) vectors: no n-long temporary
-        return (
-            (a, min(a + SAMPLING_CHUNK_ROWS, n_samples))
-            for a in range(0, n_samples, SAMPLING_CHUNK_ROWS)
-        )
+    chunks = _chunks(n_samples, SAMPLING_CHUNK_ROWS)  # work on (n,) vectors: no n-long temporary
 
     def w_acc(a: int, b: int) -> Array:
         return xp.astype(weights[a:b], acc)
@@ -367,7 +369,7 @@ def kmeans_parallel_candidates(
     n_chosen = 1
     for _ in range(n_rounds):
         potential = None
-        for a, b in chunks():
+        for a, b in chunks:
             part = xp.sum(w_acc(a, b) * closest[a:b])
             potential = part if potential is None else potential + part
         potential = float(potential)
@@ -376,7 +378,7 @@ def kmeans_parallel_candidates(
         # u < ℓ·w·D²/φ, multiplied out: no division, and D² = 0 or w = 0 is never kept. The
         # uniforms are drawn chunk by chunk, in row order: the same numbers as all at once.
         found = []
-        for a, b in chunks():
+        for a, b in chunks:
             uniforms = xp.asarray(rng.uniform(size=b - a), dtype=acc, device=device)
             keep = uniforms * potential < oversampling * (w_acc(a, b) * closest[a:b])
             found.append(xp.nonzero(keep)[0] + a)

@@ -13,6 +13,11 @@ import pytest
 ROOT = Path(__file__).parent.parent
 
 
+def run_command(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """A benchmark script run from the project root, its output captured."""
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
 def test_harness_writes_json_markdown_and_agreeing_inertias(tmp_path):
     command = [
         sys.executable, "-m", "benchmarks", "cpu", "--shapes", "tutorial,300x3x4",
@@ -20,7 +25,7 @@ def test_harness_writes_json_markdown_and_agreeing_inertias(tmp_path):
         "--repeats", "1", "--e2e-repeats", "1", "--e2e-inits", "k-means++,k-means||",
         "--out", str(tmp_path),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     assert "[2/2] shape (300, 3, 4)" in done.stdout  # progress lines
     results = json.loads((tmp_path / "cpu.json").read_text())
@@ -65,7 +70,7 @@ def test_an_implementation_that_fails_costs_only_its_own_row(capsys, tmp_path):
 
 def test_state_memory_benchmark_runs_small():
     command = [sys.executable, "-m", "benchmarks.state_memory", "--n", "20000"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     for init in ("explicit", "random", "k-means++", "k-means||"):
         assert f"streamed fit, init={init}," in done.stdout
@@ -79,7 +84,7 @@ def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
         sys.executable, "-m", "benchmarks.gpu_targets", "--device", "cpu",
         "--memory-shape", "20000x8x16", "--init-shape", "20000x16x32", "--out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["memory"]["finished"] is True
@@ -91,7 +96,7 @@ def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
 
 def test_unknown_peer_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    done = run_command(command, timeout=60)
     assert done.returncode == 2
     assert "unknown peer" in done.stderr
 
@@ -99,7 +104,7 @@ def test_unknown_peer_is_a_usage_error(tmp_path):
 def test_silhouette_benchmark_scores_agree():
     pytest.importorskip("sklearn")
     command = [sys.executable, "-m", "benchmarks.silhouette", "--n", "600", "--d", "3", "--k", "4"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     scores = [
         float(line.split("silhouette ")[1].split(",")[0]) for line in done.stdout.splitlines()
@@ -127,7 +132,7 @@ def test_init_quality_runs_against_sklearn():
         sys.executable, "-m", "benchmarks.init_quality", "--shape", "400x3x5", "--seeds", "2",
         "--fit",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     assert "seed 1: k-means++ potential ours" in done.stdout
     assert "init: mean ours / mean sklearn = " in done.stdout
@@ -138,12 +143,12 @@ def test_minibatch_benchmark_runs():
     command = [
         sys.executable, "-m", "benchmarks.minibatch", "--shape", "3000x3x4", "--batch", "256",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     assert "kmeans_xp partial_fit, one pass" in done.stdout
     assert "(1.0000 of the full fit)" in done.stdout  # the reference line
     pytest.importorskip("sklearn")
-    done = subprocess.run([*command, "--seeds", "2"], capture_output=True, text=True, cwd=ROOT)
+    done = run_command([*command, "--seeds", "2"])
     assert done.returncode == 0, done.stderr
     assert "seed 1: kmeans_xp" in done.stdout
     assert "kmeans_xp lower in" in done.stdout
@@ -155,7 +160,7 @@ def test_dask_scaling_benchmark_runs(tmp_path):
         sys.executable, "-m", "benchmarks.dask_scaling", "--ns", "3000", "--workers", "1",
         "--d", "3", "--k", "4", "--png", str(tmp_path / "scaling.png"),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     assert "| kmeans_xp[dask] | 1 | 3,000 |" in done.stdout
     assert "| kmeans_xp[numpy] in memory | none | 3,000 |" in done.stdout
@@ -167,7 +172,7 @@ def test_larger_than_ram_script_runs_small(tmp_path):
         sys.executable, "-m", "benchmarks.larger_than_ram", "--path", str(path), "--rows",
         "20000", "--d", "8", "--k", "4", "--max-iter", "2",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     assert "peak resident MiB: VmHWM" in done.stdout
     assert not path.exists()  # removed without --keep
@@ -206,7 +211,7 @@ def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):
         "--repeats", "1", "--no-e2e", "--backends", "cupy,cupy:high,cupy:tf32x3,torch_cuda",
         "--out", str(tmp_path),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "gpu.json").read_text())["results"][0]["rows"]
     names = [r["name"] for r in rows]
@@ -228,7 +233,7 @@ def test_streaming_benchmark_runs_on_the_cpu(tmp_path):
         sys.executable, "-m", "benchmarks.streaming", "--device", "cpu",
         "--shape", "20000x8x16", "--iters", "1", "--out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = run_command(command)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["shape"] == [20000, 8, 16]
