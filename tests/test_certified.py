@@ -3,6 +3,8 @@ cannot tell the two nearest centers apart; the GPU kernels equal the standard-on
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from helpers import nearest64, sq_distances64
@@ -271,13 +273,18 @@ def cupy_backend(backend_named):
 @pytest.mark.parametrize(("n", "d", "k"), [(3000, 16, 8), (500, 1, 5), (64, 7, 64), (300, 33, 1)])
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("every_row_ambiguous", [False, True])
+@pytest.mark.parametrize("small_pass", [True, False])
 def test_cupy_kernel_equals_standard(
-    cupy_backend, n, d, k, precision, every_row_ambiguous, monkeypatch
+    cupy_backend, n, d, k, precision, every_row_ambiguous, small_pass, monkeypatch
 ):
     """Labels equal the float64 argmin; with a bound so wide that every row is ambiguous, the
-    kernel's exact rescoring decides every label."""
+    kernel's exact rescoring decides every label. These shapes are small enough for the fused
+    small-k·d kernel; ``small_pass=False`` sends them through cuBLAS and assign_certified."""
     import cupy
 
+    from kmeans_xp._backends import _cuda_kernels
+
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", small_pass)
     if every_row_ambiguous:
         monkeypatch.setattr(certified, "_MARGIN", 1e12)
 
@@ -296,6 +303,50 @@ def test_cupy_kernel_equals_standard(
         cupy.asarray(Xh)
     )
     np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(20000, 32, 64), (5000, 3, 7), (3000, 64, 16)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):
+    """``_cupy.assign_and_sum`` (one lloyd_pass_small launch per block) against the standard
+    pass with the cuBLAS assignment: same labels, partials, sums and counts, with data far from
+    the origin, zero weights, an empty cluster, several blocks, and the changed-label count of
+    a second pass over the first's buffers."""
+    import cupy
+
+    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+
+    rng = np.random.default_rng(n + d)
+    X = (rng.normal(size=(n, d)) + 1000.0).astype(dtype)
+    offset = X.astype(np.float64).mean(axis=0).astype(dtype)
+    C = (X - offset)[rng.choice(n, size=k, replace=False)].copy()
+    C[k - 1] = 1e6  # an empty cluster
+    w = rng.uniform(size=n).astype(dtype)
+    w[::5] = 0.0
+    X_gpu, C_gpu, w_gpu, o_gpu = (cupy.asarray(a) for a in (X, C, w, offset))
+    xp = cupy_backend_namespace(X_gpu)
+    standard = functools.partial(
+        _assign_and_sum, make_assign=functools.partial(cupy_backend.CertifiedAssign, xp=xp)
+    )
+    args = (X_gpu, C_gpu, w_gpu, o_gpu, cupy_backend.segment_sum)
+    assert _cuda_kernels.small_pass(d, k, dtype, accumulate=True) is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_cuda_kernels, "use_small_pass", False)
+        expected = standard(*args, block_rows=n, xp=xp)
+    fused = cupy_backend.assign_and_sum(*args, block_rows=n // 3 + 1, xp=xp, standard=standard)
+    labels = fused[0].get()
+    np.testing.assert_array_equal(labels, expected[0].get())
+    np.testing.assert_array_equal(labels, nearest64(X - offset, C))
+    np.testing.assert_allclose(fused[1].get(), expected[1].get(), rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(fused[2].get(), expected[2].get(), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(fused[3].get(), expected[3].get(), rtol=1e-12)
+    assert fused[3].get()[k - 1] == 0
+    buffers = PassBuffers(fused[0], fused[1])
+    buffers.labels[:7] = (buffers.labels[:7] + 1) % k  # seven labels the next pass must change
+    cupy_backend.assign_and_sum(*args, block_rows=n, xp=xp, out=buffers, standard=standard)
+    assert int(buffers.n_changed) == 7
+    np.testing.assert_array_equal(buffers.labels.get(), labels)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -387,18 +438,18 @@ def test_kernels_compile_with_nvrtc():
     """The CUDA source compiles (for Turing and Hopper), checked without a GPU where NVRTC is
     installed (the nvidia-cuda-nvrtc wheel); skipped elsewhere."""
     nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
-    from kmeans_xp._backends import _cupy
+    from kmeans_xp._backends import _cuda_kernels
 
     for arch in ("compute_75", "compute_90"):
         try:
-            program = nvrtc.createProgram(_cupy.KERNEL_SOURCE, "kmeans_xp.cu", [], [])
+            program = nvrtc.createProgram(_cuda_kernels.KERNEL_SOURCE, "kmeans_xp.cu", [], [])
             nvrtc.compileProgram(program, [f"-arch={arch}", "--std=c++14"])
         except Exception as exc:
             if "nvrtc" in str(exc).lower() and "COMPILATION" not in str(exc):
                 pytest.skip(f"NVRTC unavailable: {exc}")
             raise AssertionError(nvrtc.getProgramLog(program)) from exc
         ptx = nvrtc.getPTX(program).decode()
-        for name in _cupy.KERNEL_NAMES:
+        for name in _cuda_kernels.KERNEL_NAMES:
             assert f".entry {name}(" in ptx
 
 

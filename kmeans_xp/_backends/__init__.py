@@ -4,9 +4,10 @@ On a GPU (CuPy, or torch CUDA tensors) the assignment is also *certified*: label
 a float64 argmin (``_certified``), with a fused CuPy kernel where CuPy is installed.
 
 Each module here implements ``segment_sum`` with the same signature and results as
-``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy also has its own
-version of the whole assign-and-sum pass of a Lloyd iteration (``_lloyd._assign_and_sum``) and
-of Hamerly's nearest-two search (``_hamerly._nearest_two``). A library without a module here uses
+``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy and CuPy also have
+their own version of the whole assign-and-sum pass of a Lloyd iteration
+(``_lloyd._assign_and_sum``; CuPy's fuses it into one kernel at small k·d), and NumPy of
+Hamerly's nearest-two search (``_hamerly._nearest_two``). A library without a module here uses
 the standard-only versions.
 """
 
@@ -42,12 +43,18 @@ def segment_sum_for(xp: ModuleType) -> Callable:
     return _primitives.segment_sum
 
 
-def assign_and_sum_for(xp: ModuleType) -> Callable | None:
-    """A library's own version of ``_lloyd._assign_and_sum``, or None to use the standard one."""
+def assign_and_sum_for(xp: ModuleType, standard: Callable) -> Callable | None:
+    """A library's own version of ``_lloyd._assign_and_sum``, or None to use ``standard`` (the
+    standard pass with the device's assignment), which CuPy's also falls back on for shapes its
+    fused kernel does not take."""
     if is_numpy(xp):
         from . import _numpy
 
         return _numpy.assign_and_sum
+    if is_cupy(xp):
+        from . import _cupy
+
+        return partial(_cupy.assign_and_sum, standard=standard)
     return None
 
 

@@ -1,0 +1,551 @@
+"""The CUDA kernels of the CuPy backend, as source text, and how the fused pass is launched.
+
+Nothing here imports CuPy: ``_cupy.py`` compiles ``KERNEL_SOURCE`` with NVRTC (through
+``cupy.RawModule``) and launches it; the tests compile the same text with NVRTC where it is
+installed, and run it on the CPU with ``tests/cuda_emulator.py`` wherever g++ is, with the
+launch sizes and arguments computed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+KERNEL_SOURCE = r"""
+// +inf without math.h (NVRTC compiles without the host headers).
+template <typename T> __device__ __forceinline__ T infinity();
+template <> __device__ __forceinline__ float infinity<float>() {
+    return __int_as_float(0x7f800000);
+}
+template <> __device__ __forceinline__ double infinity<double>() {
+    return __longlong_as_double(0x7ff0000000000000LL);
+}
+
+// Keep the best (lowest index on ties) and the second-best of the values seen so far.
+template <typename T>
+__device__ __forceinline__ void keep_two(T v, int j, T& best, int& best_j, T& second) {
+    if (v < best || (v == best && j < best_j)) {
+        second = best;
+        best = v;
+        best_j = j;
+    } else if (v < second) {
+        second = v;
+    }
+}
+
+// One warp per row. Each lane keeps the best two scores of columns lane, lane + 32, ...; five
+// shuffles merge them: the best score (lowest index on ties) and the second-best. If the two are
+// within the error bound 2(a|x| + b) (see kmeans_xp/_certified.py), the row is ambiguous and the
+// same warp scores it exactly: only centers whose score is within the bound of the best can be
+// nearer, and their squared distances are formed from the differences in float64. No flag goes
+// back to the host, so the next block's work is queued without waiting.
+template <typename T>
+__device__ void assign_certified(const T* __restrict__ products, const T* __restrict__ c_sq,
+                                 const T* __restrict__ x, const double* __restrict__ centers,
+                                 long long m, int k, int d, T a, T b, int certify,
+                                 int* __restrict__ labels, T* __restrict__ partial) {
+    const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (row >= m) return;  // the whole warp leaves together: all its lanes share `row`
+    const T* s = products + row * (long long)k;
+    const T* xr = x + row * (long long)d;
+    T best = infinity<T>(), second = infinity<T>();
+    int best_j = 0x7fffffff;
+    for (int j = lane; j < k; j += 32) keep_two(s[j] + c_sq[j], j, best, best_j, second);
+    T x_sq = 0;
+    for (int f = lane; f < d; f += 32) x_sq += xr[f] * xr[f];
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        T other_best = __shfl_down_sync(0xffffffffu, best, offset);
+        int other_j = __shfl_down_sync(0xffffffffu, best_j, offset);
+        T other_second = __shfl_down_sync(0xffffffffu, second, offset);
+        x_sq += __shfl_down_sync(0xffffffffu, x_sq, offset);
+        // A lane past the warp's end gets its own values back; merging a lane with itself
+        // would make its second-best its best (lane 0 never reads such a lane, but be exact).
+        if (lane + offset < 32) {
+            keep_two(other_best, other_j, best, best_j, second);
+            if (other_second < second) second = other_second;
+        }
+    }
+    best = __shfl_sync(0xffffffffu, best, 0);
+    best_j = __shfl_sync(0xffffffffu, best_j, 0);
+    second = __shfl_sync(0xffffffffu, second, 0);
+    x_sq = __shfl_sync(0xffffffffu, x_sq, 0);
+    const bool ambiguous = certify && (second - best) <= 2 * (a * sqrt(x_sq) + b);
+    if (!ambiguous) {
+        if (lane == 0) {
+            labels[row] = best_j;
+            partial[row] = best;
+        }
+        return;
+    }
+    // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of the
+    // candidates costs a few more exact distances, never a wrong label).
+    double exact_x_sq = 0.0;
+    for (int f = 0; f < d; ++f) exact_x_sq += (double)xr[f] * (double)xr[f];
+    const double threshold = (double)best + 3.0 * ((double)a * sqrt(exact_x_sq) + (double)b);
+    double nearest = infinity<double>();
+    int nearest_j = 0x7fffffff;
+    for (int j = lane; j < k; j += 32) {
+        if ((double)(s[j] + c_sq[j]) > threshold) continue;
+        const double* c = centers + (long long)j * d;
+        double dist = 0.0;
+        for (int f = 0; f < d; ++f) {
+            const double diff = (double)xr[f] - c[f];
+            dist += diff * diff;
+        }
+        if (dist < nearest || (dist == nearest && j < nearest_j)) {
+            nearest = dist;
+            nearest_j = j;
+        }
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        const double other = __shfl_down_sync(0xffffffffu, nearest, offset);
+        const int other_j = __shfl_down_sync(0xffffffffu, nearest_j, offset);
+        if (other < nearest || (other == nearest && other_j < nearest_j)) {
+            nearest = other;
+            nearest_j = other_j;
+        }
+    }
+    if (lane == 0) {
+        labels[row] = nearest_j;
+        partial[row] = (T)(nearest - exact_x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
+    }
+}
+
+extern "C" __global__ void assign_certified_float(const float* products, const float* c_sq,
+                                                  const float* x, const double* centers,
+                                                  long long m, int k, int d, float a, float b,
+                                                  int certify, int* labels, float* partial) {
+    assign_certified<float>(products, c_sq, x, centers, m, k, d, a, b, certify, labels,
+                            partial);
+}
+
+extern "C" __global__ void assign_certified_double(const double* products, const double* c_sq,
+                                                   const double* x, const double* centers,
+                                                   long long m, int k, int d, double a,
+                                                   double b, int certify, int* labels,
+                                                   double* partial) {
+    assign_certified<double>(products, c_sq, x, centers, m, k, d, a, b, certify, labels,
+                             partial);
+}
+
+// Rows of X as the operand of a "tf32x3" product (see split_for_tf32 in kmeans_xp/_certified.py):
+// each x = h + l, h its sign, exponent and 10 leading mantissa bits (exact in TF32), l = x - h
+// (exact, |l| < 2^-10 |x|); the row becomes the column groups h, h, l (tail_at = 2) or h, l, h
+// (tail_at = 1).
+extern "C" __global__ void split_for_tf32_float(const float* __restrict__ x, long long m, int d,
+                                                int tail_at, float* __restrict__ out) {
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= m * d) return;
+    const long long r = e / d;
+    const int f = (int)(e - r * d);
+    const float v = x[e];
+    const float h = __uint_as_float(__float_as_uint(v) & 0xffffe000u);
+    const float l = v - h;
+    float* o = out + r * 3 * (long long)d + f;
+    o[0] = tail_at == 0 ? l : h;
+    o[d] = tail_at == 1 ? l : h;
+    o[2 * d] = tail_at == 2 ? l : h;
+}
+
+// A Lloyd pass for small k*d in one kernel, so nothing n*k long reaches device memory. The
+// centers, padded with zeros to D features, sit in shared memory; each thread takes one row of
+// X into registers with `offset` subtracted and scores every center in X's dtype (a dot product
+// of d terms: the "highest" bound of kmeans_xp/_certified.py holds in any order, FMA or not),
+// keeping the best (lowest index on ties) and the second-best score. An ambiguous row (best two
+// within 2(a|x| + b)) is scored again by its thread against every center, from the differences
+// in float64. With `accumulate`, each tile of blockDim rows is then added into per-cluster
+// float64 sums in shared memory, consecutive threads taking consecutive features of a row (a
+// warp's atomic additions rarely meet on one address), and the block adds its sums to `sums`
+// and `counts` once at the end. With `count_changed`, labels that differ from those already in
+// `labels` are counted into `n_changed`. Tiles are visited grid-stride.
+//
+// Shared memory (bytes, as small_pass_launch in _cupy.py computes them): k*D + k values of T
+// (centers, |c|^2), then, from the next multiple of 8, k*(d + 1) doubles (sums, counts) and
+// blockDim ints (the tile's labels) when accumulating.
+template <typename T, int D>
+__device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ offset,
+                                 long long m, int d, const T* __restrict__ centers,
+                                 const T* __restrict__ c_sq,
+                                 const double* __restrict__ centers_wide, int k, T a, T b,
+                                 int certify, const T* __restrict__ w, int accumulate,
+                                 int count_changed, int* __restrict__ labels,
+                                 T* __restrict__ partial, unsigned long long* n_changed,
+                                 double* sums, double* counts) {
+    extern __shared__ __align__(16) double shared_memory[];
+    unsigned char* base = (unsigned char*)shared_memory;
+    T* sc = (T*)base;
+    T* sc_sq = sc + k * D;
+    double* acc = (double*)(base + ((((long long)k * D + k) * sizeof(T) + 7) & ~7LL));
+    const int n_acc = accumulate ? k * (d + 1) : 0;
+    int* tile_labels = (int*)(acc + n_acc);
+    for (int i = threadIdx.x; i < k * D; i += blockDim.x) {
+        const int j = i / D, f = i - j * D;
+        sc[i] = f < d ? centers[(long long)j * d + f] : (T)0;
+    }
+    for (int j = threadIdx.x; j < k; j += blockDim.x) sc_sq[j] = c_sq[j];
+    for (int i = threadIdx.x; i < n_acc; i += blockDim.x) acc[i] = 0.0;
+    __syncthreads();
+    const long long n_tiles = (m + blockDim.x - 1) / blockDim.x;
+    for (long long tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+        const long long first = tile * blockDim.x;
+        const long long row = first + threadIdx.x;
+        bool changed = false;
+        if (row < m) {
+            T xr[D];
+            T x_sq = 0;
+#pragma unroll
+            for (int f = 0; f < D; ++f) {
+                xr[f] = f < d ? x[row * d + f] - offset[f] : (T)0;
+                x_sq += xr[f] * xr[f];
+            }
+            T best = infinity<T>(), second = infinity<T>();
+            int best_j = 0x7fffffff;
+            for (int j = 0; j < k; ++j) {
+                const T* c = sc + j * D;
+                T dot[4] = {0, 0, 0, 0};  // four chains: FMAs in flight, not one waiting on another
+#pragma unroll
+                for (int f = 0; f < D; ++f) dot[f & 3] += xr[f] * c[f];
+                keep_two(sc_sq[j] - 2 * ((dot[0] + dot[1]) + (dot[2] + dot[3])), j, best, best_j,
+                         second);
+            }
+            int label = best_j;
+            T p = best;
+            if (certify && (second - best) <= 2 * (a * sqrt(x_sq) + b)) {
+                double exact_x_sq = 0.0;
+#pragma unroll
+                for (int f = 0; f < D; ++f) exact_x_sq += (double)xr[f] * (double)xr[f];
+                double nearest = infinity<double>();
+                for (int j = 0; j < k; ++j) {
+                    const double* c = centers_wide + (long long)j * d;
+                    double dist = 0.0;
+#pragma unroll
+                    for (int f = 0; f < D; ++f) {
+                        if (f < d) {
+                            const double diff = (double)xr[f] - c[f];
+                            dist += diff * diff;
+                        }
+                    }
+                    if (dist < nearest) {  // j rises: the lowest index wins ties
+                        nearest = dist;
+                        label = j;
+                    }
+                }
+                p = (T)(nearest - exact_x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
+            }
+            if (count_changed) changed = labels[row] != label;
+            labels[row] = label;
+            partial[row] = p;
+            if (accumulate) tile_labels[threadIdx.x] = label;
+        }
+        if (count_changed) {  // every lane of the warp gets here: the tile loop is block-uniform
+            const unsigned changed_lanes = __ballot_sync(0xffffffffu, changed);
+            if ((threadIdx.x & 31) == 0 && changed_lanes != 0)
+                atomicAdd(n_changed, (unsigned long long)__popc(changed_lanes));
+        }
+        if (accumulate) {
+            __syncthreads();  // the tile's labels are in
+            const int rows = (int)(m - first < (long long)blockDim.x ? m - first : blockDim.x);
+            for (int e = threadIdx.x; e < rows * d; e += blockDim.x) {
+                const int r = e / d, f = e - r * d;
+                const int label = tile_labels[r];
+                const double wr = (double)w[first + r];
+                atomicAdd(&acc[label * d + f], wr * (double)(x[(first + r) * d + f] - offset[f]));
+                if (f == 0) atomicAdd(&acc[k * d + label], wr);
+            }
+            __syncthreads();  // before the next tile overwrites the labels
+        }
+    }
+    for (int i = threadIdx.x; i < n_acc; i += blockDim.x) {
+        const double v = acc[i];
+        if (v == 0.0) continue;
+        if (i < k * d) atomicAdd(&sums[i], v);
+        else atomicAdd(&counts[i - k * d], v);
+    }
+}
+
+#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D)                                                   \
+    extern "C" __global__ void lloyd_pass_small_##SUFFIX##_##D(                                 \
+        const T* x, const T* offset, long long m, int d, const T* centers, const T* c_sq,      \
+        const double* centers_wide, int k, T a, T b, int certify, const T* w, int accumulate,  \
+        int count_changed, int* labels, T* partial, unsigned long long* n_changed,              \
+        double* sums, double* counts) {                                                         \
+        lloyd_pass_small<T, D>(x, offset, m, d, centers, c_sq, centers_wide, k, a, b, certify, \
+                               w, accumulate, count_changed, labels, partial, n_changed, sums,  \
+                               counts);                                                         \
+    }
+DEFINE_LLOYD_PASS_SMALL(float, float, 4)
+DEFINE_LLOYD_PASS_SMALL(float, float, 8)
+DEFINE_LLOYD_PASS_SMALL(float, float, 16)
+DEFINE_LLOYD_PASS_SMALL(float, float, 32)
+DEFINE_LLOYD_PASS_SMALL(float, float, 64)
+DEFINE_LLOYD_PASS_SMALL(double, double, 4)
+DEFINE_LLOYD_PASS_SMALL(double, double, 8)
+DEFINE_LLOYD_PASS_SMALL(double, double, 16)
+DEFINE_LLOYD_PASS_SMALL(double, double, 32)
+DEFINE_LLOYD_PASS_SMALL(double, double, 64)
+
+// Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
+// adds its rows into private accumulators, then adds those to the global sums once.
+template <typename T>
+__device__ void sum_shared(const T* __restrict__ x, const T* __restrict__ w,
+                           const int* __restrict__ labels, long long m, int d, int k,
+                           long long rows_per_block, double* sums, double* counts) {
+    // One name for dynamic shared memory in every kernel (tests/cuda_emulator.hpp needs it).
+    extern __shared__ __align__(16) double shared_memory[];
+    double* acc = shared_memory;
+    const int n_acc = k * (d + 1);
+    for (int i = threadIdx.x; i < n_acc; i += blockDim.x) acc[i] = 0.0;
+    __syncthreads();
+    const long long lo = (long long)blockIdx.x * rows_per_block;
+    const long long hi = lo + rows_per_block < m ? lo + rows_per_block : m;
+    const long long total = (hi - lo) * d;
+    for (long long e = threadIdx.x; e < total; e += blockDim.x) {
+        const long long r = lo + e / d;
+        const int f = (int)(e % d);
+        const int label = labels[r];
+        const double wr = (double)w[r];
+        atomicAdd(&acc[label * d + f], wr * (double)x[r * d + f]);
+        if (f == 0) atomicAdd(&acc[k * d + label], wr);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_acc; i += blockDim.x) {
+        const double v = acc[i];
+        if (v == 0.0) continue;
+        if (i < k * d) atomicAdd(&sums[i], v);
+        else atomicAdd(&counts[i - k * d], v);
+    }
+}
+
+extern "C" __global__ void sum_shared_float(const float* x, const float* w, const int* labels,
+                                            long long m, int d, int k, long long rows_per_block,
+                                            double* sums, double* counts) {
+    sum_shared<float>(x, w, labels, m, d, k, rows_per_block, sums, counts);
+}
+
+extern "C" __global__ void sum_shared_double(const double* x, const double* w,
+                                             const int* labels, long long m, int d, int k,
+                                             long long rows_per_block, double* sums,
+                                             double* counts) {
+    sum_shared<double>(x, w, labels, m, d, k, rows_per_block, sums, counts);
+}
+
+// Weighted per-cluster sums over rows visited in label order (`order` sorts the labels): each
+// thread owns one feature of a run of sorted rows and adds a cluster's partial sum once per run
+// of equal labels, so atomics are few and rarely meet on one address.
+template <typename T>
+__device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
+                           const int* __restrict__ labels, const long long* __restrict__ order,
+                           long long m, int d, long long rows_per_block, double* sums,
+                           double* counts) {
+    const long long lo = (long long)blockIdx.x * rows_per_block;
+    const long long hi = lo + rows_per_block < m ? lo + rows_per_block : m;
+    for (int f = threadIdx.x; f < d; f += blockDim.x) {
+        int current = -1;
+        double total = 0.0, weight = 0.0;
+        for (long long p = lo; p < hi; ++p) {
+            const long long r = order[p];
+            const int label = labels[r];
+            if (label != current) {
+                if (current >= 0) {
+                    atomicAdd(&sums[(long long)current * d + f], total);
+                    if (f == 0) atomicAdd(&counts[current], weight);
+                }
+                current = label;
+                total = 0.0;
+                weight = 0.0;
+            }
+            const double wr = (double)w[r];
+            total += wr * (double)x[r * d + f];
+            weight += wr;
+        }
+        if (current >= 0) {
+            atomicAdd(&sums[(long long)current * d + f], total);
+            if (f == 0) atomicAdd(&counts[current], weight);
+        }
+    }
+}
+
+extern "C" __global__ void sum_sorted_float(const float* x, const float* w, const int* labels,
+                                            const long long* order, long long m, int d,
+                                            long long rows_per_block, double* sums,
+                                            double* counts) {
+    sum_sorted<float>(x, w, labels, order, m, d, rows_per_block, sums, counts);
+}
+
+extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
+                                             const int* labels, const long long* order,
+                                             long long m, int d, long long rows_per_block,
+                                             double* sums, double* counts) {
+    sum_sorted<double>(x, w, labels, order, m, d, rows_per_block, sums, counts);
+}
+"""
+
+# The fused pass for small k·d (lloyd_pass_small) pads rows to the first of these widths that
+# holds them; wider rows go through cuBLAS.
+SMALL_PASS_WIDTHS = (4, 8, 16, 32, 64)
+
+KERNEL_NAMES = (
+    "assign_certified_float",
+    "assign_certified_double",
+    "sum_shared_float",
+    "sum_shared_double",
+    "sum_sorted_float",
+    "sum_sorted_double",
+    "split_for_tf32_float",
+    *(
+        f"lloyd_pass_small_{suffix}_{width}"
+        for suffix in ("float", "double")
+        for width in SMALL_PASS_WIDTHS
+    ),
+)
+
+# Dynamic shared memory a block may use without opting in (every CUDA GPU since Kepler).
+SHARED_BYTES = 48 * 1024
+_ASSIGN_THREADS = 256  # assign_certified: 8 rows (warps) per block
+_SPLIT_THREADS = 256
+_SHARED_THREADS = 256
+_SHARED_ROWS_PER_BLOCK = 4096
+_SORTED_ROWS_PER_BLOCK = 256
+_SMALL_THREADS = 256
+# lloyd_pass_small's grid: this many blocks per multiprocessor (92 registers a thread at d <= 32
+# allow 2 blocks of 256 at once; the rest wait), each visiting tiles grid-stride, so every
+# block adds its shared sums to the global ones once per launch, not once per 256 rows.
+_SMALL_BLOCKS_PER_SM = 4
+
+# False sends every shape through cuBLAS; the benchmark's ``cupy:gemm`` compares the two.
+use_small_pass = True
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch: ``kernel((grid,), (threads,), arguments, shared_mem=shared_bytes)``
+    with the arguments in the kernel's order and C types (NumPy scalars), arrays contiguous."""
+
+    kernel_name: str
+    grid: int
+    threads: int
+    arguments: tuple
+    shared_bytes: int = 0
+
+
+def type_suffix(dtype: np.dtype) -> str:
+    """The suffix of a kernel's name for data of ``dtype`` (float32 or float64)."""
+    return "float" if np.dtype(dtype) == np.float32 else "double"
+
+
+def _blocks(items: int, per_block: int) -> int:
+    return (items + per_block - 1) // per_block
+
+
+def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launch:
+    """``assign_certified`` over a block's (m, k) products: one warp per row. ``scorer`` is the
+    ``_certified.CertifiedAssign`` whose centers gave the products (‖c‖², float64 centers,
+    bound), with contiguous ``c_sq`` and ``centers_wide``."""
+    m, d = X_block.shape
+    k = products.shape[1]
+    scalar = np.dtype(X_block.dtype).type
+    arguments = (
+        products, scorer.c_sq, X_block, scorer.centers_wide, np.int64(m), np.int32(k),
+        np.int32(d), scalar(scorer.a), scalar(scorer.b), np.int32(scorer.certify and k > 1),
+        labels, partial,
+    )  # fmt: skip
+    name = f"assign_certified_{type_suffix(X_block.dtype)}"
+    return Launch(name, _blocks(m * 32, _ASSIGN_THREADS), _ASSIGN_THREADS, arguments)
+
+
+def split_launch(A, out, *, tail_at: int) -> Launch:
+    """``split_for_tf32_float`` of a float32 (m, d) array into ``out`` (m, 3d)."""
+    m, d = A.shape
+    arguments = (A, np.int64(m), np.int32(d), np.int32(tail_at), out)
+    return Launch("split_for_tf32_float", _blocks(m * d, _SPLIT_THREADS), _SPLIT_THREADS, arguments)
+
+
+def segment_sum_sorts(n_clusters: int, n_features: int) -> bool:
+    """Whether ``segment_sum_launch`` needs the rows' order by label: when k·(d+1) float64 sums
+    do not fit in a block's shared memory."""
+    return 8 * n_clusters * (n_features + 1) > SHARED_BYTES
+
+
+def segment_sum_launch(X_block, weights, labels, order, sums, counts) -> Launch:
+    """``sum_shared`` (private sums per block in shared memory) or, where ``segment_sum_sorts``,
+    ``sum_sorted`` over rows in label ``order`` (int64). Adds into float64 ``sums``/``counts``."""
+    m, d = X_block.shape
+    k = sums.shape[0]
+    suffix = type_suffix(X_block.dtype)
+    if not segment_sum_sorts(k, d):
+        arguments = (
+            X_block, weights, labels, np.int64(m), np.int32(d), np.int32(k),
+            np.int64(_SHARED_ROWS_PER_BLOCK), sums, counts,
+        )  # fmt: skip
+        grid = _blocks(m, _SHARED_ROWS_PER_BLOCK)
+        return Launch(f"sum_shared_{suffix}", grid, _SHARED_THREADS, arguments, 8 * k * (d + 1))
+    arguments = (
+        X_block, weights, labels, order, np.int64(m), np.int32(d),
+        np.int64(_SORTED_ROWS_PER_BLOCK), sums, counts,
+    )  # fmt: skip
+    threads = min(128, 32 * _blocks(d, 32))
+    return Launch(f"sum_sorted_{suffix}", _blocks(m, _SORTED_ROWS_PER_BLOCK), threads, arguments)
+
+
+@dataclass(frozen=True)
+class SmallPass:
+    """``lloyd_pass_small`` for one shape: its kernel and dynamic shared memory in bytes (the
+    layout the kernel's comment describes)."""
+
+    kernel_name: str
+    shared_bytes: int
+    accumulate: bool
+
+
+def small_pass(
+    n_features: int, n_clusters: int, dtype: np.dtype, *, accumulate: bool
+) -> SmallPass | None:
+    """The fused pass for this shape, or None where it does not apply: more than 64 features,
+    centers (and, when ``accumulate``, k·(d+1) float64 sums) beyond 48 KiB of shared memory, or
+    ``use_small_pass`` off.
+
+    Why: at small k·d the cuBLAS path is bound by memory, not arithmetic — its (m, k) products
+    are written and read back, and X is read three times — while this kernel reads X once
+    (twice from cache when it accumulates) and writes 8 bytes per row.
+    """
+    if not use_small_pass:
+        return None
+    width = next((w for w in SMALL_PASS_WIDTHS if w >= n_features), None)
+    if width is None:
+        return None
+    item = np.dtype(dtype).itemsize
+    total = ((n_clusters * width + n_clusters) * item + 7) // 8 * 8
+    if accumulate:
+        total += 8 * n_clusters * (n_features + 1) + 4 * _SMALL_THREADS
+    if total > SHARED_BYTES:
+        return None
+    return SmallPass(f"lloyd_pass_small_{type_suffix(dtype)}_{width}", total, accumulate)
+
+
+def small_pass_launch(
+    plan: SmallPass, X_block, offset, centers, scorer, labels, partial, *,
+    weights=None, sums=None, counts=None, n_changed=None, unused=None, multiprocessors: int,
+) -> Launch:  # fmt: skip
+    """``lloyd_pass_small`` over a block: labels and partials written in place; with
+    ``plan.accumulate``, the weighted sums added into ``sums``/``counts``; with ``n_changed``
+    (one uint64), the labels it changes counted.
+
+    ``centers`` are the centered centers in X's dtype, ``scorer`` a ``CertifiedAssign`` of them
+    with ``precision="highest"`` (its ‖c‖², float64 centers and bound); ``unused`` (any array)
+    stands in for the pointers the kernel will not read.
+    """
+    m, d = X_block.shape
+    k = centers.shape[0]
+    scalar = np.dtype(X_block.dtype).type
+    count_changed = n_changed is not None
+    arguments = (
+        X_block, offset, np.int64(m), np.int32(d), centers, scorer.c_sq, scorer.centers_wide,
+        np.int32(k), scalar(scorer.a), scalar(scorer.b), np.int32(scorer.certify and k > 1),
+        weights if plan.accumulate else unused, np.int32(plan.accumulate),
+        np.int32(count_changed), labels, partial, n_changed if count_changed else unused,
+        sums if plan.accumulate else unused, counts if plan.accumulate else unused,
+    )  # fmt: skip
+    grid = max(1, min(_blocks(m, _SMALL_THREADS), _SMALL_BLOCKS_PER_SM * multiprocessors))
+    return Launch(plan.kernel_name, grid, _SMALL_THREADS, arguments, plan.shared_bytes)

@@ -1,0 +1,204 @@
+// Runs CUDA kernels written for NVRTC on the CPU, one OS thread per CUDA thread, so their own
+// source (kmeans_xp/_backends/_cupy.py's KERNEL_SOURCE) is tested on machines without a GPU.
+//
+// What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp
+// intrinsics __shfl_sync/__shfl_down_sync/__ballot_sync (32 lanes meeting at a barrier),
+// atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
+// `shared_memory`, filled with 0xff bytes before each block so reads of unset values show up
+// as NaN), and the bit casts the kernels use. Blocks run one after another; the threads of a
+// block run at once, so a missing __syncthreads can (not must) show up as a wrong result.
+// Not emulated: FMA contraction (nvcc fuses a*b + c; g++ here does not), memory-model
+// subtleties, and anything a kernel does not use. tests/cuda_emulator.py compiles it.
+#pragma once
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+using std::sqrt;
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__
+#define __align__(n) __attribute__((aligned(n)))
+
+struct dim3 {
+    unsigned int x = 1, y = 1, z = 1;
+};
+
+namespace emulator {
+
+constexpr std::size_t kSharedBytes = 64 * 1024;
+
+struct Warp {
+    explicit Warp(int lanes) : lanes(lanes), meet(lanes) {}
+    int lanes;
+    std::barrier<> meet;
+    alignas(8) unsigned char slot[32][8];
+};
+
+struct Block {
+    explicit Block(int threads) : meet(threads) {
+        for (int w = 0; w < (threads + 31) / 32; ++w)
+            warps.push_back(std::make_unique<Warp>(threads - 32 * w < 32 ? threads - 32 * w : 32));
+    }
+    std::barrier<> meet;
+    std::vector<std::unique_ptr<Warp>> warps;
+};
+
+inline thread_local Block* current_block = nullptr;
+
+}  // namespace emulator
+
+inline thread_local dim3 threadIdx;
+inline dim3 blockIdx, blockDim, gridDim;
+alignas(16) inline double shared_memory[emulator::kSharedBytes / sizeof(double)];
+
+inline void __syncthreads() { emulator::current_block->meet.arrive_and_wait(); }
+
+namespace emulator {
+
+inline Warp& my_warp() { return *current_block->warps[threadIdx.x / 32]; }
+
+// Every lane of the warp posts a value, then reads lane `source(lane)`'s (its own when out of
+// range), then all meet again so no slot is overwritten before it was read.
+template <typename T, typename Source>
+T exchange(T v, Source source) {
+    static_assert(sizeof(T) <= 8, "warp exchange of more than 8 bytes");
+    Warp& warp = my_warp();
+    const int lane = threadIdx.x % 32;
+    std::memcpy(warp.slot[lane], &v, sizeof(T));
+    warp.meet.arrive_and_wait();
+    T out = v;
+    const int from = source(lane);
+    if (from >= 0 && from < warp.lanes) std::memcpy(&out, warp.slot[from], sizeof(T));
+    warp.meet.arrive_and_wait();
+    return out;
+}
+
+}  // namespace emulator
+
+template <typename T>
+T __shfl_down_sync(unsigned, T v, int delta) {
+    return emulator::exchange(v, [delta](int lane) { return lane + delta; });
+}
+
+template <typename T>
+T __shfl_sync(unsigned, T v, int source) {
+    return emulator::exchange(v, [source](int) { return source; });
+}
+
+inline unsigned __ballot_sync(unsigned, int predicate) {
+    emulator::Warp& warp = emulator::my_warp();
+    const int lane = threadIdx.x % 32;
+    warp.slot[lane][0] = predicate ? 1 : 0;
+    warp.meet.arrive_and_wait();
+    unsigned bits = 0;
+    for (int i = 0; i < warp.lanes; ++i) bits |= unsigned(warp.slot[i][0]) << i;
+    warp.meet.arrive_and_wait();
+    return bits;
+}
+
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+
+template <typename T>
+T atomicAdd(T* address, T value) {
+    return std::atomic_ref<T>(*address).fetch_add(value);
+}
+
+template <typename To, typename From>
+To emulator_bit_cast(From v) {
+    static_assert(sizeof(To) == sizeof(From));
+    To out;
+    std::memcpy(&out, &v, sizeof(To));
+    return out;
+}
+inline float __int_as_float(int v) { return emulator_bit_cast<float>(v); }
+inline float __uint_as_float(unsigned v) { return emulator_bit_cast<float>(v); }
+inline unsigned __float_as_uint(float v) { return emulator_bit_cast<unsigned>(v); }
+inline double __longlong_as_double(long long v) { return emulator_bit_cast<double>(v); }
+
+namespace emulator {
+
+template <typename... A, std::size_t... I>
+void call_unpacked(void (*kernel)(A...), void** args, std::index_sequence<I...>) {
+    kernel(*static_cast<std::remove_cv_t<std::remove_reference_t<A>>*>(args[I])...);
+}
+
+// Ends the process when a launch runs for longer than `seconds` (a kernel whose threads wait at
+// different barriers would otherwise hang the test run).
+class Watchdog {
+  public:
+    explicit Watchdog(int seconds) : thread_([this, seconds] {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!done_cv_.wait_for(lock, std::chrono::seconds(seconds), [this] { return done_; })) {
+            std::fprintf(stderr, "cuda_emulator: a launch ran for over %d s (deadlock?)\n", seconds);
+            std::_Exit(3);
+        }
+    }) {}
+    ~Watchdog() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            done_ = true;
+        }
+        done_cv_.notify_one();
+        thread_.join();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable done_cv_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+// cuLaunchKernel's convention: args[i] points to the i-th argument. Returns 0, or 1 when the
+// launch asks for more than the emulator can give.
+template <typename... A>
+int launch(void (*kernel)(A...), unsigned grid, unsigned threads, std::size_t shared_bytes,
+           void** args) {
+    if (shared_bytes > kSharedBytes || threads == 0 || threads > 1024) return 1;
+    Watchdog watchdog(120);
+    gridDim.x = grid;
+    blockDim.x = threads;
+    for (unsigned b = 0; b < grid; ++b) {
+        blockIdx.x = b;
+        std::memset(shared_memory, 0xff, sizeof(shared_memory));
+        Block block{static_cast<int>(threads)};
+        std::vector<std::thread> pool;
+        pool.reserve(threads);
+        for (unsigned t = 0; t < threads; ++t) {
+            pool.emplace_back([&, t] {
+                threadIdx.x = t;
+                current_block = &block;
+                call_unpacked(kernel, args, std::index_sequence_for<A...>{});
+                // A thread that has returned no longer takes part in barriers (as on the GPU).
+                my_warp().meet.arrive_and_drop();
+                block.meet.arrive_and_drop();
+            });
+        }
+        for (auto& thread : pool) thread.join();
+    }
+    return 0;
+}
+
+}  // namespace emulator
+
+#define EMULATOR_EXPORT(name)                                                               \
+    extern "C" int emulate_##name(unsigned grid, unsigned threads, std::size_t shared_bytes, \
+                                  void** args) {                                            \
+        return emulator::launch(name, grid, threads, shared_bytes, args);                   \
+    }

@@ -1,0 +1,355 @@
+"""The CuPy backend's CUDA kernels, run on the CPU by ``cuda_emulator`` (no GPU, no CuPy needed).
+
+Each test launches a kernel exactly as ``_backends/_cupy.py`` does — the same ``Launch`` from
+``_cuda_kernels`` (grid, threads, arguments in the kernel's C types, shared memory) — on NumPy
+arrays, and compares the result with a float64 brute-force reference. The GPU tests in
+test_certified.py run the same kernels on a device where one answers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cuda_emulator import EmulatedModule, compiler
+from helpers import nearest64, sq_distances64
+from test_certified import near_ties
+
+from kmeans_xp._backends import _cuda_kernels
+from kmeans_xp._backends._cuda_kernels import (
+    assign_certified_launch,
+    segment_sum_launch,
+    segment_sum_sorts,
+    small_pass,
+    small_pass_launch,
+    split_launch,
+)
+from kmeans_xp._certified import CertifiedAssign
+from kmeans_xp._primitives import segment_sum
+
+pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")
+
+
+@pytest.fixture(scope="module")
+def gpu(tmp_path_factory) -> EmulatedModule:
+    return EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
+
+
+def run(gpu: EmulatedModule, launch: _cuda_kernels.Launch) -> None:
+    kernel = gpu.get_function(launch.kernel_name)
+    kernel((launch.grid,), (launch.threads,), launch.arguments, shared_mem=launch.shared_bytes)
+
+
+def exact_partial(X, C, labels) -> np.ndarray:
+    """‖c_label‖² − 2·x·c_label in float64: the partial distance a kernel returns."""
+    X64 = np.asarray(X, dtype=np.float64)
+    d = sq_distances64(X, C)[np.arange(len(labels)), labels]
+    return d - np.sum(X64 * X64, axis=1)
+
+
+def random_problem(n, d, k, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed + n + d + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    C = X[rng.choice(n, size=k, replace=False)].copy()
+    return X, C
+
+
+def scorer_for(C, *, every_row_ambiguous: bool) -> CertifiedAssign:
+    scorer = CertifiedAssign(C, xp=np)
+    if every_row_ambiguous and scorer.certify:
+        scorer.a = scorer.b = 1e30  # every row's best two are "too close": all rescored
+    return scorer
+
+
+# ---- assign_certified: the cuBLAS path's best-two-and-rescore pass ---------------------------
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(300, 5, 40), (200, 1, 3), (64, 7, 64), (100, 33, 1)])
+@pytest.mark.parametrize("every_row_ambiguous", [False, True])
+def test_assign_certified_gives_the_float64_argmin(gpu, n, d, k, every_row_ambiguous):
+    X, C = random_problem(n, d, k)
+    scorer = scorer_for(C, every_row_ambiguous=every_row_ambiguous)
+    products = np.ascontiguousarray(X @ scorer.neg2_centers_t, dtype=np.float32)
+    labels = np.full(n, -1, dtype=np.int32)
+    partial = np.full(n, np.nan, dtype=np.float32)
+    run(gpu, assign_certified_launch(products, X, scorer, labels, partial))
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    np.testing.assert_allclose(partial, exact_partial(X, C, labels), rtol=1e-5, atol=1e-4)
+
+
+def test_assign_certified_settles_near_ties(gpu):
+    """Rows within 1e-4 of a bisector: float32 scores alone get some wrong (tested in
+    test_certified.py); the kernel's rescoring gets all right."""
+    X, C = near_ties(n=400)
+    scorer = CertifiedAssign(C, xp=np)
+    products = np.ascontiguousarray(X @ scorer.neg2_centers_t, dtype=np.float32)
+    labels = np.empty(len(X), dtype=np.int32)
+    partial = np.empty(len(X), dtype=np.float32)
+    run(gpu, assign_certified_launch(products, X, scorer, labels, partial))
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+
+
+def test_assign_certified_ties_go_to_the_lowest_index(gpu):
+    """Exactly equal scores (duplicate centers), float64 data (no certificate): the first."""
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [0.25, 0.0], [0.75, 1.0]])
+    C = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    scorer = CertifiedAssign(C, xp=np)
+    products = np.ascontiguousarray(X @ scorer.neg2_centers_t)
+    labels = np.empty(4, dtype=np.int32)
+    partial = np.empty(4)
+    run(gpu, assign_certified_launch(products, X, scorer, labels, partial))
+    np.testing.assert_array_equal(labels, [1, 0, 1, 0])
+
+
+# ---- split_for_tf32 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tail_at", [1, 2])
+def test_split_kernel_clears_13_mantissa_bits(gpu, tail_at):
+    rng = np.random.default_rng(tail_at)
+    A = (rng.normal(size=(37, 5)) * 10.0 ** rng.integers(-20, 20, size=(37, 5))).astype(np.float32)
+    out = np.full((37, 15), np.nan, dtype=np.float32)
+    run(gpu, split_launch(A, out, tail_at=tail_at))
+    head = (A.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+    groups = [head, head, head]
+    groups[tail_at] = A - head
+    np.testing.assert_array_equal(out, np.concatenate(groups, axis=1))
+    tail = out[:, 5 * tail_at : 5 * tail_at + 5]
+    np.testing.assert_array_equal(out[:, :5] + tail, A)  # head + tail: exactly x
+
+
+# ---- segment sums --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "k"), [(600, 4, 16), (300, 64, 300), (10, 3, 1), (7, 2, 7), (300, 1, 5)]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_segment_sum_kernels_equal_the_standard(gpu, n, d, k, dtype):
+    """sum_shared (small k·d) and sum_sorted (large), with an empty cluster (k - 1) when k > 1."""
+    rng = np.random.default_rng(n + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    labels = rng.integers(0, max(1, k - 1), size=n).astype(np.int32)
+    w = rng.uniform(size=n).astype(dtype)
+    sums = np.zeros((k, d))
+    counts = np.zeros(k)
+    order = np.argsort(labels).astype(np.int64) if segment_sum_sorts(k, d) else None
+    launch = segment_sum_launch(X, w, labels, order, sums, counts)
+    assert launch.kernel_name.startswith("sum_sorted" if order is not None else "sum_shared")
+    run(gpu, launch)
+    expected_sums, expected_counts = segment_sum(X, labels, w, k, xp=np)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+    if k > 1:
+        assert counts[k - 1] == 0
+
+
+# ---- lloyd_pass_small: the fused pass for small k·d ---------------------------------------------
+
+
+SMALL_SHAPES = [(1000, 1, 5), (700, 5, 3), (513, 32, 64), (300, 64, 20), (300, 33, 1), (64, 7, 64)]
+
+
+@pytest.mark.parametrize(("n", "d", "k"), SMALL_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("every_row_ambiguous", [False, True])
+def test_small_pass_assigns_the_float64_argmin(gpu, n, d, k, dtype, every_row_ambiguous):
+    X, C = random_problem(n, d, k, dtype)
+    plan = small_pass(d, k, dtype, accumulate=False)
+    assert plan is not None
+    scorer = scorer_for(C, every_row_ambiguous=every_row_ambiguous)
+    labels = np.full(n, -1, dtype=np.int32)
+    partial = np.full(n, np.nan, dtype=dtype)
+    launch = small_pass_launch(
+        plan, X, np.zeros(d, dtype), C, scorer, labels, partial, unused=np.empty(1),
+        multiprocessors=1,
+    )  # fmt: skip
+    run(gpu, launch)
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(partial, exact_partial(X, C, labels), rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("every_row_ambiguous", [False, True])
+def test_small_pass_ties_go_to_the_lowest_index(gpu, every_row_ambiguous):
+    """Duplicate centers: equal float32 scores, and equal float64 distances when rescored."""
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [0.25, 0.0], [0.75, 1.0]], dtype=np.float32)
+    C = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
+    labels = np.empty(4, dtype=np.int32)
+    partial = np.empty(4, dtype=np.float32)
+    launch = small_pass_launch(
+        small_pass(2, 4, np.float32, accumulate=False), X, np.zeros(2, np.float32), C,
+        scorer_for(C, every_row_ambiguous=every_row_ambiguous), labels, partial,
+        unused=np.empty(1), multiprocessors=1,
+    )  # fmt: skip
+    run(gpu, launch)
+    np.testing.assert_array_equal(labels, [1, 0, 1, 0])
+
+
+def test_small_pass_settles_near_ties(gpu):
+    X, C = near_ties(n=1500)
+    plan = small_pass(X.shape[1], C.shape[0], X.dtype, accumulate=False)
+    labels = np.empty(len(X), dtype=np.int32)
+    partial = np.empty(len(X), dtype=np.float32)
+    scorer = CertifiedAssign(C, xp=np)
+    launch = small_pass_launch(
+        plan, X, np.zeros(X.shape[1], np.float32), C, scorer, labels, partial,
+        unused=np.empty(1), multiprocessors=1,
+    )  # fmt: skip
+    run(gpu, launch)
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(1500, 3, 6), (1100, 32, 64), (600, 64, 16)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_pass_sums_counts_and_changes_like_the_standard_pass(gpu, n, d, k, dtype):
+    """The whole Lloyd pass: X far from the origin with its mean subtracted in the kernel,
+    weights with zeros, one cluster left empty, two row blocks (as ``_cupy.assign_and_sum`` runs
+    them), grid-stride tiles (one multiprocessor: 4 blocks for up to 6 tiles), labels compared
+    with the previous pass's."""
+    rng = np.random.default_rng(n + d)
+    X = (rng.normal(size=(n, d)) + 1000.0).astype(dtype)
+    offset = X.astype(np.float64).mean(axis=0).astype(dtype)
+    centered = X - offset  # what the kernel forms, in X's dtype
+    C = centered[rng.choice(n, size=k, replace=False)].copy()
+    C[k - 1] = 1e6  # no row is nearest: an empty cluster
+    w = rng.uniform(size=n).astype(dtype)
+    w[::7] = 0.0
+    expected = nearest64(centered, C)
+    previous = np.where(rng.uniform(size=n) < 0.5, expected, (expected + 1) % k).astype(np.int32)
+    labels = previous.copy()
+    partial = np.full(n, np.nan, dtype=dtype)
+    sums, counts = np.zeros((k, d)), np.zeros(k)
+    n_changed = np.zeros((), dtype=np.uint64)
+    plan = small_pass(d, k, dtype, accumulate=True)
+    scorer = CertifiedAssign(C, xp=np)
+    for start, stop in [(0, n // 3), (n // 3, n)]:
+        launch = small_pass_launch(
+            plan, X[start:stop], offset, C, scorer, labels[start:stop], partial[start:stop],
+            weights=w[start:stop], sums=sums, counts=counts, n_changed=n_changed,
+            unused=np.empty(1), multiprocessors=1,
+        )  # fmt: skip
+        run(gpu, launch)
+    np.testing.assert_array_equal(labels, expected)
+    assert int(n_changed) == int(np.sum(previous != expected))
+    expected_sums, expected_counts = segment_sum(centered, expected, w, k, xp=np)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+    assert counts[k - 1] == 0
+    tolerance = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(partial, exact_partial(centered, C, labels), rtol=tolerance)
+
+
+def test_small_pass_applies_only_where_it_fits(monkeypatch):
+    """Up to 64 features, shared memory within 48 KiB; off when ``use_small_pass`` is."""
+    assert small_pass(32, 64, np.float32, accumulate=True).kernel_name.endswith("float_32")
+    assert small_pass(33, 8, np.float64, accumulate=False).kernel_name.endswith("double_64")
+    assert small_pass(65, 4, np.float32, accumulate=False) is None
+    assert small_pass(32, 384, np.float32, accumulate=False) is None  # 49 KiB of centers
+    assert small_pass(32, 128, np.float32, accumulate=True) is None  # 17 + 33 KiB of sums
+    for d, k in [(1, 1), (32, 64), (64, 100), (8, 500)]:
+        plan = small_pass(d, k, np.float32, accumulate=True)
+        assert plan is None or plan.shared_bytes <= _cuda_kernels.SHARED_BYTES
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    assert small_pass(32, 64, np.float32, accumulate=True) is None
+
+
+def test_emulator_refuses_what_a_gpu_would():
+    """Its own guard: more shared memory than it has is an error, not a silent overrun."""
+    module = EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
+    X = np.zeros((4, 2), dtype=np.float32)
+    sums, counts = np.zeros((1, 2)), np.zeros(1)
+    launch = segment_sum_launch(
+        X, np.ones(4, np.float32), np.zeros(4, np.int32), None, sums, counts
+    )
+    kernel = module.get_function(launch.kernel_name)
+    with pytest.raises(ValueError, match="refused"):
+        kernel((1,), (launch.threads,), launch.arguments, shared_mem=1 << 20)
+
+
+# ---- _cupy.py's own Python, with NumPy standing in for CuPy -------------------------------------
+
+
+class _FakeDevice:
+    id = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _HostArray(np.ndarray):
+    """A NumPy array with CuPy's ``.device`` (a context manager with an ``id``)."""
+
+    @property
+    def device(self):
+        return _FakeDevice()
+
+
+@pytest.fixture
+def cupy_on_the_emulator(gpu, monkeypatch):
+    """``_backends._cupy`` with its ``cupy`` replaced by NumPy (arrays as ``_HostArray``) and its
+    launches run by the emulator: the backend's Python (buffers, blocks, launch arguments, the
+    fall-back to cuBLAS) runs on a machine where CuPy imports but no GPU answers."""
+    pytest.importorskip("cupy")
+    import contextlib
+    import types
+
+    from kmeans_xp._backends import _cupy
+
+    def host(function):
+        return lambda *args, **kwargs: np.asarray(function(*args, **kwargs)).view(_HostArray)
+
+    fake = types.SimpleNamespace(
+        empty=host(np.empty), zeros=host(np.zeros), ascontiguousarray=host(np.ascontiguousarray),
+        matmul=host(np.matmul), argsort=host(np.argsort), int32=np.int32, int64=np.int64,
+        uint64=np.uint64, float32=np.float32, float64=np.float64,
+    )  # fmt: skip
+    monkeypatch.setattr(_cupy, "cupy", fake)
+    monkeypatch.setattr(_cupy, "_run", lambda launch: run(gpu, launch))
+    monkeypatch.setattr(_cupy, "_multiprocessors", lambda device_id: 1)
+    monkeypatch.setattr(_cupy, "matmul_precision", lambda *a: contextlib.nullcontext())
+    return _cupy
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("use_small_pass", [True, False])
+def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype, use_small_pass):
+    """``_cupy.assign_and_sum`` over three blocks, fused or through cuBLAS's stand-in: labels,
+    sums and counts of the float64 reference; a second pass over its buffers counts the five
+    labels it changes back; ``CertifiedAssign`` alone gives the same labels."""
+    import functools
+
+    import array_api_compat.numpy as xp
+
+    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+
+    _cupy = cupy_on_the_emulator
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", use_small_pass)
+    rng = np.random.default_rng(0)
+    n, d, k = 450, 8, 12  # the emulator runs a warp per row on the cuBLAS path: keep n small
+    X = (rng.normal(size=(n, d)) + 50.0).astype(dtype)
+    offset = X.mean(axis=0).astype(dtype)
+    C = (X - offset)[:k].copy()
+    w = rng.uniform(size=n).astype(dtype)
+    X, C, w, offset = (a.view(_HostArray) for a in (X, C, w, offset))
+    standard = functools.partial(
+        _assign_and_sum, make_assign=functools.partial(_cupy.CertifiedAssign, xp=xp)
+    )
+    args = (X, C, w, offset, _cupy.segment_sum)
+    labels, partial, sums, counts = _cupy.assign_and_sum(
+        *args, block_rows=160, xp=xp, standard=standard
+    )
+    centered = np.asarray(X - offset)
+    expected = nearest64(centered, np.asarray(C))
+    np.testing.assert_array_equal(np.asarray(labels), expected)
+    expected_sums, expected_counts = segment_sum(centered, expected, np.asarray(w), k, xp=np)
+    np.testing.assert_allclose(np.asarray(sums), expected_sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(counts), expected_counts, rtol=1e-12)
+    buffers = PassBuffers(labels, partial)
+    buffers.labels[:5] = (buffers.labels[:5] + 1) % k
+    _cupy.assign_and_sum(*args, block_rows=160, xp=xp, out=buffers, standard=standard)
+    assert int(buffers.n_changed) == 5
+    assigned, _ = _cupy.CertifiedAssign(C, xp=xp)(X - offset)
+    np.testing.assert_array_equal(np.asarray(assigned), expected)
