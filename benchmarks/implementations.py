@@ -9,6 +9,7 @@ A missing library makes ``missing()`` return a reason, and the harness skips it 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import warnings
 
@@ -58,11 +59,31 @@ class KMeansXP(Implementation):
     kind = "kmeans_xp"
     supports_default_fit = True
 
-    def __init__(self, backend: str, precision: str = "highest") -> None:
+    def __init__(self, backend: str, precision: str = "highest", *, small_pass: bool = True):
         self.backend = backend
         self.precision = precision
+        self.small_pass = small_pass
         suffix = "" if precision == "highest" else f", {precision}"
+        suffix += "" if small_pass else ", gemm"
         self.name = f"kmeans_xp[{backend}{suffix}]"
+
+    def fits(self, n: int, d: int, k: int) -> str | None:
+        if self.small_pass:
+            return None
+        from kmeans_xp._backends import _cuda_kernels
+
+        if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
+            return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
+        return None
+
+    def _kernels(self):
+        """The CuPy backend's choice of kernels for this peer: ``small_pass=False`` sends every
+        shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``)."""
+        if self.small_pass:
+            return contextlib.nullcontext()
+        from kmeans_xp._backends import _cuda_kernels
+
+        return _switched(_cuda_kernels, "use_small_pass", False)
 
     def missing(self) -> str | None:
         if self.backend == "numpy":
@@ -112,7 +133,7 @@ class KMeansXP(Implementation):
         from kmeans_xp import ConvergenceWarning, KMeans
         from kmeans_xp._array_api import to_numpy
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), self._kernels():
             # A fixed iteration count may stop with a momentarily empty cluster: expected here.
             warnings.simplefilter("ignore", ConvergenceWarning)
             km = KMeans(
@@ -133,18 +154,31 @@ class KMeansXP(Implementation):
             X.shape[0], X.shape[1], centers.shape[0], itemsize(X_dev, xp), xp=xp,
             device=X_dev.device if self.backend != "numpy" else "cpu",
         )  # fmt: skip
-        labels, _ = labels_and_inertia(
-            X_dev, self._to_backend(centers), None,
-            offset=self._to_backend(X.mean(axis=0, dtype=np.float64).astype(X.dtype)),
-            block_rows=rows, xp=xp, precision=self.precision,
-        )  # fmt: skip
+        with self._kernels():
+            labels, _ = labels_and_inertia(
+                X_dev, self._to_backend(centers), None,
+                offset=self._to_backend(X.mean(axis=0, dtype=np.float64).astype(X.dtype)),
+                block_rows=rows, xp=xp, precision=self.precision,
+            )  # fmt: skip
         return to_numpy(labels)
 
     def default_fit(self, k: int, seed: int, init: str = "k-means++") -> float:
         from kmeans_xp import KMeans
 
         km = KMeans(n_clusters=k, init=init, random_state=seed, matmul_precision=self.precision)
-        return km.fit(self.X).inertia_
+        with self._kernels():
+            return km.fit(self.X).inertia_
+
+
+@contextlib.contextmanager
+def _switched(module, name: str, value):
+    """``module.name`` set to ``value`` for the duration, then restored."""
+    previous = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, previous)
 
 
 # ---- CPU peers ---------------------------------------------------------------------------------
@@ -467,10 +501,13 @@ def by_name(name: str) -> Implementation:
 
 
 def backend_impl(spec: str) -> KMeansXP:
-    """kmeans_xp from a ``--backends`` item: ``cupy``, or ``cupy:high`` / ``cupy:tf32x3`` for
-    tensor-core products (``matmul_precision``)."""
-    backend, _, precision = spec.partition(":")
-    return KMeansXP(backend, precision or "highest")
+    """kmeans_xp from a ``--backends`` item: ``cupy``, ``cupy:high`` / ``cupy:tf32x3`` for
+    tensor-core products (``matmul_precision``), ``cupy:gemm`` for cuBLAS products at every
+    shape (no fused small-k·d pass)."""
+    backend, _, variant = spec.partition(":")
+    if variant == "gemm":
+        return KMeansXP(backend, small_pass=False)
+    return KMeansXP(backend, variant or "highest")
 
 
 def implementations(mode: str, backends: list[str], peers: list[str]) -> list[Implementation]:

@@ -204,20 +204,54 @@ def test_float64_label_check_counts_worse_labels():
     assert by_name("kmeans_xp[cupy, tf32x3]").precision == "tf32x3"
 
 
+def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
+    """``cupy:gemm`` (cuBLAS at every shape) beside ``cupy``: the switch is set during its fit
+    and restored after, even when the fit fails."""
+    from benchmarks.implementations import KMeansXP, backend_impl, by_name
+    from kmeans_xp._backends import _cuda_kernels
+
+    gemm = backend_impl("cupy:gemm")
+    assert (gemm.name, gemm.small_pass, gemm.precision) == (
+        "kmeans_xp[cupy, gemm]",
+        False,
+        "highest",
+    )
+    assert by_name("kmeans_xp[cupy, gemm]").small_pass is False
+    assert gemm.fits(10_000_000, 32, 64) is None  # shape B: measured against the fused pass
+    assert "same kernels" in gemm.fits(1_048_576, 128, 1024)  # shape A: nothing to compare
+    assert backend_impl("cupy").fits(1_048_576, 128, 1024) is None
+    seen = []
+    numpy_gemm = KMeansXP("numpy", small_pass=False)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    numpy_gemm.prepare(X, X[:4].copy())
+    with numpy_gemm._kernels():
+        seen.append(_cuda_kernels.use_small_pass)
+    centers, n_iter = numpy_gemm.iterate(2)
+    assert seen == [False]
+    assert _cuda_kernels.use_small_pass is True
+    assert centers.shape == (4, 3)
+    assert n_iter == 2
+    with pytest.raises(RuntimeError), numpy_gemm._kernels():
+        raise RuntimeError("a failed fit")
+    assert _cuda_kernels.use_small_pass is True
+
+
 def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):
     """The GPU harness runs end to end where no GPU answers: every row says why it skipped."""
     command = [
         sys.executable, "-m", "benchmarks", "gpu", "--shapes", "300x3x4", "--iters", "1",
-        "--repeats", "1", "--no-e2e", "--backends", "cupy,cupy:high,cupy:tf32x3,torch_cuda",
+        "--repeats", "1", "--no-e2e", "--backends",
+        "cupy,cupy:high,cupy:tf32x3,cupy:gemm,torch_cuda",
         "--out", str(tmp_path),
     ]  # fmt: skip
     done = run_command(command)
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "gpu.json").read_text())["results"][0]["rows"]
     names = [r["name"] for r in rows]
-    assert names[:4] == [
+    assert names[:5] == [
         "kmeans_xp[cupy]", "kmeans_xp[cupy, high]", "kmeans_xp[cupy, tf32x3]",
-        "kmeans_xp[torch_cuda]",
+        "kmeans_xp[cupy, gemm]", "kmeans_xp[torch_cuda]",
     ]  # fmt: skip
     for peer in ("torch-plain", "cupy-naive", "fast-pytorch-kmeans", "flash-kmeans"):
         assert peer in names
