@@ -147,7 +147,20 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
     many = statistics.median(timed(lambda: lloyd(21)) for _ in range(2))
     twenty = many - one
     ratio = init / twenty if twenty > 0 else float("inf")  # a toy shape's noise
-    return {"shape": [n, d, k], "kmeans_plusplus_s": init, "lloyd_20_s": twenty, "ratio": ratio}
+    result = {"shape": [n, d, k], "kmeans_plusplus_s": init, "lloyd_20_s": twenty, "ratio": ratio}
+    # CuPy's two-kernel k-means++ against the standard version it replaces: one timing, and
+    # whether both pick the same rows from the same seed.
+    from kmeans_xp._backends import _cuda_kernels
+
+    fused_picks = kmeans_plusplus(X, k, random_state=1)[1]
+    _cuda_kernels.use_fused_kmeanspp = False
+    try:
+        result["standard_kmeans_plusplus_s"] = timed(lambda: kmeans_plusplus(X, k, random_state=1))
+        standard_picks = kmeans_plusplus(X, k, random_state=1)[1]
+    finally:
+        _cuda_kernels.use_fused_kmeanspp = True
+    result["same_picks"] = bool((fused_picks == standard_picks).all())
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         results["init"] = r
         print(
             f"| k-means++ at {tuple(r['shape'])} | {r['kmeans_plusplus_s']:.3f} s | 20 Lloyd "
-            f"iterations {r['lloyd_20_s']:.3f} s | ratio {r['ratio']:.2f} (target <= 1) |",
+            f"iterations {r['lloyd_20_s']:.3f} s | ratio {r['ratio']:.2f} (target <= 1) | "
+            f"standard k-means++ {r['standard_kmeans_plusplus_s']:.3f} s, same picks: "
+            f"{r['same_picks']} |",
             flush=True,
         )
         write()

@@ -2,7 +2,8 @@
 
 Random numbers are drawn on the host from a NumPy generator and moved to the device in one
 transfer; the sampling itself (cumulative sums and searchsorted) runs on the device, so k-means++
-makes no host round trip per center and the same seed picks the same points on every backend.
+makes no host round trip per center and the same seed picks the same points on every backend
+(CuPy runs k-means++'s distances and update in its own kernels, drawing the same numbers).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import segment_sum_for
+from ._backends import kmeans_plusplus_for, segment_sum_for
 from ._lloyd import lloyd
 from ._memmap import note_rows_gathered
 from ._primitives import assign_block, block_row_bytes, block_rows_for, row_blocks, squared_norms
@@ -154,9 +155,23 @@ def kmeans_plusplus_indices(
     Distances are computed on row blocks of X, centered by ``offset``, one pass over X per
     center (two when the trial distances would pass ``TRIAL_DISTANCES_MAX_BYTES``). Memory per
     row: ‖x‖² in X's dtype and D² in float64, plus the trial distances while they fit; the
-    sampling works through chunks of ``SAMPLING_CHUNK_ROWS``.
+    sampling works through chunks of ``SAMPLING_CHUNK_ROWS``. A library's own version
+    (``_backends.kmeans_plusplus_for``: CuPy) runs instead where it applies, drawing the same
+    random numbers.
     """
     n_samples = X.shape[0]
+    fused = kmeans_plusplus_for(xp)
+    if (
+        fused is not None
+        and not is_host_rows(X)
+        and n_samples <= SAMPLING_CHUNK_ROWS
+        and n_samples * n_local_trials * itemsize(X, xp) <= TRIAL_DISTANCES_MAX_BYTES
+    ):
+        picked = fused(
+            X, n_clusters, weights, rng, offset=offset, n_local_trials=n_local_trials, xp=xp
+        )
+        if picked is not None:
+            return picked
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
     block_rows = _walk_rows(X, block_rows)

@@ -92,6 +92,8 @@ def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
     assert result["init"]["ratio"] == pytest.approx(
         result["init"]["kmeans_plusplus_s"] / result["init"]["lloyd_20_s"]
     )
+    assert result["init"]["same_picks"] is True  # NumPy: the standard version both times
+    assert result["init"]["standard_kmeans_plusplus_s"] > 0
 
 
 def test_unknown_peer_is_a_usage_error(tmp_path):

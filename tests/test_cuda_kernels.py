@@ -239,6 +239,70 @@ def test_small_pass_sums_counts_and_changes_like_the_standard_pass(gpu, n, d, k,
     np.testing.assert_allclose(partial, exact_partial(centered, C, labels), rtol=tolerance)
 
 
+# ---- k-means++: a step's trial distances and potentials, then the update ----------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype):
+    """Trial distances and potentials for 5 candidates (one drawn twice) over 700 rows of 37
+    features (not a multiple of the warp), weights with zeros, some rows' nearest distance
+    still +inf; then the update: the least potential wins, distances and weights follow."""
+    rng = np.random.default_rng(7)
+    n, d = 700, 37
+    X = (rng.normal(size=(n, d)) + 20.0).astype(dtype)
+    offset = X.mean(axis=0).astype(dtype)
+    w = rng.uniform(size=n).astype(dtype)
+    w[::9] = 0.0
+    closest = rng.uniform(10.0, 80.0, size=n)
+    closest[::13] = np.inf
+    candidates = np.array([3, 500, 3, 41, 699], dtype=np.int64)
+    trial_sq = np.full((n, 5), np.nan, dtype=dtype)
+    potentials = np.zeros(5)
+    run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+        X, offset, candidates, closest, w, trial_sq, potentials, multiprocessors=1,
+    ))  # fmt: skip
+    exact = sq_distances64(X - offset, (X - offset)[candidates])
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(trial_sq, exact, rtol=tolerance, atol=tolerance)
+    expected_potentials = (w[:, None] * np.minimum(closest[:, None], exact)).sum(axis=0)
+    np.testing.assert_allclose(potentials, expected_potentials, rtol=tolerance)
+    assert potentials[0] == potentials[2]  # the same row twice: the same sums, added alike
+
+    increments = np.full(n, np.nan)
+    chosen = np.full(1, -1, dtype=np.int64)
+    before = closest.copy()
+    run(gpu, _cuda_kernels.kmeanspp_update_launch(
+        trial_sq, potentials, candidates, w, closest, increments, chosen, multiprocessors=1,
+    ))  # fmt: skip
+    best = int(np.argmin(potentials))
+    assert chosen[0] == candidates[best]
+    np.testing.assert_array_equal(closest, np.minimum(before, trial_sq[:, best]))
+    np.testing.assert_array_equal(increments, w * closest)
+
+
+def test_kmeanspp_update_breaks_ties_by_the_first_candidate(gpu):
+    """Mirror-image rows of symmetric data have exactly equal potentials (integer distances):
+    the first listed wins, as ``argmin`` does in the standard version."""
+    X = np.array([[-2, 0], [2, 0], [0, 3], [0, -3], [-1, 1], [1, 1]], dtype=np.float32)
+    w = np.ones(6, dtype=np.float32)
+    closest = np.full(6, np.inf)
+    for candidates in ([1, 0], [0, 1]):
+        candidates = np.array(candidates, dtype=np.int64)
+        trial_sq = np.empty((6, 2), dtype=np.float32)
+        potentials = np.zeros(2)
+        run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+            X, np.zeros(2, np.float32), candidates, closest, w, trial_sq, potentials,
+            multiprocessors=1,
+        ))  # fmt: skip
+        assert potentials[0] == potentials[1]
+        chosen = np.full(1, -1, dtype=np.int64)
+        run(gpu, _cuda_kernels.kmeanspp_update_launch(
+            trial_sq, potentials, candidates, w, closest.copy(), np.empty(6), chosen,
+            multiprocessors=1,
+        ))  # fmt: skip
+        assert chosen[0] == candidates[0]
+
+
 def test_small_pass_applies_only_where_it_fits(monkeypatch):
     """Up to 64 features, shared memory within 48 KiB; off when ``use_small_pass`` is."""
     assert small_pass(32, 64, np.float32, accumulate=True).kernel_name.endswith("float_32")
@@ -302,9 +366,10 @@ def cupy_on_the_emulator(gpu, monkeypatch):
         return lambda *args, **kwargs: np.asarray(function(*args, **kwargs)).view(_HostArray)
 
     fake = types.SimpleNamespace(
-        empty=host(np.empty), zeros=host(np.zeros), ascontiguousarray=host(np.ascontiguousarray),
-        matmul=host(np.matmul), argsort=host(np.argsort), int32=np.int32, int64=np.int64,
-        uint64=np.uint64, float32=np.float32, float64=np.float64,
+        empty=host(np.empty), zeros=host(np.zeros), full=host(np.full), asarray=host(np.asarray),
+        ascontiguousarray=host(np.ascontiguousarray), matmul=host(np.matmul),
+        argsort=host(np.argsort), int32=np.int32, int64=np.int64, uint64=np.uint64,
+        float32=np.float32, float64=np.float64,
     )  # fmt: skip
     monkeypatch.setattr(_cupy, "cupy", fake)
     monkeypatch.setattr(_cupy, "_run", lambda launch: run(gpu, launch))
@@ -353,3 +418,47 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     assert int(buffers.n_changed) == 5
     assigned, _ = _cupy.CertifiedAssign(C, xp=xp)(X - offset)
     np.testing.assert_array_equal(np.asarray(assigned), expected)
+
+
+def test_cupy_kmeans_plusplus_glue_on_the_emulator(cupy_on_the_emulator):
+    """``_cupy.kmeans_plusplus_indices`` (two launches per center) picks the rows the standard
+    version picks from the same seed, on weighted data far from the origin; it declines
+    (drawing nothing) for X that is not C-contiguous. (float32 only: seconds of emulation
+    each; the float64 kernels are tested above.)"""
+    dtype = np.float32
+    import array_api_compat.numpy as xp
+
+    from kmeans_xp._init import kmeans_plusplus_indices
+
+    _cupy = cupy_on_the_emulator
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(400, 6)) * 4.0 + 100.0).astype(dtype)
+    X[:150] += 40.0
+    w = rng.uniform(0.5, 2.0, size=400).astype(dtype)
+    offset = X.mean(axis=0).astype(dtype)
+    expected = kmeans_plusplus_indices(
+        X, 9, w, np.random.default_rng(11), offset=offset, n_local_trials=4, block_rows=128,
+        xp=np,
+    )  # fmt: skip
+    picked = _cupy.kmeans_plusplus_indices(
+        X.view(_HostArray), 9, w.view(_HostArray), np.random.default_rng(11),
+        offset=offset.view(_HostArray), n_local_trials=4, xp=xp,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(picked), expected)
+    generator = np.random.default_rng(0)
+    fortran = np.asfortranarray(X).view(_HostArray)
+    assert (
+        _cupy.kmeans_plusplus_indices(
+            fortran, 9, w, generator, offset=offset, n_local_trials=4, xp=xp
+        )
+        is None
+    )
+    assert generator.uniform() == np.random.default_rng(0).uniform()  # nothing drawn
+    with pytest.MonkeyPatch.context() as patch:  # the benchmark's switch to the standard one
+        patch.setattr(_cuda_kernels, "use_fused_kmeanspp", False)
+        assert (
+            _cupy.kmeans_plusplus_indices(
+                X.view(_HostArray), 9, w, generator, offset=offset, n_local_trials=4, xp=xp
+            )
+            is None
+        )

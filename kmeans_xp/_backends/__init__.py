@@ -58,6 +58,16 @@ def assign_and_sum_for(xp: ModuleType, standard: Callable) -> Callable | None:
     return None
 
 
+def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
+    """A library's own ``_init.kmeans_plusplus_indices`` (CuPy's fused kernels), or None. It
+    returns None itself for inputs it does not take, and the standard version runs."""
+    if is_cupy(xp):
+        from . import _cupy
+
+        return _cupy.kmeans_plusplus_indices
+    return None
+
+
 def nearest_two_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_hamerly._nearest_two``, or None to use the standard one."""
     if is_numpy(xp):

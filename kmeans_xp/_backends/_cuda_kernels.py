@@ -286,6 +286,112 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 16)
 DEFINE_LLOYD_PASS_SMALL(double, double, 32)
 DEFINE_LLOYD_PASS_SMALL(double, double, 64)
 
+// One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
+// the squared distances of each row (`offset` subtracted) to t candidate rows of X, held in
+// shared memory, written to trial_sq (m, t), and each candidate's potential
+// sum_i w_i min(closest_i, dist_i) added into `potentials`. One warp per row (lane f takes
+// features f, f + 32, ...; shuffles sum them); each warp keeps its potentials in its own slots
+// of shared memory, so no atomics meet inside a block; the block adds its totals once.
+//
+// Shared memory: t * (blockDim / 32) doubles, then t * d values of T.
+template <typename T>
+__device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ offset,
+                                long long m, int d, const long long* __restrict__ candidates,
+                                int t, const double* __restrict__ closest,
+                                const T* __restrict__ w, T* __restrict__ trial_sq,
+                                double* potentials) {
+    extern __shared__ __align__(16) double shared_memory[];
+    const int warps_per_block = blockDim.x >> 5;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    double* warp_potential = shared_memory;  // [warp][trial]
+    T* c = (T*)(shared_memory + t * warps_per_block);
+    for (int i = threadIdx.x; i < t * warps_per_block; i += blockDim.x) warp_potential[i] = 0.0;
+    for (int i = threadIdx.x; i < t * d; i += blockDim.x) {
+        const int j = i / d, f = i - j * d;
+        c[i] = x[candidates[j] * d + f] - offset[f];
+    }
+    __syncthreads();
+    const long long warps = (long long)gridDim.x * warps_per_block;
+    for (long long row = (long long)blockIdx.x * warps_per_block + warp; row < m; row += warps) {
+        const T* xr = x + row * d;
+        for (int j = 0; j < t; ++j) {
+            T s = 0;
+            for (int f = lane; f < d; f += 32) {
+                const T diff = (xr[f] - offset[f]) - c[j * d + f];
+                s += diff * diff;
+            }
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+            if (lane == 0) {
+                trial_sq[row * t + j] = s;
+                const double nearest = (double)s < closest[row] ? (double)s : closest[row];
+                warp_potential[warp * t + j] += (double)w[row] * nearest;
+            }
+        }
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < t; j += blockDim.x) {
+        double total = 0.0;
+        for (int v = 0; v < warps_per_block; ++v) total += warp_potential[v * t + j];
+        atomicAdd(&potentials[j], total);
+    }
+}
+
+// After kmeanspp_trials: the candidate of least potential (the first on ties, as argmin) is the
+// step's center, written to *chosen; every row's nearest squared distance takes its trial
+// distance where that is smaller, and `increments` = w * closest, the next step's sampling
+// weights. Rows grid-stride.
+template <typename T>
+__device__ void kmeanspp_update(long long m, int t, const T* __restrict__ trial_sq,
+                                const double* __restrict__ potentials,
+                                const long long* __restrict__ candidates,
+                                const T* __restrict__ w, double* __restrict__ closest,
+                                double* __restrict__ increments, long long* chosen) {
+    int best = 0;
+    for (int j = 1; j < t; ++j)
+        if (potentials[j] < potentials[best]) best = j;
+    if (blockIdx.x == 0 && threadIdx.x == 0) *chosen = candidates[best];
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m; i += stride) {
+        const double trial = (double)trial_sq[i * t + best];
+        const double nearest = trial < closest[i] ? trial : closest[i];
+        closest[i] = nearest;
+        increments[i] = (double)w[i] * nearest;
+    }
+}
+
+extern "C" __global__ void kmeanspp_trials_float(const float* x, const float* offset, long long m,
+                                                 int d, const long long* candidates, int t,
+                                                 const double* closest, const float* w,
+                                                 float* trial_sq, double* potentials) {
+    kmeanspp_trials<float>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials);
+}
+
+extern "C" __global__ void kmeanspp_trials_double(const double* x, const double* offset,
+                                                  long long m, int d,
+                                                  const long long* candidates, int t,
+                                                  const double* closest, const double* w,
+                                                  double* trial_sq, double* potentials) {
+    kmeanspp_trials<double>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials);
+}
+
+extern "C" __global__ void kmeanspp_update_float(long long m, int t, const float* trial_sq,
+                                                 const double* potentials,
+                                                 const long long* candidates, const float* w,
+                                                 double* closest, double* increments,
+                                                 long long* chosen) {
+    kmeanspp_update<float>(m, t, trial_sq, potentials, candidates, w, closest, increments,
+                           chosen);
+}
+
+extern "C" __global__ void kmeanspp_update_double(long long m, int t, const double* trial_sq,
+                                                  const double* potentials,
+                                                  const long long* candidates, const double* w,
+                                                  double* closest, double* increments,
+                                                  long long* chosen) {
+    kmeanspp_update<double>(m, t, trial_sq, potentials, candidates, w, closest, increments,
+                            chosen);
+}
+
 // Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
 // adds its rows into private accumulators, then adds those to the global sums once.
 template <typename T>
@@ -394,6 +500,10 @@ KERNEL_NAMES = (
     "sum_sorted_float",
     "sum_sorted_double",
     "split_for_tf32_float",
+    "kmeanspp_trials_float",
+    "kmeanspp_trials_double",
+    "kmeanspp_update_float",
+    "kmeanspp_update_double",
     *(
         f"lloyd_pass_small_{suffix}_{width}"
         for suffix in ("float", "double")
@@ -416,6 +526,8 @@ _SMALL_BLOCKS_PER_SM = 4
 
 # False sends every shape through cuBLAS; the benchmark's ``cupy:gemm`` compares the two.
 use_small_pass = True
+# False runs CuPy's k-means++ by the standard version (benchmarks.gpu_targets compares the two).
+use_fused_kmeanspp = True
 
 
 @dataclass(frozen=True)
@@ -549,3 +661,57 @@ def small_pass_launch(
     )  # fmt: skip
     grid = max(1, min(_blocks(m, _SMALL_THREADS), _SMALL_BLOCKS_PER_SM * multiprocessors))
     return Launch(plan.kernel_name, grid, _SMALL_THREADS, arguments, plan.shared_bytes)
+
+
+_KMEANSPP_THREADS = 256
+# Blocks per multiprocessor for the k-means++ kernels (few registers: several blocks fit).
+_KMEANSPP_BLOCKS_PER_SM = 8
+
+
+def kmeanspp_shared_bytes(n_features: int, n_trials: int, dtype: np.dtype) -> int:
+    """``kmeanspp_trials``'s shared memory: the warps' potentials and the candidate rows."""
+    warps = _KMEANSPP_THREADS // 32
+    return 8 * n_trials * warps + n_trials * n_features * np.dtype(dtype).itemsize
+
+
+def kmeanspp_applies(n_features: int, n_trials: int, dtype: np.dtype) -> bool:
+    """Whether CuPy's k-means++ kernels take this shape: the candidate rows (and the warps'
+    potentials) fit a block's shared memory, and ``use_fused_kmeanspp`` is on."""
+    fits = kmeanspp_shared_bytes(n_features, n_trials, dtype) <= SHARED_BYTES
+    return use_fused_kmeanspp and fits
+
+
+def _kmeanspp_grid(items: int, multiprocessors: int) -> int:
+    return max(1, min(_blocks(items, _KMEANSPP_THREADS), _KMEANSPP_BLOCKS_PER_SM * multiprocessors))
+
+
+def kmeanspp_trials_launch(
+    X, offset, candidates, closest, weights, trial_sq, potentials, *, multiprocessors: int
+) -> Launch:
+    """``kmeanspp_trials`` over all rows of contiguous X (n, d): ``candidates`` (t,) int64 row
+    indices, ``closest`` (n,) float64, ``trial_sq`` (n, t) in X's dtype, written; ``potentials``
+    (t,) float64, added to (zero it first)."""
+    m, d = X.shape
+    t = candidates.shape[0]
+    arguments = (
+        X, offset, np.int64(m), np.int32(d), candidates, np.int32(t), closest, weights,
+        trial_sq, potentials,
+    )  # fmt: skip
+    name = f"kmeanspp_trials_{type_suffix(X.dtype)}"
+    grid = _kmeanspp_grid(32 * m, multiprocessors)
+    shared = kmeanspp_shared_bytes(d, t, X.dtype)
+    return Launch(name, grid, _KMEANSPP_THREADS, arguments, shared)
+
+
+def kmeanspp_update_launch(
+    trial_sq, potentials, candidates, weights, closest, increments, chosen, *, multiprocessors: int
+) -> Launch:
+    """``kmeanspp_update``: the best candidate into ``chosen`` (one int64), ``closest`` lowered
+    and ``increments`` (n,) float64 = weights · closest."""
+    m, t = trial_sq.shape
+    arguments = (
+        np.int64(m), np.int32(t), trial_sq, potentials, candidates, weights, closest,
+        increments, chosen,
+    )  # fmt: skip
+    name = f"kmeanspp_update_{type_suffix(trial_sq.dtype)}"
+    return Launch(name, _kmeanspp_grid(m, multiprocessors), _KMEANSPP_THREADS, arguments)

@@ -30,6 +30,9 @@ from ._cuda_kernels import (
     Launch,
     SmallPass,
     assign_certified_launch,
+    kmeanspp_applies,
+    kmeanspp_trials_launch,
+    kmeanspp_update_launch,
     segment_sum_launch,
     segment_sum_sorts,
     small_pass,
@@ -168,6 +171,66 @@ def assign_and_sum(
     if out is not None:
         out.n_changed = n_changed
     return labels, partial, sums, counts
+
+
+def kmeans_plusplus_indices(
+    X: cupy.ndarray,
+    n_clusters: int,
+    weights: cupy.ndarray,
+    rng: np.random.Generator,
+    *,
+    offset: cupy.ndarray,
+    n_local_trials: int,
+    xp: ModuleType,
+) -> cupy.ndarray | None:
+    """``_init.kmeans_plusplus_indices`` in two kernel launches per center besides the sampling
+    (a cumulative sum and a search, as the standard version draws): ``kmeanspp_trials`` reads X
+    once, with ``offset`` subtracted in the kernel, for the distances to every candidate and
+    their potentials; ``kmeanspp_update`` takes the best candidate, lowers the nearest distances
+    and writes the next sampling weights. The standard version launches some 25 small kernels
+    per center. Nothing goes back to the host until the end.
+
+    Returns None, having drawn nothing from ``rng``, where it does not apply (X not
+    C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks the rest (X
+    on the device, one sampling chunk, trial distances kept).
+    """
+    from .._init import _sample_by_cumulative
+
+    n_samples, n_features = X.shape
+    trials = n_local_trials
+    if not X.flags.c_contiguous or not kmeanspp_applies(n_features, trials, X.dtype):
+        return None
+    with X.device:
+        sms = _multiprocessors(X.device.id)
+        uniforms = cupy.asarray(rng.uniform(size=1 + (n_clusters - 1) * trials), cupy.float64)
+        weights = cupy.ascontiguousarray(weights, dtype=X.dtype)
+        offset = cupy.ascontiguousarray(offset, dtype=X.dtype)
+        increments = weights.astype(cupy.float64)
+        closest = cupy.full(n_samples, np.inf, dtype=cupy.float64)
+        trial_sq = cupy.empty(n_samples * trials, dtype=X.dtype)
+        potentials = cupy.zeros((n_clusters, trials), dtype=cupy.float64)
+        chosen = cupy.empty(n_clusters, dtype=cupy.int64)
+        for step in range(n_clusters):
+            # The first center is drawn by weight alone: one candidate, whose "trial" gives
+            # every row's first nearest distance (closest starts at +inf).
+            lo, count = (0, 1) if step == 0 else (1 + (step - 1) * trials, trials)
+            cumulative = xp.cumulative_sum(increments)
+            candidates = _sample_by_cumulative(cumulative, uniforms[lo : lo + count], xp=xp)
+            step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
+            potential = potentials[step, :count]
+            _run(
+                kmeanspp_trials_launch(
+                    X, offset, candidates, closest, weights, step_sq, potential,
+                    multiprocessors=sms,
+                )
+            )  # fmt: skip
+            _run(
+                kmeanspp_update_launch(
+                    step_sq, potential, candidates, weights, closest, increments,
+                    chosen[step : step + 1], multiprocessors=sms,
+                )
+            )  # fmt: skip
+    return chosen
 
 
 def split_for_tf32(A: cupy.ndarray, *, tail_at: int) -> cupy.ndarray:
