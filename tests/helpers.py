@@ -49,3 +49,21 @@ def same_partition(a, b) -> bool:
     a, b = np.asarray(a), np.asarray(b)
     pairs = set(zip(a.tolist(), b.tolist(), strict=True))
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def near_ties(n: int = 4000, d: int = 16, k: int = 8, radius: float = 100.0, seed: int = 0):
+    """float32 rows almost on the bisector of two of k centers of norm ``radius``.
+
+    The two distances differ by about 2·t·|c_a − c_b| with |t| < 1e-4: far below float32's
+    rounding of ‖c‖² − 2·x·c (about 1e-7·radius²), far above float64's.
+    """
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(k, d))
+    C *= radius / np.linalg.norm(C, axis=1, keepdims=True)
+    a = rng.integers(0, k, size=n)
+    b = (a + rng.integers(1, k, size=n)) % k
+    direction = C[b] - C[a]
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    t = rng.uniform(-1e-4, 1e-4, size=(n, 1))
+    X = (C[a] + C[b]) / 2 + t * direction
+    return X.astype(np.float32), C.astype(np.float32)

@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 import pytest
-from helpers import nearest64, sq_distances64
+from helpers import near_ties, nearest64, sq_distances64
 
 import kmeans_xp._certified as certified
 import kmeans_xp._lloyd as lloyd_module
@@ -20,24 +20,6 @@ from kmeans_xp._certified import (
     split_for_tf32,
 )
 from kmeans_xp._primitives import assign_block, segment_sum, squared_norms
-
-
-def near_ties(n: int = 4000, d: int = 16, k: int = 8, radius: float = 100.0, seed: int = 0):
-    """float32 rows almost on the bisector of two of k centers of norm ``radius``.
-
-    The two distances differ by about 2·t·|c_a − c_b| with |t| < 1e-4: far below float32's
-    rounding of ‖c‖² − 2·x·c (about 1e-7·radius²), far above float64's.
-    """
-    rng = np.random.default_rng(seed)
-    C = rng.normal(size=(k, d))
-    C *= radius / np.linalg.norm(C, axis=1, keepdims=True)
-    a = rng.integers(0, k, size=n)
-    b = (a + rng.integers(1, k, size=n)) % k
-    direction = C[b] - C[a]
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    t = rng.uniform(-1e-4, 1e-4, size=(n, 1))
-    X = (C[a] + C[b]) / 2 + t * direction
-    return X.astype(np.float32), C.astype(np.float32)
 
 
 def exact_scores(X, C) -> np.ndarray:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cuda_emulator import EmulatedModule, compiler
-from helpers import nearest64, sq_distances64
-from test_certified import near_ties
+from helpers import near_ties, nearest64, sq_distances64
 
 from kmeans_xp._backends import _cuda_kernels
 from kmeans_xp._backends._cuda_kernels import (
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for 
 
 
 @pytest.fixture(scope="module")
-def gpu(tmp_path_factory) -> EmulatedModule:
+def gpu() -> EmulatedModule:
     return EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
 
 
@@ -317,15 +316,14 @@ def test_small_pass_applies_only_where_it_fits(monkeypatch):
     assert small_pass(32, 64, np.float32, accumulate=True) is None
 
 
-def test_emulator_refuses_what_a_gpu_would():
+def test_emulator_refuses_what_a_gpu_would(gpu):
     """Its own guard: more shared memory than it has is an error, not a silent overrun."""
-    module = EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
     X = np.zeros((4, 2), dtype=np.float32)
     sums, counts = np.zeros((1, 2)), np.zeros(1)
     launch = segment_sum_launch(
         X, np.ones(4, np.float32), np.zeros(4, np.int32), None, sums, counts
     )
-    kernel = module.get_function(launch.kernel_name)
+    kernel = gpu.get_function(launch.kernel_name)
     with pytest.raises(ValueError, match="refused"):
         kernel((1,), (launch.threads,), launch.arguments, shared_mem=1 << 20)
 
