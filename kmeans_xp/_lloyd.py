@@ -110,11 +110,11 @@ def _assign_and_sum(
 def pass_for(
     xp: ModuleType, device: Any, precision: str = "highest", *, streamed: bool = False
 ) -> Callable:
-    """The E+M pass for namespace ``xp``: a library's own (NumPy, CuPy) or ``_assign_and_sum``
-    with the device's assignment (``_backends.assign_for``). X streamed from the host
-    (``streamed``) is read by the standard pass, one block after the other."""
+    """The E+M pass for namespace ``xp``: a library's own (NumPy, CuPy, torch CUDA through CuPy)
+    or ``_assign_and_sum`` with the device's assignment (``_backends.assign_for``). X streamed
+    from the host (``streamed``) is read by the standard pass, one block after the other."""
     standard = functools.partial(_assign_and_sum, make_assign=assign_for(xp, device, precision))
-    own = None if streamed else assign_and_sum_for(xp, standard)
+    own = None if streamed else assign_and_sum_for(xp, device, standard)
     return own or standard
 
 

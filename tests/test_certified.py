@@ -416,6 +416,37 @@ def test_torch_cuda_assignment_equals_float64_argmin(backend_named, monkeypatch,
         np.testing.assert_array_equal(backend.to_numpy(labels), nearest64(X, C))
 
 
+def test_torch_cuda_fused_pass_equals_float64(backend_named):
+    """torch CUDA tensors through CuPy's fused small-k·d pass (DLPack): the labels of a float64
+    argmin, sums and counts of those labels, and labels rewritten in the previous tensors."""
+    backend = backend_named("torch_cuda")
+    import kmeans_xp._backends._torch as torch_backend
+    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+
+    if torch_backend._cupy_backend() is None:
+        pytest.skip("CuPy is not installed")
+    X, C = near_ties(n=20000, d=32, k=64)
+    w = np.random.default_rng(0).uniform(size=len(X)).astype(np.float32)
+    args = [backend.asarray(a) for a in (X, C, w, np.zeros(32, np.float32))]
+    standard = functools.partial(_assign_and_sum, make_assign=None)  # must not be called
+    labels, partial, sums, counts = torch_backend.cuda_assign_and_sum(
+        *args, torch_backend.segment_sum, block_rows=7000, xp=backend.xp, standard=standard
+    )
+    expected = nearest64(X, C)
+    np.testing.assert_array_equal(backend.to_numpy(labels), expected)
+    expected_sums, expected_counts = segment_sum(X, expected, w, 64, xp=np)
+    np.testing.assert_allclose(backend.to_numpy(sums), expected_sums, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(counts), expected_counts, rtol=1e-12)
+    buffers = PassBuffers(labels, partial)
+    labels[:4] = (labels[:4] + 1) % 64
+    torch_backend.cuda_assign_and_sum(
+        *args, torch_backend.segment_sum, block_rows=7000, xp=backend.xp, out=buffers,
+        standard=standard,
+    )  # fmt: skip
+    assert int(buffers.n_changed) == 4
+    np.testing.assert_array_equal(backend.to_numpy(buffers.labels), expected)
+
+
 def test_kernels_compile_with_nvrtc():
     """The CUDA source compiles (for Turing and Hopper), checked without a GPU where NVRTC is
     installed (the nvidia-cuda-nvrtc wheel); skipped elsewhere."""

@@ -460,3 +460,59 @@ def test_cupy_kmeans_plusplus_glue_on_the_emulator(cupy_on_the_emulator):
             )
             is None
         )
+
+
+def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch):
+    """``_torch.cuda_assign_and_sum`` hands tensors to CuPy's fused pass through DLPack
+    (here: CPU tensors shared with NumPy arrays) and writes the next pass's labels into the
+    previous pass's tensors; shapes the fused pass does not take go to ``standard``."""
+    torch = pytest.importorskip("torch")
+    import contextlib
+    import functools
+
+    import array_api_compat.torch as xp
+    import cupy
+
+    from kmeans_xp._backends import _torch
+    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+
+    monkeypatch.setattr(_torch, "_cupy_backend", lambda: cupy_on_the_emulator)
+    monkeypatch.setattr(_torch, "_on_torch_stream", lambda tensor: contextlib.nullcontext())
+    monkeypatch.setattr(cupy, "from_dlpack", lambda tensor: tensor.numpy().view(_HostArray))
+    rng = np.random.default_rng(1)
+    n, d, k = 300, 5, 7
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    C = X[:k].copy()
+    w = np.ones(n, dtype=np.float32)
+    args = [torch.from_numpy(a) for a in (X, C, w, np.zeros(d, np.float32))]
+    standard_calls = []
+
+    def standard(*a, **kw):
+        standard_calls.append(a[1].shape)
+        return _assign_and_sum(
+            *a, make_assign=functools.partial(_torch.CertifiedAssign, xp=xp), **kw
+        )
+
+    labels, partial, sums, counts = _torch.cuda_assign_and_sum(
+        *args, _torch.index_add_segment_sum, block_rows=128, xp=xp, standard=standard
+    )
+    assert standard_calls == []
+    np.testing.assert_array_equal(labels.numpy(), nearest64(X, C))
+    expected_sums, expected_counts = segment_sum(X, nearest64(X, C), w, k, xp=np)
+    np.testing.assert_allclose(sums.numpy(), expected_sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(counts.numpy(), expected_counts)
+    buffers = PassBuffers(labels, partial)
+    labels[:3] = (labels[:3] + 1) % k
+    returned = _torch.cuda_assign_and_sum(
+        *args, _torch.index_add_segment_sum, block_rows=128, xp=xp, out=buffers, standard=standard
+    )
+    assert returned[0] is labels  # written in place
+    assert int(buffers.n_changed) == 3
+    np.testing.assert_array_equal(labels.numpy(), nearest64(X, C))
+    # d = 70: beyond the fused pass.
+    wide = [torch.from_numpy(np.tile(a, (1, 14))) for a in (X, C)]
+    wide += [torch.from_numpy(w), torch.zeros(70)]
+    _torch.cuda_assign_and_sum(
+        *wide, _torch.index_add_segment_sum, block_rows=128, xp=xp, standard=standard
+    )
+    assert standard_calls == [(k, 70)]

@@ -43,10 +43,10 @@ def segment_sum_for(xp: ModuleType) -> Callable:
     return _primitives.segment_sum
 
 
-def assign_and_sum_for(xp: ModuleType, standard: Callable) -> Callable | None:
+def assign_and_sum_for(xp: ModuleType, device: Any, standard: Callable) -> Callable | None:
     """A library's own version of ``_lloyd._assign_and_sum``, or None to use ``standard`` (the
-    standard pass with the device's assignment), which CuPy's also falls back on for shapes its
-    fused kernel does not take."""
+    standard pass with the device's assignment), which CuPy's (and torch CUDA's, through it)
+    also falls back on for shapes its fused kernel does not take."""
     if is_numpy(xp):
         from . import _numpy
 
@@ -55,6 +55,10 @@ def assign_and_sum_for(xp: ModuleType, standard: Callable) -> Callable | None:
         from . import _cupy
 
         return partial(_cupy.assign_and_sum, standard=standard)
+    if is_torch(xp) and on_gpu(xp, device):
+        from . import _torch
+
+        return partial(_torch.cuda_assign_and_sum, standard=standard)
     return None
 
 

@@ -145,3 +145,54 @@ def _cupy_segment_sum(backend, X_block, labels, weights, n_clusters, *, xp):
             xp=xp,
         )
         return torch.from_dlpack(sums), torch.from_dlpack(counts)
+
+
+def cuda_assign_and_sum(
+    X: torch.Tensor,
+    centers: torch.Tensor,
+    weights: torch.Tensor,
+    offset: torch.Tensor,
+    segment_sum: Callable,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+    out=None,
+    standard: Callable,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_lloyd._assign_and_sum`` for CUDA tensors: CuPy's fused small-k·d pass through DLPack
+    (no copies; labels and partials written into ``out``'s tensors in place) where CuPy is
+    installed and the shape takes it; otherwise ``standard``."""
+    import numpy as np
+
+    from ._cuda_kernels import small_pass
+
+    backend = _cupy_backend()
+    n_clusters, n_features = centers.shape
+    dtype = np.dtype(str(X.dtype).removeprefix("torch."))
+    if (
+        backend is None
+        or not X.is_contiguous()
+        or small_pass(n_features, n_clusters, dtype, accumulate=True) is None
+    ):
+        return standard(
+            X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp, out=out
+        )
+    import cupy
+
+    from .._lloyd import PassBuffers
+
+    with _on_torch_stream(X):
+        X_cupy = cupy.from_dlpack(X)
+        buffers = None
+        if out is not None:
+            buffers = PassBuffers(cupy.from_dlpack(out.labels), cupy.from_dlpack(out.partial))
+        labels, partial, sums, counts = backend.assign_and_sum(
+            X_cupy, cupy.from_dlpack(centers.contiguous()),
+            cupy.from_dlpack(weights.contiguous()), cupy.from_dlpack(offset.contiguous()),
+            backend.segment_sum, block_rows=block_rows, xp=get_namespace(X_cupy), out=buffers,
+            standard=None,
+        )  # fmt: skip
+        if out is not None:
+            out.n_changed = buffers.n_changed  # a CuPy scalar on the device, read by the fit
+            return out.labels, out.partial, torch.from_dlpack(sums), torch.from_dlpack(counts)
+        return tuple(torch.from_dlpack(a) for a in (labels, partial, sums, counts))
