@@ -63,12 +63,17 @@ def assign_and_sum_for(xp: ModuleType, device: Any, standard: Callable) -> Calla
 
 
 def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
-    """A library's own ``_init.kmeans_plusplus_indices`` (CuPy's fused kernels), or None. It
-    returns None itself for inputs it does not take, and the standard version runs."""
+    """A library's own ``_init.kmeans_plusplus_indices`` (CuPy's fused kernels, also for torch
+    CUDA tensors), or None. It returns None itself for inputs it does not take (torch CPU
+    tensors among them), and the standard version runs."""
     if is_cupy(xp):
         from . import _cupy
 
         return _cupy.kmeans_plusplus_indices
+    if is_torch(xp):
+        from . import _torch
+
+        return _torch.cuda_kmeans_plusplus_indices
     return None
 
 

@@ -196,3 +196,30 @@ def cuda_assign_and_sum(
             out.n_changed = buffers.n_changed  # a CuPy scalar on the device, read by the fit
             return out.labels, out.partial, torch.from_dlpack(sums), torch.from_dlpack(counts)
         return tuple(torch.from_dlpack(a) for a in (labels, partial, sums, counts))
+
+
+def cuda_kmeans_plusplus_indices(
+    X: torch.Tensor,
+    n_clusters: int,
+    weights: torch.Tensor,
+    rng,
+    *,
+    offset: torch.Tensor,
+    n_local_trials: int,
+    xp: ModuleType,
+) -> torch.Tensor | None:
+    """CuPy's k-means++ kernels (``_cupy.kmeans_plusplus_indices``) for CUDA tensors, through
+    DLPack; None (nothing drawn) without CuPy, for CPU tensors, or where CuPy's declines."""
+    backend = _cupy_backend()
+    if backend is None or not X.is_cuda:
+        return None
+    import cupy
+
+    with _on_torch_stream(X):
+        X_cupy = cupy.from_dlpack(X.detach())
+        picked = backend.kmeans_plusplus_indices(
+            X_cupy, n_clusters, cupy.from_dlpack(weights.contiguous()), rng,
+            offset=cupy.from_dlpack(offset.contiguous()), n_local_trials=n_local_trials,
+            xp=get_namespace(X_cupy),
+        )  # fmt: skip
+        return None if picked is None else torch.from_dlpack(picked)
