@@ -156,8 +156,8 @@ def kmeans_plusplus_indices(
     center (two when the trial distances would pass ``TRIAL_DISTANCES_MAX_BYTES``). Memory per
     row: ‖x‖² in X's dtype and D² in float64, plus the trial distances while they fit; the
     sampling works through chunks of ``SAMPLING_CHUNK_ROWS``. A library's own version
-    (``_backends.kmeans_plusplus_for``: CuPy) runs instead where it applies, drawing the same
-    random numbers.
+    (``_backends.kmeans_plusplus_for``: CuPy's kernels, for torch CUDA tensors too) runs
+    instead where it applies, drawing the same random numbers.
     """
     n_samples = X.shape[0]
     fused = kmeans_plusplus_for(xp)

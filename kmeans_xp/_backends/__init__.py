@@ -6,9 +6,10 @@ a float64 argmin (``_certified``), with a fused CuPy kernel where CuPy is instal
 Each module here implements ``segment_sum`` with the same signature and results as
 ``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy and CuPy also have
 their own version of the whole assign-and-sum pass of a Lloyd iteration
-(``_lloyd._assign_and_sum``; CuPy's fuses it into one kernel at small k·d), and NumPy of
-Hamerly's nearest-two search (``_hamerly._nearest_two``). A library without a module here uses
-the standard-only versions.
+(``_lloyd._assign_and_sum``; CuPy's fuses it into one kernel at small k·d), CuPy of k-means++
+(``_init.kmeans_plusplus_indices``), both serving torch CUDA tensors through DLPack, and NumPy
+of Hamerly's nearest-two search (``_hamerly._nearest_two``). A library without a module here
+uses the standard-only versions.
 """
 
 from __future__ import annotations
