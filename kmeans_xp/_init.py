@@ -105,12 +105,12 @@ def _sample_in_chunks(
 
 def kmeans_plusplus_state_bytes(n_samples: int, n_local_trials: int, x_itemsize: int) -> int:
     """Device bytes k-means++ holds besides X and the fit's weights: ‖x‖² and D² (float64) per
-    row, the weights in float64 up to one sampling chunk, the trial distances while kept, and
+    row, the weights in float64 (the standard version up to one sampling chunk; CuPy's kernels
+    keep the sampling weights, 8 bytes a row, at any n), the trial distances while kept, and
     one sampling chunk's increments and cumulative sums (float64)."""
     trials = n_samples * n_local_trials * x_itemsize
     kept = trials if trials <= TRIAL_DISTANCES_MAX_BYTES else 0
-    per_row = x_itemsize + 8 + (8 if n_samples <= SAMPLING_CHUNK_ROWS else 0)
-    return n_samples * per_row + kept + 16 * min(n_samples, SAMPLING_CHUNK_ROWS)
+    return n_samples * (x_itemsize + 16) + kept + 16 * min(n_samples, SAMPLING_CHUNK_ROWS)
 
 
 def kmeans_parallel_state_bytes(n_samples: int, x_itemsize: int) -> int:
@@ -164,7 +164,6 @@ def kmeans_plusplus_indices(
     if (
         fused is not None
         and not is_host_rows(X)
-        and n_samples <= SAMPLING_CHUNK_ROWS
         and n_samples * n_local_trials * itemsize(X, xp) <= TRIAL_DISTANCES_MAX_BYTES
     ):
         picked = fused(

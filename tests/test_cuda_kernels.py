@@ -418,11 +418,17 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     np.testing.assert_array_equal(np.asarray(assigned), expected)
 
 
-def test_cupy_kmeans_plusplus_glue_on_the_emulator(cupy_on_the_emulator):
+@pytest.mark.parametrize("chunk_rows", [None, 128])
+def test_cupy_kmeans_plusplus_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, chunk_rows):
     """``_cupy.kmeans_plusplus_indices`` (two launches per center) picks the rows the standard
     version picks from the same seed, on weighted data far from the origin; it declines
-    (drawing nothing) for X that is not C-contiguous. (float32 only: seconds of emulation
-    each; the float64 kernels are tested above.)"""
+    (drawing nothing) for X that is not C-contiguous; with sampling chunks of 128 rows too
+    (as past 4 M rows). (float32 only: seconds of emulation each; the float64 kernels are
+    tested above.)"""
+    import kmeans_xp._init as init_module
+
+    if chunk_rows is not None:
+        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", chunk_rows)
     dtype = np.float32
     import array_api_compat.numpy as xp
 

@@ -184,7 +184,8 @@ def kmeans_plusplus_indices(
     xp: ModuleType,
 ) -> cupy.ndarray | None:
     """``_init.kmeans_plusplus_indices`` in two kernel launches per center besides the sampling
-    (a cumulative sum and a search, as the standard version draws): ``kmeanspp_trials`` reads X
+    (cumulative sums and searches, chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``, as the
+    standard version draws): ``kmeanspp_trials`` reads X
     once, with ``offset`` subtracted in the kernel, for the distances to every candidate and
     their potentials; ``kmeanspp_update`` takes the best candidate, lowers the nearest distances
     and writes the next sampling weights. The standard version launches some 25 small kernels
@@ -192,9 +193,9 @@ def kmeans_plusplus_indices(
 
     Returns None, having drawn nothing from ``rng``, where it does not apply (X not
     C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks the rest (X
-    on the device, one sampling chunk, trial distances kept).
+    on the device, trial distances kept).
     """
-    from .._init import _sample_by_cumulative
+    from .. import _init
 
     n_samples, n_features = X.shape
     trials = n_local_trials
@@ -214,8 +215,10 @@ def kmeans_plusplus_indices(
             # The first center is drawn by weight alone: one candidate, whose "trial" gives
             # every row's first nearest distance (closest starts at +inf).
             lo, count = (0, 1) if step == 0 else (1 + (step - 1) * trials, trials)
-            cumulative = xp.cumulative_sum(increments)
-            candidates = _sample_by_cumulative(cumulative, uniforms[lo : lo + count], xp=xp)
+            candidates = _init._sample_in_chunks(
+                lambda a, b: increments[a:b], n_samples, uniforms[lo : lo + count], xp=xp,
+                chunk_rows=_init.SAMPLING_CHUNK_ROWS,
+            )  # fmt: skip
             step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
             potential = potentials[step, :count]
             _run(
