@@ -1,4 +1,4 @@
-"""The CUDA kernels of the CuPy backend, as source text, and how the fused pass is launched.
+"""The CUDA kernels of the CuPy backend, as source text, and how each is launched.
 
 Nothing here imports CuPy: ``_cupy.py`` compiles ``KERNEL_SOURCE`` with NVRTC (through
 ``cupy.RawModule``) and launches it; the tests compile the same text with NVRTC where it is
