@@ -24,6 +24,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -153,12 +154,9 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
     from kmeans_xp._backends import _cuda_kernels
 
     fused_picks = kmeans_plusplus(X, k, random_state=1)[1]
-    _cuda_kernels.use_fused_kmeanspp = False
-    try:
+    with mock.patch.object(_cuda_kernels, "use_fused_kmeanspp", False):
         result["standard_kmeans_plusplus_s"] = timed(lambda: kmeans_plusplus(X, k, random_state=1))
         standard_picks = kmeans_plusplus(X, k, random_state=1)[1]
-    finally:
-        _cuda_kernels.use_fused_kmeanspp = True
     result["same_picks"] = bool((fused_picks == standard_picks).all())
     return result
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import warnings
+from unittest import mock
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class KMeansXP(Implementation):
             return contextlib.nullcontext()
         from kmeans_xp._backends import _cuda_kernels
 
-        return _switched(_cuda_kernels, "use_small_pass", False)
+        return mock.patch.object(_cuda_kernels, "use_small_pass", False)
 
     def missing(self) -> str | None:
         if self.backend == "numpy":
@@ -168,17 +169,6 @@ class KMeansXP(Implementation):
         km = KMeans(n_clusters=k, init=init, random_state=seed, matmul_precision=self.precision)
         with self._kernels():
             return km.fit(self.X).inertia_
-
-
-@contextlib.contextmanager
-def _switched(module, name: str, value):
-    """``module.name`` set to ``value`` for the duration, then restored."""
-    previous = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, previous)
 
 
 # ---- CPU peers ---------------------------------------------------------------------------------

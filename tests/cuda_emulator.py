@@ -68,11 +68,11 @@ class EmulatedKernel:
 class EmulatedModule:
     """``cupy.RawModule``'s ``get_function`` for a CUDA source whose kernels are ``names``."""
 
-    def __init__(self, source: str, names: tuple[str, ...], build_dir: Path | None = None):
+    def __init__(self, source: str, names: tuple[str, ...]):
         exports = "\n".join(f"EMULATOR_EXPORT({name})" for name in names)
         text = f'#include "{_HEADER}"\n{source}\n{exports}\n'
         digest = hashlib.sha256((text + _HEADER.read_text()).encode()).hexdigest()[:16]
-        build_dir = build_dir or Path(tempfile.gettempdir()) / "kmeans_xp_cuda_emulator"
+        build_dir = Path(tempfile.gettempdir()) / "kmeans_xp_cuda_emulator"
         build_dir.mkdir(parents=True, exist_ok=True)
         library = build_dir / f"kernels-{digest}.so"
         if not library.exists():

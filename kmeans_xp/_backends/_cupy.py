@@ -3,7 +3,7 @@ pass, an update without contended atomics, and, at small k·d, the whole Lloyd p
 kernel.
 
 Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, CUB through ``cupy.argsort``,
-and five small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
+and seven small CUDA kernels compiled by NVRTC on first use), so CuPy users need nothing else.
 The kernels' source is plain text in ``_cuda_kernels.py``, which does not import CuPy, so a test
 can compile it without a GPU and run it on the CPU (``tests/cuda_emulator.py``).
 
@@ -188,7 +188,7 @@ def kmeans_plusplus_indices(
     standard version draws): ``kmeanspp_trials`` reads X
     once, with ``offset`` subtracted in the kernel, for the distances to every candidate and
     their potentials; ``kmeanspp_update`` takes the best candidate, lowers the nearest distances
-    and writes the next sampling weights. The standard version launches some 25 small kernels
+    and writes the next sampling weights. The standard version launches about 25 small kernels
     per center. Nothing goes back to the host until the end.
 
     Returns None, having drawn nothing from ``rng``, where it does not apply (X not

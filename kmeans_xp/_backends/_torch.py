@@ -168,7 +168,7 @@ def cuda_assign_and_sum(
 
     backend = _cupy_backend()
     n_clusters, n_features = centers.shape
-    dtype = np.dtype(str(X.dtype).removeprefix("torch."))
+    dtype = np.float32 if X.dtype == torch.float32 else np.float64  # the only dtypes fits take
     if (
         backend is None
         or not X.is_contiguous()
