@@ -1,10 +1,12 @@
 """K-Means on Dask arrays: each Lloyd iteration is one map-reduce over the chunks of rows.
 
 Every task runs the in-memory primitives on its chunk (NumPy, or CuPy under dask-cuda), with
-the small k × d centers shipped to it, and returns per-cluster weighted sums and counts; the
-driver adds them up and moves the centers. X stays persisted on the workers; only k × d arrays
-and a few scalars travel per iteration. Labels stay on the workers too, as a persisted Dask
-array, so strict convergence (no label changed) is checked there.
+the small k × d centers shipped to it as NumPy and moved to the chunk's library there, and
+returns per-cluster weighted sums and counts (NumPy); the driver adds them up and moves the
+centers, which stay NumPy arrays on the driver whatever the chunks' library. X stays
+persisted on the workers; only k × d arrays and a few scalars travel per iteration. Labels stay
+on the workers too, as a persisted Dask array (chunks of X's library), so strict convergence
+(no label changed) is checked there.
 
 Initialisation: ``"k-means||"`` (its rounds are map-reduces as well; the default advice on
 Dask), ``"random"`` rows (drawn uniformly: unlike in memory, sample weights do not bias this
@@ -18,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import array_device, get_namespace, itemsize, to_numpy
+from ._array_api import (
+    array_device,
+    get_namespace,
+    is_numpy,
+    is_supported_array,
+    itemsize,
+    to_numpy,
+)
 from ._backends import segment_sum_for
 from ._init import reduce_candidates
 from ._lloyd import labels_and_inertia, pass_for, stop_after_iteration
@@ -33,7 +42,25 @@ def is_dask_collection(X: Any) -> bool:
     return isinstance(X, da.Array)
 
 
+def chunk_meta(X: Any, ndim: int, dtype: Any) -> Any:
+    """An empty array of the library of X's chunks (NumPy, or CuPy under dask-cuda): the
+    ``meta`` of a Dask array derived from X, so that Dask knows its chunks' type."""
+    xp = get_namespace(X._meta)
+    return xp.empty((0,) * ndim, dtype=xp.int64 if dtype == np.int64 else dtype)
+
+
 # ---- what each task runs on its chunk -----------------------------------------------------------
+
+
+def _as_library_of(chunk, meta):
+    """``chunk`` as an array of ``meta``'s library (weights given as NumPy, X in CuPy chunks)."""
+    xp = get_namespace(meta)
+    return to_numpy(chunk) if is_numpy(xp) else xp.asarray(chunk)
+
+
+def _total(w_chunk) -> float:
+    xp = get_namespace(w_chunk)
+    return float(xp.sum(xp.astype(w_chunk, xp.float64)))
 
 
 def _block_rows(X_chunk, width: int) -> int:
@@ -149,12 +176,15 @@ def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})  # a task needs whole rows
     if sample_weight is None:
-        w = da.ones(X.shape[0], chunks=(X.chunks[0],), dtype=X.dtype)
+        w = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
     else:
         w = da.asarray(sample_weight).astype(X.dtype).rechunk((X.chunks[0],))
         if w.shape != (X.shape[0],):
             msg = f"sample_weight must have shape ({X.shape[0]},), got {w.shape}."
             raise ValueError(msg)
+        if type(w._meta) is not type(X._meta):  # each task must meet one library
+            meta = chunk_meta(X, 1, X.dtype)
+            w = w.map_blocks(_as_library_of, meta, dtype=X.dtype, meta=meta)
     X, w = dask.persist(X, w)
     n_bad, n_negative, total, mean, var = dask.compute(
         (~da.isfinite(X)).sum(), (w < 0).sum(), w.sum(), X.mean(axis=0, dtype=np.float64),
@@ -166,7 +196,7 @@ def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
     if n_negative or not total > 0:
         msg = "sample_weight must be non-negative and not all zero."
         raise ValueError(msg)
-    return X, w, np.asarray(mean), float(np.mean(var))
+    return X, w, to_numpy(mean), float(np.mean(to_numpy(var)))
 
 
 def fit_dask(
@@ -220,7 +250,10 @@ def fit_dask(
         ):  # fmt: skip
             break
     centers = centered + offset
-    labels = X.map_blocks(_chunk_predict, centers, offset, drop_axis=1, dtype=np.int64)
+    labels = X.map_blocks(
+        _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
+        meta=chunk_meta(X, 1, np.int64),
+    )  # fmt: skip
     inertia = sum(
         dask.compute(
             *[
@@ -274,7 +307,10 @@ def predict_dask(X, centers, offset):
     """Lazy labels of a Dask array."""
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
-    return X.map_blocks(_chunk_predict, centers, offset, drop_axis=1, dtype=np.int64)
+    return X.map_blocks(
+        _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
+        meta=chunk_meta(X, 1, np.int64),
+    )  # fmt: skip
 
 
 def _initial_centers(
@@ -283,7 +319,10 @@ def _initial_centers(
     import dask
 
     if not isinstance(init, str):
-        centers = np.asarray(init if not callable(init) else init(X, k, rng), dtype=X.dtype)
+        given = init(X, k, rng) if callable(init) else init
+        centers = (to_numpy(given) if is_supported_array(given) else np.asarray(given)).astype(
+            X.dtype
+        )
         if centers.shape != (k, X.shape[1]) or not np.all(np.isfinite(centers)):
             msg = f"init must be a finite array of shape ({k}, {X.shape[1]}), got {centers.shape}."
             raise ValueError(msg)
@@ -296,15 +335,15 @@ def _initial_centers(
         raise ValueError(msg)
     if init == "random":
         rows = np.sort(rng.choice(X.shape[0], size=k, replace=False))
-        return np.asarray(X[rows].compute())
+        return to_numpy(X[rows].compute())
     # k-means||: one row ∝ weight, then rounds of oversampled D²-sampling, each a map over chunks.
-    weights_total = dask.compute(*[dask.delayed(np.sum)(p) for p in w_parts])
+    weights_total = dask.compute(*[dask.delayed(_total)(p) for p in w_parts])
     weights_total = np.asarray(weights_total, dtype=np.float64)
     part = rng.choice(len(w_parts), p=weights_total / weights_total.sum())
-    w_part = np.asarray(dask.compute(w_parts[part])[0], dtype=np.float64)
+    w_part = to_numpy(dask.compute(w_parts[part])[0]).astype(np.float64)
     row = rng.choice(len(w_part), p=w_part / w_part.sum())
     start = sum(X.chunks[0][:part])
-    candidates = [np.asarray(X[start + row : start + row + 1].compute())]
+    candidates = [to_numpy(X[start + row : start + row + 1].compute())]
     closest = dask.persist(
         *[dask.delayed(_chunk_closest)(x, candidates[0], offset, None) for x in x_parts]
     )
@@ -342,7 +381,7 @@ def _initial_centers(
     candidate_rows = np.concatenate(candidates).astype(X.dtype)
     if candidate_rows.shape[0] < k:
         extra = np.sort(rng.choice(X.shape[0], size=k - candidate_rows.shape[0], replace=False))
-        candidate_rows = np.concatenate([candidate_rows, np.asarray(X[extra].compute())])
+        candidate_rows = np.concatenate([candidate_rows, to_numpy(X[extra].compute())])
     candidate_weights = sum(
         dask.compute(
             *[

@@ -130,3 +130,81 @@ def test_a_dask_fit_saves_and_loads(client, tmp_path):
     np.testing.assert_array_equal(loaded.cluster_centers_, km.cluster_centers_)
     np.testing.assert_array_equal(loaded.labels_, km.labels_.compute())
     np.testing.assert_array_equal(loaded.predict(X), km.labels_.compute())
+
+
+# ---- CuPy chunks: on a GPU with CuPy (and dask-cuda for the cluster), skipped elsewhere --------
+
+
+def _cupy_dask_problem(cupy, dtype=np.float64):
+    X = mixture(n=20000, d=6, seed=9).astype(dtype)
+    C0 = X[np.random.default_rng(1).choice(len(X), 8, replace=False)]
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    dX = da.from_array(X, chunks=(5000, 6)).map_blocks(cupy.asarray)
+    local = KMeans(8, init=C0, algorithm="lloyd")
+    local.fit(cupy.asarray(X), sample_weight=cupy.asarray(w))
+    return X, C0, w, dX, local
+
+
+def _assert_cupy_dask_fit_matches(cupy, remote, local, X):
+    np.testing.assert_allclose(remote.cluster_centers_, local.cluster_centers_.get(), rtol=1e-6)
+    assert remote.n_iter_ == local.n_iter_
+    assert remote.inertia_ == pytest.approx(local.inertia_, rel=1e-9)
+    assert isinstance(remote.labels_, da.Array)
+    assert isinstance(remote.labels_._meta, cupy.ndarray)
+    labels = remote.labels_.compute()
+    assert isinstance(labels, cupy.ndarray)
+    np.testing.assert_array_equal(labels.get(), local.labels_.get())
+    np.testing.assert_array_equal(labels.get(), nearest64(X, remote.cluster_centers_))
+
+
+def test_dask_with_cupy_chunks_equals_the_in_memory_cupy_fit(backend_named):
+    """Threads on one GPU: every task meets CuPy chunks; weights given as NumPy follow X."""
+    cupy = backend_named("cupy").module
+    import dask
+
+    X, C0, w, dX, local = _cupy_dask_problem(cupy)
+    with dask.config.set(scheduler="threads"):
+        remote = KMeans(8, init=C0).fit(dX, sample_weight=w)
+        _assert_cupy_dask_fit_matches(cupy, remote, local, X)
+        lazy = remote.predict(dX)
+        assert isinstance(lazy, da.Array)
+        assert isinstance(lazy._meta, cupy.ndarray)
+        np.testing.assert_array_equal(lazy.compute().get(), local.labels_.get())
+        unweighted = KMeans(8, init=C0, max_iter=5).fit(dX)  # weights of ones, CuPy chunks
+        assert unweighted.cluster_centers_.dtype == np.float64
+
+
+@pytest.mark.parametrize("init", ["k-means||", "random"])
+def test_dask_with_cupy_chunks_initialises_on_the_chunks(backend_named, init):
+    cupy = backend_named("cupy").module
+    import dask
+
+    centers = [[0, 0], [30, 0], [0, 30], [30, 30], [15, 60]]
+    X, _ = blobs(300, centers, sd=1.0, seed=4, dtype=np.float32)
+    X = X[np.random.default_rng(0).permutation(len(X))]
+    dX = da.from_array(X, chunks=400).map_blocks(cupy.asarray)
+    with dask.config.set(scheduler="threads"):
+        km = KMeans(5, init=init, random_state=0, n_init=1).fit(dX)
+    assert km.cluster_centers_.dtype == np.float32
+    assert np.all(np.isfinite(km.cluster_centers_))
+    if init == "k-means||":  # one seed per blob on data this well separated
+        np.testing.assert_allclose(
+            np.sort(km.cluster_centers_, axis=0), np.sort(centers, axis=0), atol=0.3
+        )
+
+
+def test_dask_cuda_local_cluster_fit_equals_the_in_memory_cupy_fit(backend_named):
+    """dask-cuda's LocalCUDACluster, one worker process on this GPU, as README.md shows."""
+    cupy = backend_named("cupy").module
+    dask_cuda = pytest.importorskip("dask_cuda")
+
+    X, C0, w, dX, local = _cupy_dask_problem(cupy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cluster's own start-up chatter
+        cluster = dask_cuda.LocalCUDACluster(
+            n_workers=1, CUDA_VISIBLE_DEVICES="0", dashboard_address=None
+        )
+    with cluster, distributed.Client(cluster):
+        remote = KMeans(8, init=C0).fit(dX, sample_weight=da.from_array(w, chunks=5000))
+        _assert_cupy_dask_fit_matches(cupy, remote, local, X)
+        assert isinstance(remote.predict(dX).compute(), cupy.ndarray)
