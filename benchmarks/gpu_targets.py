@@ -22,6 +22,7 @@ import argparse
 import json
 import statistics
 import time
+import traceback
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -90,8 +91,9 @@ def memory_target(xp, shape: tuple[int, int, int], extra_bytes: int, iters: int)
             km = KMeans(k, max_iter=iters, random_state=0).fit(X)
         _Sync(xp)()
         result.update(finished=True, n_iter=int(km.n_iter_), inertia=float(km.inertia_))
-    except Exception as exc:  # the point of the run: say how it failed
+    except Exception as exc:  # the point of the run: say how it failed, and where
         result.update(finished=False, error=f"{type(exc).__name__}: {exc}"[:300])
+        traceback.print_exc()
     result["seconds"] = time.perf_counter() - start
     if hook is not None:
         hook.__exit__(None, None, None)

@@ -38,6 +38,12 @@ def _synchronizer(xp_device):
     return lambda: None
 
 
+def streaming_budget(X: np.ndarray, fraction: float) -> int:
+    """``max_device_bytes`` that forces streaming: ``fraction`` of X beside the fit's state
+    (32 bytes a row, as the fit counts it)."""
+    return int(X.nbytes * fraction) + X.shape[0] * 32
+
+
 def copy_seconds(X: np.ndarray, device) -> float:
     """Median time of three whole host-to-device copies of X."""
     xp, target = resolve_device(device)
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     n, d, k = (int(v) for v in args.shape.split("x"))
     X = make_data(Shape(n, d, k))
     C0 = initial_centers(X, k)
-    budget = int(X.nbytes * args.budget_fraction) + n * 32
+    budget = streaming_budget(X, args.budget_fraction)
     copy = copy_seconds(X, args.device)
     per_iteration = iteration_seconds(X, C0, args.device, budget, args.iters)
     result = {

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# GPU checks on a CUDA machine, in the order of what they settle:
-#   1. the whole test suite, where the `xp` fixture now also yields the `cupy` and `torch_cuda`
-#      backends (kernels against the standard-only versions, certified labels, streaming);
-#   2. the GPU benchmark: issue 4's shapes A, B, C, F with every peer, the GEMM floors and the
-#      float64 label check (`python -m benchmarks gpu`);
-#   3. issue 4's memory and k-means++ targets (`python -m benchmarks.gpu_targets`);
-#   4. issue 6's streaming of host X (`python -m benchmarks.streaming`).
-# Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results), seven files at most (the
-# device tool brings back eight): environment.txt, pytest.log, benchmark.log, gpu.md, gpu.json,
-# targets.json, streaming.json; everything else stays in $WORK_DIR (default /tmp/kmeans_xp-gpu).
+# GPU checks on a CUDA machine, as named steps run in this order (GPU_STEPS, default all five):
+#   tests      the test suite, where the `xp` fixture now also yields the `cupy` and
+#              `torch_cuda` backends (kernels against the standard-only versions, certified
+#              labels, streaming, Dask on CuPy chunks);
+#   bench      the GPU benchmark: issue 4's shapes A, B, C, F with every peer, the GEMM floors
+#              and the float64 label check (`python -m benchmarks gpu`);
+#   targets    issue 4's memory and k-means++ targets (`python -m benchmarks.gpu_targets`);
+#   streaming  issue 6's streaming of host X (`python -m benchmarks.streaming`);
+#   profile    where an iteration's time goes, kernel by kernel (`python -m benchmarks.gpu_profile`).
+# Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results), eight files at most (what the
+# device tool brings back): environment.txt, pytest.log, benchmark.log, gpu.md, gpu.json,
+# targets.json, streaming.json, profile.json; everything else stays in $WORK_DIR (default
+# /tmp/kmeans_xp-gpu).
 #
-# Knobs (environment): GPU_TESTS=0 / GPU_BENCH=0 skip the tests / all the measurements;
+# Knobs (environment): GPU_STEPS (e.g. "tests profile"); GPU_TEST_PATHS (default "tests");
 # GPU_TEST_WORKERS (default 8) runs the tests in that many pytest-xdist processes, one test file
 # each, where xdist is installed (the first GPU run compiles every CuPy kernel it meets, which
 # parallel processes share out; 0: one process), each with OMP_NUM_THREADS=2 unless it is set
-# (8 processes of 16 CPU threads each would fight over 16 cores); GPU_BENCH_ARGS replaces the
-# benchmark's options. Time limits in seconds, each step keeping what it finished (the benchmark
-# writes its results after every shape): GPU_TEST_TIMEOUT 150, GPU_BENCH_TIMEOUT 200,
-# GPU_TARGETS_TIMEOUT 60, GPU_STREAM_TIMEOUT 30 — 7.5 minutes together, so that a session's
-# 15 minutes of device time hold one run, a machine start, and a shorter rerun after a fix.
+# (8 processes of 16 CPU threads each would fight over 16 cores); GPU_BENCH_ARGS,
+# GPU_TARGETS_ARGS and GPU_PROFILE_ARGS replace those steps' options. Time limits in seconds,
+# each step keeping what it finished (the benchmark writes its results after every shape):
+# GPU_TEST_TIMEOUT 150, GPU_BENCH_TIMEOUT 200, GPU_TARGETS_TIMEOUT 60, GPU_STREAM_TIMEOUT 30,
+# GPU_PROFILE_TIMEOUT 45 — 8 minutes together, so that a session's 15 minutes of device time
+# hold one run, a machine start, and a shorter rerun of some steps after a fix.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
-# and the peers flash-kmeans and fast-pytorch-kmeans) are installed into .site/ first; see
-# README.md, "GPU checks".
+# dask and dask-cuda for the tests, and the peers flash-kmeans and fast-pytorch-kmeans) are
+# installed into .site/ first; see README.md, "GPU checks".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS_DIR=${RESULTS_DIR:-${OUT:-gpu-results}}
@@ -52,8 +56,11 @@ except Exception as exc:  # report, the tests will skip
 PY
 } 2>&1 | tee "$RESULTS_DIR/environment.txt"
 
+steps=" ${GPU_STEPS:-tests bench targets streaming profile} "
+step() { [[ $steps == *" $1 "* ]]; }
+
 status=0
-if [[ "${GPU_TESTS:-1}" != 0 ]]; then
+if step tests; then
     workers=()
     if [[ "${GPU_TEST_WORKERS:-8}" != 0 ]] && python3 -c "import xdist" 2>/dev/null; then
         workers=(-n "${GPU_TEST_WORKERS:-8}" --dist loadfile)
@@ -63,7 +70,7 @@ if [[ "${GPU_TESTS:-1}" != 0 ]]; then
     junit="$WORK_DIR/junit.xml"
     rm -f "$junit"
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} timeout "${GPU_TEST_TIMEOUT:-150}" \
-        python3 -m pytest tests -q -rs -p no:cacheprovider --durations=15 \
+        python3 -m pytest ${GPU_TEST_PATHS:-tests} -q -rs -p no:cacheprovider --durations=15 \
         --ignore=tests/test_cuda_kernels.py \
         ${workers[@]+"${workers[@]}"} --junitxml="$junit" 2>&1 | tee "$RESULTS_DIR/pytest.log"
     status=${PIPESTATUS[0]}
@@ -88,7 +95,7 @@ PY
     fi
 fi
 
-if [[ "${GPU_BENCH:-1}" != 0 ]]; then
+if step bench; then
     # Issue 4's table: kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and split TF32
     # (cupy:tf32x3) beside the peers; cupy:gemm (cuBLAS where cupy runs the fused small-k*d
     # pass) only at the shapes that pass applies to (B).
@@ -102,12 +109,25 @@ if [[ "${GPU_BENCH:-1}" != 0 ]]; then
         echo "benchmark stopped with status $bench_status; the shapes done so far are in gpu.md"
         [[ $status == 0 ]] && status=$bench_status
     fi
+fi
+if step targets; then
     # Issue 4: 100 M x 64 -> 1024 within X + 2 GB; k-means++ at shape A against 20 iterations.
+    read -r -a targets_args <<<"${GPU_TARGETS_ARGS:-}"
     timeout "${GPU_TARGETS_TIMEOUT:-60}" python3 -m benchmarks.gpu_targets \
-        --out "$RESULTS_DIR/targets.json"
+        ${targets_args[@]+"${targets_args[@]}"} --out "$RESULTS_DIR/targets.json"
+fi
+if step streaming; then
     # Issue 6: host X streamed through the GPU against one copy of X (a budget of X/4).
     timeout "${GPU_STREAM_TIMEOUT:-30}" python3 -m benchmarks.streaming --device cuda \
         --out "$RESULTS_DIR/streaming.json"
+fi
+if step profile; then
+    # Kernel by kernel: a Lloyd iteration at A, B and F, k-means++ at A, a streamed iteration.
+    read -r -a profile_args <<<"${GPU_PROFILE_ARGS:---kmeanspp 64 --streaming 4000000x64x256}"
+    timeout "${GPU_PROFILE_TIMEOUT:-45}" python3 -m benchmarks.gpu_profile "${profile_args[@]}" \
+        --out "$RESULTS_DIR/profile.json" 2>&1 | grep -v "^USDT:"
+fi
+if step bench; then
     echo
     cat "$RESULTS_DIR/gpu.md" 2>/dev/null
 fi

@@ -96,6 +96,28 @@ def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
     assert result["init"]["standard_kmeans_plusplus_s"] > 0
 
 
+def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
+    """The profile's code path on torch's CPU operators: per-iteration kernels are the
+    difference of two fits, so the fit's fixed work (validation, the final pass) drops out."""
+    pytest.importorskip("torch")
+    out = tmp_path / "profile.json"
+    command = [
+        sys.executable, "-m", "benchmarks.gpu_profile", "--backend", "torch",
+        "--shapes", "20000x16x32", "--iters", "2", "--kmeanspp", "4", "--out", str(out),
+        "--streaming", "20000x8x16", "--streaming-device", "cpu",
+    ]  # fmt: skip
+    done = run_command(command)
+    assert done.returncode == 0, done.stderr
+    init, lloyd, streamed = json.loads(out.read_text())
+    assert streamed["shape"] == [20000, 8, 16]
+    assert init["shape"] == [20000, 16, 4]
+    assert lloyd["shape"] == [20000, 16, 32]
+    assert lloyd["busy_ms_per_iteration"] > 0
+    assert lloyd["kernels"]
+    assert sum(row["share"] for row in lloyd["kernels"]) <= 1.0 + 1e-9
+    assert any("matmul" in row["kernel"] or "mm" in row["kernel"] for row in lloyd["kernels"])
+
+
 def test_unknown_peer_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
     done = run_command(command, timeout=60)

@@ -74,7 +74,11 @@ def _on_torch_stream(tensor: torch.Tensor) -> Iterator[None]:
     import cupy
 
     stream = torch.cuda.current_stream(tensor.device)
-    with cupy.cuda.Device(tensor.device.index), cupy.cuda.ExternalStream(stream.cuda_stream):
+    if hasattr(cupy.cuda.Stream, "from_external") and hasattr(stream, "__cuda_stream__"):
+        on_stream = cupy.cuda.Stream.from_external(stream)  # CuPy 14: the CUDA stream protocol
+    else:  # older CuPy or torch
+        on_stream = cupy.cuda.ExternalStream(stream.cuda_stream)
+    with cupy.cuda.Device(tensor.device.index), on_stream:
         yield
 
 

@@ -1,0 +1,236 @@
+"""``python -m benchmarks.gpu_profile``: where a GPU Lloyd iteration and k-means++ spend time.
+
+For each shape, fits of 1 and of 1 + ``--iters`` Lloyd iterations from given centers (after a
+warm-up fit) run under PyTorch's profiler, which records every CUDA kernel of the process
+through CUPTI — CuPy's and cuBLAS's as well as torch's; the difference of the two is what the
+iterations cost. Printed per shape: the wall time per iteration, the kernels' busy time per
+iteration (wall well above it means launches, synchronisations or Python between kernels cost
+the difference), and the kernels by time with their launch counts. ``--kmeanspp K`` profiles
+``kmeans_plusplus(X, K)`` at the first shape the same way (per center); ``--streaming NxDxK``
+a fit streaming host X to the GPU (copies show as memcpy rows).
+
+``--backend torch`` runs on the CPU (the profiler then lists torch's CPU operators): the code
+path, for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from kmeans_xp import ConvergenceWarning, KMeans, kmeans_plusplus
+
+from .gpu_targets import mixture, parse
+from .streaming import streaming_budget
+
+DEFAULT_SHAPES = "1048576x128x1024,10000000x32x64,8388608x128x1024"
+
+
+def _library(backend: str):
+    """(array namespace for mixture(), a function moving X there, a synchronize())."""
+    import torch
+
+    if backend == "cupy":
+        import cupy
+
+        return cupy, lambda X: X, lambda: cupy.cuda.Device().synchronize()
+    if backend == "torch_cuda":
+        import cupy
+
+        return cupy, lambda X: torch.from_dlpack(X), torch.cuda.synchronize
+    return np, torch.from_numpy, lambda: None
+
+
+def kernel_totals(profiler) -> dict[str, list[float]]:
+    """{kernel name: [calls, milliseconds]} from a finished ``torch.profiler.profile``: device
+    kernels where any were recorded, else top-level CPU operators (a CPU-only run)."""
+    from torch.autograd import DeviceType
+
+    events = [e for e in profiler.events() if e.device_type == DeviceType.CUDA]
+    if not events:
+        events = [e for e in profiler.events() if e.cpu_parent is None]
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for e in events:
+        row = totals[e.name[:90]]
+        row[0] += 1
+        row[1] += e.time_range.elapsed_us() / 1e3
+    return dict(totals)
+
+
+def kernel_table(totals: dict[str, list[float]], per: int) -> tuple[float, list[dict]]:
+    """(busy milliseconds per unit, rows of kernel / calls / ms per unit / share of the busy
+    time), the kernels by total time; ``per`` units in ``totals``."""
+    busy = sum(ms for _, ms in totals.values())
+    rows = [
+        {
+            "kernel": name,
+            "calls_per": calls / per,
+            "ms_per": ms / per,
+            "share": ms / busy if busy else 0.0,
+        }
+        for name, (calls, ms) in sorted(totals.items(), key=lambda item: -item[1][1])
+    ]
+    return busy / per, rows
+
+
+def difference(many: dict, one: dict) -> dict[str, list[float]]:
+    """Per kernel, ``many`` minus ``one``: what the extra iterations cost, without the fit's
+    fixed work (validation, init, the final labels pass)."""
+    names = set(many) | set(one)
+    zero = [0, 0.0]
+    diff = {
+        n: [many.get(n, zero)[0] - one.get(n, zero)[0], many.get(n, zero)[1] - one.get(n, zero)[1]]
+        for n in names
+    }
+    return {n: v for n, v in diff.items() if v[0] > 0 or v[1] > 0}
+
+
+def _profiled(run, sync):
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    sync()
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        run()
+        sync()
+        wall = time.perf_counter() - start
+    return wall, prof
+
+
+def profile_lloyd(backend: str, shape: tuple[int, int, int], iters: int, top: int) -> dict:
+    xp, move, sync = _library(backend)
+    n, d, k = shape
+    X = move(mixture(xp, n, d, k, seed=3))
+    C0 = X[:k].clone() if hasattr(X, "clone") else X[:k].copy()
+
+    def fit(max_iter: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            KMeans(k, init=C0, max_iter=max_iter, tol=0, algorithm="lloyd").fit(X)
+
+    fit(2)  # warm-up: kernels compiled, pools filled
+    wall_one, prof_one = _profiled(lambda: fit(1), sync)
+    wall_many, prof_many = _profiled(lambda: fit(1 + iters), sync)
+    busy, rows = kernel_table(difference(kernel_totals(prof_many), kernel_totals(prof_one)), iters)
+    wall = wall_many - wall_one
+    return {
+        "what": f"Lloyd iteration (fits of 1 + {iters} and of 1 iteration, the difference)",
+        "backend": backend,
+        "shape": [n, d, k],
+        "wall_ms_per_iteration": wall * 1e3 / iters,
+        "busy_ms_per_iteration": busy,
+        "kernels": rows[:top],
+    }
+
+
+def profile_streaming(device: str, shape: tuple[int, int, int], iters: int, top: int) -> dict:
+    """A Lloyd iteration on host X streamed to ``device`` with a budget of a quarter of X beside
+    the fit's state (as ``benchmarks.streaming`` measures it); copies show as memcpy rows."""
+    import torch
+
+    n, d, k = shape
+    X = mixture(np, n, d, k, seed=5)
+    C0 = X[:k].copy()
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+    def fit(max_iter: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            KMeans(
+                k, init=C0, max_iter=max_iter, tol=0, algorithm="lloyd", device=device,
+                max_device_bytes=streaming_budget(X, 0.25),
+            ).fit(X)  # fmt: skip
+
+    fit(2)
+    wall_one, prof_one = _profiled(lambda: fit(1), sync)
+    wall_many, prof_many = _profiled(lambda: fit(1 + iters), sync)
+    busy, rows = kernel_table(difference(kernel_totals(prof_many), kernel_totals(prof_one)), iters)
+    return {
+        "what": f"streamed Lloyd iteration, host X, budget X/4 + state (fits of 1 + {iters}, 1)",
+        "backend": device,
+        "shape": [n, d, k],
+        "wall_ms_per_iteration": (wall_many - wall_one) * 1e3 / iters,
+        "busy_ms_per_iteration": busy,
+        "kernels": rows[:top],
+    }
+
+
+def profile_kmeanspp(backend: str, shape: tuple[int, int, int], n_centers: int, top: int) -> dict:
+    xp, move, sync = _library(backend)
+    n, d, k = shape
+    X = move(mixture(xp, n, d, k, seed=4))
+    kmeans_plusplus(X, n_centers, random_state=0)  # warm-up
+    wall, prof = _profiled(lambda: kmeans_plusplus(X, n_centers, random_state=1), sync)
+    busy, rows = kernel_table(kernel_totals(prof), n_centers)
+    return {
+        "what": f"kmeans_plusplus, {n_centers} centers (per center)",
+        "backend": backend,
+        "shape": [n, d, n_centers],
+        "wall_ms_per_center": wall * 1e3 / n_centers,
+        "busy_ms_per_center": busy,
+        "kernels": rows[:top],
+    }
+
+
+def _print(result: dict) -> None:
+    unit = "iteration" if "wall_ms_per_iteration" in result else "center"
+    wall, busy = result[f"wall_ms_per_{unit}"], result[f"busy_ms_per_{unit}"]
+    print(f"\n### {result['what']} at {tuple(result['shape'])} on {result['backend']}")
+    print(f"wall {wall:.3f} ms per {unit}, kernels busy {busy:.3f} ms per {unit}\n")
+    print(f"| kernel | calls per {unit} | ms per {unit} | share |\n|---|---:|---:|---:|")
+    for row in result["kernels"]:
+        print(
+            f"| `{row['kernel']}` | {row['calls_per']:.1f} | {row['ms_per']:.3f} | "
+            f"{row['share']:.1%} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="cupy", choices=("cupy", "torch_cuda", "torch"))
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated NxDxK")
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--kmeanspp", type=int, default=64, help="centers to profile; 0: none")
+    parser.add_argument("--top", type=int, default=12, help="kernels listed per profile")
+    parser.add_argument(
+        "--streaming", help="NxDxK: also a fit streaming host X to --streaming-device"
+    )
+    parser.add_argument("--streaming-device", default="cuda")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    shapes = [parse(s) for s in args.shapes.split(",")]
+    results = []
+
+    def write() -> None:  # after each profile: a run stopped by its time limit keeps the rest
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2))
+
+    if args.kmeanspp:
+        results.append(profile_kmeanspp(args.backend, shapes[0], args.kmeanspp, args.top))
+        _print(results[-1])
+        write()
+    for shape in shapes:
+        results.append(profile_lloyd(args.backend, shape, args.iters, args.top))
+        _print(results[-1])
+        write()
+    if args.streaming:
+        shape = parse(args.streaming)
+        results.append(profile_streaming(args.streaming_device, shape, args.iters, args.top))
+        _print(results[-1])
+        write()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
