@@ -106,7 +106,11 @@ _CHUNK = 8192
 
 def float64_nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index and squared distance of each row's nearest center, in float64 (on a CUDA device
-    through torch when there is one; the GEMM form in float64 is exact far below 1e-5)."""
+    through torch when there is one). The index is the argmin of the GEMM form (float64: its
+    rounding, ~1e-16 of ‖x‖², matters only at ties far below 1e-5); the distance is then taken
+    by explicit differences, as ``label_check`` takes the chosen one's — the GEMM form's value
+    for a row sitting on its center is rounding noise, often clipped to 0, against which any
+    positive distance would count as infinitely worse."""
     try:
         import torch
 
@@ -125,11 +129,12 @@ def float64_nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.
         rows = Xd[start : start + _CHUNK]
         d = (rows * rows).sum(1)[:, None] - 2.0 * (rows @ C.T) + c_sq[None, :]
         j = d.argmin(1)
-        dj = d[np.arange(len(j)), j] if lib is np else d.gather(1, j[:, None])[:, 0]
+        diff = rows - C[j]
+        dj = (diff * diff).sum(1)
         if lib is None:
             j, dj = j.cpu().numpy(), dj.cpu().numpy()
         best_j.append(j)
-        best_d.append(np.maximum(dj, 0.0))
+        best_d.append(dj)
     return np.concatenate(best_j), np.concatenate(best_d)
 
 

@@ -228,6 +228,22 @@ def test_float64_label_check_counts_worse_labels():
     assert by_name("kmeans_xp[cupy, tf32x3]").precision == "tf32x3"
 
 
+def test_float64_label_check_of_a_row_on_its_center():
+    """Found on shape C (k = 16384, clusters of one row): a row equal to its center up to
+    float32 rounding. The GEMM form's distance for it is noise clipped to 0, so the right label
+    had counted as worse by 1e295; distances by explicit differences count it right."""
+    from benchmarks.measure import float64_nearest, label_check
+
+    rng = np.random.default_rng(1)
+    X = (100.0 + rng.normal(size=(50, 256))).astype(np.float32)
+    C = X[:8].copy()
+    C[3] = np.nextafter(C[3], np.float32(np.inf))  # a center one ulp from row 3
+    index, best = float64_nearest(X, C)
+    assert index[3] == 3
+    assert 0 < best[3] < 1e-6
+    assert label_check(index, X, C, best) == {"label_errors": 0.0, "worst_excess": 0.0}
+
+
 def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     """``cupy:gemm`` (cuBLAS at every shape) beside ``cupy``: the switch is set during its fit
     and restored after, even when the fit fails."""
