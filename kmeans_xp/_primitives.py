@@ -24,10 +24,14 @@ from ._memmap import note_rows_read
 # (e.g. 200k x 128 -> 1024: 1348 / 501 / 353 / 365 ms per iteration).
 HOST_BLOCK_BYTES = 16 * 2**20
 HOST_BLOCK_BYTES_MIN = 2**20
-# On a GPU: a fraction of free device memory, within these bounds.
+# On a GPU: a fraction of free device memory, within these bounds. The bound counts 32 bytes per
+# row and center (``block_row_bytes``), about 8 times what CuPy's pass holds (float32 products),
+# so 8 GiB means blocks of ~1 GiB of products: on an H200 at 1 M x 128 -> 1024, 2 GiB gave 17
+# blocks whose GEMMs cuBLAS ran with 64 x 64 tiles, 7.7 ms an iteration against 6.5 ms for one
+# GEMM of all rows (benchmarks.gpu_profile, 2026-11-27).
 DEVICE_BLOCK_FRACTION = 8
 DEVICE_BLOCK_BYTES_MIN = 64 * 2**20
-DEVICE_BLOCK_BYTES_MAX = 2 * 2**30
+DEVICE_BLOCK_BYTES_MAX = 8 * 2**30
 
 
 def block_rows_for(

@@ -2,8 +2,8 @@
 // source (kmeans_xp/_backends/_cupy.py's KERNEL_SOURCE) is tested on machines without a GPU.
 //
 // What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp
-// intrinsics __shfl_sync/__shfl_down_sync/__ballot_sync (32 lanes meeting at a barrier),
-// atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
+// intrinsics __shfl_sync/__shfl_down_sync/__shfl_xor_sync/__ballot_sync (32 lanes meeting at
+// a barrier), atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
 // `shared_memory`, filled with 0xff bytes before each block so reads of unset values show up
 // as NaN), and the bit casts the kernels use. Blocks run one after another; the threads of a
 // block run at once, so a missing __syncthreads can (not must) show up as a wrong result.
@@ -94,6 +94,11 @@ T exchange(T v, Source source) {
 template <typename T>
 T __shfl_down_sync(unsigned, T v, int delta) {
     return emulator::exchange(v, [delta](int lane) { return lane + delta; });
+}
+
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int mask) {
+    return emulator::exchange(v, [mask](int lane) { return lane ^ mask; });
 }
 
 template <typename T>

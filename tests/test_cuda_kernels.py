@@ -142,6 +142,40 @@ def test_segment_sum_kernels_equal_the_standard(gpu, n, d, k, dtype):
         assert counts[k - 1] == 0
 
 
+@pytest.mark.parametrize(("n", "k"), [(1000, 37), (300, 1), (5, 9)])
+def test_label_grouping_kernels_order_rows_by_label(gpu, n, k):
+    """label_count, an exclusive cumulative sum, label_scatter: every row once, labels in
+    order, each label's rows where its count says (empty labels included)."""
+    rng = np.random.default_rng(n + k)
+    labels = rng.integers(0, max(1, k - 2), size=n).astype(np.int32)
+    counts = np.zeros(k, dtype=np.uint64)
+    run(gpu, _cuda_kernels.label_count_launch(labels, counts, multiprocessors=2))
+    np.testing.assert_array_equal(counts, np.bincount(labels, minlength=k))
+    next_position = np.cumsum(counts) - counts
+    order = np.full(n, -1, dtype=np.int64)
+    run(gpu, _cuda_kernels.label_scatter_launch(labels, next_position, order, multiprocessors=2))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    np.testing.assert_array_equal(labels[order], np.sort(labels))
+    np.testing.assert_array_equal(next_position, np.cumsum(counts))  # every cursor at its end
+
+
+def test_sum_sorted_over_a_shuffled_grouping(gpu):
+    """sum_sorted needs rows grouped by label, not sorted within a label (label_scatter's
+    order varies): the sums of a grouping shuffled inside each label equal the standard's."""
+    rng = np.random.default_rng(5)
+    n, d, k = 700, 64, 100
+    assert segment_sum_sorts(k, d)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    labels = rng.integers(0, k, size=n).astype(np.int32)
+    w = rng.uniform(size=n).astype(np.float32)
+    order = np.lexsort((rng.permutation(n), labels)).astype(np.int64)
+    sums, counts = np.zeros((k, d)), np.zeros(k)
+    run(gpu, segment_sum_launch(X, w, labels, order, sums, counts))
+    expected_sums, expected_counts = segment_sum(X, labels, w, k, xp=np)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+
+
 # ---- lloyd_pass_small: the fused pass for small k·d ---------------------------------------------
 
 
@@ -241,11 +275,21 @@ def test_small_pass_sums_counts_and_changes_like_the_standard_pass(gpu, n, d, k,
 # ---- k-means++: a step's trial distances and potentials, then the update ----------------------
 
 
+KMEANSPP_CANDIDATES = {
+    5: [3, 500, 3, 41, 699],  # one row drawn twice
+    1: [41],  # the first center's step
+    16: [699, *range(0, 450, 30)],  # as many as a launch takes (KMEANSPP_MAX_TRIALS)
+}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype):
-    """Trial distances and potentials for 5 candidates (one drawn twice) over 700 rows of 37
-    features (not a multiple of the warp), weights with zeros, some rows' nearest distance
-    still +inf; then the update: the least potential wins, distances and weights follow."""
+@pytest.mark.parametrize("n_candidates", sorted(KMEANSPP_CANDIDATES))
+def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candidates):
+    """Trial distances and potentials for 1, 5 (one drawn twice) or 16 candidates over 700
+    rows of 37 features (not a multiple of the warp), weights with zeros, some rows' nearest
+    distance still +inf; then the update: the least potential wins, distances and weights
+    follow."""
+    assert len(KMEANSPP_CANDIDATES[16]) == _cuda_kernels.KMEANSPP_MAX_TRIALS
     rng = np.random.default_rng(7)
     n, d = 700, 37
     X = (rng.normal(size=(n, d)) + 20.0).astype(dtype)
@@ -254,9 +298,9 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype):
     w[::9] = 0.0
     closest = rng.uniform(10.0, 80.0, size=n)
     closest[::13] = np.inf
-    candidates = np.array([3, 500, 3, 41, 699], dtype=np.int64)
-    trial_sq = np.full((n, 5), np.nan, dtype=dtype)
-    potentials = np.zeros(5)
+    candidates = np.array(KMEANSPP_CANDIDATES[n_candidates], dtype=np.int64)
+    trial_sq = np.full((n, n_candidates), np.nan, dtype=dtype)
+    potentials = np.zeros(n_candidates)
     run(gpu, _cuda_kernels.kmeanspp_trials_launch(
         X, offset, candidates, closest, w, trial_sq, potentials, multiprocessors=1,
     ))  # fmt: skip
@@ -265,7 +309,8 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype):
     np.testing.assert_allclose(trial_sq, exact, rtol=tolerance, atol=tolerance)
     expected_potentials = (w[:, None] * np.minimum(closest[:, None], exact)).sum(axis=0)
     np.testing.assert_allclose(potentials, expected_potentials, rtol=tolerance)
-    assert potentials[0] == potentials[2]  # the same row twice: the same sums, added alike
+    if n_candidates == 5:
+        assert potentials[0] == potentials[2]  # the same row twice: the same sums, added alike
 
     increments = np.full(n, np.nan)
     chosen = np.full(1, -1, dtype=np.int64)
@@ -300,6 +345,16 @@ def test_kmeanspp_update_breaks_ties_by_the_first_candidate(gpu):
             multiprocessors=1,
         ))  # fmt: skip
         assert chosen[0] == candidates[0]
+
+
+def test_kmeanspp_kernels_take_at_most_their_register_budget_of_candidates():
+    """More than KMEANSPP_MAX_TRIALS candidates (n_local_trials set high) go to the standard
+    version, as do candidate rows beyond shared memory."""
+    most = _cuda_kernels.KMEANSPP_MAX_TRIALS
+    assert _cuda_kernels.kmeanspp_applies(128, most, np.float32)
+    assert not _cuda_kernels.kmeanspp_applies(128, most + 1, np.float32)
+    assert not _cuda_kernels.kmeanspp_applies(2048, 8, np.float32)  # 64 KiB of candidates
+    assert f"#define KMEANSPP_MAX_TRIALS {most}" in _cuda_kernels.KERNEL_SOURCE
 
 
 def test_small_pass_applies_only_where_it_fits(monkeypatch):
@@ -366,7 +421,7 @@ def cupy_on_the_emulator(gpu, monkeypatch):
     fake = types.SimpleNamespace(
         empty=host(np.empty), zeros=host(np.zeros), full=host(np.full), asarray=host(np.asarray),
         ascontiguousarray=host(np.ascontiguousarray), matmul=host(np.matmul),
-        argsort=host(np.argsort), int32=np.int32, int64=np.int64, uint64=np.uint64,
+        cumsum=host(np.cumsum), int32=np.int32, int64=np.int64, uint64=np.uint64,
         float32=np.float32, float64=np.float64,
     )  # fmt: skip
     monkeypatch.setattr(_cupy, "cupy", fake)
@@ -416,6 +471,27 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     assert int(buffers.n_changed) == 5
     assigned, _ = _cupy.CertifiedAssign(C, xp=xp)(X - offset)
     np.testing.assert_array_equal(np.asarray(assigned), expected)
+
+
+def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
+    """``_cupy.segment_sum`` where k·(d+1) sums exceed shared memory: rows grouped by
+    ``order_by_label`` (label_count, cumsum, label_scatter), then sum_sorted."""
+    import array_api_compat.numpy as xp
+
+    _cupy = cupy_on_the_emulator
+    rng = np.random.default_rng(6)
+    n, d, k = 600, 64, 100
+    assert segment_sum_sorts(k, d)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    labels = rng.integers(0, k - 1, size=n).astype(np.int32)  # cluster k - 1 empty
+    w = rng.uniform(size=n).astype(np.float32)
+    sums, counts = _cupy.segment_sum(
+        X.view(_HostArray), labels.view(_HostArray), w.view(_HostArray), k, xp=xp
+    )
+    expected_sums, expected_counts = segment_sum(X, labels, w, k, xp=np)
+    np.testing.assert_allclose(np.asarray(sums), expected_sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(counts), expected_counts, rtol=1e-12)
+    assert counts[k - 1] == 0
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 128])

@@ -250,3 +250,22 @@ def test_staged_copies_wait_for_their_staging_and_order_after_release(monkeypatc
     assert sum(1 for entry in log if entry[0] == "pinned") == 2  # one staging buffer per slot
     # From the third copy on, each reuses a staging buffer: its previous copy was waited for.
     assert sum(1 for entry in log if entry[0] == "synchronize") == len(copies) - 2
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_staging_copies_rows_in_parallel_chunks(tmp_path, monkeypatch, threads):
+    """The host copy into a pinned buffer, split into chunks of a few rows on several threads
+    (or one): the same bytes as one copy, from a read-only memmap too."""
+    monkeypatch.setattr(streaming, "STAGING_CHUNK_BYTES", 7 * 5 * 4)  # 7 rows a chunk
+    monkeypatch.setattr(streaming, "STAGING_THREADS", threads)
+    X = mixture(n=103, d=5)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    source = np.load(path, mmap_mode="r")
+    target = np.full_like(X, np.nan)
+    streaming.copy_rows_in_parallel(target, source)
+    np.testing.assert_array_equal(target, X)
+    target[:] = np.nan
+    streaming.copy_rows_in_parallel(target[:3], source[:3])  # under one chunk
+    np.testing.assert_array_equal(target[:3], X[:3])
+    assert np.isnan(target[3:]).all()

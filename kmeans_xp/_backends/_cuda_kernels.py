@@ -287,13 +287,18 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 32)
 DEFINE_LLOYD_PASS_SMALL(double, double, 64)
 
 // One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
-// the squared distances of each row (`offset` subtracted) to t candidate rows of X, held in
-// shared memory, written to trial_sq (m, t), and each candidate's potential
-// sum_i w_i min(closest_i, dist_i) added into `potentials`. One warp per row (lane f takes
-// features f, f + 32, ...; shuffles sum them); each warp keeps its potentials in its own slots
-// of shared memory, so no atomics meet inside a block; the block adds its totals once.
+// the squared distances of each row (`offset` subtracted) to t <= KMEANSPP_MAX_TRIALS candidate
+// rows of X, held in shared memory, written to trial_sq (m, t), and each candidate's potential
+// sum_i w_i min(closest_i, dist_i) added into `potentials`. One warp per row: lane f takes
+// features f, f + 32, ... and keeps its share of all t distances at once (t independent sums:
+// nothing waits on another candidate), then butterfly shuffles give every lane the t totals and
+// lane j writes and accounts candidate j (one coalesced write of the row's t distances). The
+// row's nearest distance and weight are read once, before the features. Each warp keeps its
+// potentials in its own slots of shared memory (lane j owns slot j), so no atomics meet inside
+// a block; the block adds its totals once.
 //
 // Shared memory: t * (blockDim / 32) doubles, then t * d values of T.
+#define KMEANSPP_MAX_TRIALS 16
 template <typename T>
 __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ offset,
                                 long long m, int d, const long long* __restrict__ candidates,
@@ -313,19 +318,35 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
     __syncthreads();
     const long long warps = (long long)gridDim.x * warps_per_block;
     for (long long row = (long long)blockIdx.x * warps_per_block + warp; row < m; row += warps) {
+        const double nearest_before = closest[row];
+        const double wr = (double)w[row];
         const T* xr = x + row * d;
-        for (int j = 0; j < t; ++j) {
-            T s = 0;
-            for (int f = lane; f < d; f += 32) {
-                const T diff = (xr[f] - offset[f]) - c[j * d + f];
-                s += diff * diff;
+        T s[KMEANSPP_MAX_TRIALS];
+#pragma unroll
+        for (int j = 0; j < KMEANSPP_MAX_TRIALS; ++j) s[j] = 0;
+        for (int f = lane; f < d; f += 32) {
+            const T v = xr[f] - offset[f];
+#pragma unroll
+            for (int j = 0; j < KMEANSPP_MAX_TRIALS; ++j) {
+                if (j < t) {
+                    const T diff = v - c[j * d + f];
+                    s[j] += diff * diff;
+                }
             }
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
-            if (lane == 0) {
-                trial_sq[row * t + j] = s;
-                const double nearest = (double)s < closest[row] ? (double)s : closest[row];
-                warp_potential[warp * t + j] += (double)w[row] * nearest;
+        }
+        T mine = 0;
+#pragma unroll
+        for (int j = 0; j < KMEANSPP_MAX_TRIALS; ++j) {
+            if (j < t) {
+                T total = s[j];
+                for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+                if (lane == j) mine = total;
             }
+        }
+        if (lane < t) {
+            trial_sq[row * t + lane] = mine;
+            const double nearest = (double)mine < nearest_before ? (double)mine : nearest_before;
+            warp_potential[warp * t + lane] += wr * nearest;
         }
     }
     __syncthreads();
@@ -437,22 +458,37 @@ extern "C" __global__ void sum_shared_double(const double* x, const double* w,
     sum_shared<double>(x, w, labels, m, d, k, rows_per_block, sums, counts);
 }
 
-// Weighted per-cluster sums over rows visited in label order (`order` sorts the labels): each
-// thread owns one feature of a run of sorted rows and adds a cluster's partial sum once per run
-// of equal labels, so atomics are few and rarely meet on one address.
+// Weighted per-cluster sums over rows visited in label order (`order` groups the labels): each
+// block first reads its run of `order` and those rows' labels and weights into shared memory
+// (so the loop below waits on one load a row, not three in a chain), then each thread owns one
+// feature of the run and adds a cluster's partial sum once per run of equal labels, so atomics
+// are few and rarely meet on one address.
+//
+// Shared memory: rows_per_block doubles (weights), long longs (rows) and ints (labels).
 template <typename T>
 __device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
                            const int* __restrict__ labels, const long long* __restrict__ order,
                            long long m, int d, long long rows_per_block, double* sums,
                            double* counts) {
+    extern __shared__ __align__(16) double shared_memory[];
+    double* run_w = shared_memory;
+    long long* run_row = (long long*)(run_w + rows_per_block);
+    int* run_label = (int*)(run_row + rows_per_block);
     const long long lo = (long long)blockIdx.x * rows_per_block;
-    const long long hi = lo + rows_per_block < m ? lo + rows_per_block : m;
+    const int rows = (int)(lo + rows_per_block < m ? rows_per_block : m - lo);
+    for (int p = threadIdx.x; p < rows; p += blockDim.x) {
+        const long long r = order[lo + p];
+        run_row[p] = r;
+        run_label[p] = labels[r];
+        run_w[p] = (double)w[r];
+    }
+    __syncthreads();
     for (int f = threadIdx.x; f < d; f += blockDim.x) {
         int current = -1;
         double total = 0.0, weight = 0.0;
-        for (long long p = lo; p < hi; ++p) {
-            const long long r = order[p];
-            const int label = labels[r];
+#pragma unroll 4
+        for (int p = 0; p < rows; ++p) {
+            const int label = run_label[p];
             if (label != current) {
                 if (current >= 0) {
                     atomicAdd(&sums[(long long)current * d + f], total);
@@ -462,8 +498,8 @@ __device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
                 total = 0.0;
                 weight = 0.0;
             }
-            const double wr = (double)w[r];
-            total += wr * (double)x[r * d + f];
+            const double wr = run_w[p];
+            total += wr * (double)x[run_row[p] * d + f];
             weight += wr;
         }
         if (current >= 0) {
@@ -471,6 +507,25 @@ __device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
             if (f == 0) atomicAdd(&counts[current], weight);
         }
     }
+}
+
+// Rows grouped by label without a sort (sum_sorted's `order`): label_count counts each label's
+// rows; an exclusive scan of the counts (CuPy's cumsum) gives each label's first position;
+// label_scatter puts each row at its label's next free position. Within a label, rows land in
+// an order that varies between launches (atomics): only the order of the float64 additions
+// changes. No host synchronisation (CuPy's argsort runs Thrust, which waits for the device).
+extern "C" __global__ void label_count(const int* __restrict__ labels, long long m,
+                                       unsigned long long* counts) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m; i += stride)
+        atomicAdd(&counts[labels[i]], 1ULL);
+}
+
+extern "C" __global__ void label_scatter(const int* __restrict__ labels, long long m,
+                                         unsigned long long* next, long long* order) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m; i += stride)
+        order[atomicAdd(&next[labels[i]], 1ULL)] = i;
 }
 
 extern "C" __global__ void sum_sorted_float(const float* x, const float* w, const int* labels,
@@ -499,6 +554,8 @@ KERNEL_NAMES = (
     "sum_shared_double",
     "sum_sorted_float",
     "sum_sorted_double",
+    "label_count",
+    "label_scatter",
     "split_for_tf32_float",
     "kmeanspp_trials_float",
     "kmeanspp_trials_double",
@@ -598,7 +655,28 @@ def segment_sum_launch(X_block, weights, labels, order, sums, counts) -> Launch:
         np.int64(_SORTED_ROWS_PER_BLOCK), sums, counts,
     )  # fmt: skip
     threads = min(128, 32 * _blocks(d, 32))
-    return Launch(f"sum_sorted_{suffix}", _blocks(m, _SORTED_ROWS_PER_BLOCK), threads, arguments)
+    grid = _blocks(m, _SORTED_ROWS_PER_BLOCK)
+    shared = _SORTED_ROWS_PER_BLOCK * (8 + 8 + 4)
+    return Launch(f"sum_sorted_{suffix}", grid, threads, arguments, shared)
+
+
+_LABEL_THREADS = 256
+
+
+def label_count_launch(labels, counts, *, multiprocessors: int) -> Launch:
+    """``label_count``: the rows of each label added into ``counts`` (k,) uint64 (zero it)."""
+    m = labels.shape[0]
+    grid = max(1, min(_blocks(m, _LABEL_THREADS), 8 * multiprocessors))
+    return Launch("label_count", grid, _LABEL_THREADS, (labels, np.int64(m), counts))
+
+
+def label_scatter_launch(labels, next_position, order, *, multiprocessors: int) -> Launch:
+    """``label_scatter``: ``order`` (m,) int64 filled with the rows grouped by label, from each
+    label's first position in ``next_position`` (k,) uint64 (advanced as rows are placed)."""
+    m = labels.shape[0]
+    grid = max(1, min(_blocks(m, _LABEL_THREADS), 8 * multiprocessors))
+    arguments = (labels, np.int64(m), next_position, order)
+    return Launch("label_scatter", grid, _LABEL_THREADS, arguments)
 
 
 @dataclass(frozen=True)
@@ -663,6 +741,9 @@ def small_pass_launch(
     return Launch(plan.kernel_name, grid, _SMALL_THREADS, arguments, plan.shared_bytes)
 
 
+# Candidates one kmeanspp_trials launch takes (the kernel's KMEANSPP_MAX_TRIALS): each lane
+# keeps that many partial sums in registers.
+KMEANSPP_MAX_TRIALS = 16
 _KMEANSPP_THREADS = 256
 # Blocks per multiprocessor for the k-means++ kernels (few registers: several blocks fit).
 _KMEANSPP_BLOCKS_PER_SM = 8
@@ -675,10 +756,11 @@ def kmeanspp_shared_bytes(n_features: int, n_trials: int, dtype: np.dtype) -> in
 
 
 def kmeanspp_applies(n_features: int, n_trials: int, dtype: np.dtype) -> bool:
-    """Whether CuPy's k-means++ kernels take this shape: the candidate rows (and the warps'
-    potentials) fit a block's shared memory, and ``use_fused_kmeanspp`` is on."""
+    """Whether CuPy's k-means++ kernels take this shape: at most ``KMEANSPP_MAX_TRIALS``
+    candidates (the default 2 + ln k stays under it up to k ≈ 1.2 million), their rows (and the
+    warps' potentials) fit a block's shared memory, and ``use_fused_kmeanspp`` is on."""
     fits = kmeanspp_shared_bytes(n_features, n_trials, dtype) <= SHARED_BYTES
-    return use_fused_kmeanspp and fits
+    return use_fused_kmeanspp and fits and n_trials <= KMEANSPP_MAX_TRIALS
 
 
 def _kmeanspp_grid(items: int, multiprocessors: int) -> int:
