@@ -2,8 +2,8 @@
 // source (kmeans_xp/_backends/_cupy.py's KERNEL_SOURCE) is tested on machines without a GPU.
 //
 // What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp
-// intrinsics __shfl_sync/__shfl_down_sync/__shfl_xor_sync/__ballot_sync (32 lanes meeting at
-// a barrier), atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
+// intrinsics __shfl_sync/__shfl_up_sync/__shfl_down_sync/__shfl_xor_sync/__ballot_sync (32 lanes
+// meeting at a barrier), the 16-byte vector types float4/double2, atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
 // `shared_memory`, filled with 0xff bytes before each block so reads of unset values show up
 // as NaN), and the bit casts the kernels use. Blocks run one after another; the threads of a
 // block run at once, so a missing __syncthreads can (not must) show up as a wrong result.
@@ -63,6 +63,15 @@ inline thread_local Block* current_block = nullptr;
 
 }  // namespace emulator
 
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline double2 make_double2(double x, double y) { return {x, y}; }
+
 inline thread_local dim3 threadIdx;
 inline dim3 blockIdx, blockDim, gridDim;
 alignas(16) inline double shared_memory[emulator::kSharedBytes / sizeof(double)];
@@ -94,6 +103,11 @@ T exchange(T v, Source source) {
 template <typename T>
 T __shfl_down_sync(unsigned, T v, int delta) {
     return emulator::exchange(v, [delta](int lane) { return lane + delta; });
+}
+
+template <typename T>
+T __shfl_up_sync(unsigned, T v, int delta) {
+    return emulator::exchange(v, [delta](int lane) { return lane - delta; });
 }
 
 template <typename T>

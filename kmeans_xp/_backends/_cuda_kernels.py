@@ -149,57 +149,105 @@ extern "C" __global__ void split_for_tf32_float(const float* __restrict__ x, lon
     o[2 * d] = tail_at == 2 ? l : h;
 }
 
+// A row of X into registers, `offset` (in shared memory, zero past d) subtracted and zeros past
+// d. With `vector` (d a multiple of 16 / sizeof(T) and the row 16-byte aligned), 16-byte loads:
+// a thread reads its own row, so a warp's load touches 32 rows, and four times fewer loads mean
+// four times fewer of those scattered accesses.
+template <int D>
+__device__ __forceinline__ void load_row(float* xr, const float* __restrict__ src, int d,
+                                         const float* so, bool vector) {
+    if (vector) {
+#pragma unroll
+        for (int q = 0; q < D / 4; ++q) {
+            const float4 v = 4 * q < d ? ((const float4*)src)[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+            xr[4 * q] = v.x - so[4 * q];
+            xr[4 * q + 1] = v.y - so[4 * q + 1];
+            xr[4 * q + 2] = v.z - so[4 * q + 2];
+            xr[4 * q + 3] = v.w - so[4 * q + 3];
+        }
+    } else {
+#pragma unroll
+        for (int f = 0; f < D; ++f) xr[f] = f < d ? src[f] - so[f] : 0.f;
+    }
+}
+
+template <int D>
+__device__ __forceinline__ void load_row(double* xr, const double* __restrict__ src, int d,
+                                         const double* so, bool vector) {
+    if (vector) {
+#pragma unroll
+        for (int q = 0; q < D / 2; ++q) {
+            const double2 v = 2 * q < d ? ((const double2*)src)[q] : make_double2(0.0, 0.0);
+            xr[2 * q] = v.x - so[2 * q];
+            xr[2 * q + 1] = v.y - so[2 * q + 1];
+        }
+    } else {
+#pragma unroll
+        for (int f = 0; f < D; ++f) xr[f] = f < d ? src[f] - so[f] : 0.0;
+    }
+}
+
 // A Lloyd pass for small k*d in one kernel, so nothing n*k long reaches device memory. The
-// centers, padded with zeros to D features, sit in shared memory; each thread takes one row of
-// X into registers with `offset` subtracted and scores every center in X's dtype (a dot product
-// of d terms: the "highest" bound of kmeans_xp/_certified.py holds in any order, FMA or not),
-// keeping the best (lowest index on ties) and the second-best score. An ambiguous row (best two
-// within 2(a|x| + b)) is scored again by its thread against every center, from the differences
-// in float64. With `accumulate`, each tile of blockDim rows is then added into per-cluster
-// float64 sums in shared memory, consecutive threads taking consecutive features of a row (a
-// warp's atomic additions rarely meet on one address), and the block adds its sums to `sums`
-// and `counts` once at the end. With `count_changed`, labels that differ from those already in
-// `labels` are counted into `n_changed`. Tiles are visited grid-stride.
+// centers, padded with zeros to D features, and `offset` sit in shared memory; each thread takes
+// one row of X into registers with `offset` subtracted and scores every center in X's dtype (a
+// dot product of d terms: the "highest" bound of kmeans_xp/_certified.py holds in any order,
+// FMA or not), keeping the best (lowest index on ties) and the second-best score. An ambiguous
+// row (best two within 2(a|x| + b)) is scored again by its thread against every center, from
+// the differences in float64. With `count_changed`, labels that differ from those already in
+// `labels` are counted into `n_changed`. Tiles of blockDim rows are visited grid-stride.
 //
-// Shared memory (bytes, as small_pass_launch in _cupy.py computes them): k*D + k values of T
-// (centers, |c|^2), then, from the next multiple of 8, k*(d + 1) doubles (sums, counts) and
-// blockDim ints (the tile's labels) when accumulating.
+// With `accumulate`, each tile is then added into per-cluster float64 sums in shared memory:
+// the tile's rows are first grouped by label (a counting sort in shared memory), then each warp
+// walks 32 grouped rows with its lanes on the features (coalesced reads of each row), keeps
+// running sums in registers and adds them into the block's sums once per run of one label —
+// far fewer shared-memory atomics (a compare-and-swap loop for doubles) than one per element,
+// and the warps' runs rarely share a label. The block adds its sums to `sums` and `counts` once
+// at the end.
+//
+// Shared memory (bytes, as small_pass() computes them): k*D + k + D values of T (centers, |c|^2,
+// offset), then, from the next multiple of 8, when accumulating: k*(d + 1) doubles (sums,
+// counts), blockDim ints (the tile's labels), k ints (each label's next position) and blockDim
+// ints (the tile's rows grouped by label).
 template <typename T, int D>
 __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ offset,
                                  long long m, int d, const T* __restrict__ centers,
                                  const T* __restrict__ c_sq,
                                  const double* __restrict__ centers_wide, int k, T a, T b,
                                  int certify, const T* __restrict__ w, int accumulate,
-                                 int count_changed, int* __restrict__ labels,
+                                 int count_changed, int vector_rows, int* __restrict__ labels,
                                  T* __restrict__ partial, unsigned long long* n_changed,
                                  double* sums, double* counts) {
     extern __shared__ __align__(16) double shared_memory[];
     unsigned char* base = (unsigned char*)shared_memory;
     T* sc = (T*)base;
     T* sc_sq = sc + k * D;
-    double* acc = (double*)(base + ((((long long)k * D + k) * sizeof(T) + 7) & ~7LL));
+    T* so = sc_sq + k;
+    double* acc = (double*)(base + ((((long long)k * D + k + D) * sizeof(T) + 7) & ~7LL));
     const int n_acc = accumulate ? k * (d + 1) : 0;
     int* tile_labels = (int*)(acc + n_acc);
+    int* label_next = tile_labels + blockDim.x;
+    int* tile_order = label_next + k;
     for (int i = threadIdx.x; i < k * D; i += blockDim.x) {
         const int j = i / D, f = i - j * D;
         sc[i] = f < d ? centers[(long long)j * d + f] : (T)0;
     }
     for (int j = threadIdx.x; j < k; j += blockDim.x) sc_sq[j] = c_sq[j];
+    for (int f = threadIdx.x; f < D; f += blockDim.x) so[f] = f < d ? offset[f] : (T)0;
     for (int i = threadIdx.x; i < n_acc; i += blockDim.x) acc[i] = 0.0;
     __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const long long n_tiles = (m + blockDim.x - 1) / blockDim.x;
     for (long long tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
         const long long first = tile * blockDim.x;
         const long long row = first + threadIdx.x;
+        const int rows = (int)(m - first < (long long)blockDim.x ? m - first : blockDim.x);
         bool changed = false;
         if (row < m) {
             T xr[D];
+            load_row<D>(xr, x + row * d, d, so, vector_rows != 0);
             T x_sq = 0;
 #pragma unroll
-            for (int f = 0; f < D; ++f) {
-                xr[f] = f < d ? x[row * d + f] - offset[f] : (T)0;
-                x_sq += xr[f] * xr[f];
-            }
+            for (int f = 0; f < D; ++f) x_sq += xr[f] * xr[f];
             T best = infinity<T>(), second = infinity<T>();
             int best_j = 0x7fffffff;
             for (int j = 0; j < k; ++j) {
@@ -241,20 +289,61 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
         }
         if (count_changed) {  // every lane of the warp gets here: the tile loop is block-uniform
             const unsigned changed_lanes = __ballot_sync(0xffffffffu, changed);
-            if ((threadIdx.x & 31) == 0 && changed_lanes != 0)
+            if (lane == 0 && changed_lanes != 0)
                 atomicAdd(n_changed, (unsigned long long)__popc(changed_lanes));
         }
         if (accumulate) {
-            __syncthreads();  // the tile's labels are in
-            const int rows = (int)(m - first < (long long)blockDim.x ? m - first : blockDim.x);
-            for (int e = threadIdx.x; e < rows * d; e += blockDim.x) {
-                const int r = e / d, f = e - r * d;
-                const int label = tile_labels[r];
-                const double wr = (double)w[first + r];
-                atomicAdd(&acc[label * d + f], wr * (double)(x[(first + r) * d + f] - offset[f]));
-                if (f == 0) atomicAdd(&acc[k * d + label], wr);
+            // Group the tile's rows by label: count, exclusive scan (warp 0), place.
+            for (int j = threadIdx.x; j < k; j += blockDim.x) label_next[j] = 0;
+            __syncthreads();  // the tile's labels are in, the counts zeroed
+            if (threadIdx.x < rows) atomicAdd(&label_next[tile_labels[threadIdx.x]], 1);
+            __syncthreads();
+            if (warp == 0) {
+                int carry = 0;
+                for (int j0 = 0; j0 < k; j0 += 32) {
+                    const int j = j0 + lane;
+                    const int count = j < k ? label_next[j] : 0;
+                    int inclusive = count;
+                    for (int o = 1; o < 32; o <<= 1) {
+                        const int below = __shfl_up_sync(0xffffffffu, inclusive, o);
+                        if (lane >= o) inclusive += below;
+                    }
+                    if (j < k) label_next[j] = carry + inclusive - count;
+                    carry += __shfl_sync(0xffffffffu, inclusive, 31);
+                }
             }
-            __syncthreads();  // before the next tile overwrites the labels
+            __syncthreads();
+            if (threadIdx.x < rows)
+                tile_order[atomicAdd(&label_next[tile_labels[threadIdx.x]], 1)] = threadIdx.x;
+            __syncthreads();
+            // Each warp: 32 grouped rows, lanes on features f = lane and lane + 32 (d <= 64).
+            int current = -1;
+            double s0 = 0.0, s1 = 0.0, weight = 0.0;
+            const int hi = warp * 32 + 32 < rows ? warp * 32 + 32 : rows;
+            for (int q = warp * 32; q < hi; ++q) {
+                const int r = tile_order[q];
+                const int label = tile_labels[r];
+                if (label != current) {
+                    if (current >= 0) {
+                        if (lane < d) atomicAdd(&acc[current * d + lane], s0);
+                        if (lane + 32 < d) atomicAdd(&acc[current * d + lane + 32], s1);
+                        if (lane == 0) atomicAdd(&acc[k * d + current], weight);
+                    }
+                    current = label;
+                    s0 = s1 = weight = 0.0;
+                }
+                const double wr = (double)w[first + r];
+                const T* xq = x + (first + r) * d;
+                if (lane < d) s0 += wr * (double)(xq[lane] - so[lane]);
+                if (lane + 32 < d) s1 += wr * (double)(xq[lane + 32] - so[lane + 32]);
+                weight += wr;
+            }
+            if (current >= 0) {
+                if (lane < d) atomicAdd(&acc[current * d + lane], s0);
+                if (lane + 32 < d) atomicAdd(&acc[current * d + lane + 32], s1);
+                if (lane == 0) atomicAdd(&acc[k * d + current], weight);
+            }
+            __syncthreads();  // before the next tile overwrites the labels and the order
         }
     }
     for (int i = threadIdx.x; i < n_acc; i += blockDim.x) {
@@ -269,11 +358,11 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
     extern "C" __global__ void lloyd_pass_small_##SUFFIX##_##D(                                 \
         const T* x, const T* offset, long long m, int d, const T* centers, const T* c_sq,      \
         const double* centers_wide, int k, T a, T b, int certify, const T* w, int accumulate,  \
-        int count_changed, int* labels, T* partial, unsigned long long* n_changed,              \
-        double* sums, double* counts) {                                                         \
+        int count_changed, int vector_rows, int* labels, T* partial,                            \
+        unsigned long long* n_changed, double* sums, double* counts) {                          \
         lloyd_pass_small<T, D>(x, offset, m, d, centers, c_sq, centers_wide, k, a, b, certify, \
-                               w, accumulate, count_changed, labels, partial, n_changed, sums,  \
-                               counts);                                                         \
+                               w, accumulate, count_changed, vector_rows, labels, partial,      \
+                               n_changed, sums, counts);                                        \
     }
 DEFINE_LLOYD_PASS_SMALL(float, float, 4)
 DEFINE_LLOYD_PASS_SMALL(float, float, 8)
@@ -706,12 +795,20 @@ def small_pass(
     if width is None:
         return None
     item = np.dtype(dtype).itemsize
-    total = ((n_clusters * width + n_clusters) * item + 7) // 8 * 8
-    if accumulate:
-        total += 8 * n_clusters * (n_features + 1) + 4 * _SMALL_THREADS
+    total = ((n_clusters * width + n_clusters + width) * item + 7) // 8 * 8
+    if accumulate:  # sums and counts; the tile's labels, label positions and grouped rows
+        total += 8 * n_clusters * (n_features + 1) + 4 * (2 * _SMALL_THREADS + n_clusters)
     if total > SHARED_BYTES:
         return None
     return SmallPass(f"lloyd_pass_small_{type_suffix(dtype)}_{width}", total, accumulate)
+
+
+def vector_rows(X_block) -> bool:
+    """Whether ``lloyd_pass_small`` may read the rows of a C-contiguous block 16 bytes at a
+    time: its rows hold a whole number of 16-byte words and start 16-byte aligned."""
+    per_word = 16 // X_block.dtype.itemsize
+    interface = getattr(X_block, "__cuda_array_interface__", None) or X_block.__array_interface__
+    return X_block.shape[1] % per_word == 0 and interface["data"][0] % 16 == 0
 
 
 def small_pass_launch(
@@ -734,8 +831,9 @@ def small_pass_launch(
         X_block, offset, np.int64(m), np.int32(d), centers, scorer.c_sq, scorer.centers_wide,
         np.int32(k), scalar(scorer.a), scalar(scorer.b), np.int32(scorer.certify and k > 1),
         weights if plan.accumulate else unused, np.int32(plan.accumulate),
-        np.int32(count_changed), labels, partial, n_changed if count_changed else unused,
-        sums if plan.accumulate else unused, counts if plan.accumulate else unused,
+        np.int32(count_changed), np.int32(vector_rows(X_block)), labels, partial,
+        n_changed if count_changed else unused, sums if plan.accumulate else unused,
+        counts if plan.accumulate else unused,
     )  # fmt: skip
     grid = max(1, min(_blocks(m, _SMALL_THREADS), _SMALL_BLOCKS_PER_SM * multiprocessors))
     return Launch(plan.kernel_name, grid, _SMALL_THREADS, arguments, plan.shared_bytes)
