@@ -165,6 +165,58 @@ def profile_streaming(device: str, shape: tuple[int, int, int], iters: int, top:
     }
 
 
+def small_pass_anatomy(shape: tuple[int, int, int], repeats: int = 5) -> dict | None:
+    """At a shape the fused small-k·d pass takes (CuPy): its time with the sums
+    (``assign_and_sum``) and without (``CertifiedAssign``, labels only), and the separate
+    ``segment_sum`` of those labels — what the in-kernel sums cost (the labels-only time
+    includes one ``X - offset`` copy). None elsewhere; GPU only (run by ``ci/gpu.sh``)."""
+    import functools
+
+    import cupy
+    from cupyx.profiler import benchmark
+
+    from kmeans_xp._array_api import get_namespace
+    from kmeans_xp._backends import _cuda_kernels, _cupy
+    from kmeans_xp._lloyd import _assign_and_sum
+
+    n, d, k = shape
+    if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
+        return None
+    X = mixture(cupy, n, d, k, seed=6)
+    offset = X.mean(axis=0)
+    C = (X[:k] - offset).copy()
+    w = cupy.ones(n, dtype=cupy.float32)
+    xp = get_namespace(X)
+    rows = n  # one block: the kernels alone
+    standard = functools.partial(
+        _assign_and_sum, make_assign=functools.partial(_cupy.CertifiedAssign, xp=xp)
+    )
+
+    def fused():
+        _cupy.assign_and_sum(
+            X, C, w, offset, _cupy.segment_sum, block_rows=rows, xp=xp, standard=standard
+        )
+
+    def assign_only():
+        _cupy.CertifiedAssign(C, xp=xp)(X - offset)
+
+    labels, _ = _cupy.CertifiedAssign(C, xp=xp)(X - offset)
+    centered = X - offset
+
+    def sums_only():
+        _cupy.segment_sum(centered, labels, w, k, xp=xp)
+
+    def ms(run) -> float:
+        return float(np.median(benchmark(run, n_repeat=repeats, n_warmup=1).gpu_times) * 1e3)
+
+    return {
+        "shape": [n, d, k],
+        "fused_pass_ms": ms(fused),
+        "assign_only_ms": ms(assign_only),
+        "segment_sum_ms": ms(sums_only),
+    }
+
+
 def profile_kmeanspp(backend: str, shape: tuple[int, int, int], n_centers: int, top: int) -> dict:
     xp, move, sync = _library(backend)
     n, d, k = shape
@@ -224,6 +276,17 @@ def main(argv: list[str] | None = None) -> int:
         results.append(profile_lloyd(args.backend, shape, args.iters, args.top))
         _print(results[-1])
         write()
+    if args.backend == "cupy":
+        for shape in shapes:
+            anatomy = small_pass_anatomy(shape)
+            if anatomy is not None:
+                results.append({"what": "fused small-k·d pass, anatomy", **anatomy})
+                print(
+                    f"\n### fused pass at {tuple(shape)}: with sums {anatomy['fused_pass_ms']:.3f} "
+                    f"ms, labels only {anatomy['assign_only_ms']:.3f} ms (with an X - offset "
+                    f"copy), segment_sum alone {anatomy['segment_sum_ms']:.3f} ms"
+                )
+                write()
     if args.streaming:
         shape = parse(args.streaming)
         results.append(profile_streaming(args.streaming_device, shape, args.iters, args.top))

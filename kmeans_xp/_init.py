@@ -105,9 +105,9 @@ def _sample_in_chunks(
 
 def kmeans_plusplus_state_bytes(n_samples: int, n_local_trials: int, x_itemsize: int) -> int:
     """Device bytes k-means++ holds besides X and the fit's weights: ‖x‖² and D² (float64) per
-    row, the weights in float64 (the standard version up to one sampling chunk; CuPy's kernels
-    keep the sampling weights, 8 bytes a row, at any n), the trial distances while kept, and
-    one sampling chunk's increments and cumulative sums (float64)."""
+    row, the weights in float64 (the standard version, up to one sampling chunk), the trial
+    distances while kept, and one sampling chunk's increments and cumulative sums (float64).
+    CuPy's kernels (for torch CUDA too) hold less: D², the kept trial distances, the chunk."""
     trials = n_samples * n_local_trials * x_itemsize
     kept = trials if trials <= TRIAL_DISTANCES_MAX_BYTES else 0
     return n_samples * (x_itemsize + 16) + kept + 16 * min(n_samples, SAMPLING_CHUNK_ROWS)
@@ -161,11 +161,7 @@ def kmeans_plusplus_indices(
     """
     n_samples = X.shape[0]
     fused = kmeans_plusplus_for(xp)
-    if (
-        fused is not None
-        and not is_host_rows(X)
-        and n_samples * n_local_trials * itemsize(X, xp) <= TRIAL_DISTANCES_MAX_BYTES
-    ):
+    if fused is not None and not is_host_rows(X):
         picked = fused(
             X, n_clusters, weights, rng, offset=offset, n_local_trials=n_local_trials, xp=xp
         )

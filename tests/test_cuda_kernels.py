@@ -312,16 +312,29 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candida
     if n_candidates == 5:
         assert potentials[0] == potentials[2]  # the same row twice: the same sums, added alike
 
-    increments = np.full(n, np.nan)
     chosen = np.full(1, -1, dtype=np.int64)
     before = closest.copy()
     run(gpu, _cuda_kernels.kmeanspp_update_launch(
-        trial_sq, potentials, candidates, w, closest, increments, chosen, multiprocessors=1,
+        trial_sq, potentials, candidates, closest, chosen, multiprocessors=1,
     ))  # fmt: skip
     best = int(np.argmin(potentials))
     assert chosen[0] == candidates[best]
     np.testing.assert_array_equal(closest, np.minimum(before, trial_sq[:, best]))
-    np.testing.assert_array_equal(increments, w * closest)
+
+    # Without kept trial distances (hundreds of millions of rows): the same potentials, and the
+    # winner's distances computed again from X come out the same, bit for bit.
+    again = np.zeros(n_candidates)
+    run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+        X, offset, candidates, before, w, None, again, multiprocessors=1,
+    ))  # fmt: skip
+    np.testing.assert_array_equal(again, potentials)
+    from_x = before.copy()
+    chosen_again = np.full(1, -1, dtype=np.int64)
+    run(gpu, _cuda_kernels.kmeanspp_update_from_x_launch(
+        X, offset, again, candidates, from_x, chosen_again, multiprocessors=1,
+    ))  # fmt: skip
+    assert chosen_again[0] == chosen[0]
+    np.testing.assert_array_equal(from_x, closest)
 
 
 def test_kmeanspp_update_breaks_ties_by_the_first_candidate(gpu):
@@ -341,8 +354,7 @@ def test_kmeanspp_update_breaks_ties_by_the_first_candidate(gpu):
         assert potentials[0] == potentials[1]
         chosen = np.full(1, -1, dtype=np.int64)
         run(gpu, _cuda_kernels.kmeanspp_update_launch(
-            trial_sq, potentials, candidates, w, closest.copy(), np.empty(6), chosen,
-            multiprocessors=1,
+            trial_sq, potentials, candidates, closest.copy(), chosen, multiprocessors=1,
         ))  # fmt: skip
         assert chosen[0] == candidates[0]
 
@@ -494,17 +506,22 @@ def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
     assert counts[k - 1] == 0
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 128])
-def test_cupy_kmeans_plusplus_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, chunk_rows):
+@pytest.mark.parametrize(("chunk_rows", "keep_trials"), [(None, True), (128, True), (128, False)])
+def test_cupy_kmeans_plusplus_glue_on_the_emulator(
+    cupy_on_the_emulator, monkeypatch, chunk_rows, keep_trials
+):
     """``_cupy.kmeans_plusplus_indices`` (two launches per center) picks the rows the standard
     version picks from the same seed, on weighted data far from the origin; it declines
     (drawing nothing) for X that is not C-contiguous; with sampling chunks of 128 rows too
-    (as past 4 M rows). (float32 only: seconds of emulation each; the float64 kernels are
+    (as past 4 M rows), and without kept trial distances (as past 1 GiB of them: the winner's
+    distances from X again). (float32 only: seconds of emulation each; the float64 kernels are
     tested above.)"""
     import kmeans_xp._init as init_module
 
     if chunk_rows is not None:
         monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", chunk_rows)
+    if not keep_trials:
+        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
     dtype = np.float32
     import array_api_compat.numpy as xp
 

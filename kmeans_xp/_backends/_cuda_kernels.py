@@ -377,7 +377,8 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 64)
 
 // One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
 // the squared distances of each row (`offset` subtracted) to t <= KMEANSPP_MAX_TRIALS candidate
-// rows of X, held in shared memory, written to trial_sq (m, t), and each candidate's potential
+// rows of X, held in shared memory, written to trial_sq (m, t) unless it is null (then
+// kmeanspp_update_from_x computes the winner's again), and each candidate's potential
 // sum_i w_i min(closest_i, dist_i) added into `potentials`. One warp per row: lane f takes
 // features f, f + 32, ... and keeps its share of all t distances at once (t independent sums:
 // nothing waits on another candidate), then butterfly shuffles give every lane the t totals and
@@ -433,7 +434,7 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
             }
         }
         if (lane < t) {
-            trial_sq[row * t + lane] = mine;
+            if (trial_sq != nullptr) trial_sq[row * t + lane] = mine;
             const double nearest = (double)mine < nearest_before ? (double)mine : nearest_before;
             warp_potential[warp * t + lane] += wr * nearest;
         }
@@ -446,26 +447,61 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
     }
 }
 
-// After kmeanspp_trials: the candidate of least potential (the first on ties, as argmin) is the
-// step's center, written to *chosen; every row's nearest squared distance takes its trial
-// distance where that is smaller, and `increments` = w * closest, the next step's sampling
-// weights. Rows grid-stride.
+// The candidate of least potential (the first on ties, as argmin): the step's center.
+__device__ __forceinline__ int least_potential(const double* __restrict__ potentials, int t) {
+    int best = 0;
+    for (int j = 1; j < t; ++j)
+        if (potentials[j] < potentials[best]) best = j;
+    return best;
+}
+
+// After kmeanspp_trials, when it kept the trial distances: the best candidate is written to
+// *chosen and every row's nearest squared distance takes its trial distance where that is
+// smaller. Rows grid-stride.
 template <typename T>
 __device__ void kmeanspp_update(long long m, int t, const T* __restrict__ trial_sq,
                                 const double* __restrict__ potentials,
                                 const long long* __restrict__ candidates,
-                                const T* __restrict__ w, double* __restrict__ closest,
-                                double* __restrict__ increments, long long* chosen) {
-    int best = 0;
-    for (int j = 1; j < t; ++j)
-        if (potentials[j] < potentials[best]) best = j;
+                                double* __restrict__ closest, long long* chosen) {
+    const int best = least_potential(potentials, t);
     if (blockIdx.x == 0 && threadIdx.x == 0) *chosen = candidates[best];
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m; i += stride) {
         const double trial = (double)trial_sq[i * t + best];
-        const double nearest = trial < closest[i] ? trial : closest[i];
-        closest[i] = nearest;
-        increments[i] = (double)w[i] * nearest;
+        closest[i] = trial < closest[i] ? trial : closest[i];
+    }
+}
+
+// The same update where the trial distances were not kept (trial_sq null in kmeanspp_trials:
+// hundreds of millions of rows): the winner's distances are computed again from X, one warp
+// per row as in kmeanspp_trials, in the same order of additions — so the same values.
+//
+// Shared memory: d values of T (the winner's row, `offset` subtracted).
+template <typename T>
+__device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restrict__ offset,
+                                       long long m, int d, int t,
+                                       const double* __restrict__ potentials,
+                                       const long long* __restrict__ candidates,
+                                       double* __restrict__ closest, long long* chosen) {
+    extern __shared__ __align__(16) double shared_memory[];
+    T* c = (T*)shared_memory;
+    const int best = least_potential(potentials, t);
+    if (blockIdx.x == 0 && threadIdx.x == 0) *chosen = candidates[best];
+    for (int f = threadIdx.x; f < d; f += blockDim.x)
+        c[f] = x[candidates[best] * d + f] - offset[f];
+    __syncthreads();
+    const int warps_per_block = blockDim.x >> 5;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long long warps = (long long)gridDim.x * warps_per_block;
+    for (long long row = (long long)blockIdx.x * warps_per_block + warp; row < m; row += warps) {
+        const T* xr = x + row * d;
+        T s = 0;
+        for (int f = lane; f < d; f += 32) {
+            const T diff = (xr[f] - offset[f]) - c[f];
+            s += diff * diff;
+        }
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0 && (double)s < closest[row]) closest[row] = (double)s;
     }
 }
 
@@ -486,20 +522,32 @@ extern "C" __global__ void kmeanspp_trials_double(const double* x, const double*
 
 extern "C" __global__ void kmeanspp_update_float(long long m, int t, const float* trial_sq,
                                                  const double* potentials,
-                                                 const long long* candidates, const float* w,
-                                                 double* closest, double* increments,
+                                                 const long long* candidates, double* closest,
                                                  long long* chosen) {
-    kmeanspp_update<float>(m, t, trial_sq, potentials, candidates, w, closest, increments,
-                           chosen);
+    kmeanspp_update<float>(m, t, trial_sq, potentials, candidates, closest, chosen);
 }
 
 extern "C" __global__ void kmeanspp_update_double(long long m, int t, const double* trial_sq,
                                                   const double* potentials,
-                                                  const long long* candidates, const double* w,
-                                                  double* closest, double* increments,
+                                                  const long long* candidates, double* closest,
                                                   long long* chosen) {
-    kmeanspp_update<double>(m, t, trial_sq, potentials, candidates, w, closest, increments,
-                            chosen);
+    kmeanspp_update<double>(m, t, trial_sq, potentials, candidates, closest, chosen);
+}
+
+extern "C" __global__ void kmeanspp_update_from_x_float(const float* x, const float* offset,
+                                                        long long m, int d, int t,
+                                                        const double* potentials,
+                                                        const long long* candidates,
+                                                        double* closest, long long* chosen) {
+    kmeanspp_update_from_x<float>(x, offset, m, d, t, potentials, candidates, closest, chosen);
+}
+
+extern "C" __global__ void kmeanspp_update_from_x_double(const double* x, const double* offset,
+                                                         long long m, int d, int t,
+                                                         const double* potentials,
+                                                         const long long* candidates,
+                                                         double* closest, long long* chosen) {
+    kmeanspp_update_from_x<double>(x, offset, m, d, t, potentials, candidates, closest, chosen);
 }
 
 // Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
@@ -650,6 +698,8 @@ KERNEL_NAMES = (
     "kmeanspp_trials_double",
     "kmeanspp_update_float",
     "kmeanspp_update_double",
+    "kmeanspp_update_from_x_float",
+    "kmeanspp_update_from_x_double",
     *(
         f"lloyd_pass_small_{suffix}_{width}"
         for suffix in ("float", "double")
@@ -842,6 +892,8 @@ def small_pass_launch(
 # Candidates one kmeanspp_trials launch takes (the kernel's KMEANSPP_MAX_TRIALS): each lane
 # keeps that many partial sums in registers.
 KMEANSPP_MAX_TRIALS = 16
+# A null pointer argument: CuPy and the emulator pass a NumPy scalar by value, 8 bytes of zero.
+NULL = np.uint64(0)
 _KMEANSPP_THREADS = 256
 # Blocks per multiprocessor for the k-means++ kernels (few registers: several blocks fit).
 _KMEANSPP_BLOCKS_PER_SM = 8
@@ -869,10 +921,11 @@ def kmeanspp_trials_launch(
     X, offset, candidates, closest, weights, trial_sq, potentials, *, multiprocessors: int
 ) -> Launch:
     """``kmeanspp_trials`` over all rows of contiguous X (n, d): ``candidates`` (t,) int64 row
-    indices, ``closest`` (n,) float64, ``trial_sq`` (n, t) in X's dtype, written; ``potentials``
-    (t,) float64, added to (zero it first)."""
+    indices, ``closest`` (n,) float64, ``trial_sq`` (n, t) in X's dtype, written (None: not
+    kept); ``potentials`` (t,) float64, added to (zero it first)."""
     m, d = X.shape
     t = candidates.shape[0]
+    trial_sq = NULL if trial_sq is None else trial_sq
     arguments = (
         X, offset, np.int64(m), np.int32(d), candidates, np.int32(t), closest, weights,
         trial_sq, potentials,
@@ -884,14 +937,26 @@ def kmeanspp_trials_launch(
 
 
 def kmeanspp_update_launch(
-    trial_sq, potentials, candidates, weights, closest, increments, chosen, *, multiprocessors: int
+    trial_sq, potentials, candidates, closest, chosen, *, multiprocessors: int
 ) -> Launch:
-    """``kmeanspp_update``: the best candidate into ``chosen`` (one int64), ``closest`` lowered
-    and ``increments`` (n,) float64 = weights · closest."""
+    """``kmeanspp_update``: the best candidate into ``chosen`` (one int64), ``closest`` (n,)
+    float64 lowered by its kept trial distances ``trial_sq`` (n, t)."""
     m, t = trial_sq.shape
-    arguments = (
-        np.int64(m), np.int32(t), trial_sq, potentials, candidates, weights, closest,
-        increments, chosen,
-    )  # fmt: skip
+    arguments = (np.int64(m), np.int32(t), trial_sq, potentials, candidates, closest, chosen)
     name = f"kmeanspp_update_{type_suffix(trial_sq.dtype)}"
     return Launch(name, _kmeanspp_grid(m, multiprocessors), _KMEANSPP_THREADS, arguments)
+
+
+def kmeanspp_update_from_x_launch(
+    X, offset, potentials, candidates, closest, chosen, *, multiprocessors: int
+) -> Launch:
+    """``kmeanspp_update_from_x``: as ``kmeanspp_update_launch`` where the trial distances were
+    not kept, the winner's distances computed again from contiguous X (n, d)."""
+    m, d = X.shape
+    t = candidates.shape[0]
+    arguments = (
+        X, offset, np.int64(m), np.int32(d), np.int32(t), potentials, candidates, closest, chosen
+    )  # fmt: skip
+    name = f"kmeanspp_update_from_x_{type_suffix(X.dtype)}"
+    grid = _kmeanspp_grid(32 * m, multiprocessors)
+    return Launch(name, grid, _KMEANSPP_THREADS, arguments, d * X.dtype.itemsize)

@@ -31,6 +31,7 @@ from ._cuda_kernels import (
     assign_certified_launch,
     kmeanspp_applies,
     kmeanspp_trials_launch,
+    kmeanspp_update_from_x_launch,
     kmeanspp_update_launch,
     label_count_launch,
     label_scatter_launch,
@@ -185,16 +186,19 @@ def kmeans_plusplus_indices(
     xp: ModuleType,
 ) -> cupy.ndarray | None:
     """``_init.kmeans_plusplus_indices`` in two kernel launches per center besides the sampling
-    (cumulative sums and searches, chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``, as the
-    standard version draws): ``kmeanspp_trials`` reads X
-    once, with ``offset`` subtracted in the kernel, for the distances to every candidate and
-    their potentials; ``kmeanspp_update`` takes the best candidate, lowers the nearest distances
-    and writes the next sampling weights. The standard version launches about 25 small kernels
-    per center. Nothing goes back to the host until the end.
+    (cumulative sums and searches of w·D², chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``,
+    as the standard version draws): ``kmeanspp_trials`` reads X once, with ``offset``
+    subtracted in the kernel, for the distances to every candidate and their potentials;
+    ``kmeanspp_update`` takes the best candidate and lowers the nearest distances — from the
+    kept trial distances while they fit ``_init.TRIAL_DISTANCES_MAX_BYTES``, else
+    (``kmeanspp_update_from_x``) from a second read of X. State: D² in float64 (8 bytes a
+    row), the trial distances while kept, one sampling chunk's temporaries. The standard
+    version launches about 25 small kernels per center. Nothing goes back to the host until
+    the end.
 
     Returns None, having drawn nothing from ``rng``, where it does not apply (X not
-    C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks the rest (X
-    on the device, trial distances kept).
+    C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks that X is on
+    the device.
     """
     from .. import _init
 
@@ -202,25 +206,31 @@ def kmeans_plusplus_indices(
     trials = n_local_trials
     if not X.flags.c_contiguous or not kmeanspp_applies(n_features, trials, X.dtype):
         return None
+    keep_trials = n_samples * trials * X.dtype.itemsize <= _init.TRIAL_DISTANCES_MAX_BYTES
     with X.device:
         sms = _multiprocessors(X.device.id)
         uniforms = cupy.asarray(rng.uniform(size=1 + (n_clusters - 1) * trials), cupy.float64)
         weights = cupy.ascontiguousarray(weights, dtype=X.dtype)
         offset = cupy.ascontiguousarray(offset, dtype=X.dtype)
-        increments = weights.astype(cupy.float64)
         closest = cupy.full(n_samples, np.inf, dtype=cupy.float64)
-        trial_sq = cupy.empty(n_samples * trials, dtype=X.dtype)
+        trial_sq = cupy.empty(n_samples * trials, dtype=X.dtype) if keep_trials else None
         potentials = cupy.zeros((n_clusters, trials), dtype=cupy.float64)
         chosen = cupy.empty(n_clusters, dtype=cupy.int64)
+
+        def sampling_weights(a: int, b: int) -> cupy.ndarray:  # w·D² (w alone at first: D² = inf)
+            w = weights[a:b].astype(cupy.float64)
+            return w if step == 0 else w * closest[a:b]
+
         for step in range(n_clusters):
             # The first center is drawn by weight alone: one candidate, whose "trial" gives
             # every row's first nearest distance (closest starts at +inf).
             lo, count = (0, 1) if step == 0 else (1 + (step - 1) * trials, trials)
             candidates = _init._sample_in_chunks(
-                lambda a, b: increments[a:b], n_samples, uniforms[lo : lo + count], xp=xp,
+                sampling_weights, n_samples, uniforms[lo : lo + count], xp=xp,
                 chunk_rows=_init.SAMPLING_CHUNK_ROWS,
             )  # fmt: skip
-            step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
+            step_sq = None if trial_sq is None else trial_sq[: n_samples * count]
+            step_sq = None if step_sq is None else step_sq.reshape(n_samples, count)
             potential = potentials[step, :count]
             _run(
                 kmeanspp_trials_launch(
@@ -228,12 +238,16 @@ def kmeans_plusplus_indices(
                     multiprocessors=sms,
                 )
             )  # fmt: skip
-            _run(
-                kmeanspp_update_launch(
-                    step_sq, potential, candidates, weights, closest, increments,
-                    chosen[step : step + 1], multiprocessors=sms,
+            this = chosen[step : step + 1]
+            if step_sq is not None:
+                update = kmeanspp_update_launch(
+                    step_sq, potential, candidates, closest, this, multiprocessors=sms
                 )
-            )  # fmt: skip
+            else:
+                update = kmeanspp_update_from_x_launch(
+                    X, offset, potential, candidates, closest, this, multiprocessors=sms
+                )
+            _run(update)
     return chosen
 
 
