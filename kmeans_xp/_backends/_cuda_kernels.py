@@ -52,6 +52,9 @@ __device__ void assign_certified(const T* __restrict__ products, const T* __rest
     const T* xr = x + row * (long long)d;
     T best = infinity<T>(), second = infinity<T>();
     int best_j = 0x7fffffff;
+    // Unrolled so that each lane has several loads in flight: the products are read once, at
+    // the speed of memory only with enough of them outstanding.
+#pragma unroll 4
     for (int j = lane; j < k; j += 32) keep_two(s[j] + c_sq[j], j, best, best_j, second);
     T x_sq = 0;
     for (int f = lane; f < d; f += 32) x_sq += xr[f] * xr[f];
