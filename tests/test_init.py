@@ -143,6 +143,44 @@ def test_kmeans_plusplus_memory_per_row_is_bounded(monkeypatch):
     assert peak / n < 28, f"{peak / n:.1f} bytes per row"  # 32 in one chunk, 36 with trials kept
 
 
+def test_chunked_sampling_frees_each_chunks_cumulative_sum():
+    """Found at 100 M rows on an H200: CuPy's ``c[-1]`` is a view, and a list of them kept every
+    chunk's cumulative sum alive (8 bytes a row of X). Here NumPy arrays whose last element is
+    a view, as CuPy's (and torch's) are: when the totals are stacked, no chunk's sum is alive."""
+    import types
+    import weakref
+
+    import array_api_compat.numpy as compat
+
+    class ViewLast(np.ndarray):
+        def __getitem__(self, key):
+            if key == -1:
+                return np.ndarray.__getitem__(self, slice(-1, None)).reshape(())  # a view
+            return np.ndarray.__getitem__(self, key)
+
+    alive = []
+    seen_at_stack = []
+
+    def cumulative_sum(a):
+        result = np.cumsum(np.asarray(a)).view(ViewLast)
+        alive.append(weakref.ref(result))
+        return result
+
+    def stack(arrays):
+        seen_at_stack.append(sum(ref() is not None for ref in alive))
+        return np.stack([np.asarray(a) for a in arrays])
+
+    xp = types.SimpleNamespace(**{n: getattr(compat, n) for n in dir(compat) if n[0] != "_"})
+    xp.cumulative_sum, xp.stack = cumulative_sum, stack
+    weights = np.random.default_rng(0).uniform(size=1000)
+    picked = init_module._sample_in_chunks(
+        lambda a, b: weights[a:b], 1000, np.array([0.3, 0.9]), xp=xp, chunk_rows=100
+    )
+    assert seen_at_stack == [0]
+    expected = np.searchsorted(np.cumsum(weights), np.array([0.3, 0.9]) * weights.sum(), "right")
+    np.testing.assert_array_equal(picked, expected)
+
+
 def test_greedy_trials_lower_the_potential():
     """The greedy variant (several trials) ends with a lower mean potential than plain D²."""
     rng = np.random.default_rng(6)
