@@ -67,10 +67,12 @@ if step tests; then
     fi
     # tests/test_cuda_kernels.py runs the kernels on the CPU emulator (about 100 s of one
     # process); here the same kernels run on the GPU, so CI keeps that file and this run skips it.
+    # -v names each test as it finishes: a run stopped by its time limit (the suite took about
+    # 100 s on an H200 in 8-12 processes) still says which failed; -q printed only dots.
     junit="$WORK_DIR/junit.xml"
     rm -f "$junit"
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} timeout "${GPU_TEST_TIMEOUT:-150}" \
-        python3 -m pytest ${GPU_TEST_PATHS:-tests} -q -rs -p no:cacheprovider --durations=15 \
+        python3 -m pytest ${GPU_TEST_PATHS:-tests} -v -rfEs -p no:cacheprovider --durations=15 \
         --ignore=tests/test_cuda_kernels.py \
         ${workers[@]+"${workers[@]}"} --junitxml="$junit" 2>&1 | tee "$RESULTS_DIR/pytest.log"
     status=${PIPESTATUS[0]}

@@ -45,8 +45,7 @@ def is_dask_collection(X: Any) -> bool:
 def chunk_meta(X: Any, ndim: int, dtype: Any) -> Any:
     """An empty array of the library of X's chunks (NumPy, or CuPy under dask-cuda): the
     ``meta`` of a Dask array derived from X, so that Dask knows its chunks' type."""
-    xp = get_namespace(X._meta)
-    return xp.empty((0,) * ndim, dtype=xp.int64 if dtype == np.int64 else dtype)
+    return get_namespace(X._meta).empty((0,) * ndim, dtype=dtype)
 
 
 # ---- what each task runs on its chunk -----------------------------------------------------------
