@@ -107,6 +107,20 @@ def _profiled(run, sync):
     return wall, prof
 
 
+def _per_iteration(fit, sync, iters: int, top: int) -> dict:
+    """``fit(max_iter)`` profiled at 1 and at 1 + ``iters`` iterations after a warm-up: the wall
+    and kernel time per iteration, and the kernels, from the difference of the two."""
+    fit(2)  # warm-up: kernels compiled, pools filled
+    wall_one, prof_one = _profiled(lambda: fit(1), sync)
+    wall_many, prof_many = _profiled(lambda: fit(1 + iters), sync)
+    busy, rows = kernel_table(difference(kernel_totals(prof_many), kernel_totals(prof_one)), iters)
+    return {
+        "wall_ms_per_iteration": (wall_many - wall_one) * 1e3 / iters,
+        "busy_ms_per_iteration": busy,
+        "kernels": rows[:top],
+    }
+
+
 def profile_lloyd(backend: str, shape: tuple[int, int, int], iters: int, top: int) -> dict:
     xp, move, sync = _library(backend)
     n, d, k = shape
@@ -118,18 +132,11 @@ def profile_lloyd(backend: str, shape: tuple[int, int, int], iters: int, top: in
             warnings.simplefilter("ignore", ConvergenceWarning)
             KMeans(k, init=C0, max_iter=max_iter, tol=0, algorithm="lloyd").fit(X)
 
-    fit(2)  # warm-up: kernels compiled, pools filled
-    wall_one, prof_one = _profiled(lambda: fit(1), sync)
-    wall_many, prof_many = _profiled(lambda: fit(1 + iters), sync)
-    busy, rows = kernel_table(difference(kernel_totals(prof_many), kernel_totals(prof_one)), iters)
-    wall = wall_many - wall_one
     return {
         "what": f"Lloyd iteration (fits of 1 + {iters} and of 1 iteration, the difference)",
         "backend": backend,
         "shape": [n, d, k],
-        "wall_ms_per_iteration": wall * 1e3 / iters,
-        "busy_ms_per_iteration": busy,
-        "kernels": rows[:top],
+        **_per_iteration(fit, sync, iters, top),
     }
 
 
@@ -151,17 +158,11 @@ def profile_streaming(device: str, shape: tuple[int, int, int], iters: int, top:
                 max_device_bytes=streaming_budget(X, 0.25),
             ).fit(X)  # fmt: skip
 
-    fit(2)
-    wall_one, prof_one = _profiled(lambda: fit(1), sync)
-    wall_many, prof_many = _profiled(lambda: fit(1 + iters), sync)
-    busy, rows = kernel_table(difference(kernel_totals(prof_many), kernel_totals(prof_one)), iters)
     return {
         "what": f"streamed Lloyd iteration, host X, budget X/4 + state (fits of 1 + {iters}, 1)",
         "backend": device,
         "shape": [n, d, k],
-        "wall_ms_per_iteration": (wall_many - wall_one) * 1e3 / iters,
-        "busy_ms_per_iteration": busy,
-        "kernels": rows[:top],
+        **_per_iteration(fit, sync, iters, top),
     }
 
 

@@ -229,8 +229,9 @@ def kmeans_plusplus_indices(
                 sampling_weights, n_samples, uniforms[lo : lo + count], xp=xp,
                 chunk_rows=_init.SAMPLING_CHUNK_ROWS,
             )  # fmt: skip
-            step_sq = None if trial_sq is None else trial_sq[: n_samples * count]
-            step_sq = None if step_sq is None else step_sq.reshape(n_samples, count)
+            step_sq = None
+            if trial_sq is not None:
+                step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
             potential = potentials[step, :count]
             _run(
                 kmeanspp_trials_launch(
