@@ -383,6 +383,22 @@ def test_small_pass_applies_only_where_it_fits(monkeypatch):
     assert small_pass(32, 64, np.float32, accumulate=True) is None
 
 
+def test_small_pass_rows_per_thread_agree_with_the_kernels():
+    """Each width's kernel scores R rows a thread (its DEFINE_LLOYD_PASS_SMALL line); the launch
+    sizes shared memory and the grid from ``SMALL_PASS_ROWS``, so the two must say the same."""
+    import re
+
+    defined = re.findall(
+        r"^DEFINE_LLOYD_PASS_SMALL\((\w+), \w+, (\d+), (\d+)\)$",
+        _cuda_kernels.KERNEL_SOURCE, flags=re.MULTILINE,
+    )  # fmt: skip
+    assert len(defined) == 2 * len(_cuda_kernels.SMALL_PASS_WIDTHS)
+    for dtype, width, rows in defined:
+        assert _cuda_kernels.SMALL_PASS_ROWS[int(width)] == int(rows), (dtype, width)
+    plan = small_pass(32, 64, np.float32, accumulate=True)
+    assert plan.rows_per_thread == 2  # shape B of issue 4: two rows share each center load
+
+
 def test_emulator_refuses_what_a_gpu_would(gpu):
     """Its own guard: more shared memory than it has is an error, not a silent overrun."""
     X = np.zeros((4, 2), dtype=np.float32)

@@ -190,18 +190,43 @@ __device__ __forceinline__ void load_row(double* xr, const double* __restrict__ 
     }
 }
 
+// 16 bytes of T (float4, double2): the centers are read from shared memory this way, a quarter
+// (a half) as many load instructions as one value at a time.
+template <typename T> struct Vector16;
+template <> struct Vector16<float> {
+    typedef float4 type;
+    enum { size = 4 };
+};
+template <> struct Vector16<double> {
+    typedef double2 type;
+    enum { size = 2 };
+};
+__device__ __forceinline__ void unpack(const float4& v, float* out) {
+    out[0] = v.x;
+    out[1] = v.y;
+    out[2] = v.z;
+    out[3] = v.w;
+}
+__device__ __forceinline__ void unpack(const double2& v, double* out) {
+    out[0] = v.x;
+    out[1] = v.y;
+}
+
 // A Lloyd pass for small k*d in one kernel, so nothing n*k long reaches device memory. The
 // centers, padded with zeros to D features, and `offset` sit in shared memory; each thread takes
-// one row of X into registers with `offset` subtracted and scores every center in X's dtype (a
+// R rows of X into registers with `offset` subtracted and scores every center in X's dtype (a
 // dot product of d terms: the "highest" bound of kmeans_xp/_certified.py holds in any order,
-// FMA or not), keeping the best (lowest index on ties) and the second-best score. An ambiguous
-// row (best two within 2(a|x| + b)) is scored again by its thread against every center, from
-// the differences in float64. With `count_changed`, labels that differ from those already in
-// `labels` are counted into `n_changed`. Tiles of blockDim rows are visited grid-stride.
+// FMA or not), keeping each row's best (lowest index on ties) and second-best score. Each
+// center is read from shared memory 16 bytes at a time and each value serves R rows: with one
+// 4-byte load per multiply-add (R = 1, scalar loads) the shared-memory pipe, not the arithmetic,
+// set the pace. An ambiguous row (best two within 2(a|x| + b)) is scored again by its thread
+// against every center, from the differences in float64. With `count_changed`, labels that
+// differ from those already in `labels` are counted into `n_changed`. Tiles of R * blockDim
+// rows (thread t takes rows t, t + blockDim, ...) are visited grid-stride.
 //
 // With `accumulate`, each tile is then added into per-cluster float64 sums in shared memory:
 // the tile's rows are first grouped by label (a counting sort in shared memory), then each warp
-// walks 32 grouped rows with its lanes on the features (coalesced reads of each row), keeps
+// walks 32 * R grouped rows with its lanes on the features (coalesced reads of each row), keeps
 // running sums in registers and adds them into the block's sums once per run of one label —
 // far fewer shared-memory atomics (a compare-and-swap loop for doubles) than one per element,
 // and the warps' runs rarely share a label. The block adds its sums to `sums` and `counts` once
@@ -209,9 +234,9 @@ __device__ __forceinline__ void load_row(double* xr, const double* __restrict__ 
 //
 // Shared memory (bytes, as small_pass() computes them): k*D + k + D values of T (centers, |c|^2,
 // offset), then, from the next multiple of 8, when accumulating: k*(d + 1) doubles (sums,
-// counts), blockDim ints (the tile's labels), k ints (each label's next position) and blockDim
-// ints (the tile's rows grouped by label).
-template <typename T, int D>
+// counts), R * blockDim ints (the tile's labels), k ints (each label's next position) and
+// R * blockDim ints (the tile's rows grouped by label).
+template <typename T, int D, int R>
 __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ offset,
                                  long long m, int d, const T* __restrict__ centers,
                                  const T* __restrict__ c_sq,
@@ -220,15 +245,18 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
                                  int count_changed, int vector_rows, int* __restrict__ labels,
                                  T* __restrict__ partial, unsigned long long* n_changed,
                                  double* sums, double* counts) {
+    typedef typename Vector16<T>::type V;
+    const int N = Vector16<T>::size;
     extern __shared__ __align__(16) double shared_memory[];
     unsigned char* base = (unsigned char*)shared_memory;
-    T* sc = (T*)base;
+    T* sc = (T*)base;  // 16-byte aligned, and so is each center: D * sizeof(T) is a multiple
     T* sc_sq = sc + k * D;
     T* so = sc_sq + k;
     double* acc = (double*)(base + ((((long long)k * D + k + D) * sizeof(T) + 7) & ~7LL));
     const int n_acc = accumulate ? k * (d + 1) : 0;
+    const int tile_rows = R * blockDim.x;
     int* tile_labels = (int*)(acc + n_acc);
-    int* label_next = tile_labels + blockDim.x;
+    int* label_next = tile_labels + tile_rows;
     int* tile_order = label_next + k;
     for (int i = threadIdx.x; i < k * D; i += blockDim.x) {
         const int j = i / D, f = i - j * D;
@@ -239,67 +267,96 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
     for (int i = threadIdx.x; i < n_acc; i += blockDim.x) acc[i] = 0.0;
     __syncthreads();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const long long n_tiles = (m + blockDim.x - 1) / blockDim.x;
+    const long long n_tiles = (m + tile_rows - 1) / tile_rows;
     for (long long tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
-        const long long first = tile * blockDim.x;
-        const long long row = first + threadIdx.x;
-        const int rows = (int)(m - first < (long long)blockDim.x ? m - first : blockDim.x);
-        bool changed = false;
-        if (row < m) {
-            T xr[D];
-            load_row<D>(xr, x + row * d, d, so, vector_rows != 0);
-            T x_sq = 0;
+        const long long first = tile * tile_rows;
+        const int rows = (int)(m - first < (long long)tile_rows ? m - first : tile_rows);
+        T xr[R][D];
+        T best[R], second[R];
+        int best_j[R];
 #pragma unroll
-            for (int f = 0; f < D; ++f) x_sq += xr[f] * xr[f];
-            T best = infinity<T>(), second = infinity<T>();
-            int best_j = 0x7fffffff;
-            for (int j = 0; j < k; ++j) {
-                const T* c = sc + j * D;
-                T dot[4] = {0, 0, 0, 0};  // four chains: FMAs in flight, not one waiting on another
+        for (int r = 0; r < R; ++r) {
+            const long long row = first + r * blockDim.x + threadIdx.x;
+            if (row < m) {
+                load_row<D>(xr[r], x + row * d, d, so, vector_rows != 0);
+            } else {  // scored with the others, never written
 #pragma unroll
-                for (int f = 0; f < D; ++f) dot[f & 3] += xr[f] * c[f];
-                keep_two(sc_sq[j] - 2 * ((dot[0] + dot[1]) + (dot[2] + dot[3])), j, best, best_j,
-                         second);
+                for (int f = 0; f < D; ++f) xr[r][f] = (T)0;
             }
-            int label = best_j;
-            T p = best;
-            if (certify && (second - best) <= 2 * (a * sqrt(x_sq) + b)) {
-                double exact_x_sq = 0.0;
+            best[r] = second[r] = infinity<T>();
+            best_j[r] = 0x7fffffff;
+        }
+        for (int j = 0; j < k; ++j) {
+            const V* c = (const V*)(sc + j * D);
+            T dot[R][4];  // four chains per row: FMAs in flight, not one waiting on another
 #pragma unroll
-                for (int f = 0; f < D; ++f) exact_x_sq += (double)xr[f] * (double)xr[f];
-                double nearest = infinity<double>();
-                for (int j = 0; j < k; ++j) {
-                    const double* c = centers_wide + (long long)j * d;
-                    double dist = 0.0;
+            for (int r = 0; r < R; ++r) dot[r][0] = dot[r][1] = dot[r][2] = dot[r][3] = 0;
 #pragma unroll
-                    for (int f = 0; f < D; ++f) {
-                        if (f < d) {
-                            const double diff = (double)xr[f] - c[f];
-                            dist += diff * diff;
+            for (int q = 0; q < D / N; ++q) {
+                T cv[N];
+                unpack(c[q], cv);
+#pragma unroll
+                for (int i = 0; i < N; ++i) {
+                    const int f = q * N + i;
+#pragma unroll
+                    for (int r = 0; r < R; ++r) dot[r][f & 3] += xr[r][f] * cv[i];
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                keep_two(sc_sq[j] - 2 * ((dot[r][0] + dot[r][1]) + (dot[r][2] + dot[r][3])), j,
+                         best[r], best_j[r], second[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const int slot = r * blockDim.x + threadIdx.x;
+            const long long row = first + slot;
+            bool changed = false;
+            if (row < m) {
+                int label = best_j[r];
+                T p = best[r];
+                T x_sq = 0;
+#pragma unroll
+                for (int f = 0; f < D; ++f) x_sq += xr[r][f] * xr[r][f];
+                if (certify && (second[r] - best[r]) <= 2 * (a * sqrt(x_sq) + b)) {
+                    double exact_x_sq = 0.0;
+#pragma unroll
+                    for (int f = 0; f < D; ++f) exact_x_sq += (double)xr[r][f] * (double)xr[r][f];
+                    double nearest = infinity<double>();
+                    for (int j = 0; j < k; ++j) {
+                        const double* c = centers_wide + (long long)j * d;
+                        double dist = 0.0;
+#pragma unroll
+                        for (int f = 0; f < D; ++f) {
+                            if (f < d) {
+                                const double diff = (double)xr[r][f] - c[f];
+                                dist += diff * diff;
+                            }
+                        }
+                        if (dist < nearest) {  // j rises: the lowest index wins ties
+                            nearest = dist;
+                            label = j;
                         }
                     }
-                    if (dist < nearest) {  // j rises: the lowest index wins ties
-                        nearest = dist;
-                        label = j;
-                    }
+                    p = (T)(nearest - exact_x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
                 }
-                p = (T)(nearest - exact_x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
+                if (count_changed) changed = labels[row] != label;
+                labels[row] = label;
+                partial[row] = p;
+                if (accumulate) tile_labels[slot] = label;
             }
-            if (count_changed) changed = labels[row] != label;
-            labels[row] = label;
-            partial[row] = p;
-            if (accumulate) tile_labels[threadIdx.x] = label;
-        }
-        if (count_changed) {  // every lane of the warp gets here: the tile loop is block-uniform
-            const unsigned changed_lanes = __ballot_sync(0xffffffffu, changed);
-            if (lane == 0 && changed_lanes != 0)
-                atomicAdd(n_changed, (unsigned long long)__popc(changed_lanes));
+            if (count_changed) {  // every lane gets here: the tile loop is block-uniform
+                const unsigned changed_lanes = __ballot_sync(0xffffffffu, changed);
+                if (lane == 0 && changed_lanes != 0)
+                    atomicAdd(n_changed, (unsigned long long)__popc(changed_lanes));
+            }
         }
         if (accumulate) {
             // Group the tile's rows by label: count, exclusive scan (warp 0), place.
             for (int j = threadIdx.x; j < k; j += blockDim.x) label_next[j] = 0;
             __syncthreads();  // the tile's labels are in, the counts zeroed
-            if (threadIdx.x < rows) atomicAdd(&label_next[tile_labels[threadIdx.x]], 1);
+            for (int i = threadIdx.x; i < rows; i += blockDim.x)
+                atomicAdd(&label_next[tile_labels[i]], 1);
             __syncthreads();
             if (warp == 0) {
                 int carry = 0;
@@ -316,16 +373,17 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
                 }
             }
             __syncthreads();
-            if (threadIdx.x < rows)
-                tile_order[atomicAdd(&label_next[tile_labels[threadIdx.x]], 1)] = threadIdx.x;
+            for (int i = threadIdx.x; i < rows; i += blockDim.x)
+                tile_order[atomicAdd(&label_next[tile_labels[i]], 1)] = i;
             __syncthreads();
-            // Each warp: 32 grouped rows, lanes on features f = lane and lane + 32 (d <= 64).
+            // Each warp: 32 * R grouped rows, lanes on features f = lane and lane + 32 (d <= 64).
             int current = -1;
             double s0 = 0.0, s1 = 0.0, weight = 0.0;
-            const int hi = warp * 32 + 32 < rows ? warp * 32 + 32 : rows;
-            for (int q = warp * 32; q < hi; ++q) {
-                const int r = tile_order[q];
-                const int label = tile_labels[r];
+            const int lo = warp * 32 * R;
+            const int hi = lo + 32 * R < rows ? lo + 32 * R : rows;
+            for (int q = lo; q < hi; ++q) {
+                const int i = tile_order[q];
+                const int label = tile_labels[i];
                 if (label != current) {
                     if (current >= 0) {
                         if (lane < d) atomicAdd(&acc[current * d + lane], s0);
@@ -335,8 +393,8 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
                     current = label;
                     s0 = s1 = weight = 0.0;
                 }
-                const double wr = (double)w[first + r];
-                const T* xq = x + (first + r) * d;
+                const double wr = (double)w[first + i];
+                const T* xq = x + (first + i) * d;
                 if (lane < d) s0 += wr * (double)(xq[lane] - so[lane]);
                 if (lane + 32 < d) s1 += wr * (double)(xq[lane + 32] - so[lane + 32]);
                 weight += wr;
@@ -357,26 +415,28 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
     }
 }
 
-#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D)                                                   \
+// R = 2 rows a thread up to 32 features, 1 at 64 (2 x 64 row values would not leave room in
+// registers); SMALL_PASS_ROWS in Python says the same (a test checks).
+#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R)                                                \
     extern "C" __global__ void lloyd_pass_small_##SUFFIX##_##D(                                 \
         const T* x, const T* offset, long long m, int d, const T* centers, const T* c_sq,      \
         const double* centers_wide, int k, T a, T b, int certify, const T* w, int accumulate,  \
         int count_changed, int vector_rows, int* labels, T* partial,                            \
         unsigned long long* n_changed, double* sums, double* counts) {                          \
-        lloyd_pass_small<T, D>(x, offset, m, d, centers, c_sq, centers_wide, k, a, b, certify, \
-                               w, accumulate, count_changed, vector_rows, labels, partial,      \
-                               n_changed, sums, counts);                                        \
+        lloyd_pass_small<T, D, R>(x, offset, m, d, centers, c_sq, centers_wide, k, a, b,       \
+                                  certify, w, accumulate, count_changed, vector_rows, labels,  \
+                                  partial, n_changed, sums, counts);                           \
     }
-DEFINE_LLOYD_PASS_SMALL(float, float, 4)
-DEFINE_LLOYD_PASS_SMALL(float, float, 8)
-DEFINE_LLOYD_PASS_SMALL(float, float, 16)
-DEFINE_LLOYD_PASS_SMALL(float, float, 32)
-DEFINE_LLOYD_PASS_SMALL(float, float, 64)
-DEFINE_LLOYD_PASS_SMALL(double, double, 4)
-DEFINE_LLOYD_PASS_SMALL(double, double, 8)
-DEFINE_LLOYD_PASS_SMALL(double, double, 16)
-DEFINE_LLOYD_PASS_SMALL(double, double, 32)
-DEFINE_LLOYD_PASS_SMALL(double, double, 64)
+DEFINE_LLOYD_PASS_SMALL(float, float, 4, 2)
+DEFINE_LLOYD_PASS_SMALL(float, float, 8, 2)
+DEFINE_LLOYD_PASS_SMALL(float, float, 16, 2)
+DEFINE_LLOYD_PASS_SMALL(float, float, 32, 2)
+DEFINE_LLOYD_PASS_SMALL(float, float, 64, 1)
+DEFINE_LLOYD_PASS_SMALL(double, double, 4, 2)
+DEFINE_LLOYD_PASS_SMALL(double, double, 8, 2)
+DEFINE_LLOYD_PASS_SMALL(double, double, 16, 2)
+DEFINE_LLOYD_PASS_SMALL(double, double, 32, 2)
+DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
 
 // One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
 // the squared distances of each row (`offset` subtracted) to t <= KMEANSPP_MAX_TRIALS candidate
@@ -686,6 +746,9 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 # The fused pass for small k·d (lloyd_pass_small) pads rows to the first of these widths that
 # holds them; wider rows go through cuBLAS.
 SMALL_PASS_WIDTHS = (4, 8, 16, 32, 64)
+# Rows each thread scores at once, by width (the R of the kernel's DEFINE_LLOYD_PASS_SMALL lines):
+# each center value read from shared memory serves that many rows.
+SMALL_PASS_ROWS = {4: 2, 8: 2, 16: 2, 32: 2, 64: 1}
 
 KERNEL_NAMES = (
     "assign_certified_float",
@@ -718,9 +781,10 @@ _SHARED_THREADS = 256
 _SHARED_ROWS_PER_BLOCK = 4096
 _SORTED_ROWS_PER_BLOCK = 256
 _SMALL_THREADS = 256
-# lloyd_pass_small's grid: this many blocks per multiprocessor (92 registers a thread at d <= 32
-# allow 2 blocks of 256 at once; the rest wait), each visiting tiles grid-stride, so every
-# block adds its shared sums to the global ones once per launch, not once per 256 rows.
+# lloyd_pass_small's grid: this many blocks per multiprocessor (128 registers a thread at d <= 32,
+# two rows each, per ptxas for sm_90, allow 2 blocks of 256 at once; the rest wait), each
+# visiting tiles grid-stride, so every block adds its shared sums to the global ones once per
+# launch, not once per tile.
 _SMALL_BLOCKS_PER_SM = 4
 
 # False sends every shape through cuBLAS; the benchmark's ``cupy:gemm`` compares the two.
@@ -829,6 +893,7 @@ class SmallPass:
     kernel_name: str
     shared_bytes: int
     accumulate: bool
+    rows_per_thread: int
 
 
 def small_pass(
@@ -848,12 +913,15 @@ def small_pass(
     if width is None:
         return None
     item = np.dtype(dtype).itemsize
+    rows = SMALL_PASS_ROWS[width]
     total = ((n_clusters * width + n_clusters + width) * item + 7) // 8 * 8
     if accumulate:  # sums and counts; the tile's labels, label positions and grouped rows
-        total += 8 * n_clusters * (n_features + 1) + 4 * (2 * _SMALL_THREADS + n_clusters)
+        tile_rows = rows * _SMALL_THREADS
+        total += 8 * n_clusters * (n_features + 1) + 4 * (2 * tile_rows + n_clusters)
     if total > SHARED_BYTES:
         return None
-    return SmallPass(f"lloyd_pass_small_{type_suffix(dtype)}_{width}", total, accumulate)
+    name = f"lloyd_pass_small_{type_suffix(dtype)}_{width}"
+    return SmallPass(name, total, accumulate, rows)
 
 
 def vector_rows(X_block) -> bool:
@@ -888,7 +956,8 @@ def small_pass_launch(
         n_changed if count_changed else unused, sums if plan.accumulate else unused,
         counts if plan.accumulate else unused,
     )  # fmt: skip
-    grid = max(1, min(_blocks(m, _SMALL_THREADS), _SMALL_BLOCKS_PER_SM * multiprocessors))
+    tile_rows = plan.rows_per_thread * _SMALL_THREADS
+    grid = max(1, min(_blocks(m, tile_rows), _SMALL_BLOCKS_PER_SM * multiprocessors))
     return Launch(plan.kernel_name, grid, _SMALL_THREADS, arguments, plan.shared_bytes)
 
 
