@@ -285,13 +285,13 @@ KMEANSPP_CANDIDATES = {
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_candidates", sorted(KMEANSPP_CANDIDATES))
 def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candidates):
-    """Trial distances and potentials for 1, 5 (one drawn twice) or 16 candidates over 700
-    rows of 37 features (not a multiple of the warp), weights with zeros, some rows' nearest
-    distance still +inf; then the update: the least potential wins, distances and weights
-    follow."""
+    """Trial distances and potentials for 1, 5 (one drawn twice) or 16 candidates over 701
+    rows (the last warp's four-row sweep ends past them) of 37 features (not a multiple of a
+    lane group's 8), weights with zeros, some rows' nearest distance still +inf; then the
+    update: the least potential wins, distances and weights follow."""
     assert len(KMEANSPP_CANDIDATES[16]) == _cuda_kernels.KMEANSPP_MAX_TRIALS
     rng = np.random.default_rng(7)
-    n, d = 700, 37
+    n, d = 701, 37
     X = (rng.normal(size=(n, d)) + 20.0).astype(dtype)
     offset = X.mean(axis=0).astype(dtype)
     w = rng.uniform(size=n).astype(dtype)
@@ -367,6 +367,10 @@ def test_kmeanspp_kernels_take_at_most_their_register_budget_of_candidates():
     assert not _cuda_kernels.kmeanspp_applies(128, most + 1, np.float32)
     assert not _cuda_kernels.kmeanspp_applies(2048, 8, np.float32)  # 64 KiB of candidates
     assert f"#define KMEANSPP_MAX_TRIALS {most}" in _cuda_kernels.KERNEL_SOURCE
+    group = _cuda_kernels._KMEANSPP_GROUP  # lanes per row: sizes the grid and shared memory
+    assert f"#define KMEANSPP_GROUP {group}" in _cuda_kernels.KERNEL_SOURCE
+    assert most % group == 0
+    assert 32 % group == 0
 
 
 def test_small_pass_applies_only_where_it_fits(monkeypatch):
