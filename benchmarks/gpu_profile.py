@@ -5,9 +5,14 @@ warm-up fit) run under PyTorch's profiler, which records every CUDA kernel of th
 through CUPTI — CuPy's and cuBLAS's as well as torch's; the difference of the two is what the
 iterations cost. Printed per shape: the wall time per iteration, the kernels' busy time per
 iteration (wall well above it means launches, synchronisations or Python between kernels cost
-the difference), and the kernels by time with their launch counts. ``--kmeanspp K`` profiles
-``kmeans_plusplus(X, K)`` at the first shape the same way (per center); ``--streaming NxDxK``
-a fit streaming host X to the GPU (copies show as memcpy rows).
+the difference), and the kernels by time with their launch counts. The same two fits run again
+under ``cProfile`` give the host's side (``--host-top`` rows): the Python functions by their own
+time per iteration — a wait for the device shows as the time of whatever read it back
+(``__float__``, ``__int__``, ``get``), and calls per iteration count the launches' callers.
+``--kmeanspp K`` profiles ``kmeans_plusplus(X, K)`` at the first shape the same way (per
+center); ``--streaming NxDxK`` a fit streaming host X to the GPU (copies show as memcpy rows).
+``--backend cupy,torch_cuda`` profiles the Lloyd shapes on each (the same kernels, driven
+through CuPy or torch: where their wall times differ, the host rows say why).
 
 ``--backend torch`` runs on the CPU (the profiler then lists torch's CPU operators): the code
 path, for the tests.
@@ -16,7 +21,9 @@ path, for the tests.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import time
 import warnings
 from collections import defaultdict
@@ -107,21 +114,49 @@ def _profiled(run, sync):
     return wall, prof
 
 
-def _per_iteration(fit, sync, iters: int, top: int) -> dict:
+def host_totals(run, sync) -> dict[str, list[float]]:
+    """{function: [calls, own milliseconds]} of ``run()`` (and a final ``sync()``) under
+    ``cProfile``: where the host's time goes, waits for the device included."""
+    sync()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    sync()
+    profiler.disable()
+    totals: dict[str, list[float]] = {}
+    for (path, line, name), (_, calls, own, _, _) in pstats.Stats(profiler).stats.items():
+        where = f"{Path(path).name}:{line}({name})" if line else name
+        totals[where[:90]] = [calls, own * 1e3]
+    return totals
+
+
+def _per_iteration(fit, sync, iters: int, top: int, host_top: int = 0) -> dict:
     """``fit(max_iter)`` profiled at 1 and at 1 + ``iters`` iterations after a warm-up: the wall
-    and kernel time per iteration, and the kernels, from the difference of the two."""
+    and kernel time per iteration, and the kernels, from the difference of the two; with
+    ``host_top``, the host's functions from the same difference under ``cProfile``."""
     fit(2)  # warm-up: kernels compiled, pools filled
     wall_one, prof_one = _profiled(lambda: fit(1), sync)
     wall_many, prof_many = _profiled(lambda: fit(1 + iters), sync)
     busy, rows = kernel_table(difference(kernel_totals(prof_many), kernel_totals(prof_one)), iters)
-    return {
+    result = {
         "wall_ms_per_iteration": (wall_many - wall_one) * 1e3 / iters,
         "busy_ms_per_iteration": busy,
         "kernels": rows[:top],
     }
+    if host_top:
+        one = host_totals(lambda: fit(1), sync)
+        many = host_totals(lambda: fit(1 + iters), sync)
+        _, host_rows = kernel_table(difference(many, one), iters)
+        result["host"] = [
+            {"function": r["kernel"], "calls_per": r["calls_per"], "ms_per": r["ms_per"]}
+            for r in host_rows[:host_top]
+        ]
+    return result
 
 
-def profile_lloyd(backend: str, shape: tuple[int, int, int], iters: int, top: int) -> dict:
+def profile_lloyd(
+    backend: str, shape: tuple[int, int, int], iters: int, top: int, host_top: int = 0
+) -> dict:
     xp, move, sync = _library(backend)
     n, d, k = shape
     X = move(mixture(xp, n, d, k, seed=3))
@@ -136,7 +171,7 @@ def profile_lloyd(backend: str, shape: tuple[int, int, int], iters: int, top: in
         "what": f"Lloyd iteration (fits of 1 + {iters} and of 1 iteration, the difference)",
         "backend": backend,
         "shape": [n, d, k],
-        **_per_iteration(fit, sync, iters, top),
+        **_per_iteration(fit, sync, iters, top, host_top),
     }
 
 
@@ -246,21 +281,38 @@ def _print(result: dict) -> None:
             f"| `{row['kernel']}` | {row['calls_per']:.1f} | {row['ms_per']:.3f} | "
             f"{row['share']:.1%} |"
         )
+    if result.get("host"):
+        print(f"\nhost (cProfile, own time): | function | calls per {unit} | ms per {unit} |")
+        print("|---|---:|---:|")
+        for row in result["host"]:
+            print(f"| `{row['function']}` | {row['calls_per']:.1f} | {row['ms_per']:.3f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="cupy", choices=("cupy", "torch_cuda", "torch"))
+    parser.add_argument(
+        "--backend", default="cupy",
+        help="cupy, torch_cuda or torch (CPU), or several, comma-separated: each profiles the "
+        "Lloyd shapes (k-means++ and the anatomy run on the first)",
+    )  # fmt: skip
     parser.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated NxDxK")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--kmeanspp", type=int, default=64, help="centers to profile; 0: none")
     parser.add_argument("--top", type=int, default=12, help="kernels listed per profile")
+    parser.add_argument(
+        "--host-top", type=int, default=15,
+        help="host functions listed per Lloyd profile (cProfile); 0: no host profile",
+    )  # fmt: skip
     parser.add_argument(
         "--streaming", help="NxDxK: also a fit streaming host X to --streaming-device"
     )
     parser.add_argument("--streaming-device", default="cuda")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    backends = args.backend.split(",")
+    unknown = sorted(set(backends) - {"cupy", "torch_cuda", "torch"})
+    if unknown:
+        parser.error(f"--backend: unknown {unknown}; choose from cupy, torch_cuda, torch")
     shapes = [parse(s) for s in args.shapes.split(",")]
     results = []
 
@@ -270,14 +322,15 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(json.dumps(results, indent=2))
 
     if args.kmeanspp:
-        results.append(profile_kmeanspp(args.backend, shapes[0], args.kmeanspp, args.top))
+        results.append(profile_kmeanspp(backends[0], shapes[0], args.kmeanspp, args.top))
         _print(results[-1])
         write()
-    for shape in shapes:
-        results.append(profile_lloyd(args.backend, shape, args.iters, args.top))
-        _print(results[-1])
-        write()
-    if args.backend == "cupy":
+    for backend in backends:
+        for shape in shapes:
+            results.append(profile_lloyd(backend, shape, args.iters, args.top, args.host_top))
+            _print(results[-1])
+            write()
+    if backends[0] == "cupy":
         for shape in shapes:
             anatomy = small_pass_anatomy(shape)
             if anatomy is not None:

@@ -104,7 +104,7 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
     command = [
         sys.executable, "-m", "benchmarks.gpu_profile", "--backend", "torch",
         "--shapes", "20000x16x32", "--iters", "2", "--kmeanspp", "4", "--out", str(out),
-        "--streaming", "20000x8x16", "--streaming-device", "cpu",
+        "--streaming", "20000x8x16", "--streaming-device", "cpu", "--host-top", "200",
     ]  # fmt: skip
     done = run_command(command)
     assert done.returncode == 0, done.stderr
@@ -116,6 +116,12 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
     assert lloyd["kernels"]
     assert sum(row["share"] for row in lloyd["kernels"]) <= 1.0 + 1e-9
     assert any("matmul" in row["kernel"] or "mm" in row["kernel"] for row in lloyd["kernels"])
+    # The host's side of the same difference (cProfile): the pass runs once per iteration.
+    host = {row["function"]: row for row in lloyd["host"]}
+    passes = [row for name, row in host.items() if "_assign_and_sum" in name]
+    assert passes
+    assert passes[0]["calls_per"] == 1.0
+    assert sum(row["ms_per"] for row in host.values()) > 0
 
 
 def test_unknown_peer_is_a_usage_error(tmp_path):
