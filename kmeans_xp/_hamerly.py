@@ -37,7 +37,9 @@ from ._lloyd import (
     _sum_by_label,
     pass_for,
     relocate_empty_clusters,
+    repair_chunk_rows,
     stop_after_iteration,
+    sums_after_relocation,
 )
 from ._primitives import row_blocks, squared_norms
 
@@ -232,10 +234,20 @@ def hamerly(
         if n_empty:
             sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
             before = labels
-            labels = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp)
-            sums, counts = _sum_by_label(
-                X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
-            )
+            relocation = relocate_empty_clusters(
+                labels, sq_dist, weights, counts, xp=xp,
+                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters),
+            )  # fmt: skip
+            labels = relocation.labels
+            if unit_weights:
+                sums, counts = sums_after_relocation(
+                    X, relocation, weights, offset, sums, counts, segment_sum, xp=xp
+                )
+            else:
+                sums, counts = _sum_by_label(
+                    X, labels, weights, offset, n_clusters, segment_sum,
+                    block_rows=block_rows, xp=xp,
+                )  # fmt: skip
             repaired = labels != before
             n_changed = _count(repaired, xp)
             before = None

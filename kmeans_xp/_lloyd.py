@@ -25,9 +25,10 @@ from ._array_api import (
     is_host_rows,
     out_of_memory_errors,
     release_cached_memory,
+    take_rows,
 )
 from ._backends import AssignFactory, assign_and_sum_for, assign_for, segment_sum_for
-from ._primitives import row_blocks, squared_norms
+from ._primitives import block_row_bytes, row_blocks, squared_norms
 
 
 def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tuple[Array, float]:
@@ -186,22 +187,55 @@ def _sum_by_label(
     return sums, counts
 
 
-# Rows per chunk when the empty-cluster repair scans all rows: its temporaries stay a few MiB.
+# Rows per chunk when the empty-cluster repair scans all rows, at least: its temporaries stay a
+# few MiB.
 _REPAIR_CHUNK_ROWS = 65536
+# Bytes one row of the repair holds at once, counted generously: its score, the sort's int64
+# indices and the sort's own temporaries. ``repair_chunk_rows`` fits chunks to a pass's block
+# budget with it, so on a GPU one sort usually covers all rows: on CuPy every sort (Thrust)
+# waits for the device, and at 1 M rows chunks of 65 536 made 16 sorts and ~200 small launches.
+_REPAIR_ROW_BYTES = 48
+
+
+def repair_chunk_rows(block_rows: int, n_features: int, n_clusters: int) -> int:
+    """Rows per chunk of ``relocate_empty_clusters`` within the memory a pass's block of
+    ``block_rows`` rows may use (``_primitives.block_row_bytes``), and at least
+    ``_REPAIR_CHUNK_ROWS``."""
+    budget = block_rows * block_row_bytes(n_features, n_clusters)
+    return max(_REPAIR_CHUNK_ROWS, budget // _REPAIR_ROW_BYTES)
+
+
+@dataclass
+class Relocation:
+    """What ``relocate_empty_clusters`` did: the new labels (a new array), and the rows it moved
+    (ascending) with their labels before and after."""
+
+    labels: Array
+    rows: Array
+    before: Array
+    after: Array
 
 
 def relocate_empty_clusters(
-    labels: Array, sq_dist: Array, weights: Array, counts: Array, *, xp: ModuleType
-) -> Array:
+    labels: Array,
+    sq_dist: Array,
+    weights: Array,
+    counts: Array,
+    *,
+    xp: ModuleType,
+    chunk_rows: int | None = None,
+) -> Relocation:
     """Give each empty cluster one of the points farthest from its current center.
 
     The m empty clusters (in index order) take the m points of positive weight with the largest
     squared distance to their assigned center (ties broken by the lower row index), so the
-    repair is deterministic. Returns the updated labels (a new array); the caller recomputes
-    the sums. Rows are scanned in chunks, so no temporary is n long.
+    repair is deterministic. Returns the new labels and the moves; the caller updates the sums
+    (``sums_after_relocation``, or a new pass). Rows are scanned in chunks of ``chunk_rows``
+    (default ``_REPAIR_CHUNK_ROWS``; see ``repair_chunk_rows``), so no temporary need be n long.
     """
     n_samples = labels.shape[0]
     device = array_device(labels)
+    chunk_rows = chunk_rows or _REPAIR_CHUNK_ROWS
     empty = xp.nonzero(counts == 0)[0]
     m = empty.shape[0]
     # The best m of each chunk, then the best m of those. A stable sort keeps equal scores in
@@ -209,7 +243,7 @@ def relocate_empty_clusters(
     # to the lower row.
     no_weight = xp.asarray(-1.0, dtype=sq_dist.dtype, device=device)
     candidate_rows, candidate_scores = [], []
-    for start, stop in row_blocks(n_samples, _REPAIR_CHUNK_ROWS):
+    for start, stop in row_blocks(n_samples, chunk_rows):
         score = xp.where(weights[start:stop] > 0, sq_dist[start:stop], no_weight)
         best = xp.argsort(score, descending=True, stable=True)[: min(m, stop - start)]
         candidate_rows.append(best + start)
@@ -222,12 +256,40 @@ def relocate_empty_clusters(
     moved_rows = xp.take(farthest, order, axis=0)
     new_labels = xp.astype(xp.take(empty, order, axis=0), labels.dtype)
     out = xp.empty_like(labels)
-    for start, stop in row_blocks(n_samples, _REPAIR_CHUNK_ROWS):
+    for start, stop in row_blocks(n_samples, chunk_rows):
         rows = xp.arange(start, stop, dtype=moved_rows.dtype, device=device)
         pos = xp.clip(xp.searchsorted(moved_rows, rows), max=m - 1)
         is_moved = xp.take(moved_rows, pos, axis=0) == rows
         out[start:stop] = xp.where(is_moved, xp.take(new_labels, pos, axis=0), labels[start:stop])
-    return out
+    before = xp.take(labels, moved_rows, axis=0)
+    return Relocation(out, moved_rows, before, new_labels)
+
+
+def sums_after_relocation(
+    X: Array,
+    relocation: Relocation,
+    weights: Array,
+    offset: Array,
+    sums: Array,
+    counts: Array,
+    segment_sum: Callable,
+    *,
+    xp: ModuleType,
+) -> tuple[Array, Array]:
+    """Per-cluster sums and counts after ``relocation``, from those before it: each moved row's
+    weighted contribution taken from its old cluster and added to its new one — the m moved rows
+    read instead of a whole pass over X.
+
+    For unit weights only (the callers check): counts are then exact integers, so a cluster
+    that lost all its rows has a count of exactly 0 and keeps its center, whatever rounding is
+    left in its sums. With other weights a subtraction could leave 1e-17 of weight behind.
+    """
+    n_clusters = sums.shape[0]
+    moved = take_rows(X, relocation.rows, xp) - offset
+    w = xp.take(weights, relocation.rows, axis=0)
+    s_before, c_before = segment_sum(moved, relocation.before, w, n_clusters, xp=xp)
+    s_after, c_after = segment_sum(moved, relocation.after, w, n_clusters, xp=xp)
+    return (sums - s_before) + s_after, (counts - c_before) + c_after
 
 
 def _centers_from_sums(sums: Array, counts: Array, previous: Array, *, xp: ModuleType) -> Array:
@@ -273,6 +335,7 @@ def lloyd(
     assign_and_sum = pass_for(xp, device, precision, streamed=is_host_rows(X))
     centers = initial_centers - offset
     buffers = None  # the last pass's labels and partials, overwritten by the next
+    unit_weights = None  # known at the first repair (a read of all weights)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         rows_before = block_rows
@@ -291,11 +354,23 @@ def lloyd(
         if n_empty or verbose:
             sq_dist = _squared_distances(X, partial, offset, block_rows=block_rows, xp=xp)
         if n_empty:
-            labels = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp)
+            relocation = relocate_empty_clusters(
+                labels, sq_dist, weights, counts, xp=xp,
+                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters),
+            )  # fmt: skip
+            labels = relocation.labels
             n_changed = None
-            sums, counts = _sum_by_label(
-                X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
-            )
+            if unit_weights is None:
+                unit_weights = bool(xp.all(weights == 1))
+            if unit_weights:
+                sums, counts = sums_after_relocation(
+                    X, relocation, weights, offset, sums, counts, segment_sum, xp=xp
+                )
+            else:
+                sums, counts = _sum_by_label(
+                    X, labels, weights, offset, n_clusters, segment_sum,
+                    block_rows=block_rows, xp=xp,
+                )  # fmt: skip
         new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
         step = xp.astype(new_centers - centers, acc)
         shift = float(xp.sum(step * step))

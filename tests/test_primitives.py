@@ -10,7 +10,14 @@ from helpers import sq_distances64
 
 from kmeans_xp import _primitives
 from kmeans_xp._backends import segment_sum_for
-from kmeans_xp._lloyd import relocate_empty_clusters
+from kmeans_xp._lloyd import (
+    _REPAIR_CHUNK_ROWS,
+    _REPAIR_ROW_BYTES,
+    _sum_by_label,
+    relocate_empty_clusters,
+    repair_chunk_rows,
+    sums_after_relocation,
+)
 
 
 def test_row_blocks_cover_every_row_once():
@@ -148,7 +155,10 @@ def test_relocate_empty_clusters_takes_the_farthest_weighted_points(xp):
         xp=xp.xp,
     )
     # Farthest weighted rows: 1 (9.0), then 3 (7.0); they go to clusters 1 and 3 in order.
-    np.testing.assert_array_equal(xp.to_numpy(new), [0, 1, 0, 3, 2, 2])
+    np.testing.assert_array_equal(xp.to_numpy(new.labels), [0, 1, 0, 3, 2, 2])
+    np.testing.assert_array_equal(xp.to_numpy(new.rows), [1, 3])
+    np.testing.assert_array_equal(xp.to_numpy(new.before), [0, 2])
+    np.testing.assert_array_equal(xp.to_numpy(new.after), [1, 3])
 
 
 @pytest.mark.parametrize("chunk_rows", [3, 7, 1000])
@@ -172,7 +182,48 @@ def test_relocate_empty_clusters_in_chunks_equals_a_full_sort(xp, monkeypatch, c
     farthest = sorted(range(n), key=lambda i: (-score[i], i))[:4]
     expected = labels.copy()
     expected[farthest] = [5, 6, 7, 8]
-    np.testing.assert_array_equal(xp.to_numpy(new), expected)
+    np.testing.assert_array_equal(xp.to_numpy(new.labels), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_after_relocation_equal_a_new_pass(xp, dtype):
+    """The moved rows' contributions moved between clusters (unit weights) give the sums and
+    counts a new pass over X gives, and a cluster whose only row moved counts exactly 0."""
+    rng = np.random.default_rng(3)
+    n, d, k = 200, 5, 8
+    X = (rng.normal(size=(n, d)) + 50.0).astype(dtype)
+    offset = X.astype(np.float64).mean(axis=0).astype(dtype)
+    labels = rng.integers(0, 4, size=n)  # clusters 5, 6 and 7 empty
+    labels[17] = 4  # cluster 4's only row, and the farthest: it moves, and cluster 4 empties
+    sq_dist = rng.uniform(size=n)
+    sq_dist[17] = 100.0
+    w = np.ones(n, dtype=dtype)
+    segment_sum = segment_sum_for(xp.xp)
+    X_, labels_, w_, offset_ = (xp.asarray(a) for a in (X, labels, w, offset))
+    kwargs = {"block_rows": 64, "xp": xp.xp}
+    sums, counts = _sum_by_label(X_, labels_, w_, offset_, k, segment_sum, **kwargs)
+    relocation = relocate_empty_clusters(labels_, xp.asarray(sq_dist), w_, counts, xp=xp.xp)
+    assert xp.to_numpy(relocation.rows).tolist()[0] == 17
+    new_sums, new_counts = sums_after_relocation(
+        X_, relocation, w_, offset_, sums, counts, segment_sum, xp=xp.xp
+    )
+    ref_sums, ref_counts = _sum_by_label(
+        X_, relocation.labels, w_, offset_, k, segment_sum, **kwargs
+    )
+    np.testing.assert_array_equal(xp.to_numpy(new_counts), xp.to_numpy(ref_counts))
+    assert xp.to_numpy(new_counts)[4] == 0.0
+    assert xp.to_numpy(new_counts)[5:].tolist() == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(xp.to_numpy(new_sums), xp.to_numpy(ref_sums), rtol=1e-12, atol=1e-9)
+
+
+def test_repair_chunks_fit_the_block_budget():
+    """Chunks of the empty-cluster repair: as many rows as the pass's block budget holds at
+    ``_REPAIR_ROW_BYTES`` a row, never fewer than ``_REPAIR_CHUNK_ROWS``."""
+    assert repair_chunk_rows(1, 2, 3) == _REPAIR_CHUNK_ROWS
+    rows = repair_chunk_rows(246_000, 128, 1024)  # shape A's device blocks: one chunk for 1 M
+    assert rows > 1_048_576
+    budget = 246_000 * _primitives.block_row_bytes(128, 1024)
+    assert rows * _REPAIR_ROW_BYTES <= budget
 
 
 def test_numpy_update_without_scipy_equals_the_sparse_one(monkeypatch):
