@@ -17,6 +17,7 @@ from ._array_api import (
     Array,
     array_device,
     free_device_memory,
+    is_cupy,
     is_host_rows,
     itemsize,
     library_name,
@@ -39,7 +40,7 @@ from ._init import (
 )
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
 from ._memmap import bounded_residency
-from ._primitives import block_row_bytes, block_rows_for
+from ._primitives import block_row_bytes, block_rows_for, cupy_pass_row_bytes
 from ._streaming import STATE_BYTES_PER_ROW, HostRows
 from ._validation import (
     check_data,
@@ -160,6 +161,21 @@ def _onto_device(
         block_rows = int(min(block_rows, rows))
         X_device = HostRows(X, xp, target, block_rows=block_rows)
     return X_device, xp, target, move_to(weights, xp, target), block_rows
+
+
+def _pass_block_rows(prep: _Prepared, n_clusters: int, iterate: Callable) -> int:
+    """Rows per block for the Lloyd passes and the final labels: on CuPy (X on the device) as
+    many as free device memory allows by what CuPy's kernels hold (``cupy_pass_row_bytes``);
+    elsewhere, and for Hamerly's passes, ``prep.block_rows``."""
+    xp = prep.xp
+    if iterate is not lloyd or not is_cupy(xp) or is_host_rows(prep.X):
+        return prep.block_rows
+    n_samples, n_features = prep.X.shape
+    size = itemsize(prep.X, xp)
+    return block_rows_for(
+        n_samples, n_features, n_clusters, size, xp=xp, device=prep.device,
+        row_bytes=cupy_pass_row_bytes(n_features, n_clusters, size),
+    )  # fmt: skip
 
 
 def _seeding_block_rows(prep: _Prepared, n_local_trials: int) -> int:
@@ -429,6 +445,7 @@ def _fit_prepared(
     # tol is relative to the data: the mean per-feature variance of X (as scikit-learn).
     tol_abs = tol * prep.mean_variance
     parallel = _ParallelInit(oversampling_factor, n_rounds, tol_abs)
+    pass_rows = _pass_block_rows(prep, n_clusters, iterate)
     best: KMeansResult | None = None
     for run in range(n_init):
         centers = _initial_centers(prep, n_clusters, init, rng, uniform_weights, parallel)
@@ -442,13 +459,13 @@ def _fit_prepared(
             max_iter=max_iter,
             tol=tol_abs,
             verbose=bool(verbose),
-            block_rows=prep.block_rows,
+            block_rows=pass_rows,
             xp=xp,
             on_iteration=None if on_iteration is None else partial(on_iteration, run),
             precision=precision,
         )
         labels, inertia = labels_and_inertia(
-            prep.X, centers, prep.weights, offset=prep.offset, block_rows=prep.block_rows, xp=xp,
+            prep.X, centers, prep.weights, offset=prep.offset, block_rows=pass_rows, xp=xp,
             precision=precision,
         )  # fmt: skip
         # Runs within a relative 1e-9 are ties, and the earlier run wins: two runs that find the

@@ -24,11 +24,13 @@ from ._memmap import note_rows_read
 # (e.g. 200k x 128 -> 1024: 1348 / 501 / 353 / 365 ms per iteration).
 HOST_BLOCK_BYTES = 16 * 2**20
 HOST_BLOCK_BYTES_MIN = 2**20
-# On a GPU: a fraction of free device memory, within these bounds. The bound counts 32 bytes per
-# row and center (``block_row_bytes``), about 8 times what CuPy's pass holds (float32 products),
-# so 8 GiB means blocks of ~1 GiB of products: on an H200 at 1 M x 128 -> 1024, 2 GiB gave 17
-# blocks whose GEMMs cuBLAS ran with 64 x 64 tiles, 7.7 ms an iteration against 6.5 ms for one
-# GEMM of all rows (benchmarks.gpu_profile, 2026-11-27).
+# On a GPU: a fraction of free device memory, within these bounds. ``block_row_bytes`` counts 32
+# bytes per row and center, about 8 times what CuPy's pass holds (float32 products), so 8 GiB
+# there means blocks of ~1 GiB of products; CuPy's Lloyd passes count their own bytes
+# (``cupy_pass_row_bytes``), so 8 GiB is ~6 GiB of products: on an H200 at 1 M x 128 -> 1024,
+# 2 GiB (by the 32-byte count) gave 17 blocks whose GEMMs cuBLAS ran with 64 x 64 tiles,
+# 7.7 ms an iteration, 8 GiB five blocks at 6.69 ms, one GEMM of all rows 6.5 ms
+# (benchmarks.gpu_profile, 2026-11-27).
 DEVICE_BLOCK_FRACTION = 8
 DEVICE_BLOCK_BYTES_MIN = 64 * 2**20
 DEVICE_BLOCK_BYTES_MAX = 8 * 2**30
@@ -43,12 +45,14 @@ def block_rows_for(
     xp: ModuleType,
     device: Any,
     max_block_bytes: int | None = None,
+    row_bytes: int | None = None,
 ) -> int:
     """Number of rows per block so that one block's temporaries fit the memory budget.
 
     Per row a block holds about four k-wide rows (distances, their intermediates and the one-hot
     matrix of the standard-only update) and two d-wide rows (the centered block and its
-    float64 copy in the update).
+    float64 copy in the update): ``block_row_bytes``, unless ``row_bytes`` says what the
+    caller's own kernels hold (``cupy_pass_row_bytes``).
     """
     if max_block_bytes is None:
         free = free_device_memory(xp, device)
@@ -61,13 +65,26 @@ def block_rows_for(
             max_block_bytes = min(
                 max(free // DEVICE_BLOCK_FRACTION, DEVICE_BLOCK_BYTES_MIN), DEVICE_BLOCK_BYTES_MAX
             )
-    return int(max(1, min(n_samples, max_block_bytes // block_row_bytes(n_features, n_clusters))))
+    if row_bytes is None:
+        row_bytes = block_row_bytes(n_features, n_clusters)
+    return int(max(1, min(n_samples, max_block_bytes // row_bytes)))
 
 
 def block_row_bytes(n_features: int, width: int) -> int:
     """The temporaries of one row of a block, as ``block_rows_for`` counts them: four
     ``width``-wide rows and two d-wide rows of 8 bytes."""
     return 8 * (4 * width + 2 * n_features) + 16
+
+
+def cupy_pass_row_bytes(n_features: int, n_clusters: int, itemsize: int) -> int:
+    """What one row of a block holds in CuPy's Lloyd pass (``_backends._cupy``) and in the
+    final labels-and-inertia pass, whichever holds more: the k products in X's dtype, the
+    centered row, its split copy for "tf32x3" (3d), the row's difference from its center and
+    that center in float64 (2d doubles), and labels, partials and sort order (32 bytes).
+    ``block_row_bytes`` counts 8 bytes per product for the standard-only pass's temporaries:
+    for CuPy that made blocks 4-8 times smaller than its memory budget allowed (at issue 4's
+    memory target, 100 M x 64 -> 1024 beside 2 GB, ~8 000-row blocks: 12 000 blocks a pass)."""
+    return itemsize * (n_clusters + 4 * n_features) + 16 * n_features + 32
 
 
 def row_blocks(n_samples: int, block_rows: int) -> Iterator[tuple[int, int]]:

@@ -20,6 +20,30 @@ from kmeans_xp._lloyd import (
 )
 
 
+def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
+    """A CuPy fit's Lloyd passes take as many rows as the device budget holds at
+    ``cupy_pass_row_bytes`` a row (several times the standard count's rows); Hamerly's passes,
+    and other libraries, keep the fit's blocks."""
+    import array_api_compat.numpy as np_namespace
+
+    from kmeans_xp import _kmeans
+    from kmeans_xp._hamerly import hamerly
+    from kmeans_xp._lloyd import lloyd
+
+    n, d, k = 100_000_000, 64, 1024  # issue 4's memory target
+    X = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (n, d), (0, 0))
+    prep = _kmeans._Prepared(X, np_namespace, "cpu", None, 7_000, None, 1.0, X)
+    assert _kmeans._pass_block_rows(prep, k, lloyd) == 7_000  # NumPy: the fit's blocks
+    monkeypatch.setattr(_kmeans, "is_cupy", lambda xp: True)
+    free = 2 * 2**30
+    monkeypatch.setattr(_primitives, "free_device_memory", lambda xp, device: free)
+    rows = _kmeans._pass_block_rows(prep, k, lloyd)
+    budget = free // _primitives.DEVICE_BLOCK_FRACTION
+    assert rows == budget // _primitives.cupy_pass_row_bytes(d, k, 4)
+    assert rows > 5 * (budget // _primitives.block_row_bytes(d, k))
+    assert _kmeans._pass_block_rows(prep, k, hamerly) == 7_000
+
+
 def test_row_blocks_cover_every_row_once():
     for n, b in [(1, 1), (10, 3), (10, 10), (10, 100), (7, 1)]:
         rows = [i for start, stop in _primitives.row_blocks(n, b) for i in range(start, stop)]
