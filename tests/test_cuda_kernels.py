@@ -62,7 +62,9 @@ def scorer_for(C, *, every_row_ambiguous: bool) -> CertifiedAssign:
 # ---- assign_certified: the cuBLAS path's best-two-and-rescore pass ---------------------------
 
 
-@pytest.mark.parametrize(("n", "d", "k"), [(300, 5, 40), (200, 1, 3), (64, 7, 64), (100, 33, 1)])
+@pytest.mark.parametrize(
+    ("n", "d", "k"), [(300, 5, 40), (200, 1, 3), (64, 7, 64), (100, 33, 1), (200, 4, 132)]
+)
 @pytest.mark.parametrize("every_row_ambiguous", [False, True])
 def test_assign_certified_gives_the_float64_argmin(gpu, n, d, k, every_row_ambiguous):
     X, C = random_problem(n, d, k)

@@ -34,16 +34,40 @@ __device__ __forceinline__ void keep_two(T v, int j, T& best, int& best_j, T& se
     }
 }
 
-// One warp per row. Each lane keeps the best two scores of columns lane, lane + 32, ...; five
-// shuffles merge them: the best score (lowest index on ties) and the second-best. If the two are
-// within the error bound 2(a|x| + b) (see kmeans_xp/_certified.py), the row is ambiguous and the
-// same warp scores it exactly: only centers whose score is within the bound of the best can be
-// nearer, and their squared distances are formed from the differences in float64. No flag goes
-// back to the host, so the next block's work is queued without waiting.
+// 16 bytes of T (float4, double2): a quarter (a half) as many load instructions as one value at
+// a time, and four times the bytes in flight per load.
+template <typename T> struct Vector16;
+template <> struct Vector16<float> {
+    typedef float4 type;
+    enum { size = 4 };
+};
+template <> struct Vector16<double> {
+    typedef double2 type;
+    enum { size = 2 };
+};
+__device__ __forceinline__ void unpack(const float4& v, float* out) {
+    out[0] = v.x;
+    out[1] = v.y;
+    out[2] = v.z;
+    out[3] = v.w;
+}
+__device__ __forceinline__ void unpack(const double2& v, double* out) {
+    out[0] = v.x;
+    out[1] = v.y;
+}
+
+// One warp per row. Each lane keeps the best two scores of columns lane, lane + 32, ... (with
+// `vector`: of the 16-byte words lane, lane + 32, ..., each 4 floats or 2 doubles, so a warp's
+// load is 512 bytes and more of the products are in flight: the pass is bound by reading them);
+// five shuffles merge them: the best score (lowest index on ties) and the second-best. If the
+// two are within the error bound 2(a|x| + b) (see kmeans_xp/_certified.py), the row is
+// ambiguous and the same warp scores it exactly: only centers whose score is within the bound
+// of the best can be nearer, and their squared distances are formed from the differences in
+// float64. No flag goes back to the host, so the next block's work is queued without waiting.
 template <typename T>
 __device__ void assign_certified(const T* __restrict__ products, const T* __restrict__ c_sq,
                                  const T* __restrict__ x, const double* __restrict__ centers,
-                                 long long m, int k, int d, T a, T b, int certify,
+                                 long long m, int k, int d, T a, T b, int certify, int vector,
                                  int* __restrict__ labels, T* __restrict__ partial) {
     const long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
@@ -54,8 +78,23 @@ __device__ void assign_certified(const T* __restrict__ products, const T* __rest
     int best_j = 0x7fffffff;
     // Unrolled so that each lane has several loads in flight: the products are read once, at
     // the speed of memory only with enough of them outstanding.
+    if (vector) {  // k a multiple of the word's values, products and c_sq 16-byte aligned
+        typedef typename Vector16<T>::type V;
+        const int N = Vector16<T>::size;
+        const V* s_words = (const V*)s;
+        const V* c_words = (const V*)c_sq;
+#pragma unroll 2
+        for (int q = lane; q < k / N; q += 32) {
+            T v[N], c[N];
+            unpack(s_words[q], v);
+            unpack(c_words[q], c);
+#pragma unroll
+            for (int i = 0; i < N; ++i) keep_two(v[i] + c[i], q * N + i, best, best_j, second);
+        }
+    } else {
 #pragma unroll 4
-    for (int j = lane; j < k; j += 32) keep_two(s[j] + c_sq[j], j, best, best_j, second);
+        for (int j = lane; j < k; j += 32) keep_two(s[j] + c_sq[j], j, best, best_j, second);
+    }
     T x_sq = 0;
     for (int f = lane; f < d; f += 32) x_sq += xr[f] * xr[f];
     for (int offset = 16; offset > 0; offset >>= 1) {
@@ -119,17 +158,18 @@ __device__ void assign_certified(const T* __restrict__ products, const T* __rest
 extern "C" __global__ void assign_certified_float(const float* products, const float* c_sq,
                                                   const float* x, const double* centers,
                                                   long long m, int k, int d, float a, float b,
-                                                  int certify, int* labels, float* partial) {
-    assign_certified<float>(products, c_sq, x, centers, m, k, d, a, b, certify, labels,
+                                                  int certify, int vector, int* labels,
+                                                  float* partial) {
+    assign_certified<float>(products, c_sq, x, centers, m, k, d, a, b, certify, vector, labels,
                             partial);
 }
 
 extern "C" __global__ void assign_certified_double(const double* products, const double* c_sq,
                                                    const double* x, const double* centers,
                                                    long long m, int k, int d, double a,
-                                                   double b, int certify, int* labels,
-                                                   double* partial) {
-    assign_certified<double>(products, c_sq, x, centers, m, k, d, a, b, certify, labels,
+                                                   double b, int certify, int vector,
+                                                   int* labels, double* partial) {
+    assign_certified<double>(products, c_sq, x, centers, m, k, d, a, b, certify, vector, labels,
                              partial);
 }
 
@@ -188,28 +228,6 @@ __device__ __forceinline__ void load_row(double* xr, const double* __restrict__ 
 #pragma unroll
         for (int f = 0; f < D; ++f) xr[f] = f < d ? src[f] - so[f] : 0.0;
     }
-}
-
-// 16 bytes of T (float4, double2): the centers are read from shared memory this way, a quarter
-// (a half) as many load instructions as one value at a time.
-template <typename T> struct Vector16;
-template <> struct Vector16<float> {
-    typedef float4 type;
-    enum { size = 4 };
-};
-template <> struct Vector16<double> {
-    typedef double2 type;
-    enum { size = 2 };
-};
-__device__ __forceinline__ void unpack(const float4& v, float* out) {
-    out[0] = v.x;
-    out[1] = v.y;
-    out[2] = v.z;
-    out[3] = v.w;
-}
-__device__ __forceinline__ void unpack(const double2& v, double* out) {
-    out[0] = v.x;
-    out[1] = v.y;
 }
 
 // A Lloyd pass for small k*d in one kernel, so nothing n*k long reaches device memory. The
@@ -871,10 +889,11 @@ def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launc
     m, d = X_block.shape
     k = products.shape[1]
     scalar = np.dtype(X_block.dtype).type
+    vector = k % (16 // products.dtype.itemsize) == 0 and _aligned16(products, scorer.c_sq)
     arguments = (
         products, scorer.c_sq, X_block, scorer.centers_wide, np.int64(m), np.int32(k),
         np.int32(d), scalar(scorer.a), scalar(scorer.b), np.int32(scorer.certify and k > 1),
-        labels, partial,
+        np.int32(vector), labels, partial,
     )  # fmt: skip
     name = f"assign_certified_{type_suffix(X_block.dtype)}"
     return Launch(name, _blocks(m * 32, _ASSIGN_THREADS), _ASSIGN_THREADS, arguments)
@@ -974,12 +993,20 @@ def small_pass(
     return SmallPass(name, total, accumulate, rows)
 
 
+def _aligned16(*arrays) -> bool:
+    """Whether every array's data start on a 16-byte boundary (CuPy or NumPy arrays)."""
+    for a in arrays:
+        interface = getattr(a, "__cuda_array_interface__", None) or a.__array_interface__
+        if interface["data"][0] % 16:
+            return False
+    return True
+
+
 def vector_rows(X_block) -> bool:
     """Whether ``lloyd_pass_small`` may read the rows of a C-contiguous block 16 bytes at a
     time: its rows hold a whole number of 16-byte words and start 16-byte aligned."""
     per_word = 16 // X_block.dtype.itemsize
-    interface = getattr(X_block, "__cuda_array_interface__", None) or X_block.__array_interface__
-    return X_block.shape[1] % per_word == 0 and interface["data"][0] % 16 == 0
+    return X_block.shape[1] % per_word == 0 and _aligned16(X_block)
 
 
 def small_pass_launch(
