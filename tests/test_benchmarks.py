@@ -112,9 +112,10 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
     assert streamed["shape"] == [20000, 8, 16]
     assert init["shape"] == [20000, 16, 4]
     assert lloyd["shape"] == [20000, 16, 32]
-    assert lloyd["busy_ms_per_iteration"] > 0
+    # Structure only: the times are differences of two timed fits, which a loaded machine can
+    # turn negative (no timing assertions).
     assert lloyd["kernels"]
-    assert sum(row["share"] for row in lloyd["kernels"]) <= 1.0 + 1e-9
+    assert all(np.isfinite(row["ms_per"]) for row in lloyd["kernels"])
     assert any("matmul" in row["kernel"] or "mm" in row["kernel"] for row in lloyd["kernels"])
     # The host's side of the same difference (cProfile): the pass runs once per iteration.
     host = {row["function"]: row for row in lloyd["host"]}
