@@ -27,6 +27,7 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
+from ._backends import centered_for_passes
 from ._base import ClustererMixin, ParamsMixin
 from ._certified import check_precision
 from ._dask import fit_dask, is_dask_collection, predict_dask
@@ -40,7 +41,7 @@ from ._init import (
 )
 from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
 from ._memmap import bounded_residency
-from ._primitives import block_row_bytes, block_rows_for, cupy_pass_row_bytes
+from ._primitives import block_row_bytes, block_rows_for, cupy_pass_row_bytes, device_block_bytes
 from ._streaming import STATE_BYTES_PER_ROW, HostRows
 from ._validation import (
     check_data,
@@ -446,13 +447,21 @@ def _fit_prepared(
     tol_abs = tol * prep.mean_variance
     parallel = _ParallelInit(oversampling_factor, n_rounds, tol_abs)
     pass_rows = _pass_block_rows(prep, n_clusters, iterate)
+    # Lloyd's passes on CuPy read X centered once per fit where the copy fits a block's budget
+    # (they would subtract the offset block by block, every iteration).
+    X_pass = None
+    if iterate is lloyd and not is_host_rows(prep.X):
+        X_pass = centered_for_passes(
+            prep.X, prep.offset, n_clusters, xp=xp, budget=device_block_bytes(xp, prep.device)
+        )
+    centered = {} if X_pass is None else {"x_centered": True}
     best: KMeansResult | None = None
     for run in range(n_init):
         centers = _initial_centers(prep, n_clusters, init, rng, uniform_weights, parallel)
         if verbose:
             print(f"Initialization complete (run {run + 1} of {n_init}).")
         centers, n_iter = iterate(
-            prep.X,
+            prep.X if X_pass is None else X_pass,
             centers,
             prep.weights,
             offset=prep.offset,
@@ -463,6 +472,7 @@ def _fit_prepared(
             xp=xp,
             on_iteration=None if on_iteration is None else partial(on_iteration, run),
             precision=precision,
+            **centered,
         )
         labels, inertia = labels_and_inertia(
             prep.X, centers, prep.weights, offset=prep.offset, block_rows=pass_rows, xp=xp,

@@ -63,6 +63,12 @@ def column_sums(A: Array, *, xp: ModuleType) -> Array:
     return xp.sum(A, axis=0)
 
 
+def minus_offset(A: Array, offset: Array | None) -> Array:
+    """``A - offset``: rows of X centered as the passes use them; A itself where X was centered
+    once for the whole fit (``lloyd``'s ``x_centered``: the passes then get ``offset=None``)."""
+    return A if offset is None else A - offset
+
+
 @dataclass
 class PassBuffers:
     """A pass's labels and partial distances, given to the next pass to overwrite.
@@ -103,7 +109,7 @@ def _assign_and_sum(
     partial = out.partial if out is not None else None
     sums = counts = n_changed = None
     for start, stop in row_blocks(n_samples, block_rows):
-        X_block = X[start:stop, :] - offset
+        X_block = minus_offset(X[start:stop, :], offset)
         block_labels, block_partial = assign(X_block)
         if labels is None:
             labels = xp.empty((n_samples,), dtype=block_labels.dtype, device=device)
@@ -161,7 +167,7 @@ def _squared_distances(
     """
     parts = []
     for start, stop in row_blocks(X.shape[0], block_rows):
-        x_sq = squared_norms(X[start:stop, :] - offset, xp=xp)
+        x_sq = squared_norms(minus_offset(X[start:stop, :], offset), xp=xp)
         parts.append(xp.clip(x_sq + partial[start:stop], min=0.0))
     return xp.concat(parts)
 
@@ -180,9 +186,8 @@ def _sum_by_label(
     """Per-cluster sums and counts for given labels (used after empty clusters were refilled)."""
     sums = counts = None
     for start, stop in row_blocks(X.shape[0], block_rows):
-        s, c = segment_sum(
-            X[start:stop, :] - offset, labels[start:stop], weights[start:stop], n_clusters, xp=xp
-        )
+        X_block = minus_offset(X[start:stop, :], offset)
+        s, c = segment_sum(X_block, labels[start:stop], weights[start:stop], n_clusters, xp=xp)
         sums, counts = (s, c) if sums is None else (sums + s, counts + c)
     return sums, counts
 
@@ -285,7 +290,7 @@ def sums_after_relocation(
     left in its sums. With other weights a subtraction could leave 1e-17 of weight behind.
     """
     n_clusters = sums.shape[0]
-    moved = take_rows(X, relocation.rows, xp) - offset
+    moved = minus_offset(take_rows(X, relocation.rows, xp), offset)
     w = xp.take(weights, relocation.rows, axis=0)
     s_before, c_before = segment_sum(moved, relocation.before, w, n_clusters, xp=xp)
     s_after, c_after = segment_sum(moved, relocation.after, w, n_clusters, xp=xp)
@@ -313,6 +318,7 @@ def lloyd(
     xp: ModuleType,
     on_iteration: Callable[[int], None] | None = None,
     precision: str = "highest",
+    x_centered: bool = False,
 ) -> tuple[Array, int]:
     """Run Lloyd iterations from ``initial_centers``; return the final centers and iterations run.
 
@@ -323,7 +329,9 @@ def lloyd(
 
     ``on_iteration(n_iter)``, when given, is called after each iteration (progress bars).
     ``precision`` is the GPU products' precision (``_backends.assign_for``). A pass that runs
-    out of memory is run again with smaller blocks.
+    out of memory is run again with smaller blocks. ``x_centered``: X is already X − ``offset``
+    (the caller centered it once), so the passes do not subtract it block by block; centers
+    come and go uncentered either way.
 
     The returned labels are not final: the caller recomputes labels and inertia for the returned
     centers (``labels_and_inertia``), so all three always agree.
@@ -334,6 +342,7 @@ def lloyd(
     segment_sum = segment_sum_for(xp)
     assign_and_sum = pass_for(xp, device, precision, streamed=is_host_rows(X))
     centers = initial_centers - offset
+    pass_offset = None if x_centered else offset  # what the passes subtract from X's rows
     buffers = None  # the last pass's labels and partials, overwritten by the next
     unit_weights = None  # known at the first repair (a read of all weights)
     n_iter = 0
@@ -341,7 +350,7 @@ def lloyd(
         rows_before = block_rows
         (labels, partial, sums, counts), block_rows = with_smaller_blocks_on_oom(
             functools.partial(
-                assign_and_sum, X, centers, weights, offset, segment_sum, xp=xp, out=buffers
+                assign_and_sum, X, centers, weights, pass_offset, segment_sum, xp=xp, out=buffers
             ),
             block_rows,
             xp=xp,
@@ -352,7 +361,7 @@ def lloyd(
         n_changed = None if buffers is None or block_rows != rows_before else buffers.n_changed
         n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
         if n_empty or verbose:
-            sq_dist = _squared_distances(X, partial, offset, block_rows=block_rows, xp=xp)
+            sq_dist = _squared_distances(X, partial, pass_offset, block_rows=block_rows, xp=xp)
         if n_empty:
             relocation = relocate_empty_clusters(
                 labels, sq_dist, weights, counts, xp=xp,
@@ -364,11 +373,11 @@ def lloyd(
                 unit_weights = bool(xp.all(weights == 1))
             if unit_weights:
                 sums, counts = sums_after_relocation(
-                    X, relocation, weights, offset, sums, counts, segment_sum, xp=xp
+                    X, relocation, weights, pass_offset, sums, counts, segment_sum, xp=xp
                 )
             else:
                 sums, counts = _sum_by_label(
-                    X, labels, weights, offset, n_clusters, segment_sum,
+                    X, labels, weights, pass_offset, n_clusters, segment_sum,
                     block_rows=block_rows, xp=xp,
                 )  # fmt: skip
         new_centers = _centers_from_sums(sums, counts, centers, xp=xp)

@@ -55,19 +55,24 @@ def block_rows_for(
     caller's own kernels hold (``cupy_pass_row_bytes``).
     """
     if max_block_bytes is None:
-        free = free_device_memory(xp, device)
-        if free is None:
+        max_block_bytes = device_block_bytes(xp, device)
+        if max_block_bytes is None:
             # Small data get small blocks, so the workspace stays a fraction of X: at 100k x 32
             # -> 64 (X 12 MiB) a quarter of X costs 2% per iteration against 16 MiB.
             data_bytes = n_samples * n_features * itemsize
             max_block_bytes = min(HOST_BLOCK_BYTES, max(data_bytes // 4, HOST_BLOCK_BYTES_MIN))
-        else:
-            max_block_bytes = min(
-                max(free // DEVICE_BLOCK_FRACTION, DEVICE_BLOCK_BYTES_MIN), DEVICE_BLOCK_BYTES_MAX
-            )
     if row_bytes is None:
         row_bytes = block_row_bytes(n_features, n_clusters)
     return int(max(1, min(n_samples, max_block_bytes // row_bytes)))
+
+
+def device_block_bytes(xp: ModuleType, device: Any) -> int | None:
+    """A block's memory budget on a GPU: a fraction of free device memory, within bounds
+    (``DEVICE_BLOCK_FRACTION``, ``DEVICE_BLOCK_BYTES_MIN``/``MAX``); None for host memory."""
+    free = free_device_memory(xp, device)
+    if free is None:
+        return None
+    return min(max(free // DEVICE_BLOCK_FRACTION, DEVICE_BLOCK_BYTES_MIN), DEVICE_BLOCK_BYTES_MAX)
 
 
 def block_row_bytes(n_features: int, width: int) -> int:

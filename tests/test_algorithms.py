@@ -350,3 +350,30 @@ def test_a_pass_that_fails_midway_is_not_taken_for_convergence(monkeypatch):
     assert calls["failed"]
     assert got.n_iter_ == expected.n_iter_
     np.testing.assert_array_equal(np.asarray(got.labels_), np.asarray(expected.labels_))
+
+
+@pytest.mark.parametrize("unit_weights", [True, False])
+def test_lloyd_on_x_centered_once_equals_centering_per_block(xp, unit_weights, capsys):
+    """``lloyd(X − offset, x_centered=True)`` (X centered once for the fit, as CuPy's cuBLAS
+    path does) against ``lloyd(X)`` (each pass subtracts the offset per block): the same
+    centers, iterations and verbose lines, through an empty cluster's refill (the moved rows'
+    sums, or a new pass with weights)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 6)) + 100.0
+    offset = X.mean(axis=0)
+    C0 = X[:5].copy()
+    C0[4] = 1e3  # no row is nearest: refilled at the first iteration
+    w = np.ones(300) if unit_weights else rng.uniform(0.5, 2.0, size=300)
+    common = {"max_iter": 10, "tol": 0.0, "verbose": True, "block_rows": 64, "xp": xp.xp}
+    fits, printed = [], []
+    for data, centered in ((X, False), (X - offset, True)):
+        data, init, weights = xp.asarray(data), xp.asarray(C0), xp.asarray(w)
+        fit = lloyd(data, init, weights, offset=xp.asarray(offset), x_centered=centered, **common)
+        fits.append(fit)
+        out = capsys.readouterr().out
+        printed.append([_rounding_shift_as_zero(line) for line in out.splitlines()])
+    (per_block, n_per_block), (once, n_once) = fits
+    np.testing.assert_allclose(xp.to_numpy(once), xp.to_numpy(per_block), rtol=1e-12)
+    assert n_once == n_per_block
+    assert "refilled" in printed[0][0]
+    assert printed[1] == printed[0]

@@ -505,6 +505,29 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     assert int(buffers.n_changed) == 5
     assigned, _ = _cupy.CertifiedAssign(C, xp=xp)(X - offset)
     np.testing.assert_array_equal(np.asarray(assigned), expected)
+    # X centered once for the whole fit (``lloyd``'s x_centered): the pass gets offset None and
+    # gives the same labels and sums (to the order of atomic additions, which varies).
+    again = _cupy.assign_and_sum(
+        (X - offset).view(_HostArray), C, w, None, _cupy.segment_sum, block_rows=160, xp=xp,
+        standard=standard,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(again[0]), expected)
+    np.testing.assert_allclose(np.asarray(again[2]), np.asarray(sums), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(again[3]), np.asarray(counts), rtol=1e-12)
+
+
+def test_cupy_centers_x_once_only_for_the_cublas_path(cupy_on_the_emulator, monkeypatch):
+    """``_cupy.centered_for_passes``: X − offset where the cuBLAS path would subtract it per
+    block and X fits the budget; None where the fused pass subtracts in its kernel, or over
+    budget."""
+    _cupy = cupy_on_the_emulator
+    X = np.arange(120, dtype=np.float32).reshape(30, 4).view(_HostArray)
+    offset = np.full(4, 2.0, dtype=np.float32).view(_HostArray)
+    assert _cupy.centered_for_passes(X, offset, 3, budget=10**6) is None  # fused pass
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    centered = _cupy.centered_for_passes(X, offset, 3, budget=10**6)
+    np.testing.assert_array_equal(np.asarray(centered), np.asarray(X) - 2.0)
+    assert _cupy.centered_for_passes(X, offset, 3, budget=X.nbytes - 1) is None
 
 
 def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):

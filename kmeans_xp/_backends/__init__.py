@@ -78,6 +78,20 @@ def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
     return None
 
 
+def centered_for_passes(
+    X: Array, offset: Array, n_clusters: int, *, xp: ModuleType, budget: int | None
+) -> Array | None:
+    """X − ``offset`` once for all of a fit's Lloyd passes, where a library's pass would
+    otherwise subtract it block by block and the copy fits ``budget`` bytes (CuPy's cuBLAS path:
+    at 1 M x 128 on an H200 the per-block copies took 1.08 ms of an 11.5 ms iteration); None
+    elsewhere (the caller's passes then subtract ``offset`` themselves)."""
+    if not is_cupy(xp) or budget is None:
+        return None
+    from . import _cupy
+
+    return _cupy.centered_for_passes(X, offset, n_clusters, budget=budget)
+
+
 def nearest_two_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_hamerly._nearest_two``, or None to use the standard one."""
     if is_numpy(xp):

@@ -163,6 +163,8 @@ def assign_and_sum(
         sums = cupy.zeros((k, d), dtype=cupy.float64)
         counts = cupy.zeros((k,), dtype=cupy.float64)
         n_changed = cupy.zeros((), dtype=cupy.uint64) if out is not None else None
+        if offset is None:  # X was centered once for the whole fit
+            offset = cupy.zeros(d, dtype=X.dtype)
         offset = cupy.ascontiguousarray(offset, dtype=X.dtype)
         weights = cupy.ascontiguousarray(weights, dtype=X.dtype)
         for start, stop in row_blocks(n_samples, block_rows):
@@ -173,6 +175,20 @@ def assign_and_sum(
     if out is not None:
         out.n_changed = n_changed
     return labels, partial, sums, counts
+
+
+def centered_for_passes(
+    X: cupy.ndarray, offset: cupy.ndarray, n_clusters: int, *, budget: int
+) -> cupy.ndarray | None:
+    """``_backends.centered_for_passes`` for CuPy: X − offset where the passes would subtract it
+    per block (not where the fused small-k·d pass takes the shape: it subtracts in the kernel,
+    without a copy) and X's bytes fit ``budget``."""
+    n_features = X.shape[1]
+    fused = small_pass(n_features, n_clusters, X.dtype, accumulate=True) is not None
+    if (fused and X.flags.c_contiguous) or X.nbytes > budget:
+        return None
+    with X.device:
+        return X - offset
 
 
 def kmeans_plusplus_indices(

@@ -105,6 +105,8 @@ def assign_and_sum(
     the standard pass (same GEMM operands, same operations); sums agree to rounding.
     """
     n_samples = X.shape[0]
+    if offset is None:  # X was centered once for the whole fit
+        offset = np.zeros(X.shape[1], dtype=X.dtype)
     if out is None:
         labels = np.empty(n_samples, dtype=label_dtype(centers.shape[0]))
         partial = np.empty(n_samples, dtype=X.dtype)

@@ -185,6 +185,8 @@ def cuda_assign_and_sum(
 
     from .._lloyd import PassBuffers
 
+    if offset is None:  # X was centered once for the whole fit
+        offset = torch.zeros(n_features, dtype=X.dtype, device=X.device)
     with _on_torch_stream(X):
         X_cupy = cupy.from_dlpack(X)
         buffers = None
