@@ -44,6 +44,16 @@ def is_host_rows(x: Any) -> bool:
     return getattr(x, "is_host_rows", False)
 
 
+def is_c_contiguous(x: Array) -> bool:
+    """Whether an array's rows are contiguous in C order (CuPy/NumPy flags, torch's
+    ``is_contiguous``); False where the library does not say."""
+    flags = getattr(x, "flags", None)
+    if flags is not None:
+        return bool(flags["C_CONTIGUOUS"])
+    is_contiguous = getattr(x, "is_contiguous", None)
+    return bool(is_contiguous()) if callable(is_contiguous) else False
+
+
 def array_device(x: Array) -> Any:
     """The device an array lives on (for ``HostRows``: the device that reads it)."""
     if is_host_rows(x):

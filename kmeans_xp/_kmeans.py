@@ -17,7 +17,6 @@ from ._array_api import (
     Array,
     array_device,
     free_device_memory,
-    is_cupy,
     is_host_rows,
     itemsize,
     library_name,
@@ -27,7 +26,7 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import centered_for_passes
+from ._backends import centered_for_passes, pass_runs_cupy_kernels
 from ._base import ClustererMixin, ParamsMixin
 from ._certified import check_precision
 from ._dask import fit_dask, is_dask_collection, predict_dask
@@ -165,11 +164,12 @@ def _onto_device(
 
 
 def _pass_block_rows(prep: _Prepared, n_clusters: int, iterate: Callable) -> int:
-    """Rows per block for the Lloyd passes and the final labels: on CuPy (X on the device) as
-    many as free device memory allows by what CuPy's kernels hold (``cupy_pass_row_bytes``);
-    elsewhere, and for Hamerly's passes, ``prep.block_rows``."""
+    """Rows per block for the Lloyd passes and the final labels: where CuPy's kernels run them
+    (CuPy, or torch CUDA with CuPy; X on the device) as many as free device memory allows by
+    what those kernels hold (``cupy_pass_row_bytes``); elsewhere, and for Hamerly's passes,
+    ``prep.block_rows``."""
     xp = prep.xp
-    if iterate is not lloyd or not is_cupy(xp) or is_host_rows(prep.X):
+    if iterate is not lloyd or is_host_rows(prep.X) or not pass_runs_cupy_kernels(xp, prep.device):
         return prep.block_rows
     n_samples, n_features = prep.X.shape
     size = itemsize(prep.X, xp)
@@ -452,8 +452,9 @@ def _fit_prepared(
     X_pass = None
     if iterate is lloyd and not is_host_rows(prep.X):
         X_pass = centered_for_passes(
-            prep.X, prep.offset, n_clusters, xp=xp, budget=device_block_bytes(xp, prep.device)
-        )
+            prep.X, prep.offset, n_clusters, xp=xp, device=prep.device,
+            budget=device_block_bytes(xp, prep.device),
+        )  # fmt: skip
     centered = {} if X_pass is None else {"x_centered": True}
     best: KMeansResult | None = None
     for run in range(n_init):

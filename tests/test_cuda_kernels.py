@@ -516,20 +516,6 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     np.testing.assert_allclose(np.asarray(again[3]), np.asarray(counts), rtol=1e-12)
 
 
-def test_cupy_centers_x_once_only_for_the_cublas_path(cupy_on_the_emulator, monkeypatch):
-    """``_cupy.centered_for_passes``: X − offset where the cuBLAS path would subtract it per
-    block and X fits the budget; None where the fused pass subtracts in its kernel, or over
-    budget."""
-    _cupy = cupy_on_the_emulator
-    X = np.arange(120, dtype=np.float32).reshape(30, 4).view(_HostArray)
-    offset = np.full(4, 2.0, dtype=np.float32).view(_HostArray)
-    assert _cupy.centered_for_passes(X, offset, 3, budget=10**6) is None  # fused pass
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
-    centered = _cupy.centered_for_passes(X, offset, 3, budget=10**6)
-    np.testing.assert_array_equal(np.asarray(centered), np.asarray(X) - 2.0)
-    assert _cupy.centered_for_passes(X, offset, 3, budget=X.nbytes - 1) is None
-
-
 def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
     """``_cupy.segment_sum`` where k·(d+1) sums exceed shared memory: rows grouped by
     ``order_by_label`` (label_count, cumsum, label_scatter), then sum_sorted."""

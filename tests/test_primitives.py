@@ -34,7 +34,7 @@ def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
     X = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (n, d), (0, 0))
     prep = _kmeans._Prepared(X, np_namespace, "cpu", None, 7_000, None, 1.0, X)
     assert _kmeans._pass_block_rows(prep, k, lloyd) == 7_000  # NumPy: the fit's blocks
-    monkeypatch.setattr(_kmeans, "is_cupy", lambda xp: True)
+    monkeypatch.setattr(_kmeans, "pass_runs_cupy_kernels", lambda xp, device: True)
     free = 2 * 2**30
     monkeypatch.setattr(_primitives, "free_device_memory", lambda xp, device: free)
     rows = _kmeans._pass_block_rows(prep, k, lloyd)
@@ -42,6 +42,44 @@ def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
     assert rows == budget // _primitives.cupy_pass_row_bytes(d, k, 4)
     assert rows > 5 * (budget // _primitives.block_row_bytes(d, k))
     assert _kmeans._pass_block_rows(prep, k, hamerly) == 7_000
+
+
+def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(xp, monkeypatch):
+    """``_backends.centered_for_passes``: X − offset where CuPy's kernels run the passes, the
+    cuBLAS path would subtract the offset per block and X fits the budget; None where the fused
+    small-k·d pass subtracts in its kernel, over budget, on the host, or where other libraries'
+    passes run (they subtract per block themselves)."""
+    from kmeans_xp import _backends
+    from kmeans_xp._backends import _cuda_kernels
+
+    X = xp.asarray(np.arange(120, dtype=np.float32).reshape(30, 4))
+    offset = xp.asarray(np.full(4, 2.0, dtype=np.float32))
+    kwargs = {"xp": xp.xp, "device": xp.device}
+    on_cupy_kernels = _backends.pass_runs_cupy_kernels(xp.xp, xp.device)
+    assert on_cupy_kernels == (xp.name in ("cupy", "torch_cuda"))
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    if not on_cupy_kernels:
+        assert _backends.centered_for_passes(X, offset, 3, budget=10**6, **kwargs) is None
+        monkeypatch.setattr(_backends, "pass_runs_cupy_kernels", lambda xp, device: True)
+    centered = _backends.centered_for_passes(X, offset, 3, budget=10**6, **kwargs)
+    np.testing.assert_array_equal(xp.to_numpy(centered), np.arange(120).reshape(30, 4) - 2.0)
+    assert _backends.centered_for_passes(X, offset, 3, budget=479, **kwargs) is None  # 480 B
+    assert _backends.centered_for_passes(X, offset, 3, budget=None, **kwargs) is None  # host
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", True)
+    contiguous = xp.name != "array_api_strict"  # the standard does not say: not assumed
+    fused = _backends.centered_for_passes(X, offset, 3, budget=10**6, **kwargs)
+    assert (fused is None) == contiguous  # the fused pass takes contiguous X itself
+
+
+def test_c_contiguity_is_read_from_every_library(xp):
+    from kmeans_xp._array_api import is_c_contiguous
+
+    A = xp.asarray(np.zeros((4, 3), dtype=np.float32))
+    if xp.name == "array_api_strict":
+        assert not is_c_contiguous(A)  # the standard does not say: treated as not contiguous
+    else:
+        assert is_c_contiguous(A)
+        assert not is_c_contiguous(A.T)
 
 
 def test_row_blocks_cover_every_row_once():

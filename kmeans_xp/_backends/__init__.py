@@ -19,8 +19,10 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from .. import _primitives
-from .._array_api import Array, is_cupy, is_numpy, is_torch, on_gpu
+from .._array_api import Array, is_c_contiguous, is_cupy, is_numpy, is_torch, itemsize, on_gpu
 
 # centers -> (X_block -> (labels, partial squared distances)); see ``assign_for``.
 AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
@@ -78,18 +80,43 @@ def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
     return None
 
 
-def centered_for_passes(
-    X: Array, offset: Array, n_clusters: int, *, xp: ModuleType, budget: int | None
-) -> Array | None:
-    """X − ``offset`` once for all of a fit's Lloyd passes, where a library's pass would
-    otherwise subtract it block by block and the copy fits ``budget`` bytes (CuPy's cuBLAS path:
-    at 1 M x 128 on an H200 the per-block copies took 1.08 ms of an 11.5 ms iteration); None
-    elsewhere (the caller's passes then subtract ``offset`` themselves)."""
-    if not is_cupy(xp) or budget is None:
-        return None
-    from . import _cupy
+def pass_runs_cupy_kernels(xp: ModuleType, device: Any) -> bool:
+    """Whether a Lloyd pass on ``xp``/``device`` runs CuPy's kernels: CuPy arrays, or torch CUDA
+    tensors with CuPy installed (through DLPack). Their memory per row is CuPy's
+    (``_primitives.cupy_pass_row_bytes``), not the standard pass's."""
+    if is_cupy(xp):
+        return True
+    if is_torch(xp) and on_gpu(xp, device):
+        from . import _torch
 
-    return _cupy.centered_for_passes(X, offset, n_clusters, budget=budget)
+        return _torch._cupy_backend() is not None
+    return False
+
+
+def centered_for_passes(
+    X: Array,
+    offset: Array,
+    n_clusters: int,
+    *,
+    xp: ModuleType,
+    device: Any,
+    budget: int | None,
+) -> Array | None:
+    """X − ``offset`` once for all of a fit's Lloyd passes, where CuPy's kernels run them
+    (``pass_runs_cupy_kernels``), the cuBLAS path would subtract it block by block (not the
+    fused small-k·d pass, which subtracts in its kernel without a copy) and the copy fits
+    ``budget`` bytes: at 1 M x 128 on an H200 the per-block copies took 1.08 ms of an 11.5 ms
+    iteration. None elsewhere (the passes then subtract ``offset`` themselves)."""
+    from ._cuda_kernels import small_pass
+
+    if budget is None or not pass_runs_cupy_kernels(xp, device):
+        return None
+    n_features = X.shape[1]
+    dtype = np.float32 if itemsize(X, xp) == 4 else np.float64
+    fused = small_pass(n_features, n_clusters, dtype, accumulate=True) is not None
+    if (fused and is_c_contiguous(X)) or X.shape[0] * n_features * itemsize(X, xp) > budget:
+        return None
+    return X - offset
 
 
 def nearest_two_for(xp: ModuleType) -> Callable | None:

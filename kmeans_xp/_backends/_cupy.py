@@ -177,20 +177,6 @@ def assign_and_sum(
     return labels, partial, sums, counts
 
 
-def centered_for_passes(
-    X: cupy.ndarray, offset: cupy.ndarray, n_clusters: int, *, budget: int
-) -> cupy.ndarray | None:
-    """``_backends.centered_for_passes`` for CuPy: X − offset where the passes would subtract it
-    per block (not where the fused small-k·d pass takes the shape: it subtracts in the kernel,
-    without a copy) and X's bytes fit ``budget``."""
-    n_features = X.shape[1]
-    fused = small_pass(n_features, n_clusters, X.dtype, accumulate=True) is not None
-    if (fused and X.flags.c_contiguous) or X.nbytes > budget:
-        return None
-    with X.device:
-        return X - offset
-
-
 def kmeans_plusplus_indices(
     X: cupy.ndarray,
     n_clusters: int,
