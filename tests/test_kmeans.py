@@ -93,6 +93,31 @@ def test_same_seed_same_result_on_every_backend(xp):
     assert km.inertia_ == pytest.approx(reference.inertia_, rel=1e-10)
 
 
+@pytest.mark.parametrize("unit_weights", [True, False])
+def test_lloyd_through_the_gemm_path_with_a_refill_matches_numpy(xp, monkeypatch, unit_weights):
+    """A Lloyd fit through the GEMM path (the fused small-k·d pass switched off), from an init
+    whose last center takes no row: on a GPU this runs CuPy's kernels on X centered once per
+    fit, blocks sized by CuPy's own count, and the refill's moved sums (unit weights) or a new
+    pass; the result equals NumPy's from the same init."""
+    from kmeans_xp._backends import _cuda_kernels
+
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    X, _ = blobs(60, [[0, 0, 0], [6, 0, 0], [0, 6, 0], [0, 0, 6]], seed=8)
+    X = X + 50.0  # far from the origin: centering matters
+    init = np.concatenate([X[[0, 60, 120]], [[500.0, 500.0, 500.0]]])
+    w = None if unit_weights else np.random.default_rng(3).uniform(0.5, 2.0, size=len(X))
+    reference = KMeans(4, init=init, algorithm="lloyd").fit(X, sample_weight=w)
+    km = KMeans(4, init=init, algorithm="lloyd").fit(
+        xp.asarray(X), sample_weight=None if w is None else xp.asarray(w)
+    )
+    np.testing.assert_array_equal(xp.to_numpy(km.labels_), reference.labels_)
+    np.testing.assert_allclose(
+        xp.to_numpy(km.cluster_centers_), reference.cluster_centers_, rtol=1e-10
+    )
+    assert km.n_iter_ == reference.n_iter_
+    assert len(np.unique(reference.labels_)) == 4  # the far center was refilled
+
+
 def test_float32_agrees_with_float64(xp):
     X, _ = blobs(50, THREE_CENTERS, seed=4)
     a = KMeans(n_clusters=3, random_state=1).fit(xp.asarray(X.astype(np.float32)))
