@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from ._array_api import Array, accumulation_dtype, array_device
+from ._array_api import Array, accumulation_dtype, array_device, itemsize
 from ._backends import nearest_two_for, segment_sum_for
 from ._bounds import as_lower_bound, as_upper_bound
 from ._lloyd import (
@@ -236,7 +236,9 @@ def hamerly(
             before = labels
             relocation = relocate_empty_clusters(
                 labels, sq_dist, weights, counts, xp=xp,
-                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters),
+                chunk_rows=repair_chunk_rows(
+                    block_rows, X.shape[1], n_clusters, itemsize(X, xp)
+                ),
             )  # fmt: skip
             labels = relocation.labels
             if unit_weights:

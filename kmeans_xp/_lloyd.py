@@ -23,12 +23,13 @@ from ._array_api import (
     array_device,
     is_cupy,
     is_host_rows,
+    itemsize,
     out_of_memory_errors,
     release_cached_memory,
     take_rows,
 )
 from ._backends import AssignFactory, assign_and_sum_for, assign_for, segment_sum_for
-from ._primitives import block_row_bytes, row_blocks, squared_norms
+from ._primitives import cupy_pass_row_bytes, row_blocks, squared_norms
 
 
 def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tuple[Array, float]:
@@ -196,17 +197,20 @@ def _sum_by_label(
 # few MiB.
 _REPAIR_CHUNK_ROWS = 65536
 # Bytes one row of the repair holds at once, counted generously: its score, the sort's int64
-# indices and the sort's own temporaries. ``repair_chunk_rows`` fits chunks to a pass's block
-# budget with it, so on a GPU one sort usually covers all rows: on CuPy every sort (Thrust)
-# waits for the device, and at 1 M rows chunks of 65 536 made 16 sorts and ~200 small launches.
-_REPAIR_ROW_BYTES = 48
+# indices and the sort's own temporaries, then the relabelling's row numbers, positions and
+# masks. ``repair_chunk_rows`` fits chunks to a pass's block budget with it, so on a GPU one
+# sort usually covers all rows: on CuPy every sort (Thrust) waits for the device, and at 1 M
+# rows chunks of 65 536 made 16 sorts and ~200 small launches.
+_REPAIR_ROW_BYTES = 64
 
 
-def repair_chunk_rows(block_rows: int, n_features: int, n_clusters: int) -> int:
+def repair_chunk_rows(block_rows: int, n_features: int, n_clusters: int, itemsize: int) -> int:
     """Rows per chunk of ``relocate_empty_clusters`` within the memory a pass's block of
-    ``block_rows`` rows may use (``_primitives.block_row_bytes``), and at least
-    ``_REPAIR_CHUNK_ROWS``."""
-    budget = block_rows * block_row_bytes(n_features, n_clusters)
+    ``block_rows`` rows may use, and at least ``_REPAIR_CHUNK_ROWS``. The block's budget is
+    taken at the leanest count of a row's bytes (CuPy's pass, ``cupy_pass_row_bytes``), so the
+    chunk stays within it whichever count sized the blocks: at issue 4's 100 M x 64 -> 1024
+    beside 2 GB, ~3 M rows (200 MB), not the 22 M the standard count would allow."""
+    budget = block_rows * cupy_pass_row_bytes(n_features, n_clusters, itemsize)
     return max(_REPAIR_CHUNK_ROWS, budget // _REPAIR_ROW_BYTES)
 
 
@@ -339,6 +343,7 @@ def lloyd(
     n_clusters = initial_centers.shape[0]
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
+    size = itemsize(X, xp)
     segment_sum = segment_sum_for(xp)
     assign_and_sum = pass_for(xp, device, precision, streamed=is_host_rows(X))
     centers = initial_centers - offset
@@ -365,7 +370,7 @@ def lloyd(
         if n_empty:
             relocation = relocate_empty_clusters(
                 labels, sq_dist, weights, counts, xp=xp,
-                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters),
+                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters, size),
             )  # fmt: skip
             labels = relocation.labels
             n_changed = None

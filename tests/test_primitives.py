@@ -279,13 +279,19 @@ def test_sums_after_relocation_equal_a_new_pass(xp, dtype):
 
 
 def test_repair_chunks_fit_the_block_budget():
-    """Chunks of the empty-cluster repair: as many rows as the pass's block budget holds at
-    ``_REPAIR_ROW_BYTES`` a row, never fewer than ``_REPAIR_CHUNK_ROWS``."""
-    assert repair_chunk_rows(1, 2, 3) == _REPAIR_CHUNK_ROWS
-    rows = repair_chunk_rows(246_000, 128, 1024)  # shape A's device blocks: one chunk for 1 M
+    """Chunks of the empty-cluster repair: as many rows as a pass's block budget holds at
+    ``_REPAIR_ROW_BYTES`` a row, the budget taken at the leanest count of a block row's bytes
+    (CuPy's), never fewer than ``_REPAIR_CHUNK_ROWS``."""
+    assert repair_chunk_rows(1, 2, 3, 4) == _REPAIR_CHUNK_ROWS
+    rows = repair_chunk_rows(1_040_000, 128, 1024, 4)  # shape A's CuPy blocks: one chunk for 1 M
     assert rows > 1_048_576
-    budget = 246_000 * _primitives.block_row_bytes(128, 1024)
-    assert rows * _REPAIR_ROW_BYTES <= budget
+    # 100 M x 64 -> 1024 beside 2 GB: CuPy blocks of ~32 000 rows (1/8 of ~1.6 GB free)
+    rows = repair_chunk_rows(32_000, 64, 1024, 4)
+    budget = 32_000 * _primitives.cupy_pass_row_bytes(64, 1024, 4)
+    assert rows * _REPAIR_ROW_BYTES <= budget < 2**28
+    # The standard count's blocks (NumPy on the host): chunks no larger than before.
+    host_rows = _primitives.block_rows_for(10**6, 128, 1024, 4, xp=np, device="cpu")
+    assert repair_chunk_rows(host_rows, 128, 1024, 4) == _REPAIR_CHUNK_ROWS
 
 
 def test_numpy_update_without_scipy_equals_the_sparse_one(monkeypatch):
