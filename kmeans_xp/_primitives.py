@@ -84,12 +84,12 @@ def block_row_bytes(n_features: int, width: int) -> int:
 def cupy_pass_row_bytes(n_features: int, n_clusters: int, itemsize: int) -> int:
     """What one row of a block holds in CuPy's Lloyd pass (``_backends._cupy``) and in the
     final labels-and-inertia pass, whichever holds more: the k products in X's dtype, the
-    centered row, its split copy for "tf32x3" (3d), the row's difference from its center and
-    that center in float64 (2d doubles), and labels, partials and sort order (32 bytes).
+    centered row, its split copy for "tf32x3" (3d), the row, its center and their squared
+    difference in float64 (3d doubles), and labels, partials and sort order (32 bytes).
     ``block_row_bytes`` counts 8 bytes per product for the standard-only pass's temporaries:
     for CuPy that made blocks 4-8 times smaller than its memory budget allowed (at issue 4's
     memory target, 100 M x 64 -> 1024 beside 2 GB, ~8 000-row blocks: 12 000 blocks a pass)."""
-    return itemsize * (n_clusters + 4 * n_features) + 16 * n_features + 32
+    return itemsize * (n_clusters + 4 * n_features) + 24 * n_features + 32
 
 
 def row_blocks(n_samples: int, block_rows: int) -> Iterator[tuple[int, int]]:
