@@ -282,8 +282,8 @@ def _print(result: dict) -> None:
             f"{row['share']:.1%} |"
         )
     if result.get("host"):
-        print(f"\nhost (cProfile, own time): | function | calls per {unit} | ms per {unit} |")
-        print("|---|---:|---:|")
+        print(f"\nhost (cProfile, own time per {unit}):\n")
+        print(f"| function | calls per {unit} | ms per {unit} |\n|---|---:|---:|")
         for row in result["host"]:
             print(f"| `{row['function']}` | {row['calls_per']:.1f} | {row['ms_per']:.3f} |")
 
