@@ -400,7 +400,7 @@ def test_small_pass_rows_per_thread_agree_with_the_kernels():
     )  # fmt: skip
     assert len(defined) == 2 * len(_cuda_kernels.SMALL_PASS_WIDTHS)
     for dtype, width, rows in defined:
-        assert _cuda_kernels.SMALL_PASS_ROWS[int(width)] == int(rows), (dtype, width)
+        assert _cuda_kernels.SMALL_PASS_ROWS[dtype][int(width)] == int(rows), (dtype, width)
     plan = small_pass(32, 64, np.float32, accumulate=True)
     assert plan.rows_per_thread == 2  # shape B of issue 4: two rows share each center load
 

@@ -433,8 +433,11 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
     }
 }
 
-// R = 2 rows a thread up to 32 features, 1 at 64 (2 x 64 row values would not leave room in
-// registers); SMALL_PASS_ROWS in Python says the same (a test checks).
+// R = 2 rows a thread up to 32 float features (16 double), else 1: two rows of 64 values would
+// not leave room in registers (ptxas 13.0, sm_90: float D = 32 takes 128 registers with R = 2,
+// two blocks of 256 per SM; double D = 32 took 168, one block instead of two). No launch bound:
+// __launch_bounds__(256, 2) made ptxas spill at float D = 32 and take more registers elsewhere.
+// SMALL_PASS_ROWS in Python says the same (a test checks).
 #define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R)                                                \
     extern "C" __global__ void lloyd_pass_small_##SUFFIX##_##D(                                 \
         const T* x, const T* offset, long long m, int d, const T* centers, const T* c_sq,      \
@@ -453,7 +456,7 @@ DEFINE_LLOYD_PASS_SMALL(float, float, 64, 1)
 DEFINE_LLOYD_PASS_SMALL(double, double, 4, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 8, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 16, 2)
-DEFINE_LLOYD_PASS_SMALL(double, double, 32, 2)
+DEFINE_LLOYD_PASS_SMALL(double, double, 32, 1)
 DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
 
 // One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
@@ -814,9 +817,12 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 # The fused pass for small k·d (lloyd_pass_small) pads rows to the first of these widths that
 # holds them; wider rows go through cuBLAS.
 SMALL_PASS_WIDTHS = (4, 8, 16, 32, 64)
-# Rows each thread scores at once, by width (the R of the kernel's DEFINE_LLOYD_PASS_SMALL lines):
-# each center value read from shared memory serves that many rows.
-SMALL_PASS_ROWS = {4: 2, 8: 2, 16: 2, 32: 2, 64: 1}
+# Rows each thread scores at once, by type and width (the R of the kernel's
+# DEFINE_LLOYD_PASS_SMALL lines): each center value read from shared memory serves that many rows.
+SMALL_PASS_ROWS = {
+    "float": {4: 2, 8: 2, 16: 2, 32: 2, 64: 1},
+    "double": {4: 2, 8: 2, 16: 2, 32: 1, 64: 1},
+}
 
 KERNEL_NAMES = (
     "assign_certified_float",
@@ -982,7 +988,7 @@ def small_pass(
     if width is None:
         return None
     item = np.dtype(dtype).itemsize
-    rows = SMALL_PASS_ROWS[width]
+    rows = SMALL_PASS_ROWS[type_suffix(dtype)][width]
     total = ((n_clusters * width + n_clusters + width) * item + 7) // 8 * 8
     if accumulate:  # sums and counts; the tile's labels, label positions and grouped rows
         tile_rows = rows * _SMALL_THREADS
