@@ -254,6 +254,7 @@ __device__ __forceinline__ void load_row(double* xr, const double* __restrict__ 
 // offset), then, from the next multiple of 8, when accumulating: k*(d + 1) doubles (sums,
 // counts), R * blockDim ints (the tile's labels), k ints (each label's next position) and
 // R * blockDim ints (the tile's rows grouped by label).
+#define SUM_BATCH 4
 template <typename T, int D, int R>
 __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ offset,
                                  long long m, int d, const T* __restrict__ centers,
@@ -395,27 +396,47 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
                 tile_order[atomicAdd(&label_next[tile_labels[i]], 1)] = i;
             __syncthreads();
             // Each warp: 32 * R grouped rows, lanes on features f = lane and lane + 32 (d <= 64).
+            // SUM_BATCH rows' loads go out before their sums: a row's address comes from shared
+            // memory and its values from L2, and one row at a time left the warp waiting on
+            // that chain for every row. The sums take the rows in the same order as before.
             int current = -1;
             double s0 = 0.0, s1 = 0.0, weight = 0.0;
             const int lo = warp * 32 * R;
             const int hi = lo + 32 * R < rows ? lo + 32 * R : rows;
-            for (int q = lo; q < hi; ++q) {
-                const int i = tile_order[q];
-                const int label = tile_labels[i];
-                if (label != current) {
-                    if (current >= 0) {
-                        if (lane < d) atomicAdd(&acc[current * d + lane], s0);
-                        if (lane + 32 < d) atomicAdd(&acc[current * d + lane + 32], s1);
-                        if (lane == 0) atomicAdd(&acc[k * d + current], weight);
+            for (int q0 = lo; q0 < hi; q0 += SUM_BATCH) {
+                int label[SUM_BATCH];
+                double wr[SUM_BATCH];
+                T v0[SUM_BATCH], v1[SUM_BATCH];
+#pragma unroll
+                for (int u = 0; u < SUM_BATCH; ++u) {
+                    label[u] = -1;
+                    wr[u] = 0.0;
+                    v0[u] = v1[u] = (T)0;
+                    if (q0 + u < hi) {
+                        const int i = tile_order[q0 + u];
+                        label[u] = tile_labels[i];
+                        wr[u] = (double)w[first + i];
+                        const T* xq = x + (first + i) * d;
+                        if (lane < d) v0[u] = xq[lane] - so[lane];
+                        if (lane + 32 < d) v1[u] = xq[lane + 32] - so[lane + 32];
                     }
-                    current = label;
-                    s0 = s1 = weight = 0.0;
                 }
-                const double wr = (double)w[first + i];
-                const T* xq = x + (first + i) * d;
-                if (lane < d) s0 += wr * (double)(xq[lane] - so[lane]);
-                if (lane + 32 < d) s1 += wr * (double)(xq[lane + 32] - so[lane + 32]);
-                weight += wr;
+#pragma unroll
+                for (int u = 0; u < SUM_BATCH; ++u) {
+                    if (q0 + u >= hi) continue;
+                    if (label[u] != current) {
+                        if (current >= 0) {
+                            if (lane < d) atomicAdd(&acc[current * d + lane], s0);
+                            if (lane + 32 < d) atomicAdd(&acc[current * d + lane + 32], s1);
+                            if (lane == 0) atomicAdd(&acc[k * d + current], weight);
+                        }
+                        current = label[u];
+                        s0 = s1 = weight = 0.0;
+                    }
+                    if (lane < d) s0 += wr[u] * (double)v0[u];
+                    if (lane + 32 < d) s1 += wr[u] * (double)v1[u];
+                    weight += wr[u];
+                }
             }
             if (current >= 0) {
                 if (lane < d) atomicAdd(&acc[current * d + lane], s0);
