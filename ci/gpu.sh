@@ -7,7 +7,8 @@
 #              and the float64 label check (`python -m benchmarks gpu`);
 #   targets    issue 4's memory and k-means++ targets (`python -m benchmarks.gpu_targets`);
 #   streaming  issue 6's streaming of host X (`python -m benchmarks.streaming`);
-#   profile    where an iteration's time goes, kernel by kernel (`python -m benchmarks.gpu_profile`).
+#   profile    where an iteration's time goes, kernel by kernel and on the host, on CuPy and on
+#              torch CUDA (the same kernels) (`python -m benchmarks.gpu_profile`).
 # Results go to $RESULTS_DIR (default: $OUT, else ./gpu-results), eight files at most (what the
 # device tool brings back): environment.txt, pytest.log, benchmark.log, gpu.md, gpu.json,
 # targets.json, streaming.json, profile.json; everything else stays in $WORK_DIR (default
@@ -21,8 +22,8 @@
 # GPU_TARGETS_ARGS and GPU_PROFILE_ARGS replace those steps' options. Time limits in seconds,
 # each step keeping what it finished (the benchmark writes its results after every shape):
 # GPU_TEST_TIMEOUT 150, GPU_BENCH_TIMEOUT 200, GPU_TARGETS_TIMEOUT 60, GPU_STREAM_TIMEOUT 30,
-# GPU_PROFILE_TIMEOUT 45 — 8 minutes together, so that a session's 15 minutes of device time
-# hold one run, a machine start, and a shorter rerun of some steps after a fix.
+# GPU_PROFILE_TIMEOUT 60 — under 8.5 minutes together, so that a session's 15 minutes of device
+# time hold one run, a machine start, and a shorter rerun of some steps after a fix.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
 # dask and dask-cuda for the tests, and the peers flash-kmeans and fast-pytorch-kmeans) are
@@ -124,9 +125,12 @@ if step streaming; then
         --out "$RESULTS_DIR/streaming.json"
 fi
 if step profile; then
-    # Kernel by kernel: a Lloyd iteration at A, B and F, k-means++ at A, a streamed iteration.
-    read -r -a profile_args <<<"${GPU_PROFILE_ARGS:---kmeanspp 64 --streaming 4000000x64x256}"
-    timeout "${GPU_PROFILE_TIMEOUT:-45}" python3 -m benchmarks.gpu_profile "${profile_args[@]}" \
+    # Kernel by kernel and on the host: a Lloyd iteration at A and B driven by CuPy and by torch
+    # (where their wall times differ, the host rows say why), k-means++ at A, a streamed one.
+    default_profile="--backend cupy,torch_cuda --shapes 1048576x128x1024,10000000x32x64"
+    default_profile+=" --kmeanspp 64 --streaming 4000000x64x256"
+    read -r -a profile_args <<<"${GPU_PROFILE_ARGS:-$default_profile}"
+    timeout "${GPU_PROFILE_TIMEOUT:-60}" python3 -m benchmarks.gpu_profile "${profile_args[@]}" \
         --out "$RESULTS_DIR/profile.json" 2>&1 | grep -v "^USDT:"
 fi
 if step bench; then
