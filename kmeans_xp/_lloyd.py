@@ -27,6 +27,7 @@ from ._array_api import (
     out_of_memory_errors,
     release_cached_memory,
     take_rows,
+    to_numpy,
 )
 from ._backends import AssignFactory, assign_and_sum_for, assign_for, segment_sum_for
 from ._primitives import cupy_pass_row_bytes, row_blocks, squared_norms
@@ -329,7 +330,8 @@ def lloyd(
     Stops when an iteration leaves every label unchanged (strict convergence), when the squared
     center shift Σ‖c_new − c‖² is ≤ ``tol`` (absolute; the caller scales it by the data's
     variance), or after ``max_iter`` iterations. Each iteration reads three scalars back to the
-    host (empty clusters, shift, labels changed) and nothing else.
+    host (empty clusters, shift, labels changed) in one transfer, and nothing else (a repair of
+    empty clusters reads more).
 
     ``on_iteration(n_iter)``, when given, is called after each iteration (progress bars).
     ``precision`` is the GPU products' precision (``_backends.assign_for``). A pass that runs
@@ -364,7 +366,16 @@ def lloyd(
         # The labels changed since the last iteration, counted by the pass as it overwrote them;
         # not known after a retry (the failed attempt overwrote some) or a relocation.
         n_changed = None if buffers is None or block_rows != rows_before else buffers.n_changed
-        n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
+        # The next centers and their shift, then one read of the three scalars the loop needs
+        # (a GPU waits for the host once per iteration, not three times); a repair of empty
+        # clusters, rare, recomputes both.
+        new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
+        step = xp.astype(new_centers - centers, acc)
+        n_empty, shift, n_changed = read_scalars(
+            [xp.sum(xp.astype(counts == 0, xp.int64)), xp.sum(step * step), n_changed],
+            xp=xp, device=device,
+        )  # fmt: skip
+        n_empty = int(n_empty)
         if n_empty or verbose:
             sq_dist = _squared_distances(X, partial, pass_offset, block_rows=block_rows, xp=xp)
         if n_empty:
@@ -385,16 +396,16 @@ def lloyd(
                     X, labels, weights, pass_offset, n_clusters, segment_sum,
                     block_rows=block_rows, xp=xp,
                 )  # fmt: skip
-        new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
-        step = xp.astype(new_centers - centers, acc)
-        shift = float(xp.sum(step * step))
+            new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
+            step = xp.astype(new_centers - centers, acc)
+            shift = float(xp.sum(step * step))
         centers = new_centers
         if on_iteration is not None:
             on_iteration(n_iter)
         inertia = None
         if verbose:
             inertia = float(xp.sum(xp.astype(weights, acc) * xp.astype(sq_dist, acc)))
-        unchanged = n_changed is not None and int(n_changed) == 0
+        unchanged = n_changed is not None and n_changed == 0
         if stop_after_iteration(
             n_iter, unchanged=unchanged, shift=shift, tol=tol, inertia=inertia, n_empty=n_empty
         ):
@@ -404,6 +415,20 @@ def lloyd(
         if verbose:
             print(f"Stopped after max_iter={max_iter} iterations without converging.")
     return centers + offset, n_iter
+
+
+def read_scalars(values: list[Any], *, xp: ModuleType, device: Any) -> list[Any]:
+    """Scalars of ``values`` on the host, the device's read back in one transfer (each read of
+    a GPU value waits for the device); Python numbers and None pass through. Device values come
+    back as floats, through the accumulation dtype (exact for counts below 2**53 in float64)."""
+    out = list(values)
+    on_device = [i for i, v in enumerate(values) if not isinstance(v, int | float | None)]
+    if on_device:
+        acc = accumulation_dtype(xp, device)
+        stacked = xp.stack([xp.reshape(xp.astype(values[i], acc), ()) for i in on_device])
+        for i, value in zip(on_device, to_numpy(stacked).tolist(), strict=True):
+            out[i] = value
+    return out
 
 
 def stop_after_iteration(
