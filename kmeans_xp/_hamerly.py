@@ -36,7 +36,7 @@ from ._lloyd import (
     _centers_from_sums,
     _sum_by_label,
     pass_for,
-    relocate_empty_clusters,
+    relocate_retrying_on_oom,
     repair_chunk_rows,
     stop_after_iteration,
     sums_after_relocation,
@@ -234,11 +234,9 @@ def hamerly(
         if n_empty:
             sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
             before = labels
-            relocation = relocate_empty_clusters(
-                labels, sq_dist, weights, counts, xp=xp,
-                chunk_rows=repair_chunk_rows(
-                    block_rows, X.shape[1], n_clusters, itemsize(X, xp)
-                ),
+            relocation = relocate_retrying_on_oom(
+                labels, sq_dist, weights, counts, xp=xp, device=array_device(X),
+                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters, itemsize(X, xp)),
             )  # fmt: skip
             labels = relocation.labels
             if unit_weights:

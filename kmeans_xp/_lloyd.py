@@ -275,6 +275,28 @@ def relocate_empty_clusters(
     return Relocation(out, moved_rows, before, new_labels)
 
 
+def relocate_retrying_on_oom(
+    labels: Array,
+    sq_dist: Array,
+    weights: Array,
+    counts: Array,
+    *,
+    xp: ModuleType,
+    device: Any,
+    chunk_rows: int,
+) -> Relocation:
+    """``relocate_empty_clusters`` in chunks of ``chunk_rows``, again with half as many while it
+    runs out of memory (its chunks are sized from a budget measured before the fit)."""
+
+    def run(block_rows: int) -> Relocation:
+        return relocate_empty_clusters(
+            labels, sq_dist, weights, counts, xp=xp, chunk_rows=block_rows
+        )
+
+    relocation, _ = with_smaller_blocks_on_oom(run, chunk_rows, xp=xp, device=device)
+    return relocation
+
+
 def sums_after_relocation(
     X: Array,
     relocation: Relocation,
@@ -379,8 +401,8 @@ def lloyd(
         if n_empty or verbose:
             sq_dist = _squared_distances(X, partial, pass_offset, block_rows=block_rows, xp=xp)
         if n_empty:
-            relocation = relocate_empty_clusters(
-                labels, sq_dist, weights, counts, xp=xp,
+            relocation = relocate_retrying_on_oom(
+                labels, sq_dist, weights, counts, xp=xp, device=device,
                 chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters, size),
             )  # fmt: skip
             labels = relocation.labels

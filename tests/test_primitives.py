@@ -71,6 +71,58 @@ def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(xp, 
     assert (fused is None) == contiguous  # the fused pass takes contiguous X itself
 
 
+def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(monkeypatch):
+    """Free memory was measured before the copy: if the copy's allocation fails anyway, the
+    passes subtract the offset per block (None), the fit does not die."""
+    import array_api_compat.numpy as np_namespace
+
+    from kmeans_xp import _backends
+    from kmeans_xp._backends import _cuda_kernels
+
+    class OutOfMemoryOnSubtraction:
+        shape, dtype = (30, 4), np.float32
+
+        def __sub__(self, other):
+            raise MemoryError("out of memory allocating 480 bytes")
+
+    monkeypatch.setattr(_backends, "pass_runs_cupy_kernels", lambda xp, device: True)
+    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    centered = _backends.centered_for_passes(
+        OutOfMemoryOnSubtraction(), np.zeros(4, np.float32), 3, xp=np_namespace, device="cpu",
+        budget=10**6,
+    )  # fmt: skip
+    assert centered is None
+
+
+def test_relocation_retries_with_smaller_chunks_when_memory_runs_out(xp, monkeypatch):
+    """The repair's chunks come from a budget measured before the fit: when one still runs out
+    of memory, the repair runs again with half the rows per chunk, to the same result."""
+    import kmeans_xp._lloyd as lloyd_module
+
+    rng = np.random.default_rng(1)
+    n, k = 100, 6
+    labels = xp.asarray(rng.integers(0, 4, size=n))  # clusters 4 and 5 empty
+    sq_dist = xp.asarray(rng.uniform(size=n))
+    weights = xp.asarray(np.ones(n))
+    counts = xp.asarray(np.bincount(xp.to_numpy(labels), minlength=k).astype(np.float64))
+    expected = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp.xp, chunk_rows=64)
+    original, tried = lloyd_module.relocate_empty_clusters, []
+
+    def short_of_memory(*args, chunk_rows, **kwargs):
+        tried.append(chunk_rows)
+        if chunk_rows > 16:
+            raise MemoryError(f"out of memory at {chunk_rows} rows")
+        return original(*args, chunk_rows=chunk_rows, **kwargs)
+
+    monkeypatch.setattr(lloyd_module, "relocate_empty_clusters", short_of_memory)
+    got = lloyd_module.relocate_retrying_on_oom(
+        labels, sq_dist, weights, counts, xp=xp.xp, device=xp.device, chunk_rows=64
+    )
+    assert tried == [64, 32, 16]
+    np.testing.assert_array_equal(xp.to_numpy(got.labels), xp.to_numpy(expected.labels))
+    np.testing.assert_array_equal(xp.to_numpy(got.rows), xp.to_numpy(expected.rows))
+
+
 def test_c_contiguity_is_read_from_every_library(xp):
     from kmeans_xp._array_api import is_c_contiguous
 

@@ -22,7 +22,17 @@ from typing import Any
 import numpy as np
 
 from .. import _primitives
-from .._array_api import Array, is_c_contiguous, is_cupy, is_numpy, is_torch, itemsize, on_gpu
+from .._array_api import (
+    Array,
+    is_c_contiguous,
+    is_cupy,
+    is_numpy,
+    is_torch,
+    itemsize,
+    on_gpu,
+    out_of_memory_errors,
+    release_cached_memory,
+)
 
 # centers -> (X_block -> (labels, partial squared distances)); see ``assign_for``.
 AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
@@ -106,7 +116,8 @@ def centered_for_passes(
     (``pass_runs_cupy_kernels``), the cuBLAS path would subtract it block by block (not the
     fused small-k·d pass, which subtracts in its kernel without a copy) and the copy fits
     ``budget`` bytes: at 1 M x 128 on an H200 the per-block copies took 1.08 ms of an 11.5 ms
-    iteration. None elsewhere (the passes then subtract ``offset`` themselves)."""
+    iteration. None elsewhere, or when the copy's allocation fails (the passes then subtract
+    ``offset`` themselves)."""
     from ._cuda_kernels import small_pass
 
     if budget is None or not pass_runs_cupy_kernels(xp, device):
@@ -116,7 +127,11 @@ def centered_for_passes(
     fused = small_pass(n_features, n_clusters, dtype, accumulate=True) is not None
     if (fused and is_c_contiguous(X)) or X.shape[0] * n_features * itemsize(X, xp) > budget:
         return None
-    return X - offset
+    try:
+        return X - offset
+    except out_of_memory_errors(xp):  # another process took the memory since it was measured
+        release_cached_memory(xp, device)
+        return None
 
 
 def nearest_two_for(xp: ModuleType) -> Callable | None:
