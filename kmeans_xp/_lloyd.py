@@ -389,8 +389,9 @@ def lloyd(
         # not known after a retry (the failed attempt overwrote some) or a relocation.
         n_changed = None if buffers is None or block_rows != rows_before else buffers.n_changed
         # The next centers and their shift, then one read of the three scalars the loop needs
-        # (a GPU waits for the host once per iteration, not three times); a repair of empty
-        # clusters, rare, recomputes both.
+        # (on a GPU the host waits for the device once per iteration, not three times, and the
+        # device idles once while the host queues more); a repair of empty clusters, rare,
+        # recomputes both.
         new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
         step = xp.astype(new_centers - centers, acc)
         n_empty, shift, n_changed = read_scalars(
