@@ -21,6 +21,7 @@ from ._array_api import (
     Array,
     accumulation_dtype,
     array_device,
+    get_namespace,
     is_cupy,
     is_host_rows,
     itemsize,
@@ -442,10 +443,18 @@ def lloyd(
 
 def read_scalars(values: list[Any], *, xp: ModuleType, device: Any) -> list[Any]:
     """Scalars of ``values`` on the host, the device's read back in one transfer (each read of
-    a GPU value waits for the device); Python numbers and None pass through. Device values come
-    back as floats, through the accumulation dtype (exact for counts below 2**53 in float64)."""
+    a GPU value waits for the device); Python numbers and None pass through, another library's
+    scalars are read one by one. Device values come back as floats, through the accumulation
+    dtype (exact for counts below 2**53 in float64)."""
     out = list(values)
-    on_device = [i for i, v in enumerate(values) if not isinstance(v, int | float | None)]
+    on_device = []
+    for i, v in enumerate(values):
+        if isinstance(v, int | float | None):
+            continue
+        if get_namespace(v) is xp:
+            on_device.append(i)
+        else:
+            out[i] = float(v)
     if on_device:
         acc = accumulation_dtype(xp, device)
         stacked = xp.stack([xp.reshape(xp.astype(values[i], acc), ()) for i in on_device])

@@ -377,3 +377,17 @@ def test_lloyd_on_x_centered_once_equals_centering_per_block(xp, unit_weights, c
     assert n_once == n_per_block
     assert "refilled" in printed[0][0]
     assert printed[1] == printed[0]
+
+
+def test_read_scalars_reads_the_device_once_and_passes_the_rest(xp, host_reads):
+    """The loop's scalars: the namespace's own in one transfer (array-api-strict counts it),
+    Python numbers and None as they are, another library's value on its own."""
+    from kmeans_xp._lloyd import read_scalars
+
+    values = [xp.asarray(np.array(3)), xp.asarray(np.array(0.25)), None, 7, np.float64(1.5)]
+    values.append(np.array(2.0))  # NumPy's: another library's value except on NumPy
+    host_reads.clear()
+    got = read_scalars(values, xp=xp.xp, device=xp.device)
+    assert got == [3.0, 0.25, None, 7, 1.5, 2.0]
+    if xp.name == "array_api_strict":
+        assert len(host_reads) == 1

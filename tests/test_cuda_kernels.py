@@ -637,6 +637,7 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
         *args, _torch.index_add_segment_sum, block_rows=128, xp=xp, out=buffers, standard=standard
     )
     assert returned[0] is labels  # written in place
+    assert isinstance(buffers.n_changed, torch.Tensor)  # read with the fit's other scalars
     assert int(buffers.n_changed) == 3
     np.testing.assert_array_equal(labels.numpy(), nearest64(X, C))
     # d = 70: beyond the fused pass.

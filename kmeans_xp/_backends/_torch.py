@@ -199,7 +199,9 @@ def cuda_assign_and_sum(
             standard=None,
         )  # fmt: skip
         if out is not None:
-            out.n_changed = buffers.n_changed  # a CuPy scalar on the device, read by the fit
+            # A torch scalar on the device (int64, where CuPy counted in uint64), so the fit
+            # reads it in one transfer with its other torch scalars.
+            out.n_changed = torch.from_dlpack(buffers.n_changed.astype(cupy.int64))
             return out.labels, out.partial, torch.from_dlpack(sums), torch.from_dlpack(counts)
         return tuple(torch.from_dlpack(a) for a in (labels, partial, sums, counts))
 
