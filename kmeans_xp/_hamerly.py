@@ -39,7 +39,7 @@ from ._lloyd import (
     relocate_retrying_on_oom,
     repair_chunk_rows,
     stop_after_iteration,
-    sums_after_relocation,
+    sums_after_repair,
 )
 from ._primitives import row_blocks, squared_norms
 
@@ -239,15 +239,10 @@ def hamerly(
                 chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters, itemsize(X, xp)),
             )  # fmt: skip
             labels = relocation.labels
-            if unit_weights:
-                sums, counts = sums_after_relocation(
-                    X, relocation, weights, offset, sums, counts, segment_sum, xp=xp
-                )
-            else:
-                sums, counts = _sum_by_label(
-                    X, labels, weights, offset, n_clusters, segment_sum,
-                    block_rows=block_rows, xp=xp,
-                )  # fmt: skip
+            sums, counts = sums_after_repair(
+                X, relocation, weights, offset, sums, counts, segment_sum,
+                unit_weights=unit_weights, block_rows=block_rows, xp=xp,
+            )  # fmt: skip
             repaired = labels != before
             n_changed = _count(repaired, xp)
             before = None

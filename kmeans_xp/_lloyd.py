@@ -325,6 +325,32 @@ def sums_after_relocation(
     return (sums - s_before) + s_after, (counts - c_before) + c_after
 
 
+def sums_after_repair(
+    X: Array,
+    relocation: Relocation,
+    weights: Array,
+    offset: Array | None,
+    sums: Array,
+    counts: Array,
+    segment_sum: Callable,
+    *,
+    unit_weights: bool,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, Array]:
+    """Sums and counts for the labels after an empty-cluster repair: the moved rows' sums moved
+    (``sums_after_relocation``) with unit weights, else a new pass over X (``_sum_by_label``)."""
+    if unit_weights:
+        return sums_after_relocation(
+            X, relocation, weights, offset, sums, counts, segment_sum, xp=xp
+        )
+    n_clusters = sums.shape[0]
+    return _sum_by_label(
+        X, relocation.labels, weights, offset, n_clusters, segment_sum,
+        block_rows=block_rows, xp=xp,
+    )  # fmt: skip
+
+
 def _centers_from_sums(sums: Array, counts: Array, previous: Array, *, xp: ModuleType) -> Array:
     """Weighted means; a cluster with zero total weight keeps its previous center."""
     has_weight = counts > 0
@@ -411,15 +437,10 @@ def lloyd(
             n_changed = None
             if unit_weights is None:
                 unit_weights = bool(xp.all(weights == 1))
-            if unit_weights:
-                sums, counts = sums_after_relocation(
-                    X, relocation, weights, pass_offset, sums, counts, segment_sum, xp=xp
-                )
-            else:
-                sums, counts = _sum_by_label(
-                    X, labels, weights, pass_offset, n_clusters, segment_sum,
-                    block_rows=block_rows, xp=xp,
-                )  # fmt: skip
+            sums, counts = sums_after_repair(
+                X, relocation, weights, pass_offset, sums, counts, segment_sum,
+                unit_weights=unit_weights, block_rows=block_rows, xp=xp,
+            )  # fmt: skip
             new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
             step = xp.astype(new_centers - centers, acc)
             shift = float(xp.sum(step * step))

@@ -103,6 +103,17 @@ def pass_runs_cupy_kernels(xp: ModuleType, device: Any) -> bool:
     return False
 
 
+def fused_pass_takes(X: Array, n_clusters: int, *, xp: ModuleType) -> bool:
+    """Whether CuPy's fused small-k·d pass (``_cuda_kernels.small_pass``) takes X: C-contiguous,
+    and few enough features and centers for its shared memory. It subtracts the offset in its
+    kernel."""
+    from ._cuda_kernels import small_pass
+
+    dtype = np.float32 if itemsize(X, xp) == 4 else np.float64
+    fits = small_pass(X.shape[1], n_clusters, dtype, accumulate=True) is not None
+    return fits and is_c_contiguous(X)
+
+
 def centered_for_passes(
     X: Array,
     offset: Array,
@@ -118,14 +129,9 @@ def centered_for_passes(
     ``budget`` bytes: at 1 M x 128 on an H200 the per-block copies took 1.08 ms of an 11.5 ms
     iteration. None elsewhere, or when the copy's allocation fails (the passes then subtract
     ``offset`` themselves)."""
-    from ._cuda_kernels import small_pass
-
     if budget is None or not pass_runs_cupy_kernels(xp, device):
         return None
-    n_features = X.shape[1]
-    dtype = np.float32 if itemsize(X, xp) == 4 else np.float64
-    fused = small_pass(n_features, n_clusters, dtype, accumulate=True) is not None
-    if (fused and is_c_contiguous(X)) or X.shape[0] * n_features * itemsize(X, xp) > budget:
+    if fused_pass_takes(X, n_clusters, xp=xp) or X.shape[0] * X.shape[1] * itemsize(X, xp) > budget:
         return None
     try:
         return X - offset

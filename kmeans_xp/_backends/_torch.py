@@ -166,18 +166,11 @@ def cuda_assign_and_sum(
     """``_lloyd._assign_and_sum`` for CUDA tensors: CuPy's fused small-k·d pass through DLPack
     (no copies; labels and partials written into ``out``'s tensors in place) where CuPy is
     installed and the shape takes it; otherwise ``standard``."""
-    import numpy as np
-
-    from ._cuda_kernels import small_pass
+    from . import fused_pass_takes
 
     backend = _cupy_backend()
     n_clusters, n_features = centers.shape
-    dtype = np.float32 if X.dtype == torch.float32 else np.float64  # the only dtypes fits take
-    if (
-        backend is None
-        or not X.is_contiguous()
-        or small_pass(n_features, n_clusters, dtype, accumulate=True) is None
-    ):
+    if backend is None or not fused_pass_takes(X, n_clusters, xp=xp):
         return standard(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp, out=out
         )
