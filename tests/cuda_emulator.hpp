@@ -3,7 +3,7 @@
 //
 // What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp
 // intrinsics __shfl_sync/__shfl_up_sync/__shfl_down_sync/__shfl_xor_sync/__ballot_sync (32 lanes
-// meeting at a barrier), the 16-byte vector types float4/double2, atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
+// meeting at a barrier), the TF32 mma.sync instruction (emulated_mma_m16n8k8_tf32), the 16-byte vector types float4/double2, atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
 // `shared_memory`, filled with 0xff bytes before each block so reads of unset values show up
 // as NaN), and the bit casts the kernels use. Blocks run one after another; the threads of a
 // block run at once, so a missing __syncthreads can (not must) show up as a wrong result.
@@ -29,6 +29,9 @@
 
 using std::sqrt;
 
+// Kernel source may ask whether it runs here (assign_mma's tensor-core instruction).
+#define CUDA_EMULATOR 1
+
 #define __global__
 #define __device__
 #define __forceinline__ inline
@@ -48,6 +51,7 @@ struct Warp {
     int lanes;
     std::barrier<> meet;
     alignas(8) unsigned char slot[32][8];
+    unsigned fragments[32][6];  // each lane's A and B registers of one mma
 };
 
 struct Block {
@@ -149,6 +153,36 @@ inline float __int_as_float(int v) { return emulator_bit_cast<float>(v); }
 inline float __uint_as_float(unsigned v) { return emulator_bit_cast<float>(v); }
 inline unsigned __float_as_uint(float v) { return emulator_bit_cast<unsigned>(v); }
 inline double __longlong_as_double(long long v) { return emulator_bit_cast<double>(v); }
+
+inline void __trap() { std::abort(); }
+
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 as the PTX ISA defines it: acc (C, 16 x 8)
+// += A (16 x 8) . B (8 x 8), with g = lane / 4, t = lane % 4 holding a = A[g][t], A[g+8][t],
+// A[g][t+4], A[g+8][t+4], b = B[t][g], B[t+4][g] and acc = C[g][2t], C[g][2t+1], C[g+8][2t],
+// C[g+8][2t+1]. Inputs are TF32 (the low 13 bits of each float are ignored); TF32 products are
+// exact in float32, added in order of k here (a tensor core's order and rounding may differ).
+// One exchange of all lanes' fragments, where a version by __shfl_sync would take 32.
+inline void emulated_mma_m16n8k8_tf32(float* acc, const unsigned* a, const unsigned* b) {
+    emulator::Warp& warp = emulator::my_warp();
+    const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    std::memcpy(warp.fragments[lane], a, 4 * sizeof(unsigned));
+    std::memcpy(warp.fragments[lane] + 4, b, 2 * sizeof(unsigned));
+    warp.meet.arrive_and_wait();
+    auto tf32 = [](unsigned v) { return __uint_as_float(v & 0xffffe000u); };
+    for (int k = 0; k < 8; ++k) {
+        const unsigned* a_from = warp.fragments[4 * g + k % 4];       // A[g][k], A[g+8][k]
+        const unsigned* b0_from = warp.fragments[4 * (2 * t) + k % 4];  // B[k][2t]
+        const unsigned* b1_from = warp.fragments[4 * (2 * t + 1) + k % 4];
+        const float a_lo = tf32(a_from[k < 4 ? 0 : 2]), a_hi = tf32(a_from[k < 4 ? 1 : 3]);
+        const float b_0 = tf32(b0_from[4 + (k < 4 ? 0 : 1)]);
+        const float b_1 = tf32(b1_from[4 + (k < 4 ? 0 : 1)]);
+        acc[0] += a_lo * b_0;
+        acc[1] += a_lo * b_1;
+        acc[2] += a_hi * b_0;
+        acc[3] += a_hi * b_1;
+    }
+    warp.meet.arrive_and_wait();
+}
 
 namespace emulator {
 

@@ -295,6 +295,73 @@ def test_cupy_kernel_equals_standard(
     np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
 
 
+@pytest.fixture
+def cupy_mma(cupy_backend, monkeypatch):
+    """The CuPy backend with ``assign_mma`` switched on (skipped on cards before sm_80)."""
+    import cupy
+
+    from kmeans_xp._backends import _cuda_kernels
+
+    if cupy_backend._compute_capability(cupy.cuda.Device().id) < 80:
+        pytest.skip("no TF32 mma before sm_80")
+    monkeypatch.setattr(_cuda_kernels, "use_mma", True)
+    return cupy_backend
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(3000, 70, 20), (1000, 130, 260), (129, 65, 1)])
+@pytest.mark.parametrize("precision", certified.TENSOR_CORE_PRECISIONS)
+@pytest.mark.parametrize("every_row_ambiguous", [False, True])
+def test_cupy_mma_gives_the_float64_argmin(
+    cupy_mma, n, d, k, precision, every_row_ambiguous, monkeypatch
+):
+    """``assign_mma`` on tensor cores (shapes past the small-k·d pass): float64 labels, partials
+    within the certificate's bound of the exact ones; with every row ambiguous all are
+    rescored; near-ties settled."""
+    import cupy
+
+    if every_row_ambiguous:
+        monkeypatch.setattr(certified, "_MARGIN", 1e12)
+    rng = np.random.default_rng(n + d + k)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    C = X[rng.choice(n, size=k, replace=False)]
+    xp = cupy_backend_namespace(cupy.asarray(C))
+    scorer = cupy_mma.CertifiedAssign(cupy.asarray(C), xp=xp, precision=precision)
+    assert scorer.mma
+    labels, partial = scorer(cupy.asarray(X))
+    np.testing.assert_array_equal(labels.get(), nearest64(X, C))
+    best = exact_scores(X, C).min(axis=1)
+    if every_row_ambiguous:  # all rescored in float64
+        np.testing.assert_allclose(partial.get(), best, rtol=1e-5, atol=1e-4)
+    else:
+        error = np.abs(partial.get().astype(np.float64) - best)
+        bound = scorer.a * np.linalg.norm(X.astype(np.float64), axis=1) + scorer.b
+        assert np.all(error <= bound * 1.01 + 1e-6)
+    Xh, Ch = near_ties(d=80)
+    labels, _ = cupy_mma.CertifiedAssign(cupy.asarray(Ch), xp=xp, precision=precision)(
+        cupy.asarray(Xh)
+    )
+    np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
+
+
+@pytest.mark.parametrize("precision", certified.TENSOR_CORE_PRECISIONS)
+def test_cupy_mma_fragments_on_the_card(cupy_mma, precision):
+    """Small integers are exact in TF32 and their sums in float32 in any order: the tensor
+    cores' partials equal |c|^2 - 2 x.c exactly, which a misread fragment layout would break."""
+    import cupy
+
+    rng = np.random.default_rng(11)
+    n, d, k = 700, 75, 300
+    X = rng.integers(-8, 9, size=(n, d)).astype(np.float32)
+    C = rng.integers(-8, 9, size=(k, d)).astype(np.float32)
+    xp = cupy_backend_namespace(cupy.asarray(C))
+    labels, partial = cupy_mma.CertifiedAssign(cupy.asarray(C), xp=xp, precision=precision)(
+        cupy.asarray(X)
+    )
+    labels = labels.get()
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    np.testing.assert_array_equal(partial.get(), exact_scores(X, C)[np.arange(n), labels])
+
+
 @pytest.mark.parametrize(("n", "d", "k"), [(20000, 32, 64), (5000, 3, 7), (3000, 64, 16)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):

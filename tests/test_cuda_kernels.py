@@ -101,6 +101,116 @@ def test_assign_certified_ties_go_to_the_lowest_index(gpu):
     np.testing.assert_array_equal(labels, [1, 0, 1, 0])
 
 
+# ---- assign_mma: tensor-core products fused with the best two, and the listed rows' rescoring ----
+
+
+def mma_scorer(C, precision: str, *, every_row_ambiguous: bool = False) -> CertifiedAssign:
+    """The float32 scorer ``_cupy.CertifiedAssign`` hands ``assign_mma_launch``."""
+    scorer = CertifiedAssign(C, xp=np, precision=precision)
+    scorer.precision = precision
+    scorer.centers = np.ascontiguousarray(C, dtype=np.float32)
+    if every_row_ambiguous:
+        scorer.a = scorer.b = 1e30
+    return scorer
+
+
+def run_mma(gpu, X, scorer):
+    """assign_mma then rescore_listed, as ``_cupy.CertifiedAssign`` launches them: labels,
+    partials and the rows listed."""
+    m = X.shape[0]
+    labels = np.full(m, -1, dtype=np.int32)
+    partial = np.full(m, np.nan, dtype=np.float32)
+    n_listed = np.zeros(1, dtype=np.uint64)
+    listed = np.full(m, -1, dtype=np.int64)
+    run(gpu, _cuda_kernels.assign_mma_launch(X, scorer, labels, partial, n_listed, listed))
+    rows = listed[: int(n_listed[0])].copy()
+    rescore = _cuda_kernels.rescore_listed_launch(
+        X, scorer, labels, partial, n_listed, listed, multiprocessors=1
+    )
+    run(gpu, rescore)
+    return labels, partial, rows
+
+
+@pytest.mark.parametrize("precision", ["high", "tf32x3"])
+@pytest.mark.parametrize(
+    ("n", "d", "k"),
+    # a row tile and a bit, two feature chunks (the second part zeros), two center tiles (the
+    # second part empty); one feature; one center; k just past a tile
+    [(300, 40, 150), (130, 1, 3), (64, 33, 1), (200, 8, 129)],
+)
+def test_assign_mma_gives_the_float64_argmin(gpu, precision, n, d, k):
+    """Every label is the float64 argmin; a settled row's partial is within the certificate's
+    bound of the exact one, a rescored row's is the exact one (to float32)."""
+    X, C = random_problem(n, d, k)
+    scorer = mma_scorer(C, precision)
+    labels, partial, listed = run_mma(gpu, X, scorer)
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    exact = exact_partial(X, C, labels)
+    settled = np.ones(n, dtype=bool)
+    settled[listed] = False
+    norms = np.linalg.norm(X.astype(np.float64), axis=1)
+    bound = scorer.a * norms + scorer.b
+    assert np.all(np.abs(partial - exact)[settled] <= bound[settled])
+    np.testing.assert_allclose(partial[~settled], exact[~settled], rtol=1e-5, atol=1e-4)
+    assert len(np.unique(listed)) == len(listed)
+
+
+@pytest.mark.parametrize("precision", ["high", "tf32x3"])
+def test_assign_mma_products_follow_the_fragment_layout(gpu, precision):
+    """Small integers are exact in TF32 and their products and sums in float32: every partial
+    is then exactly |c|^2 - 2 x.c, so a row, center or feature taken from the wrong place in
+    any fragment would show. Rows 0, 1 and 2 are made nearest to centers 5, 130 and 77."""
+    rng = np.random.default_rng(7)
+    n, d, k = 150, 37, 140
+    X = rng.integers(-8, 9, size=(n, d)).astype(np.float32)
+    C = rng.integers(-8, 9, size=(k, d)).astype(np.float32)
+    for row, center in ((0, 5), (1, 130), (2, 77)):
+        X[row] = C[center]
+    scorer = mma_scorer(C, precision)
+    labels, partial, _ = run_mma(gpu, X, scorer)
+    np.testing.assert_array_equal(labels[:3], [5, 130, 77])
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    np.testing.assert_array_equal(partial, exact_partial(X, C, labels).astype(np.float32))
+
+
+def test_assign_mma_cuts_operands_to_tf32(gpu):
+    """Products in "high" are of TF32 operands (the bound's assumption), in "tf32x3" as good as
+    float32's: with 1 + 2^-12 in every value, "high" drops it and "tf32x3" keeps it."""
+    n, d, k = 40, 16, 8
+    X = np.full((n, d), 1.0 + 2.0**-12, dtype=np.float32)
+    C = np.zeros((k, d), dtype=np.float32)
+    C[:, 0] = np.arange(1, k + 1, dtype=np.float32)
+    exact = np.float32(C[0, 0] ** 2) - 2 * np.float32(C[0, 0]) * X[0, 0]
+    for precision, expected in (("high", np.float32(1.0 - 2.0)), ("tf32x3", exact)):
+        scorer = mma_scorer(C, precision, every_row_ambiguous=False)
+        scorer.a = scorer.b = 0.0  # nothing rescored: the products themselves
+        labels, partial, listed = run_mma(gpu, X, scorer)
+        assert len(listed) == 0
+        np.testing.assert_array_equal(labels, 0)
+        np.testing.assert_array_equal(partial, expected)
+
+
+def test_assign_mma_lists_ambiguous_rows_and_rescores_them(gpu):
+    """With an unbounded error every row is listed, rescored in float64, and ties (duplicate
+    centers) go to the lowest index."""
+    X, C = random_problem(140, 9, 6)
+    C = np.concatenate([C, C[::-1]])  # center j and 11 - j equal
+    scorer = mma_scorer(C, "high", every_row_ambiguous=True)
+    labels, partial, listed = run_mma(gpu, X, scorer)
+    np.testing.assert_array_equal(np.sort(listed), np.arange(140))
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    assert labels.max() < 6
+    np.testing.assert_allclose(partial, exact_partial(X, C, labels), rtol=1e-5, atol=1e-4)
+
+
+def test_assign_mma_settles_near_ties(gpu):
+    X, C = near_ties(n=300)
+    X, C = X.astype(np.float32), C.astype(np.float32)
+    labels, _, listed = run_mma(gpu, X, mma_scorer(C, "tf32x3"))
+    np.testing.assert_array_equal(labels, nearest64(X, C))
+    assert len(listed) > 0
+
+
 # ---- split_for_tf32 ----------------------------------------------------------------------------
 
 
@@ -461,6 +571,7 @@ def cupy_on_the_emulator(gpu, monkeypatch):
     monkeypatch.setattr(_cupy, "cupy", fake)
     monkeypatch.setattr(_cupy, "_run", lambda launch: run(gpu, launch))
     monkeypatch.setattr(_cupy, "_multiprocessors", lambda device_id: 1)
+    monkeypatch.setattr(_cupy, "_compute_capability", lambda device_id: 90)
     monkeypatch.setattr(_cupy, "matmul_precision", lambda *a: contextlib.nullcontext())
     return _cupy
 
@@ -514,6 +625,41 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     np.testing.assert_array_equal(np.asarray(again[0]), expected)
     np.testing.assert_allclose(np.asarray(again[2]), np.asarray(sums), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(again[3]), np.asarray(counts), rtol=1e-12)
+
+
+@pytest.mark.parametrize("precision", ["high", "tf32x3"])
+@pytest.mark.parametrize("use_mma", [True, False])
+def test_cupy_tensor_core_glue_on_the_emulator(
+    cupy_on_the_emulator, monkeypatch, precision, use_mma
+):
+    """``_cupy.CertifiedAssign`` in a tensor-core precision: with ``use_mma`` the fused kernel
+    and the rescoring of the rows it lists (nothing through cuBLAS), else cuBLAS's stand-in and
+    ``assign_certified``; float64 labels either way, for rows well apart and rows on bisectors.
+    On a card before sm_80 the fused kernel is not used."""
+    _cupy = cupy_on_the_emulator
+    import array_api_compat.numpy as xp
+
+    monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
+    launched = set()
+    run_launch = _cupy._run
+
+    def record(launch):
+        launched.add(launch.kernel_name)
+        run_launch(launch)
+
+    monkeypatch.setattr(_cupy, "_run", record)
+    for X, C in (random_problem(300, 70, 20), near_ties(n=200, d=70, k=20)):
+        X, C = X.view(_HostArray), C.view(_HostArray)
+        labels, _ = _cupy.CertifiedAssign(C, xp=xp, precision=precision)(X)
+        np.testing.assert_array_equal(np.asarray(labels), nearest64(X, C))
+    if use_mma:
+        fused = "assign_mma_tf32x3" if precision == "tf32x3" else "assign_mma_tf32"
+        assert launched == {fused, "rescore_listed_float"}
+    else:
+        split = {"split_for_tf32_float"} if precision == "tf32x3" else set()
+        assert launched == {"assign_certified_float"} | split
+    monkeypatch.setattr(_cupy, "_compute_capability", lambda device_id: 75)
+    assert not _cupy.CertifiedAssign(C, xp=xp, precision=precision).mma
 
 
 def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):

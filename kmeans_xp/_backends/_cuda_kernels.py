@@ -833,6 +833,272 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
                                              double* sums, double* counts) {
     sum_sorted<double>(x, w, labels, order, m, d, rows_per_block, sums, counts);
 }
+
+// ---- The certified assignment with tensor-core (TF32) products, fused: no products in memory.
+// A block of MMA_THREADS (8 warps) takes MMA_ROWS rows of X and scores them against the centers
+// MMA_CENTERS at a time, the features MMA_DEPTH at a time through shared memory (zeros past m, k
+// and d, which add nothing); warp w computes the 64 x 32 piece (rows 64 * (w & 1), centers
+// 32 * (w >> 1)) of each 128 x 128 tile of x.c as 4 x 4 mma tiles of 16 x 8, and each lane keeps
+// the best two scores |c|^2 - 2 x.c of the 8 rows its accumulators belong to. Then the best two
+// are merged across lanes and warps, and a row whose best two are within the bound 2(a|x| + b)
+// of kmeans_xp/_certified.py ("high" or "tf32x3") is listed for rescore_listed instead of being
+// labelled: nothing is read back by the host.
+//
+// The operands are TF32 values cut from float32 by clearing 13 mantissa bits, so the products
+// are the same on any card (and on the CPU emulator) and within the bound's input error: with
+// SPLIT ("tf32x3") each value is split into head + tail, both cut to TF32, and three products
+// are accumulated (head.head + head.tail + tail.head).
+//
+// Shared memory (floats): X's tile [MMA_ROWS][MMA_STRIDE], the centers' tile
+// [MMA_CENTERS][MMA_STRIDE], then for the merge the best, second-best and label of each row from
+// each of the 4 column warps [4][MMA_ROWS] and |x|^2 [MMA_ROWS].
+#define MMA_ROWS 128
+#define MMA_CENTERS 128
+#define MMA_DEPTH 32
+// MMA_DEPTH + 4: a fragment load's 8 rows x 4 columns fall in 32 different banks.
+#define MMA_STRIDE 36
+#define MMA_THREADS 256
+
+__device__ __forceinline__ unsigned tf32_cut(float v) { return __float_as_uint(v) & 0xffffe000u; }
+
+// acc (16 x 8, float32) += A (16 x 8, rows) . B (8 x 8, columns), TF32 inputs. Fragments as the
+// PTX ISA lays out mma.m16n8k8 with .tf32 (g = lane / 4, t = lane % 4): a = A[g][t], A[g+8][t],
+// A[g][t+4], A[g+8][t+4]; b = B[t][g], B[t+4][g]; acc = C[g][2t], C[g][2t+1], C[g+8][2t],
+// C[g+8][2t+1].
+__device__ __forceinline__ void mma_tf32(float* acc, const unsigned* a, const unsigned* b) {
+#if defined(CUDA_EMULATOR)
+    emulated_mma_m16n8k8_tf32(acc, a, b);  // tests/cuda_emulator.hpp: the PTX ISA's semantics
+#elif __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    __trap();  // no TF32 mma before sm_80; the host never launches assign_mma there
+#endif
+}
+
+// Merge another lane's (or warp's) best two into these.
+__device__ __forceinline__ void merge_two(float other_best, int other_j, float other_second,
+                                          float& best, int& best_j, float& second) {
+    keep_two(other_best, other_j, best, best_j, second);
+    if (other_second < second) second = other_second;
+}
+
+template <bool SPLIT>
+__device__ void assign_mma(const float* __restrict__ x, const float* __restrict__ centers,
+                           const float* __restrict__ c_sq, long long m, int k, int d, float a,
+                           float b, int certify, int* __restrict__ labels,
+                           float* __restrict__ partial, unsigned long long* n_listed,
+                           long long* __restrict__ listed) {
+    extern __shared__ __align__(16) double shared_memory[];
+    float* xs = (float*)shared_memory;
+    float* cs = xs + MMA_ROWS * MMA_STRIDE;
+    float* warp_best = cs + MMA_CENTERS * MMA_STRIDE;
+    float* warp_second = warp_best + 4 * MMA_ROWS;
+    int* warp_label = (int*)(warp_second + 4 * MMA_ROWS);
+    float* row_sq = (float*)(warp_label + 4 * MMA_ROWS);
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int warp_row = 64 * (warp & 1), warp_col = 32 * (warp >> 1);
+    const long long row0 = (long long)blockIdx.x * MMA_ROWS;
+
+    // Rows of this lane: warp_row + 16 * i + g + 8 * h, kept at [2 * i + h].
+    float best[8], second[8];
+    int best_j[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+        best[r] = second[r] = infinity<float>();
+        best_j[r] = 0x7fffffff;
+    }
+    // Loads: thread (lane, warp) copies feature f0 + lane of tile rows warp, warp + 8, ...
+    for (int c0 = 0; c0 < k; c0 += MMA_CENTERS) {
+        float acc[4][4][4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+        for (int f0 = 0; f0 < d; f0 += MMA_DEPTH) {
+            __syncthreads();  // every warp is done with the previous tiles
+            const int f = f0 + lane;
+#pragma unroll 4
+            for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
+                const long long row = row0 + r;
+                const int j = c0 + r;
+                xs[r * MMA_STRIDE + lane] = f < d && row < m ? x[row * d + f] : 0.f;
+                cs[r * MMA_STRIDE + lane] = f < d && j < k ? centers[(long long)j * d + f] : 0.f;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < MMA_DEPTH; kk += 8) {
+                unsigned a_head[4][4], a_tail[4][4], b_head[4][2], b_tail[4][2];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    const float* p = xs + (warp_row + 16 * i + g) * MMA_STRIDE + kk + t;
+                    const float v[4] = {p[0], p[8 * MMA_STRIDE], p[4], p[8 * MMA_STRIDE + 4]};
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) {
+                        a_head[i][q] = tf32_cut(v[q]);
+                        a_tail[i][q] = SPLIT ? tf32_cut(v[q] - __uint_as_float(a_head[i][q])) : 0u;
+                    }
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const float* p = cs + (warp_col + 8 * j + g) * MMA_STRIDE + kk + t;
+                    const float v[2] = {p[0], p[4]};
+#pragma unroll
+                    for (int q = 0; q < 2; ++q) {
+                        b_head[j][q] = tf32_cut(v[q]);
+                        b_tail[j][q] = SPLIT ? tf32_cut(v[q] - __uint_as_float(b_head[j][q])) : 0u;
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        if (SPLIT) {  // the small terms first
+                            mma_tf32(acc[i][j], a_tail[i], b_head[j]);
+                            mma_tf32(acc[i][j], a_head[i], b_tail[j]);
+                        }
+                        mma_tf32(acc[i][j], a_head[i], b_head[j]);
+                    }
+            }
+        }
+        // Scores of this lane's 8 rows x 8 centers of the tile.
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int q = 0; q < 2; ++q) {
+                const int center = c0 + warp_col + 8 * j + 2 * t + q;
+                if (center >= k) continue;
+                const float norm = c_sq[center];
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        keep_two(norm - 2.f * acc[i][j][2 * h + q], center, best[2 * i + h],
+                                 best_j[2 * i + h], second[2 * i + h]);
+            }
+    }
+    // The 4 lanes of a quad hold the same rows; then the 4 column warps, through shared memory.
+#pragma unroll
+    for (int r = 0; r < 8; ++r)
+#pragma unroll
+        for (int mask = 1; mask < 4; mask <<= 1) {
+            const float other_best = __shfl_xor_sync(0xffffffffu, best[r], mask);
+            const int other_j = __shfl_xor_sync(0xffffffffu, best_j[r], mask);
+            const float other_second = __shfl_xor_sync(0xffffffffu, second[r], mask);
+            merge_two(other_best, other_j, other_second, best[r], best_j[r], second[r]);
+        }
+    __syncthreads();  // the tiles are no longer read
+    if (t == 0) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int slot = (warp >> 1) * MMA_ROWS + warp_row + 16 * i + g + 8 * h;
+                warp_best[slot] = best[2 * i + h];
+                warp_second[slot] = second[2 * i + h];
+                warp_label[slot] = best_j[2 * i + h];
+            }
+    }
+    // |x|^2 of each row (float32, as the bound allows), a warp per row, lanes on the features.
+    for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
+        const long long row = row0 + r;
+        float sq = 0.f;
+        if (row < m)
+            for (int f = lane; f < d; f += 32) sq += x[row * d + f] * x[row * d + f];
+        for (int offset = 16; offset > 0; offset >>= 1)
+            sq += __shfl_xor_sync(0xffffffffu, sq, offset);
+        if (lane == 0) row_sq[r] = sq;
+    }
+    __syncthreads();
+    if (threadIdx.x >= MMA_ROWS) return;
+    const int r = threadIdx.x;
+    const long long row = row0 + r;
+    if (row >= m) return;
+    float row_best = warp_best[r], row_second = warp_second[r];
+    int row_label = warp_label[r];
+    for (int w = 1; w < 4; ++w)
+        merge_two(warp_best[w * MMA_ROWS + r], warp_label[w * MMA_ROWS + r],
+                  warp_second[w * MMA_ROWS + r], row_best, row_label, row_second);
+    if (certify && row_second - row_best <= 2.f * (a * sqrt(row_sq[r]) + b)) {
+        listed[atomicAdd(n_listed, 1ULL)] = row;
+    } else {
+        labels[row] = row_label;
+        partial[row] = row_best;
+    }
+}
+
+extern "C" __global__ void assign_mma_tf32(const float* x, const float* centers, const float* c_sq,
+                                           long long m, int k, int d, float a, float b,
+                                           int certify, int* labels, float* partial,
+                                           unsigned long long* n_listed, long long* listed) {
+    assign_mma<false>(x, centers, c_sq, m, k, d, a, b, certify, labels, partial, n_listed,
+                      listed);
+}
+
+extern "C" __global__ void assign_mma_tf32x3(const float* x, const float* centers,
+                                             const float* c_sq, long long m, int k, int d,
+                                             float a, float b, int certify, int* labels,
+                                             float* partial, unsigned long long* n_listed,
+                                             long long* listed) {
+    assign_mma<true>(x, centers, c_sq, m, k, d, a, b, certify, labels, partial, n_listed, listed);
+}
+
+// The rows assign_mma listed, scored against every center from the differences in float64
+// (lowest index on ties), a warp per row, grid-stride over however many were listed (read on
+// the device: the launch does not wait for the count).
+extern "C" __global__ void rescore_listed_float(const float* __restrict__ x,
+                                                const double* __restrict__ centers, int k, int d,
+                                                const unsigned long long* n_listed,
+                                                const long long* __restrict__ listed,
+                                                int* __restrict__ labels,
+                                                float* __restrict__ partial) {
+    const int lane = threadIdx.x & 31;
+    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
+    const long long count = (long long)*n_listed;
+    for (long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < count;
+         i += warps) {
+        const long long row = listed[i];
+        const float* xr = x + row * d;
+        double x_sq = 0.0;
+        for (int f = lane; f < d; f += 32) x_sq += (double)xr[f] * (double)xr[f];
+        for (int offset = 16; offset > 0; offset >>= 1)
+            x_sq += __shfl_xor_sync(0xffffffffu, x_sq, offset);
+        double nearest = infinity<double>();
+        int nearest_j = 0x7fffffff;
+        for (int j = lane; j < k; j += 32) {
+            const double* c = centers + (long long)j * d;
+            double dist = 0.0;
+            for (int f = 0; f < d; ++f) {
+                const double diff = (double)xr[f] - c[f];
+                dist += diff * diff;
+            }
+            if (dist < nearest) {  // j rises within a lane: the first of equals stays
+                nearest = dist;
+                nearest_j = j;
+            }
+        }
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            const double other = __shfl_down_sync(0xffffffffu, nearest, offset);
+            const int other_j = __shfl_down_sync(0xffffffffu, nearest_j, offset);
+            if (lane + offset < 32 &&
+                (other < nearest || (other == nearest && other_j < nearest_j))) {
+                nearest = other;
+                nearest_j = other_j;
+            }
+        }
+        if (lane == 0) {
+            labels[row] = nearest_j;
+            partial[row] = (float)(nearest - x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
+        }
+    }
+}
 """
 
 # The fused pass for small k·d (lloyd_pass_small) pads rows to the first of these widths that
@@ -855,6 +1121,9 @@ KERNEL_NAMES = (
     "label_count",
     "label_scatter",
     "split_for_tf32_float",
+    "assign_mma_tf32",
+    "assign_mma_tf32x3",
+    "rescore_listed_float",
     "kmeanspp_trials_float",
     "kmeanspp_trials_double",
     "kmeanspp_update_float",
@@ -924,6 +1193,61 @@ def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launc
     )  # fmt: skip
     name = f"assign_certified_{type_suffix(X_block.dtype)}"
     return Launch(name, _blocks(m * 32, _ASSIGN_THREADS), _ASSIGN_THREADS, arguments)
+
+
+# assign_mma's tiles (the kernel's MMA_* constants) and its shared memory in bytes: X's and the
+# centers' tiles (128 x 36 floats each), then 4 x 128 best, second-best and label, 128 |x|^2.
+MMA_ROWS = 128
+MMA_THREADS = 256
+MMA_SHARED_BYTES = 4 * (2 * 128 * 36 + 3 * 4 * 128 + 128)
+# The lowest compute capability with TF32 mma (Ampere, sm_80).
+MMA_MIN_COMPUTE_CAPABILITY = 80
+# Off until a GPU run has checked the kernel on hardware and timed it against cuBLAS (the
+# benchmark's ``cupy:high-mma`` / ``cupy:tf32x3-mma`` turn it on).
+use_mma = False
+
+
+def mma_applies(dtype: np.dtype, precision: str, compute_capability: int) -> bool:
+    """Whether ``assign_mma`` scores blocks for this fit: float32 data, a tensor-core precision
+    ("high" or "tf32x3"), a card with TF32 mma, and ``use_mma`` on."""
+    return (
+        use_mma
+        and np.dtype(dtype) == np.float32
+        and precision in ("high", "tf32x3")
+        and compute_capability >= MMA_MIN_COMPUTE_CAPABILITY
+    )
+
+
+def assign_mma_launch(X_block, scorer, labels, partial, n_listed, listed) -> Launch:
+    """``assign_mma_tf32`` (``scorer.precision`` "high") or ``assign_mma_tf32x3`` over a float32
+    block: labels and partials of the rows it settles; the ambiguous ones' indices go to
+    ``listed`` (int64, m long) and their count into ``n_listed`` (one uint64, zeroed first).
+    ``scorer`` is the ``_certified.CertifiedAssign`` of the centers (float32 ``centers``,
+    ``c_sq``, bound)."""
+    m, d = X_block.shape
+    k = scorer.centers.shape[0]
+    arguments = (
+        X_block, scorer.centers, scorer.c_sq, np.int64(m), np.int32(k), np.int32(d),
+        np.float32(scorer.a), np.float32(scorer.b), np.int32(scorer.certify and k > 1),
+        labels, partial, n_listed, listed,
+    )  # fmt: skip
+    name = "assign_mma_tf32x3" if scorer.precision == "tf32x3" else "assign_mma_tf32"
+    return Launch(name, _blocks(m, MMA_ROWS), MMA_THREADS, arguments, MMA_SHARED_BYTES)
+
+
+def rescore_listed_launch(
+    X_block, scorer, labels, partial, n_listed, listed, *, multiprocessors: int
+) -> Launch:
+    """``rescore_listed_float``: the rows ``assign_mma_launch`` listed, scored in float64 against
+    every center; a grid for the most rows that can be listed, each warp going on to the next
+    listed row until the count (read on the device) is reached."""
+    m, d = X_block.shape
+    k = scorer.centers_wide.shape[0]
+    arguments = (
+        X_block, scorer.centers_wide, np.int32(k), np.int32(d), n_listed, listed, labels, partial
+    )  # fmt: skip
+    grid = max(1, min(_blocks(32 * m, _ASSIGN_THREADS), 8 * multiprocessors))
+    return Launch("rescore_listed_float", grid, _ASSIGN_THREADS, arguments)
 
 
 def split_launch(A, out, *, tail_at: int) -> Launch:

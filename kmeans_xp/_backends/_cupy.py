@@ -29,12 +29,15 @@ from ._cuda_kernels import (
     Launch,
     SmallPass,
     assign_certified_launch,
+    assign_mma_launch,
     kmeanspp_applies,
     kmeanspp_trials_launch,
     kmeanspp_update_from_x_launch,
     kmeanspp_update_launch,
     label_count_launch,
     label_scatter_launch,
+    mma_applies,
+    rescore_listed_launch,
     segment_sum_launch,
     segment_sum_sorts,
     small_pass,
@@ -57,6 +60,12 @@ def _run(launch: Launch) -> None:
 @functools.cache
 def _multiprocessors(device_id: int) -> int:
     return int(cupy.cuda.Device(device_id).attributes["MultiProcessorCount"])
+
+
+@functools.cache
+def _compute_capability(device_id: int) -> int:
+    """The card's compute capability as one number (80 for sm_80)."""
+    return int(cupy.cuda.Device(device_id).compute_capability)
 
 
 @contextlib.contextmanager
@@ -92,6 +101,12 @@ class CertifiedAssign(_StandardCertifiedAssign):
     three), from the differences themselves in float64 — so even many ambiguous rows (TF32
     products leave 8–19 % while clusters are split) cost little, and no flag is read back to
     the host.
+
+    Where ``_cuda_kernels.mma_applies`` (float32, "high" or "tf32x3", sm_80 or later, and the
+    kernel switched on), ``assign_mma`` computes the TF32 products on tensor cores and keeps
+    only each row's best two, so the (m, k) products never reach memory; the rows it cannot
+    settle are listed on the device and ``rescore_listed`` scores them against every center in
+    float64.
     """
 
     def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
@@ -104,6 +119,9 @@ class CertifiedAssign(_StandardCertifiedAssign):
         self.centers = cupy.ascontiguousarray(centers)
         self.c_sq = cupy.ascontiguousarray(self.c_sq)
         self.centers_wide = cupy.ascontiguousarray(self.centers_wide, cupy.float64)
+        self.mma = mma_applies(
+            centers.dtype, precision, _compute_capability(self.centers.device.id)
+        ) and bool(self.certify)
 
     def __call__(self, X_block: cupy.ndarray) -> tuple[cupy.ndarray, cupy.ndarray]:
         X_block = cupy.ascontiguousarray(X_block)
@@ -117,11 +135,25 @@ class CertifiedAssign(_StandardCertifiedAssign):
             if self.small is not None:
                 self.run_small_pass(self.small, X_block, cupy.zeros(d, dtype), labels, partial)
                 return labels, partial
+            if self.mma:
+                self.run_mma(X_block, labels, partial)
+                return labels, partial
             with matmul_precision(dtype, self.precision):
                 rows = split_for_tf32(X_block, tail_at=2) if self.split else X_block
                 products = cupy.matmul(rows, self.neg2_centers_t)
             _run(assign_certified_launch(products, X_block, self, labels, partial))
         return labels, partial
+
+    def run_mma(self, X_block, labels, partial):
+        """``assign_mma`` over the block, then ``rescore_listed`` over the rows it listed (their
+        count stays on the device)."""
+        m = X_block.shape[0]
+        n_listed = cupy.zeros(1, dtype=cupy.uint64)
+        listed = cupy.empty(m, dtype=cupy.int64)
+        _run(assign_mma_launch(X_block, self, labels, partial, n_listed, listed))
+        sms = _multiprocessors(X_block.device.id)
+        _run(rescore_listed_launch(X_block, self, labels, partial, n_listed, listed,
+                                   multiprocessors=sms))  # fmt: skip
 
     def run_small_pass(self, plan: SmallPass, X_block, offset, labels, partial, **accumulate):
         """``_cuda_kernels.small_pass_launch`` on these centers, on the block's device."""
