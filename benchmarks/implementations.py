@@ -60,31 +60,47 @@ class KMeansXP(Implementation):
     kind = "kmeans_xp"
     supports_default_fit = True
 
-    def __init__(self, backend: str, precision: str = "highest", *, small_pass: bool = True):
+    def __init__(
+        self,
+        backend: str,
+        precision: str = "highest",
+        *,
+        small_pass: bool = True,
+        mma: bool = False,
+    ):
         self.backend = backend
         self.precision = precision
         self.small_pass = small_pass
+        self.mma = mma
         suffix = "" if precision == "highest" else f", {precision}"
         suffix += "" if small_pass else ", gemm"
+        suffix += ", mma" if mma else ""
         self.name = f"kmeans_xp[{backend}{suffix}]"
 
     def fits(self, n: int, d: int, k: int) -> str | None:
-        if self.small_pass:
+        if self.small_pass and not self.mma:
             return None
         from kmeans_xp._backends import _cuda_kernels
 
-        if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
+        small = _cuda_kernels.small_pass(d, k, np.float32, accumulate=True)
+        if not self.small_pass and small is None:
             return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
+        if self.mma and small is not None:
+            return "the small-k·d pass runs at this shape: the same kernels as without mma"
         return None
 
     def _kernels(self):
         """The CuPy backend's choice of kernels for this peer: ``small_pass=False`` sends every
-        shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``)."""
-        if self.small_pass:
-            return contextlib.nullcontext()
+        shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``); ``mma`` turns
+        the tensor-core kernel ``assign_mma`` on (``cupy:tf32x3:mma``)."""
         from kmeans_xp._backends import _cuda_kernels
 
-        return mock.patch.object(_cuda_kernels, "use_small_pass", False)
+        stack = contextlib.ExitStack()
+        if not self.small_pass:
+            stack.enter_context(mock.patch.object(_cuda_kernels, "use_small_pass", False))
+        if self.mma:
+            stack.enter_context(mock.patch.object(_cuda_kernels, "use_mma", True))
+        return stack
 
     def missing(self) -> str | None:
         if self.backend == "numpy":
@@ -493,11 +509,14 @@ def by_name(name: str) -> Implementation:
 def backend_impl(spec: str) -> KMeansXP:
     """kmeans_xp from a ``--backends`` item: ``cupy``, ``cupy:high`` / ``cupy:tf32x3`` for
     tensor-core products (``matmul_precision``), ``cupy:gemm`` for cuBLAS products at every
-    shape (no fused small-k·d pass)."""
-    backend, _, variant = spec.partition(":")
-    if variant == "gemm":
-        return KMeansXP(backend, small_pass=False)
-    return KMeansXP(backend, variant or "highest")
+    shape (no fused small-k·d pass), ``cupy:high:mma`` / ``cupy:tf32x3:mma`` for tensor-core
+    products fused with the best two (``assign_mma``, off by default)."""
+    backend, *variants = spec.split(":")
+    unknown = set(variants) - {"gemm", "mma", "high", "tf32x3", "highest"}
+    if unknown:
+        raise ValueError(f"unknown kmeans_xp variant in {spec!r}: {sorted(unknown)}")
+    precision = next((v for v in variants if v not in ("gemm", "mma")), "highest")
+    return KMeansXP(backend, precision, small_pass="gemm" not in variants, mma="mma" in variants)
 
 
 def implementations(mode: str, backends: list[str], peers: list[str]) -> list[Implementation]:

@@ -100,11 +100,14 @@ fi
 
 if step bench; then
     # Issue 4's table: kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and split TF32
-    # (cupy:tf32x3) beside the peers; cupy:gemm (cuBLAS where cupy runs the fused small-k*d
-    # pass) only at the shapes that pass applies to (B).
+    # (cupy:tf32x3) beside the peers; the same two with the fused tensor-core kernel
+    # (cupy:high:mma, cupy:tf32x3:mma; off by default until this table and the tests have seen
+    # it) where the small-k*d pass does not run (A, C, F); cupy:gemm (cuBLAS where cupy runs the
+    # fused small-k*d pass) only at the shapes that pass applies to (B).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
+    backends=cupy,cupy:high,cupy:tf32x3,cupy:high:mma,cupy:tf32x3:mma,cupy:gemm,torch_cuda
     timeout "${GPU_BENCH_TIMEOUT:-200}" python3 -m benchmarks gpu \
-        --backends cupy,cupy:high,cupy:tf32x3,cupy:gemm,torch_cuda "${bench_args[@]}" \
+        --backends "$backends" "${bench_args[@]}" \
         --out "$WORK_DIR/benchmark" 2>&1 | tee "$RESULTS_DIR/benchmark.log"
     bench_status=${PIPESTATUS[0]}
     cp "$WORK_DIR/benchmark/gpu.md" "$WORK_DIR/benchmark/gpu.json" "$RESULTS_DIR/" 2>/dev/null

@@ -283,6 +283,37 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     assert _cuda_kernels.use_small_pass is True
 
 
+def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
+    """``cupy:tf32x3:mma`` (the fused tensor-core kernel) beside ``cupy:tf32x3``: named and
+    parsed back, skipped where the small-k·d pass runs instead, the switch set only during its
+    fit; an unknown variant is refused."""
+    from benchmarks.implementations import KMeansXP, backend_impl, by_name
+    from kmeans_xp._backends import _cuda_kernels
+
+    mma = backend_impl("cupy:tf32x3:mma")
+    assert (mma.name, mma.precision, mma.mma, mma.small_pass) == (
+        "kmeans_xp[cupy, tf32x3, mma]",
+        "tf32x3",
+        True,
+        True,
+    )
+    assert by_name(mma.name).mma is True
+    assert by_name("kmeans_xp[cupy, high]").mma is False
+    assert mma.fits(1_048_576, 128, 1024) is None  # shape A: cuBLAS or the fused kernel
+    assert "small-k·d" in mma.fits(10_000_000, 32, 64)  # shape B: neither runs
+    with pytest.raises(ValueError, match="tf32x4"):
+        backend_impl("cupy:tf32x4")
+    numpy_mma = KMeansXP("numpy", "tf32x3", mma=True)
+    seen = []
+    with numpy_mma._kernels():
+        seen.append(_cuda_kernels.use_mma)
+    assert seen == [True]
+    assert _cuda_kernels.use_mma is False
+    with pytest.raises(RuntimeError), numpy_mma._kernels():
+        raise RuntimeError("a failed fit")
+    assert _cuda_kernels.use_mma is False
+
+
 def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):
     """The GPU harness runs end to end where no GPU answers: every row says why it skipped."""
     command = [
