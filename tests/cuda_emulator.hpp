@@ -3,12 +3,15 @@
 //
 // What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp
 // intrinsics __shfl_sync/__shfl_up_sync/__shfl_down_sync/__shfl_xor_sync/__ballot_sync (32 lanes
-// meeting at a barrier), the TF32 mma.sync instruction (emulated_mma_m16n8k8_tf32), the 16-byte vector types float4/double2, atomicAdd (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
+// meeting at a barrier), the TF32 mma.sync instruction (emulated_mma_m16n8k8_tf32, for kernels
+// that test CUDA_EMULATOR), the 16-byte vector types float4/double2, atomicAdd
+// (std::atomic_ref), dynamic shared memory (one `extern __shared__` buffer named
 // `shared_memory`, filled with 0xff bytes before each block so reads of unset values show up
 // as NaN), and the bit casts the kernels use. Blocks run one after another; the threads of a
 // block run at once, so a missing __syncthreads can (not must) show up as a wrong result.
 // Not emulated: FMA contraction (nvcc fuses a*b + c; g++ here does not), memory-model
-// subtleties, and anything a kernel does not use. tests/cuda_emulator.py compiles it.
+// subtleties, __launch_bounds__ (ignored), and anything a kernel does not use.
+// tests/cuda_emulator.py compiles it.
 #pragma once
 
 #include <atomic>
@@ -37,6 +40,7 @@ using std::sqrt;
 #define __forceinline__ inline
 #define __shared__
 #define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
 
 struct dim3 {
     unsigned int x = 1, y = 1, z = 1;

@@ -515,6 +515,28 @@ def test_small_pass_rows_per_thread_agree_with_the_kernels():
     assert plan.rows_per_thread == 2  # shape B of issue 4: two rows share each center load
 
 
+def test_mma_launch_sizes_agree_with_the_kernel():
+    """``assign_mma_launch`` takes its grid, threads and shared memory from Python constants;
+    the kernel's #defines must say the same, and its tiles fit the 48 KiB every card gives."""
+    import re
+
+    defined = dict(
+        re.findall(r"^#define (MMA_\w+) (\d+)$", _cuda_kernels.KERNEL_SOURCE, flags=re.MULTILINE)
+    )
+    rows, centers, stride = (int(defined[n]) for n in ("MMA_ROWS", "MMA_CENTERS", "MMA_STRIDE"))
+    assert rows == _cuda_kernels.MMA_ROWS
+    assert int(defined["MMA_THREADS"]) == _cuda_kernels.MMA_THREADS
+    # the two tiles, then best, second-best and label per row from 4 warps, and |x|^2
+    layout = 4 * ((rows + centers) * stride + 3 * 4 * rows + rows)
+    assert layout == _cuda_kernels.MMA_SHARED_BYTES
+    assert _cuda_kernels.MMA_SHARED_BYTES <= _cuda_kernels.SHARED_BYTES
+    X, C = random_problem(300, 5, 7)
+    launch = _cuda_kernels.assign_mma_launch(
+        X, mma_scorer(C, "high"), *(np.empty(1) for _ in range(4))
+    )
+    assert (launch.grid, launch.threads) == (3, _cuda_kernels.MMA_THREADS)
+
+
 def test_emulator_refuses_what_a_gpu_would(gpu):
     """Its own guard: more shared memory than it has is an error, not a silent overrun."""
     X = np.zeros((4, 2), dtype=np.float32)

@@ -858,6 +858,9 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 // MMA_DEPTH + 4: a fragment load's 8 rows x 4 columns fall in 32 different banks.
 #define MMA_STRIDE 36
 #define MMA_THREADS 256
+// Two blocks on a multiprocessor, so that one computes while the other waits for its tiles, need
+// at most 128 registers a thread: ptxas (sm_90) gives "high" 125 unbounded, "tf32x3" 133
+// unbounded and 128 without spills when bounded (bounding "high" made it spill).
 
 __device__ __forceinline__ unsigned tf32_cut(float v) { return __float_as_uint(v) & 0xffffe000u; }
 
@@ -929,43 +932,48 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
             for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
                 const long long row = row0 + r;
                 const int j = c0 + r;
-                xs[r * MMA_STRIDE + lane] = f < d && row < m ? x[row * d + f] : 0.f;
-                cs[r * MMA_STRIDE + lane] = f < d && j < k ? centers[(long long)j * d + f] : 0.f;
+                const float xv = f < d && row < m ? x[row * d + f] : 0.f;
+                const float cv = f < d && j < k ? centers[(long long)j * d + f] : 0.f;
+                // Cut once here, not in each of the warps that read a value ("high"); split
+                // operands need the whole value for their tails.
+                xs[r * MMA_STRIDE + lane] = SPLIT ? xv : __uint_as_float(tf32_cut(xv));
+                cs[r * MMA_STRIDE + lane] = SPLIT ? cv : __uint_as_float(tf32_cut(cv));
             }
             __syncthreads();
 #pragma unroll
             for (int kk = 0; kk < MMA_DEPTH; kk += 8) {
-                unsigned a_head[4][4], a_tail[4][4], b_head[4][2], b_tail[4][2];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const float* p = xs + (warp_row + 16 * i + g) * MMA_STRIDE + kk + t;
-                    const float v[4] = {p[0], p[8 * MMA_STRIDE], p[4], p[8 * MMA_STRIDE + 4]};
-#pragma unroll
-                    for (int q = 0; q < 4; ++q) {
-                        a_head[i][q] = tf32_cut(v[q]);
-                        a_tail[i][q] = SPLIT ? tf32_cut(v[q] - __uint_as_float(a_head[i][q])) : 0u;
-                    }
-                }
+                // The centers' fragments for all 4 column tiles, then one row tile at a time:
+                // fewer registers live than with every fragment loaded first.
+                unsigned b_head[4][2], b_tail[4][2];
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const float* p = cs + (warp_col + 8 * j + g) * MMA_STRIDE + kk + t;
                     const float v[2] = {p[0], p[4]};
 #pragma unroll
                     for (int q = 0; q < 2; ++q) {
-                        b_head[j][q] = tf32_cut(v[q]);
+                        b_head[j][q] = SPLIT ? tf32_cut(v[q]) : __float_as_uint(v[q]);
                         b_tail[j][q] = SPLIT ? tf32_cut(v[q] - __uint_as_float(b_head[j][q])) : 0u;
                     }
                 }
 #pragma unroll
-                for (int i = 0; i < 4; ++i)
+                for (int i = 0; i < 4; ++i) {
+                    const float* p = xs + (warp_row + 16 * i + g) * MMA_STRIDE + kk + t;
+                    const float v[4] = {p[0], p[8 * MMA_STRIDE], p[4], p[8 * MMA_STRIDE + 4]};
+                    unsigned a_head[4], a_tail[4];
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) {
+                        a_head[q] = SPLIT ? tf32_cut(v[q]) : __float_as_uint(v[q]);
+                        a_tail[q] = SPLIT ? tf32_cut(v[q] - __uint_as_float(a_head[q])) : 0u;
+                    }
 #pragma unroll
                     for (int j = 0; j < 4; ++j) {
                         if (SPLIT) {  // the small terms first
-                            mma_tf32(acc[i][j], a_tail[i], b_head[j]);
-                            mma_tf32(acc[i][j], a_head[i], b_tail[j]);
+                            mma_tf32(acc[i][j], a_tail, b_head[j]);
+                            mma_tf32(acc[i][j], a_head, b_tail[j]);
                         }
-                        mma_tf32(acc[i][j], a_head[i], b_head[j]);
+                        mma_tf32(acc[i][j], a_head, b_head[j]);
                     }
+                }
             }
         }
         // Scores of this lane's 8 rows x 8 centers of the tile.
@@ -1034,19 +1042,18 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
     }
 }
 
-extern "C" __global__ void assign_mma_tf32(const float* x, const float* centers, const float* c_sq,
-                                           long long m, int k, int d, float a, float b,
-                                           int certify, int* labels, float* partial,
+extern "C" __global__ void assign_mma_tf32(const float* x, const float* centers,
+                                           const float* c_sq, long long m, int k, int d, float a,
+                                           float b, int certify, int* labels, float* partial,
                                            unsigned long long* n_listed, long long* listed) {
     assign_mma<false>(x, centers, c_sq, m, k, d, a, b, certify, labels, partial, n_listed,
                       listed);
 }
 
-extern "C" __global__ void assign_mma_tf32x3(const float* x, const float* centers,
-                                             const float* c_sq, long long m, int k, int d,
-                                             float a, float b, int certify, int* labels,
-                                             float* partial, unsigned long long* n_listed,
-                                             long long* listed) {
+extern "C" __global__ void __launch_bounds__(MMA_THREADS, 2)
+    assign_mma_tf32x3(const float* x, const float* centers, const float* c_sq, long long m,
+                      int k, int d, float a, float b, int certify, int* labels, float* partial,
+                      unsigned long long* n_listed, long long* listed) {
     assign_mma<true>(x, centers, c_sq, m, k, d, a, b, certify, labels, partial, n_listed, listed);
 }
 
