@@ -12,7 +12,9 @@ time per iteration — a wait for the device shows as the time of whatever read 
 ``--kmeanspp K`` profiles ``kmeans_plusplus(X, K)`` at the first shape the same way (per
 center); ``--streaming NxDxK`` a fit streaming host X to the GPU (copies show as memcpy rows).
 ``--backend cupy,torch_cuda`` profiles the Lloyd shapes on each (the same kernels, driven
-through CuPy or torch: where their wall times differ, the host rows say why).
+through CuPy or torch: where their wall times differ, the host rows say why). A backend may
+name a variant as the benchmark does, e.g. ``cupy:tf32x3:mma`` (the tensor-core kernel with
+split TF32 products); shapes that variant does not change are left out for it.
 
 ``--backend torch`` runs on the CPU (the profiler then lists torch's CPU operators): the code
 path, for the tests.
@@ -34,6 +36,7 @@ import numpy as np
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans_plusplus
 
 from .gpu_targets import mixture, parse
+from .implementations import backend_impl
 from .streaming import streaming_budget
 
 DEFAULT_SHAPES = "1048576x128x1024,10000000x32x64,8388608x128x1024"
@@ -157,15 +160,20 @@ def _per_iteration(fit, sync, iters: int, top: int, host_top: int = 0) -> dict:
 def profile_lloyd(
     backend: str, shape: tuple[int, int, int], iters: int, top: int, host_top: int = 0
 ) -> dict:
-    xp, move, sync = _library(backend)
+    """``backend`` as the benchmark names it: ``cupy``, ``torch_cuda``, ``cupy:tf32x3:mma``..."""
+    variant = backend_impl(backend)
+    xp, move, sync = _library(variant.backend)
     n, d, k = shape
     X = move(mixture(xp, n, d, k, seed=3))
     C0 = X[:k].clone() if hasattr(X, "clone") else X[:k].copy()
 
     def fit(max_iter: int) -> None:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), variant._kernels():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            KMeans(k, init=C0, max_iter=max_iter, tol=0, algorithm="lloyd").fit(X)
+            KMeans(
+                k, init=C0, max_iter=max_iter, tol=0, algorithm="lloyd",
+                matmul_precision=variant.precision,
+            ).fit(X)  # fmt: skip
 
     return {
         "what": f"Lloyd iteration (fits of 1 + {iters} and of 1 iteration, the difference)",
@@ -310,9 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     backends = args.backend.split(",")
-    unknown = sorted(set(backends) - {"cupy", "torch_cuda", "torch"})
+    unknown = sorted({b.split(":")[0] for b in backends} - {"cupy", "torch_cuda", "torch"})
     if unknown:
         parser.error(f"--backend: unknown {unknown}; choose from cupy, torch_cuda, torch")
+    try:
+        variants = {b: backend_impl(b) for b in backends}
+    except ValueError as exc:
+        parser.error(f"--backend: {exc}")
     shapes = [parse(s) for s in args.shapes.split(",")]
     results = []
 
@@ -321,16 +333,19 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2))
 
+    first = variants[backends[0]].backend  # k-means++ and the anatomy run on the first
     if args.kmeanspp:
-        results.append(profile_kmeanspp(backends[0], shapes[0], args.kmeanspp, args.top))
+        results.append(profile_kmeanspp(first, shapes[0], args.kmeanspp, args.top))
         _print(results[-1])
         write()
     for backend in backends:
         for shape in shapes:
+            if variants[backend].fits(*shape) is not None:  # the same kernels as without it
+                continue
             results.append(profile_lloyd(backend, shape, args.iters, args.top, args.host_top))
             _print(results[-1])
             write()
-    if backends[0] == "cupy":
+    if first == "cupy":
         for shape in shapes:
             anatomy = small_pass_anatomy(shape)
             if anatomy is not None:

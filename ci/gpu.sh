@@ -21,8 +21,8 @@
 # (8 processes of 16 CPU threads each would fight over 16 cores); GPU_BENCH_ARGS,
 # GPU_TARGETS_ARGS and GPU_PROFILE_ARGS replace those steps' options. Time limits in seconds,
 # each step keeping what it finished (the benchmark writes its results after every shape):
-# GPU_TEST_TIMEOUT 150, GPU_BENCH_TIMEOUT 200, GPU_TARGETS_TIMEOUT 60, GPU_STREAM_TIMEOUT 30,
-# GPU_PROFILE_TIMEOUT 60 — under 8.5 minutes together, so that a session's 15 minutes of device
+# GPU_TEST_TIMEOUT 150, GPU_BENCH_TIMEOUT 220, GPU_TARGETS_TIMEOUT 60, GPU_STREAM_TIMEOUT 30,
+# GPU_PROFILE_TIMEOUT 60 — under 8.7 minutes together, so that a session's 15 minutes of device
 # time hold one run, a machine start, and a shorter rerun of some steps after a fix.
 #
 # On a machine without a package index, wheels in .whl/ (array-api-compat, array-api-strict,
@@ -106,7 +106,7 @@ if step bench; then
     # fused small-k*d pass) only at the shapes that pass applies to (B).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
     backends=cupy,cupy:high,cupy:tf32x3,cupy:high:mma,cupy:tf32x3:mma,cupy:gemm,torch_cuda
-    timeout "${GPU_BENCH_TIMEOUT:-200}" python3 -m benchmarks gpu \
+    timeout "${GPU_BENCH_TIMEOUT:-220}" python3 -m benchmarks gpu \
         --backends "$backends" "${bench_args[@]}" \
         --out "$WORK_DIR/benchmark" 2>&1 | tee "$RESULTS_DIR/benchmark.log"
     bench_status=${PIPESTATUS[0]}
@@ -129,8 +129,10 @@ if step streaming; then
 fi
 if step profile; then
     # Kernel by kernel and on the host: a Lloyd iteration at A and B driven by CuPy and by torch
-    # (where their wall times differ, the host rows say why), k-means++ at A, a streamed one.
-    default_profile="--backend cupy,torch_cuda --shapes 1048576x128x1024,10000000x32x64"
+    # (where their wall times differ, the host rows say why), with the tensor-core kernel at A
+    # (cupy:tf32x3:mma; B runs the small-k*d pass either way), k-means++ at A, a streamed one.
+    default_profile="--backend cupy,torch_cuda,cupy:tf32x3:mma"
+    default_profile+=" --shapes 1048576x128x1024,10000000x32x64"
     default_profile+=" --kmeanspp 64 --streaming 4000000x64x256"
     read -r -a profile_args <<<"${GPU_PROFILE_ARGS:-$default_profile}"
     timeout "${GPU_PROFILE_TIMEOUT:-60}" python3 -m benchmarks.gpu_profile "${profile_args[@]}" \

@@ -124,6 +124,29 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
     assert passes[0]["calls_per"] == 1.0
 
 
+def test_gpu_profile_takes_the_benchmarks_variants(tmp_path):
+    """``--backend torch,torch:high:mma``: a variant runs where it changes the kernels (any
+    shape past the small-k·d pass), is left out where it does not; a bad one is refused."""
+    pytest.importorskip("torch")
+    out = tmp_path / "profile.json"
+    command = [
+        sys.executable, "-m", "benchmarks.gpu_profile", "--backend", "torch,torch:high:mma",
+        "--shapes", "3000x70x20,3000x8x4", "--iters", "1", "--kmeanspp", "0", "--host-top", "0",
+        "--out", str(out),
+    ]  # fmt: skip
+    done = run_command(command)
+    assert done.returncode == 0, done.stderr
+    runs = [(r["backend"], tuple(r["shape"])) for r in json.loads(out.read_text())]
+    assert runs == [
+        ("torch", (3000, 70, 20)),
+        ("torch", (3000, 8, 4)),
+        ("torch:high:mma", (3000, 70, 20)),
+    ]
+    bad = run_command([*command[:4], "torch:tf32x4", *command[5:]], timeout=60)
+    assert bad.returncode == 2
+    assert "tf32x4" in bad.stderr
+
+
 def test_unknown_peer_is_a_usage_error(tmp_path):
     command = [sys.executable, "-m", "benchmarks", "cpu", "--peers", "nope", "--out", str(tmp_path)]
     done = run_command(command, timeout=60)
