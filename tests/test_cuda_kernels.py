@@ -115,19 +115,18 @@ def mma_scorer(C, precision: str, *, every_row_ambiguous: bool = False) -> Certi
 
 
 def run_mma(gpu, X, scorer):
-    """assign_mma then rescore_listed, as ``_cupy.CertifiedAssign`` launches them: labels,
+    """assign_mma then its rescoring, as ``_cupy.CertifiedAssign`` launches them: labels,
     partials and the rows listed."""
     m = X.shape[0]
     labels = np.full(m, -1, dtype=np.int32)
     partial = np.full(m, np.nan, dtype=np.float32)
     n_listed = np.zeros(1, dtype=np.uint64)
     listed = np.full(m, -1, dtype=np.int64)
-    run(gpu, _cuda_kernels.assign_mma_launch(X, scorer, labels, partial, n_listed, listed))
+    threshold = np.full(m, np.nan)
+    buffers = (labels, partial, n_listed, listed, threshold)
+    run(gpu, _cuda_kernels.assign_mma_launch(X, scorer, *buffers, rescore=False))
     rows = listed[: int(n_listed[0])].copy()
-    rescore = _cuda_kernels.rescore_listed_launch(
-        X, scorer, labels, partial, n_listed, listed, multiprocessors=1
-    )
-    run(gpu, rescore)
+    run(gpu, _cuda_kernels.assign_mma_launch(X, scorer, *buffers, rescore=True))
     return labels, partial, rows
 
 
@@ -526,15 +525,18 @@ def test_mma_launch_sizes_agree_with_the_kernel():
     rows, centers, stride = (int(defined[n]) for n in ("MMA_ROWS", "MMA_CENTERS", "MMA_STRIDE"))
     assert rows == _cuda_kernels.MMA_ROWS
     assert int(defined["MMA_THREADS"]) == _cuda_kernels.MMA_THREADS
-    # the two tiles, then best, second-best and label per row from 4 warps, and |x|^2
-    layout = 4 * ((rows + centers) * stride + 3 * 4 * rows + rows)
+    # the two tiles; per row its index and threshold; per row from 4 warps best and second-best
+    # (or the nearest, a double) and a label; per row |x|^2
+    layout = 4 * (rows + centers) * stride + 16 * rows + 4 * rows * (8 + 4) + 4 * rows
     assert layout == _cuda_kernels.MMA_SHARED_BYTES
     assert _cuda_kernels.MMA_SHARED_BYTES <= _cuda_kernels.SHARED_BYTES
     X, C = random_problem(300, 5, 7)
-    launch = _cuda_kernels.assign_mma_launch(
-        X, mma_scorer(C, "high"), *(np.empty(1) for _ in range(4))
-    )
-    assert (launch.grid, launch.threads) == (3, _cuda_kernels.MMA_THREADS)
+    buffers = [np.empty(1) for _ in range(5)]
+    for rescore in (False, True):
+        launch = _cuda_kernels.assign_mma_launch(
+            X, mma_scorer(C, "high"), *buffers, rescore=rescore
+        )
+        assert (launch.grid, launch.threads) == (3, _cuda_kernels.MMA_THREADS)
 
 
 def test_emulator_refuses_what_a_gpu_would(gpu):
@@ -676,7 +678,7 @@ def test_cupy_tensor_core_glue_on_the_emulator(
         np.testing.assert_array_equal(np.asarray(labels), nearest64(X, C))
     if use_mma:
         fused = "assign_mma_tf32x3" if precision == "tf32x3" else "assign_mma_tf32"
-        assert launched == {fused, "rescore_listed_float"}
+        assert launched == {fused, fused.replace("assign", "rescore")}
     else:
         split = {"split_for_tf32_float"} if precision == "tf32x3" else set()
         assert launched == {"assign_certified_float"} | split

@@ -838,20 +838,27 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 // A block of MMA_THREADS (8 warps) takes MMA_ROWS rows of X and scores them against the centers
 // MMA_CENTERS at a time, the features MMA_DEPTH at a time through shared memory (zeros past m, k
 // and d, which add nothing); warp w computes the 64 x 32 piece (rows 64 * (w & 1), centers
-// 32 * (w >> 1)) of each 128 x 128 tile of x.c as 4 x 4 mma tiles of 16 x 8, and each lane keeps
-// the best two scores |c|^2 - 2 x.c of the 8 rows its accumulators belong to. Then the best two
-// are merged across lanes and warps, and a row whose best two are within the bound 2(a|x| + b)
-// of kmeans_xp/_certified.py ("high" or "tf32x3") is listed for rescore_listed instead of being
-// labelled: nothing is read back by the host.
+// 32 * (w >> 1)) of each 128 x 128 tile of x.c as 4 x 4 mma tiles of 16 x 8.
+//
+// Settling (RESCORE false, rows row0, row0 + 1, ...): each lane keeps the best two scores
+// |c|^2 - 2 x.c of the 8 rows its accumulators belong to; they are merged across lanes and
+// warps, and a row whose best two are within the bound 2(a|x| + b) of kmeans_xp/_certified.py
+// ("high" or "tf32x3") is listed, with the threshold best + 3(a|x| + b) beyond which no center
+// can be its nearest, instead of being labelled. Rescoring (RESCORE true, the listed rows, their
+// count read on the device): the same products again (the same operations in the same order, so
+// the same scores), and each center within the row's threshold is scored exactly, from the
+// differences in float64 (usually two or three a row: no pass over every center). Nothing is read
+// back by the host.
 //
 // The operands are TF32 values cut from float32 by clearing 13 mantissa bits, so the products
 // are the same on any card (and on the CPU emulator) and within the bound's input error: with
 // SPLIT ("tf32x3") each value is split into head + tail, both cut to TF32, and three products
 // are accumulated (head.head + head.tail + tail.head).
 //
-// Shared memory (floats): X's tile [MMA_ROWS][MMA_STRIDE], the centers' tile
-// [MMA_CENTERS][MMA_STRIDE], then for the merge the best, second-best and label of each row from
-// each of the 4 column warps [4][MMA_ROWS] and |x|^2 [MMA_ROWS].
+// Shared memory: X's tile [MMA_ROWS][MMA_STRIDE] and the centers' [MMA_CENTERS][MMA_STRIDE]
+// (floats); then per row the index in X (long long, -1 past the rows) and the threshold
+// (double); then the merge of the 4 column warps: per warp and row two floats (best and
+// second-best) or one double (the nearest exact distance) and an int (its label); |x|^2 (float).
 #define MMA_ROWS 128
 #define MMA_CENTERS 128
 #define MMA_DEPTH 32
@@ -859,8 +866,9 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 #define MMA_STRIDE 36
 #define MMA_THREADS 256
 // Two blocks on a multiprocessor, so that one computes while the other waits for its tiles, need
-// at most 128 registers a thread: ptxas (sm_90) gives "high" 125 unbounded, "tf32x3" 133
-// unbounded and 128 without spills when bounded (bounding "high" made it spill).
+// at most 128 registers a thread: ptxas (sm_90) gives the settling "high" kernel 125 registers
+// unbounded, "tf32x3" 133 unbounded and 128 without spills when bounded (bounding "high" made it
+// spill). The rescoring kernels run on few rows and are left unbounded.
 
 __device__ __forceinline__ unsigned tf32_cut(float v) { return __float_as_uint(v) & 0xffffe000u; }
 
@@ -889,32 +897,58 @@ __device__ __forceinline__ void merge_two(float other_best, int other_j, float o
     if (other_second < second) second = other_second;
 }
 
-template <bool SPLIT>
+// Keep the nearer of two exact distances (the lower index on ties).
+__device__ __forceinline__ void keep_nearest(double dist, int j, double& nearest, int& nearest_j) {
+    if (dist < nearest || (dist == nearest && j < nearest_j)) {
+        nearest = dist;
+        nearest_j = j;
+    }
+}
+
+template <bool SPLIT, bool RESCORE>
 __device__ void assign_mma(const float* __restrict__ x, const float* __restrict__ centers,
-                           const float* __restrict__ c_sq, long long m, int k, int d, float a,
-                           float b, int certify, int* __restrict__ labels,
-                           float* __restrict__ partial, unsigned long long* n_listed,
-                           long long* __restrict__ listed) {
+                           const float* __restrict__ c_sq, const double* __restrict__ centers_wide,
+                           long long m, int k, int d, float a, float b, int certify,
+                           int* __restrict__ labels, float* __restrict__ partial,
+                           unsigned long long* n_listed, long long* __restrict__ listed,
+                           double* __restrict__ listed_threshold) {
     extern __shared__ __align__(16) double shared_memory[];
     float* xs = (float*)shared_memory;
     float* cs = xs + MMA_ROWS * MMA_STRIDE;
-    float* warp_best = cs + MMA_CENTERS * MMA_STRIDE;
+    long long* tile_row = (long long*)(cs + MMA_CENTERS * MMA_STRIDE);
+    double* tile_threshold = (double*)(tile_row + MMA_ROWS);
+    float* warp_best = (float*)(tile_threshold + MMA_ROWS);  // or double warp_nearest[4][rows]
     float* warp_second = warp_best + 4 * MMA_ROWS;
+    double* warp_nearest = (double*)warp_best;
     int* warp_label = (int*)(warp_second + 4 * MMA_ROWS);
     float* row_sq = (float*)(warp_label + 4 * MMA_ROWS);
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int warp_row = 64 * (warp & 1), warp_col = 32 * (warp >> 1);
-    const long long row0 = (long long)blockIdx.x * MMA_ROWS;
+    const long long first = (long long)blockIdx.x * MMA_ROWS;
+    const long long rows = RESCORE ? (long long)*n_listed : m;
+    // Rescoring sizes its grid for every row and leaves the blocks past the listed ones at
+    // once; a settling grid has no block past m (and ptxas, sm_90, spilled the settling
+    // "tf32x3" kernel at 128 registers with this test in it).
+    if (RESCORE && first >= rows) return;
+    for (int r = threadIdx.x; r < MMA_ROWS; r += MMA_THREADS) {
+        const bool in = first + r < rows;
+        tile_row[r] = !in ? -1 : RESCORE ? listed[first + r] : first + r;
+        if (RESCORE) tile_threshold[r] = in ? listed_threshold[first + r] : 0.0;
+    }
+    // (the first tile's __syncthreads below makes these visible)
 
-    // Rows of this lane: warp_row + 16 * i + g + 8 * h, kept at [2 * i + h].
+    // Rows of this lane: warp_row + 16 * i + g + 8 * h, kept at [2 * i + h]: the best two scores
+    // (settling) or the nearest exact distance among the candidates (rescoring).
     float best[8], second[8];
+    double nearest[8];
     int best_j[8];
 #pragma unroll
-    for (int r = 0; r < 8; ++r) {
-        best[r] = second[r] = infinity<float>();
-        best_j[r] = 0x7fffffff;
+    for (int s = 0; s < 8; ++s) {
+        best[s] = second[s] = infinity<float>();
+        nearest[s] = infinity<double>();
+        best_j[s] = 0x7fffffff;
     }
     // Loads: thread (lane, warp) copies feature f0 + lane of tile rows warp, warp + 8, ...
     for (int c0 = 0; c0 < k; c0 += MMA_CENTERS) {
@@ -930,9 +964,9 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
             const int f = f0 + lane;
 #pragma unroll 4
             for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
-                const long long row = row0 + r;
+                const long long row = RESCORE ? tile_row[r] : first + r < m ? first + r : -1;
                 const int j = c0 + r;
-                const float xv = f < d && row < m ? x[row * d + f] : 0.f;
+                const float xv = f < d && row >= 0 ? x[row * d + f] : 0.f;
                 const float cv = f < d && j < k ? centers[(long long)j * d + f] : 0.f;
                 // Cut once here, not in each of the warps that read a value ("high"); split
                 // operands need the whole value for their tails.
@@ -987,20 +1021,41 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        keep_two(norm - 2.f * acc[i][j][2 * h + q], center, best[2 * i + h],
-                                 best_j[2 * i + h], second[2 * i + h]);
+                    for (int h = 0; h < 2; ++h) {
+                        const int s = 2 * i + h;
+                        const float score = norm - 2.f * acc[i][j][2 * h + q];
+                        if (!RESCORE) {
+                            keep_two(score, center, best[s], best_j[s], second[s]);
+                            continue;
+                        }
+                        const int r = warp_row + 16 * i + g + 8 * h;
+                        const long long row = tile_row[r];
+                        if (row < 0 || (double)score > tile_threshold[r]) continue;
+                        const float* xr = x + row * d;
+                        const double* cr = centers_wide + (long long)center * d;
+                        double dist = 0.0;
+                        for (int f = 0; f < d; ++f) {
+                            const double diff = (double)xr[f] - cr[f];
+                            dist += diff * diff;
+                        }
+                        keep_nearest(dist, center, nearest[s], best_j[s]);
+                    }
             }
     }
     // The 4 lanes of a quad hold the same rows; then the 4 column warps, through shared memory.
 #pragma unroll
-    for (int r = 0; r < 8; ++r)
+    for (int s = 0; s < 8; ++s)
 #pragma unroll
         for (int mask = 1; mask < 4; mask <<= 1) {
-            const float other_best = __shfl_xor_sync(0xffffffffu, best[r], mask);
-            const int other_j = __shfl_xor_sync(0xffffffffu, best_j[r], mask);
-            const float other_second = __shfl_xor_sync(0xffffffffu, second[r], mask);
-            merge_two(other_best, other_j, other_second, best[r], best_j[r], second[r]);
+            const int other_j = __shfl_xor_sync(0xffffffffu, best_j[s], mask);
+            if (RESCORE) {
+                const double other = __shfl_xor_sync(0xffffffffu, nearest[s], mask);
+                keep_nearest(other, other_j, nearest[s], best_j[s]);
+            } else {
+                const float other_best = __shfl_xor_sync(0xffffffffu, best[s], mask);
+                const float other_second = __shfl_xor_sync(0xffffffffu, second[s], mask);
+                merge_two(other_best, other_j, other_second, best[s], best_j[s], second[s]);
+            }
         }
     __syncthreads();  // the tiles are no longer read
     if (t == 0) {
@@ -1009,103 +1064,75 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int slot = (warp >> 1) * MMA_ROWS + warp_row + 16 * i + g + 8 * h;
-                warp_best[slot] = best[2 * i + h];
-                warp_second[slot] = second[2 * i + h];
+                if (RESCORE) {
+                    warp_nearest[slot] = nearest[2 * i + h];
+                } else {
+                    warp_best[slot] = best[2 * i + h];
+                    warp_second[slot] = second[2 * i + h];
+                }
                 warp_label[slot] = best_j[2 * i + h];
             }
     }
-    // |x|^2 of each row (float32, as the bound allows), a warp per row, lanes on the features.
-    for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
-        const long long row = row0 + r;
-        float sq = 0.f;
-        if (row < m)
-            for (int f = lane; f < d; f += 32) sq += x[row * d + f] * x[row * d + f];
-        for (int offset = 16; offset > 0; offset >>= 1)
-            sq += __shfl_xor_sync(0xffffffffu, sq, offset);
-        if (lane == 0) row_sq[r] = sq;
-    }
+    // |x|^2 of each row being settled (float32, as the bound allows), a warp per row, lanes on
+    // the features.
+    if (!RESCORE)
+        for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
+            const long long row = tile_row[r];
+            float sq = 0.f;
+            if (row >= 0)
+                for (int f = lane; f < d; f += 32) sq += x[row * d + f] * x[row * d + f];
+            for (int offset = 16; offset > 0; offset >>= 1)
+                sq += __shfl_xor_sync(0xffffffffu, sq, offset);
+            if (lane == 0) row_sq[r] = sq;
+        }
     __syncthreads();
     if (threadIdx.x >= MMA_ROWS) return;
     const int r = threadIdx.x;
-    const long long row = row0 + r;
-    if (row >= m) return;
+    const long long row = tile_row[r];
+    if (row < 0) return;
+    if (RESCORE) {
+        double row_nearest = warp_nearest[r];
+        int row_label = warp_label[r];
+        for (int w = 1; w < 4; ++w)
+            keep_nearest(warp_nearest[w * MMA_ROWS + r], warp_label[w * MMA_ROWS + r],
+                         row_nearest, row_label);
+        double x_sq = 0.0;
+        for (int f = 0; f < d; ++f) x_sq += (double)x[row * d + f] * (double)x[row * d + f];
+        labels[row] = row_label;
+        partial[row] = (float)(row_nearest - x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
+        return;
+    }
     float row_best = warp_best[r], row_second = warp_second[r];
     int row_label = warp_label[r];
     for (int w = 1; w < 4; ++w)
         merge_two(warp_best[w * MMA_ROWS + r], warp_label[w * MMA_ROWS + r],
                   warp_second[w * MMA_ROWS + r], row_best, row_label, row_second);
+    const double bound = (double)a * sqrt((double)row_sq[r]) + (double)b;
     if (certify && row_second - row_best <= 2.f * (a * sqrt(row_sq[r]) + b)) {
-        listed[atomicAdd(n_listed, 1ULL)] = row;
+        // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of
+        // the candidates costs a few more exact distances, never a wrong label).
+        const unsigned long long at = atomicAdd(n_listed, 1ULL);
+        listed[at] = row;
+        listed_threshold[at] = (double)row_best + 3.0 * bound;
     } else {
         labels[row] = row_label;
         partial[row] = row_best;
     }
 }
 
-extern "C" __global__ void assign_mma_tf32(const float* x, const float* centers,
-                                           const float* c_sq, long long m, int k, int d, float a,
-                                           float b, int certify, int* labels, float* partial,
-                                           unsigned long long* n_listed, long long* listed) {
-    assign_mma<false>(x, centers, c_sq, m, k, d, a, b, certify, labels, partial, n_listed,
-                      listed);
-}
-
-extern "C" __global__ void __launch_bounds__(MMA_THREADS, 2)
-    assign_mma_tf32x3(const float* x, const float* centers, const float* c_sq, long long m,
-                      int k, int d, float a, float b, int certify, int* labels, float* partial,
-                      unsigned long long* n_listed, long long* listed) {
-    assign_mma<true>(x, centers, c_sq, m, k, d, a, b, certify, labels, partial, n_listed, listed);
-}
-
-// The rows assign_mma listed, scored against every center from the differences in float64
-// (lowest index on ties), a warp per row, grid-stride over however many were listed (read on
-// the device: the launch does not wait for the count).
-extern "C" __global__ void rescore_listed_float(const float* __restrict__ x,
-                                                const double* __restrict__ centers, int k, int d,
-                                                const unsigned long long* n_listed,
-                                                const long long* __restrict__ listed,
-                                                int* __restrict__ labels,
-                                                float* __restrict__ partial) {
-    const int lane = threadIdx.x & 31;
-    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
-    const long long count = (long long)*n_listed;
-    for (long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < count;
-         i += warps) {
-        const long long row = listed[i];
-        const float* xr = x + row * d;
-        double x_sq = 0.0;
-        for (int f = lane; f < d; f += 32) x_sq += (double)xr[f] * (double)xr[f];
-        for (int offset = 16; offset > 0; offset >>= 1)
-            x_sq += __shfl_xor_sync(0xffffffffu, x_sq, offset);
-        double nearest = infinity<double>();
-        int nearest_j = 0x7fffffff;
-        for (int j = lane; j < k; j += 32) {
-            const double* c = centers + (long long)j * d;
-            double dist = 0.0;
-            for (int f = 0; f < d; ++f) {
-                const double diff = (double)xr[f] - c[f];
-                dist += diff * diff;
-            }
-            if (dist < nearest) {  // j rises within a lane: the first of equals stays
-                nearest = dist;
-                nearest_j = j;
-            }
-        }
-        for (int offset = 16; offset > 0; offset >>= 1) {
-            const double other = __shfl_down_sync(0xffffffffu, nearest, offset);
-            const int other_j = __shfl_down_sync(0xffffffffu, nearest_j, offset);
-            if (lane + offset < 32 &&
-                (other < nearest || (other == nearest && other_j < nearest_j))) {
-                nearest = other;
-                nearest_j = other_j;
-            }
-        }
-        if (lane == 0) {
-            labels[row] = nearest_j;
-            partial[row] = (float)(nearest - x_sq);  // |c|^2 - 2 x.c = |x - c|^2 - |x|^2
-        }
+#define DEFINE_ASSIGN_MMA(NAME, SPLIT, RESCORE, BOUNDS)                                        \
+    extern "C" __global__ void BOUNDS NAME(                                                     \
+        const float* x, const float* centers, const float* c_sq, const double* centers_wide,    \
+        long long m, int k, int d, float a, float b, int certify, int* labels, float* partial,  \
+        unsigned long long* n_listed, long long* listed, double* listed_threshold) {            \
+        assign_mma<SPLIT, RESCORE>(x, centers, c_sq, centers_wide, m, k, d, a, b, certify,      \
+                                   labels, partial, n_listed, listed, listed_threshold);        \
     }
-}
+#define NO_BOUNDS
+DEFINE_ASSIGN_MMA(assign_mma_tf32, false, false, NO_BOUNDS)
+DEFINE_ASSIGN_MMA(assign_mma_tf32x3, true, false, __launch_bounds__(MMA_THREADS, 2))
+DEFINE_ASSIGN_MMA(rescore_mma_tf32, false, true, NO_BOUNDS)
+DEFINE_ASSIGN_MMA(rescore_mma_tf32x3, true, true, NO_BOUNDS)
 """
 
 # The fused pass for small k·d (lloyd_pass_small) pads rows to the first of these widths that
@@ -1130,7 +1157,8 @@ KERNEL_NAMES = (
     "split_for_tf32_float",
     "assign_mma_tf32",
     "assign_mma_tf32x3",
-    "rescore_listed_float",
+    "rescore_mma_tf32",
+    "rescore_mma_tf32x3",
     "kmeanspp_trials_float",
     "kmeanspp_trials_double",
     "kmeanspp_update_float",
@@ -1203,14 +1231,15 @@ def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launc
 
 
 # assign_mma's tiles (the kernel's MMA_* constants) and its shared memory in bytes: X's and the
-# centers' tiles (128 x 36 floats each), then 4 x 128 best, second-best and label, 128 |x|^2.
+# centers' tiles (128 x 36 floats each); per row its index and threshold (8 bytes each); per
+# column warp and row 8 bytes of best two (or nearest) and a label; per row |x|^2.
 MMA_ROWS = 128
 MMA_THREADS = 256
-MMA_SHARED_BYTES = 4 * (2 * 128 * 36 + 3 * 4 * 128 + 128)
+MMA_SHARED_BYTES = 4 * 2 * 128 * 36 + 128 * (8 + 8) + 4 * 128 * (8 + 4) + 128 * 4
 # The lowest compute capability with TF32 mma (Ampere, sm_80).
 MMA_MIN_COMPUTE_CAPABILITY = 80
 # Off until a GPU run has checked the kernel on hardware and timed it against cuBLAS (the
-# benchmark's ``cupy:high-mma`` / ``cupy:tf32x3-mma`` turn it on).
+# benchmark's ``cupy:high:mma`` / ``cupy:tf32x3:mma`` turn it on).
 use_mma = False
 
 
@@ -1225,36 +1254,27 @@ def mma_applies(dtype: np.dtype, precision: str, compute_capability: int) -> boo
     )
 
 
-def assign_mma_launch(X_block, scorer, labels, partial, n_listed, listed) -> Launch:
+def assign_mma_launch(
+    X_block, scorer, labels, partial, n_listed, listed, listed_threshold, *, rescore: bool
+) -> Launch:
     """``assign_mma_tf32`` (``scorer.precision`` "high") or ``assign_mma_tf32x3`` over a float32
-    block: labels and partials of the rows it settles; the ambiguous ones' indices go to
-    ``listed`` (int64, m long) and their count into ``n_listed`` (one uint64, zeroed first).
-    ``scorer`` is the ``_certified.CertifiedAssign`` of the centers (float32 ``centers``,
-    ``c_sq``, bound)."""
+    block: labels and partials of the rows it settles; the others' indices go to ``listed``
+    (int64, m long), their thresholds to ``listed_threshold`` (float64, m long) and their count
+    into ``n_listed`` (one uint64, zeroed first). With ``rescore``, ``rescore_mma_*``: the
+    listed rows' labels and partials, from exact distances to the centers within their
+    thresholds. ``scorer`` is the ``_certified.CertifiedAssign`` of the centers (float32
+    ``centers`` and ``c_sq``, float64 ``centers_wide``, the bound)."""
     m, d = X_block.shape
     k = scorer.centers.shape[0]
     arguments = (
-        X_block, scorer.centers, scorer.c_sq, np.int64(m), np.int32(k), np.int32(d),
-        np.float32(scorer.a), np.float32(scorer.b), np.int32(scorer.certify and k > 1),
-        labels, partial, n_listed, listed,
+        X_block, scorer.centers, scorer.c_sq, scorer.centers_wide, np.int64(m), np.int32(k),
+        np.int32(d), np.float32(scorer.a), np.float32(scorer.b),
+        np.int32(scorer.certify and k > 1), labels, partial, n_listed, listed, listed_threshold,
     )  # fmt: skip
-    name = "assign_mma_tf32x3" if scorer.precision == "tf32x3" else "assign_mma_tf32"
+    kind = "rescore" if rescore else "assign"
+    precision = "tf32x3" if scorer.precision == "tf32x3" else "tf32"
+    name = f"{kind}_mma_{precision}"
     return Launch(name, _blocks(m, MMA_ROWS), MMA_THREADS, arguments, MMA_SHARED_BYTES)
-
-
-def rescore_listed_launch(
-    X_block, scorer, labels, partial, n_listed, listed, *, multiprocessors: int
-) -> Launch:
-    """``rescore_listed_float``: the rows ``assign_mma_launch`` listed, scored in float64 against
-    every center; a grid for the most rows that can be listed, each warp going on to the next
-    listed row until the count (read on the device) is reached."""
-    m, d = X_block.shape
-    k = scorer.centers_wide.shape[0]
-    arguments = (
-        X_block, scorer.centers_wide, np.int32(k), np.int32(d), n_listed, listed, labels, partial
-    )  # fmt: skip
-    grid = max(1, min(_blocks(32 * m, _ASSIGN_THREADS), 8 * multiprocessors))
-    return Launch("rescore_listed_float", grid, _ASSIGN_THREADS, arguments)
 
 
 def split_launch(A, out, *, tail_at: int) -> Launch:

@@ -37,7 +37,6 @@ from ._cuda_kernels import (
     label_count_launch,
     label_scatter_launch,
     mma_applies,
-    rescore_listed_launch,
     segment_sum_launch,
     segment_sum_sorts,
     small_pass,
@@ -105,8 +104,8 @@ class CertifiedAssign(_StandardCertifiedAssign):
     Where ``_cuda_kernels.mma_applies`` (float32, "high" or "tf32x3", sm_80 or later, and the
     kernel switched on), ``assign_mma`` computes the TF32 products on tensor cores and keeps
     only each row's best two, so the (m, k) products never reach memory; the rows it cannot
-    settle are listed on the device and ``rescore_listed`` scores them against every center in
-    float64.
+    settle are listed on the device, and a second launch computes their products again and
+    scores exactly, in float64, the centers that could be nearest.
     """
 
     def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
@@ -145,15 +144,15 @@ class CertifiedAssign(_StandardCertifiedAssign):
         return labels, partial
 
     def run_mma(self, X_block, labels, partial):
-        """``assign_mma`` over the block, then ``rescore_listed`` over the rows it listed (their
-        count stays on the device)."""
+        """``assign_mma`` over the block, then its rescoring of the rows it listed (their count
+        stays on the device: the rescoring's blocks past it return at once)."""
         m = X_block.shape[0]
         n_listed = cupy.zeros(1, dtype=cupy.uint64)
         listed = cupy.empty(m, dtype=cupy.int64)
-        _run(assign_mma_launch(X_block, self, labels, partial, n_listed, listed))
-        sms = _multiprocessors(X_block.device.id)
-        _run(rescore_listed_launch(X_block, self, labels, partial, n_listed, listed,
-                                   multiprocessors=sms))  # fmt: skip
+        threshold = cupy.empty(m, dtype=cupy.float64)
+        for rescore in (False, True):
+            _run(assign_mma_launch(X_block, self, labels, partial, n_listed, listed, threshold,
+                                   rescore=rescore))  # fmt: skip
 
     def run_small_pass(self, plan: SmallPass, X_block, offset, labels, partial, **accumulate):
         """``_cuda_kernels.small_pass_launch`` on these centers, on the block's device."""
