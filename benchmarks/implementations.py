@@ -85,14 +85,13 @@ class KMeansXP(Implementation):
         small = _cuda_kernels.small_pass(d, k, np.float32, accumulate=True)
         if not self.small_pass and small is None:
             return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
-        if self.mma and small is not None:
-            return "the small-k·d pass runs at this shape: the same kernels as without mma"
-        return None
+        return None  # mma: the tensor-core kernel at every shape, the small pass's too
 
     def _kernels(self):
         """The CuPy backend's choice of kernels for this peer: ``small_pass=False`` sends every
         shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``); ``mma`` turns
-        the tensor-core kernel ``assign_mma`` on (``cupy:tf32x3:mma``)."""
+        the tensor-core kernel ``assign_mma`` on (``cupy:tf32x3:mma``), which then takes the
+        small-k·d shapes too (its sums by ``segment_sum``)."""
         from kmeans_xp._backends import _cuda_kernels
 
         stack = contextlib.ExitStack()
@@ -516,6 +515,8 @@ def backend_impl(spec: str) -> KMeansXP:
     if unknown:
         raise ValueError(f"unknown kmeans_xp variant in {spec!r}: {sorted(unknown)}")
     precision = next((v for v in variants if v not in ("gemm", "mma")), "highest")
+    if "mma" in variants and precision not in ("high", "tf32x3"):
+        raise ValueError(f"{spec!r}: mma takes TF32 products, name high or tf32x3 with it")
     return KMeansXP(backend, precision, small_pass="gemm" not in variants, mma="mma" in variants)
 
 

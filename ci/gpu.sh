@@ -102,8 +102,8 @@ if step bench; then
     # Issue 4's table: kmeans_xp exact (cupy, torch CUDA), TF32 (cupy:high) and split TF32
     # (cupy:tf32x3) beside the peers; the same two with the fused tensor-core kernel
     # (cupy:high:mma, cupy:tf32x3:mma; off by default until this table and the tests have seen
-    # it) where the small-k*d pass does not run (A, C, F); cupy:gemm (cuBLAS where cupy runs the
-    # fused small-k*d pass) only at the shapes that pass applies to (B).
+    # it; at B in place of the small-k*d pass, with segment_sum's sums); cupy:gemm (cuBLAS where
+    # cupy runs the fused small-k*d pass) only at the shapes that pass applies to (B).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
     backends=cupy,cupy:high,cupy:tf32x3,cupy:high:mma,cupy:tf32x3:mma,cupy:gemm,torch_cuda
     timeout "${GPU_BENCH_TIMEOUT:-220}" python3 -m benchmarks gpu \
@@ -129,8 +129,8 @@ if step streaming; then
 fi
 if step profile; then
     # Kernel by kernel and on the host: a Lloyd iteration at A and B driven by CuPy and by torch
-    # (where their wall times differ, the host rows say why), with the tensor-core kernel at A
-    # (cupy:tf32x3:mma; B runs the small-k*d pass either way), k-means++ at A, a streamed one.
+    # (where their wall times differ, the host rows say why) and with the tensor-core kernel
+    # (cupy:tf32x3:mma, which takes B from the small-k*d pass), k-means++ at A, a streamed one.
     default_profile="--backend cupy,torch_cuda,cupy:tf32x3:mma"
     default_profile+=" --shapes 1048576x128x1024,10000000x32x64"
     default_profile+=" --kmeanspp 64 --streaming 4000000x64x256"

@@ -136,7 +136,7 @@ def pass_for(
     or ``_assign_and_sum`` with the device's assignment (``_backends.assign_for``). X streamed
     from the host (``streamed``) is read by the standard pass, one block after the other."""
     standard = functools.partial(_assign_and_sum, make_assign=assign_for(xp, device, precision))
-    own = None if streamed else assign_and_sum_for(xp, device, standard)
+    own = None if streamed else assign_and_sum_for(xp, device, standard, precision)
     return own or standard
 
 

@@ -125,12 +125,12 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
 
 
 def test_gpu_profile_takes_the_benchmarks_variants(tmp_path):
-    """``--backend torch,torch:high:mma``: a variant runs where it changes the kernels (any
-    shape past the small-k·d pass), is left out where it does not; a bad one is refused."""
+    """``--backend torch,torch:gemm``: a variant runs where it changes the kernels (gemm: where
+    the small-k·d pass would run), is left out where it does not; a bad one is refused."""
     pytest.importorskip("torch")
     out = tmp_path / "profile.json"
     command = [
-        sys.executable, "-m", "benchmarks.gpu_profile", "--backend", "torch,torch:high:mma",
+        sys.executable, "-m", "benchmarks.gpu_profile", "--backend", "torch,torch:gemm",
         "--shapes", "3000x70x20,3000x8x4", "--iters", "1", "--kmeanspp", "0", "--host-top", "0",
         "--out", str(out),
     ]  # fmt: skip
@@ -140,7 +140,7 @@ def test_gpu_profile_takes_the_benchmarks_variants(tmp_path):
     assert runs == [
         ("torch", (3000, 70, 20)),
         ("torch", (3000, 8, 4)),
-        ("torch:high:mma", (3000, 70, 20)),
+        ("torch:gemm", (3000, 8, 4)),
     ]
     bad = run_command([*command[:4], "torch:tf32x4", *command[5:]], timeout=60)
     assert bad.returncode == 2
@@ -308,8 +308,8 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
 
 def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
     """``cupy:tf32x3:mma`` (the fused tensor-core kernel) beside ``cupy:tf32x3``: named and
-    parsed back, skipped where the small-k·d pass runs instead, the switch set only during its
-    fit; an unknown variant is refused."""
+    parsed back, run at every shape (it takes the small-k·d ones too), the switch set only
+    during its fit; an unknown variant, or mma without TF32 products, is refused."""
     from benchmarks.implementations import KMeansXP, backend_impl, by_name
     from kmeans_xp._backends import _cuda_kernels
 
@@ -322,10 +322,12 @@ def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
     )
     assert by_name(mma.name).mma is True
     assert by_name("kmeans_xp[cupy, high]").mma is False
-    assert mma.fits(1_048_576, 128, 1024) is None  # shape A: cuBLAS or the fused kernel
-    assert "small-k·d" in mma.fits(10_000_000, 32, 64)  # shape B: neither runs
+    assert mma.fits(1_048_576, 128, 1024) is None  # shape A: against cuBLAS
+    assert mma.fits(10_000_000, 32, 64) is None  # shape B: against the small-k·d pass
     with pytest.raises(ValueError, match="tf32x4"):
         backend_impl("cupy:tf32x4")
+    with pytest.raises(ValueError, match="high or tf32x3"):
+        backend_impl("cupy:mma")
     numpy_mma = KMeansXP("numpy", "tf32x3", mma=True)
     seen = []
     with numpy_mma._kernels():

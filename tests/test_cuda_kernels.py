@@ -686,6 +686,48 @@ def test_cupy_tensor_core_glue_on_the_emulator(
     assert not _cupy.CertifiedAssign(C, xp=xp, precision=precision).mma
 
 
+@pytest.mark.parametrize("use_mma", [True, False])
+def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, monkeypatch, use_mma):
+    """A shape the one-kernel small pass takes (d = 8, k = 12), fitted in "tf32x3": with
+    ``use_mma`` the pass is the tensor-core assignment and ``segment_sum``'s sums, else the small
+    pass (in float32: "tf32x3" then changes nothing); the labels and sums of the float64
+    reference either way."""
+    import functools
+
+    import array_api_compat.numpy as xp
+
+    from kmeans_xp._lloyd import _assign_and_sum
+
+    _cupy = cupy_on_the_emulator
+    monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
+    launched = set()
+    run_launch = _cupy._run
+
+    def record(launch):
+        launched.add(launch.kernel_name)
+        run_launch(launch)
+
+    monkeypatch.setattr(_cupy, "_run", record)
+    X, C = random_problem(300, 8, 12)
+    w = np.ones(300, dtype=np.float32)
+    X, C, w = (a.view(_HostArray) for a in (X, C, w))
+    make_assign = functools.partial(_cupy.CertifiedAssign, xp=xp, precision="tf32x3")
+    standard = functools.partial(_assign_and_sum, make_assign=make_assign)
+    labels, _, sums, counts = _cupy.assign_and_sum(
+        X, C, w, None, _cupy.segment_sum, block_rows=1000, xp=xp, standard=standard,
+        precision="tf32x3",
+    )  # fmt: skip
+    expected = nearest64(X, C)
+    np.testing.assert_array_equal(np.asarray(labels), expected)
+    expected_sums, expected_counts = segment_sum(np.asarray(X), expected, np.asarray(w), 12, xp=np)
+    np.testing.assert_allclose(np.asarray(sums), expected_sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(np.asarray(counts), expected_counts)
+    if use_mma:
+        assert launched == {"assign_mma_tf32x3", "rescore_mma_tf32x3", "sum_shared_float"}
+    else:
+        assert launched == {"lloyd_pass_small_float_8"}
+
+
 def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
     """``_cupy.segment_sum`` where k·(d+1) sums exceed shared memory: rows grouped by
     ``order_by_label`` (label_count, cumsum, label_scatter), then sum_sorted."""

@@ -56,10 +56,13 @@ def segment_sum_for(xp: ModuleType) -> Callable:
     return _primitives.segment_sum
 
 
-def assign_and_sum_for(xp: ModuleType, device: Any, standard: Callable) -> Callable | None:
+def assign_and_sum_for(
+    xp: ModuleType, device: Any, standard: Callable, precision: str = "highest"
+) -> Callable | None:
     """A library's own version of ``_lloyd._assign_and_sum``, or None to use ``standard`` (the
     standard pass with the device's assignment), which CuPy's (and torch CUDA's, through it)
-    also falls back on for shapes its fused kernel does not take."""
+    also falls back on for shapes its fused kernel does not take (and CuPy's where its
+    tensor-core assignment takes ``precision``)."""
     if is_numpy(xp):
         from . import _numpy
 
@@ -67,7 +70,7 @@ def assign_and_sum_for(xp: ModuleType, device: Any, standard: Callable) -> Calla
     if is_cupy(xp):
         from . import _cupy
 
-        return partial(_cupy.assign_and_sum, standard=standard)
+        return partial(_cupy.assign_and_sum, standard=standard, precision=precision)
     if is_torch(xp) and on_gpu(xp, device):
         from . import _torch
 

@@ -110,17 +110,18 @@ class CertifiedAssign(_StandardCertifiedAssign):
 
     def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
         k, d = centers.shape
-        self.small = small_pass(d, k, centers.dtype, accumulate=False)
+        self.mma = mma_applies(centers.dtype, precision, _compute_capability(centers.device.id))
+        # Tensor cores where they are asked for and switched on, at any k·d; else the small pass
+        # where it applies, whose products are X's dtype's own.
+        self.small = None if self.mma else small_pass(d, k, centers.dtype, accumulate=False)
         if self.small is not None:
-            precision = "highest"  # its products are X's dtype's own
+            precision = "highest"
         super().__init__(centers, xp=xp, precision=precision)
         self.precision = precision
+        self.mma = self.mma and bool(self.certify)
         self.centers = cupy.ascontiguousarray(centers)
         self.c_sq = cupy.ascontiguousarray(self.c_sq)
         self.centers_wide = cupy.ascontiguousarray(self.centers_wide, cupy.float64)
-        self.mma = mma_applies(
-            centers.dtype, precision, _compute_capability(self.centers.device.id)
-        ) and bool(self.certify)
 
     def __call__(self, X_block: cupy.ndarray) -> tuple[cupy.ndarray, cupy.ndarray]:
         X_block = cupy.ascontiguousarray(X_block)
@@ -176,14 +177,18 @@ def assign_and_sum(
     xp: ModuleType,
     out=None,
     standard: Callable,
+    precision: str = "highest",
 ) -> tuple[cupy.ndarray, cupy.ndarray, cupy.ndarray, cupy.ndarray]:
     """``_lloyd._assign_and_sum`` for CuPy: at small k·d one ``lloyd_pass_small`` launch per
     block assigns, counts the changed labels and sums (X read once, ``offset`` subtracted in the
-    kernel, nothing n × k long in memory); elsewhere ``standard`` (the cuBLAS path)."""
+    kernel, nothing n × k long in memory); elsewhere, and where the tensor-core assignment takes
+    ``precision`` (``_cuda_kernels.mma_applies``), ``standard`` (whose ``CertifiedAssign`` runs
+    cuBLAS or the tensor-core kernel)."""
     n_samples, d = X.shape
     k = centers.shape[0]
     plan = small_pass(d, k, X.dtype, accumulate=True)
-    if plan is None or not X.flags.c_contiguous:
+    tensor_cores = mma_applies(X.dtype, precision, _compute_capability(X.device.id))
+    if plan is None or tensor_cores or not X.flags.c_contiguous:
         return standard(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp, out=out
         )
