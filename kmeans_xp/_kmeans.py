@@ -453,7 +453,7 @@ def _fit_prepared(
     if iterate is lloyd and not is_host_rows(prep.X):
         X_pass = centered_for_passes(
             prep.X, prep.offset, n_clusters, xp=xp, device=prep.device,
-            budget=device_block_bytes(xp, prep.device),
+            budget=device_block_bytes(xp, prep.device), precision=precision,
         )  # fmt: skip
     centered = {} if X_pass is None else {"x_centered": True}
     best: KMeansResult | None = None

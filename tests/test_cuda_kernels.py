@@ -728,6 +728,30 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, mon
         assert launched == {"lloyd_pass_small_float_8"}
 
 
+@pytest.mark.parametrize("use_mma", [True, False])
+def test_x_is_centered_once_where_tensor_cores_replace_the_small_pass(
+    cupy_on_the_emulator, monkeypatch, use_mma
+):
+    """At a small-k·d shape the fused pass subtracts the offset in its kernel (no copy); where
+    the tensor-core assignment takes the fit instead, its passes would copy X − offset block by
+    block, so X is centered once, as on the cuBLAS path."""
+    from kmeans_xp import _backends
+
+    monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
+    monkeypatch.setattr(_backends, "pass_runs_cupy_kernels", lambda xp, device: True)
+    monkeypatch.setattr(_backends, "is_cupy", lambda xp: True)
+    X = np.arange(120, dtype=np.float32).reshape(30, 4).view(_HostArray)
+    offset = np.full(4, 2.0, dtype=np.float32).view(_HostArray)
+    for precision in ("tf32x3", "highest"):
+        centered = _backends.centered_for_passes(
+            X, offset, 3, xp=np, device="gpu", budget=10**6, precision=precision
+        )
+        if use_mma and precision == "tf32x3":
+            np.testing.assert_array_equal(centered, np.asarray(X) - 2.0)
+        else:
+            assert centered is None
+
+
 def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
     """``_cupy.segment_sum`` where k·(d+1) sums exceed shared memory: rows grouped by
     ``order_by_label`` (label_count, cumsum, label_scatter), then sum_sorted."""

@@ -117,6 +117,19 @@ def fused_pass_takes(X: Array, n_clusters: int, *, xp: ModuleType) -> bool:
     return fits and is_c_contiguous(X)
 
 
+def fused_pass_runs(X: Array, n_clusters: int, precision: str, *, xp: ModuleType) -> bool:
+    """Whether a fit's Lloyd passes over X run CuPy's fused small-k·d pass: it takes X
+    (``fused_pass_takes``) and, on CuPy arrays, the tensor-core assignment does not take the
+    fit's ``precision`` instead (torch CUDA tensors never run it)."""
+    if not fused_pass_takes(X, n_clusters, xp=xp):
+        return False
+    if is_cupy(xp):
+        from . import _cupy
+
+        return not _cupy.tensor_cores(X.dtype, X.device.id, precision)
+    return True
+
+
 def centered_for_passes(
     X: Array,
     offset: Array,
@@ -125,16 +138,18 @@ def centered_for_passes(
     xp: ModuleType,
     device: Any,
     budget: int | None,
+    precision: str = "highest",
 ) -> Array | None:
     """X − ``offset`` once for all of a fit's Lloyd passes, where CuPy's kernels run them
-    (``pass_runs_cupy_kernels``), the cuBLAS path would subtract it block by block (not the
-    fused small-k·d pass, which subtracts in its kernel without a copy) and the copy fits
-    ``budget`` bytes: at 1 M x 128 on an H200 the per-block copies took 1.08 ms of an 11.5 ms
-    iteration. None elsewhere, or when the copy's allocation fails (the passes then subtract
-    ``offset`` themselves)."""
+    (``pass_runs_cupy_kernels``), the cuBLAS path or the tensor-core assignment would subtract
+    it block by block (not the fused small-k·d pass, which subtracts in its kernel without a
+    copy: ``fused_pass_runs``) and the copy fits ``budget`` bytes: at 1 M x 128 on an H200 the
+    per-block copies took 1.08 ms of an 11.5 ms iteration. None elsewhere, or when the copy's
+    allocation fails (the passes then subtract ``offset`` themselves)."""
     if budget is None or not pass_runs_cupy_kernels(xp, device):
         return None
-    if fused_pass_takes(X, n_clusters, xp=xp) or X.shape[0] * X.shape[1] * itemsize(X, xp) > budget:
+    too_large = X.shape[0] * X.shape[1] * itemsize(X, xp) > budget
+    if too_large or fused_pass_runs(X, n_clusters, precision, xp=xp):
         return None
     try:
         return X - offset

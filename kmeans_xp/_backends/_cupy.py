@@ -67,6 +67,12 @@ def _compute_capability(device_id: int) -> int:
     return int(cupy.cuda.Device(device_id).compute_capability)
 
 
+def tensor_cores(dtype: np.dtype, device_id: int, precision: str) -> bool:
+    """Whether the tensor-core assignment (``assign_mma``) takes a fit of ``dtype`` data in
+    ``precision`` on this device (``_cuda_kernels.mma_applies``)."""
+    return mma_applies(dtype, precision, _compute_capability(device_id))
+
+
 @contextlib.contextmanager
 def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
     """cuBLAS products in float32 ("highest") or TF32 ("high", "tf32x3") for this block,
@@ -110,7 +116,7 @@ class CertifiedAssign(_StandardCertifiedAssign):
 
     def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
         k, d = centers.shape
-        self.mma = mma_applies(centers.dtype, precision, _compute_capability(centers.device.id))
+        self.mma = tensor_cores(centers.dtype, centers.device.id, precision)
         # Tensor cores where they are asked for and switched on, at any k·d; else the small pass
         # where it applies, whose products are X's dtype's own.
         self.small = None if self.mma else small_pass(d, k, centers.dtype, accumulate=False)
@@ -187,8 +193,7 @@ def assign_and_sum(
     n_samples, d = X.shape
     k = centers.shape[0]
     plan = small_pass(d, k, X.dtype, accumulate=True)
-    tensor_cores = mma_applies(X.dtype, precision, _compute_capability(X.device.id))
-    if plan is None or tensor_cores or not X.flags.c_contiguous:
+    if plan is None or tensor_cores(X.dtype, X.device.id, precision) or not X.flags.c_contiguous:
         return standard(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp, out=out
         )
