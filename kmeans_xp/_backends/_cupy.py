@@ -1,14 +1,14 @@
 """CuPy versions of the primitives: the certified assignment's fused best-two-and-rescore
-pass, an update without contended atomics, and, at small k·d, the whole Lloyd pass in one
-kernel.
+pass, an update without contended atomics, at small k·d the whole Lloyd pass in one kernel,
+and (switched off until measured on a GPU) the certified assignment on tensor cores.
 
-Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, and nine small CUDA kernels
-compiled by NVRTC on first use), so CuPy users need nothing else.
+Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, and CUDA kernels compiled by
+NVRTC on first use), so CuPy users need nothing else.
 The kernels' source is plain text in ``_cuda_kernels.py``, which does not import CuPy, so a test
 can compile it without a GPU and run it on the CPU (``tests/cuda_emulator.py``).
 
 Status: tested on the CPU emulator and, by ``ci/gpu.sh``, against the standard-only versions
-on an H200 (benchmarks/RESULTS.md has the times).
+on an H200 (benchmarks/RESULTS.md has the times); the tensor-core kernels on the emulator only.
 """
 
 from __future__ import annotations
