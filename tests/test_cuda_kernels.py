@@ -155,12 +155,13 @@ def test_assign_mma_gives_the_float64_argmin(gpu, precision, n, d, k):
 
 
 @pytest.mark.parametrize("precision", ["high", "tf32x3"])
-def test_assign_mma_products_follow_the_fragment_layout(gpu, precision):
+@pytest.mark.parametrize("d", [37, 36])  # tiles loaded a value or 16 bytes at a time
+def test_assign_mma_products_follow_the_fragment_layout(gpu, precision, d):
     """Small integers are exact in TF32 and their products and sums in float32: every partial
     is then exactly |c|^2 - 2 x.c, so a row, center or feature taken from the wrong place in
     any fragment would show. Rows 0, 1 and 2 are made nearest to centers 5, 130 and 77."""
     rng = np.random.default_rng(7)
-    n, d, k = 150, 37, 140
+    n, k = 150, 140
     X = rng.integers(-8, 9, size=(n, d)).astype(np.float32)
     C = rng.integers(-8, 9, size=(k, d)).astype(np.float32)
     for row, center in ((0, 5), (1, 130), (2, 77)):
@@ -537,6 +538,12 @@ def test_mma_launch_sizes_agree_with_the_kernel():
             X, mma_scorer(C, "high"), *buffers, rescore=rescore
         )
         assert (launch.grid, launch.threads) == (3, _cuda_kernels.MMA_THREADS)
+    vector = {}  # the `vector` argument: 16-byte tile loads where d % 4 == 0 and aligned
+    for d in (8, 5):
+        X, C = random_problem(300, d, 7)
+        launch = _cuda_kernels.assign_mma_launch(X, mma_scorer(C, "high"), *buffers, rescore=False)
+        vector[d] = int(launch.arguments[10])
+    assert vector == {8: 1, 5: 0}
 
 
 def test_emulator_refuses_what_a_gpu_would(gpu):

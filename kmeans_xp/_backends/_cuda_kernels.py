@@ -871,6 +871,7 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 // spill). The rescoring kernels run on few rows and are left unbounded.
 
 __device__ __forceinline__ unsigned tf32_cut(float v) { return __float_as_uint(v) & 0xffffe000u; }
+__device__ __forceinline__ float tf32_value(float v) { return __uint_as_float(tf32_cut(v)); }
 
 // acc (16 x 8, float32) += A (16 x 8, rows) . B (8 x 8, columns), TF32 inputs. Fragments as the
 // PTX ISA lays out mma.m16n8k8 with .tf32 (g = lane / 4, t = lane % 4): a = A[g][t], A[g+8][t],
@@ -909,7 +910,7 @@ template <bool SPLIT, bool RESCORE>
 __device__ void assign_mma(const float* __restrict__ x, const float* __restrict__ centers,
                            const float* __restrict__ c_sq, const double* __restrict__ centers_wide,
                            long long m, int k, int d, float a, float b, int certify,
-                           int* __restrict__ labels, float* __restrict__ partial,
+                           int vector, int* __restrict__ labels, float* __restrict__ partial,
                            unsigned long long* n_listed, long long* __restrict__ listed,
                            double* __restrict__ listed_threshold) {
     extern __shared__ __align__(16) double shared_memory[];
@@ -950,7 +951,6 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
         nearest[s] = infinity<double>();
         best_j[s] = 0x7fffffff;
     }
-    // Loads: thread (lane, warp) copies feature f0 + lane of tile rows warp, warp + 8, ...
     for (int c0 = 0; c0 < k; c0 += MMA_CENTERS) {
         float acc[4][4][4];
 #pragma unroll
@@ -961,17 +961,41 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
                 for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
         for (int f0 = 0; f0 < d; f0 += MMA_DEPTH) {
             __syncthreads();  // every warp is done with the previous tiles
-            const int f = f0 + lane;
+            // Cut to TF32 once here, not in each of the warps that read a value ("high"); split
+            // operands need the whole value for their tails.
+            if (vector) {
+                // 16 bytes a load (d a multiple of 4, rows 16-byte aligned): thread i copies
+                // features f0 + 4 (i % 8) .. + 3 of tile rows i / 8, i / 8 + 32, ...
+                const int f = f0 + 4 * (threadIdx.x & 7);
+#pragma unroll
+                for (int r = threadIdx.x >> 3; r < MMA_ROWS; r += MMA_THREADS / 8) {
+                    const long long row = RESCORE ? tile_row[r] : first + r < m ? first + r : -1;
+                    const int j = c0 + r;
+                    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+                    float4 xv = f < d && row >= 0 ? *(const float4*)(x + row * d + f) : zero;
+                    float4 cv =
+                        f < d && j < k ? *(const float4*)(centers + (long long)j * d + f) : zero;
+                    if (!SPLIT) {
+                        xv = make_float4(tf32_value(xv.x), tf32_value(xv.y), tf32_value(xv.z),
+                                         tf32_value(xv.w));
+                        cv = make_float4(tf32_value(cv.x), tf32_value(cv.y), tf32_value(cv.z),
+                                         tf32_value(cv.w));
+                    }
+                    *(float4*)(xs + r * MMA_STRIDE + f - f0) = xv;
+                    *(float4*)(cs + r * MMA_STRIDE + f - f0) = cv;
+                }
+            } else {
+                // Thread (lane, warp) copies feature f0 + lane of tile rows warp, warp + 8, ...
+                const int f = f0 + lane;
 #pragma unroll 4
-            for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
-                const long long row = RESCORE ? tile_row[r] : first + r < m ? first + r : -1;
-                const int j = c0 + r;
-                const float xv = f < d && row >= 0 ? x[row * d + f] : 0.f;
-                const float cv = f < d && j < k ? centers[(long long)j * d + f] : 0.f;
-                // Cut once here, not in each of the warps that read a value ("high"); split
-                // operands need the whole value for their tails.
-                xs[r * MMA_STRIDE + lane] = SPLIT ? xv : __uint_as_float(tf32_cut(xv));
-                cs[r * MMA_STRIDE + lane] = SPLIT ? cv : __uint_as_float(tf32_cut(cv));
+                for (int r = warp; r < MMA_ROWS; r += MMA_THREADS / 32) {
+                    const long long row = RESCORE ? tile_row[r] : first + r < m ? first + r : -1;
+                    const int j = c0 + r;
+                    const float xv = f < d && row >= 0 ? x[row * d + f] : 0.f;
+                    const float cv = f < d && j < k ? centers[(long long)j * d + f] : 0.f;
+                    xs[r * MMA_STRIDE + lane] = SPLIT ? xv : tf32_value(xv);
+                    cs[r * MMA_STRIDE + lane] = SPLIT ? cv : tf32_value(cv);
+                }
             }
             __syncthreads();
 #pragma unroll
@@ -1123,10 +1147,11 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
 #define DEFINE_ASSIGN_MMA(NAME, SPLIT, RESCORE, BOUNDS)                                        \
     extern "C" __global__ void BOUNDS NAME(                                                     \
         const float* x, const float* centers, const float* c_sq, const double* centers_wide,    \
-        long long m, int k, int d, float a, float b, int certify, int* labels, float* partial,  \
-        unsigned long long* n_listed, long long* listed, double* listed_threshold) {            \
+        long long m, int k, int d, float a, float b, int certify, int vector, int* labels,      \
+        float* partial, unsigned long long* n_listed, long long* listed,                        \
+        double* listed_threshold) {                                                             \
         assign_mma<SPLIT, RESCORE>(x, centers, c_sq, centers_wide, m, k, d, a, b, certify,      \
-                                   labels, partial, n_listed, listed, listed_threshold);        \
+                                   vector, labels, partial, n_listed, listed, listed_threshold); \
     }
 #define NO_BOUNDS
 DEFINE_ASSIGN_MMA(assign_mma_tf32, false, false, NO_BOUNDS)
@@ -1266,10 +1291,12 @@ def assign_mma_launch(
     ``centers`` and ``c_sq``, float64 ``centers_wide``, the bound)."""
     m, d = X_block.shape
     k = scorer.centers.shape[0]
+    vector = d % 4 == 0 and _aligned16(X_block, scorer.centers)  # 16-byte tile loads
     arguments = (
         X_block, scorer.centers, scorer.c_sq, scorer.centers_wide, np.int64(m), np.int32(k),
         np.int32(d), np.float32(scorer.a), np.float32(scorer.b),
-        np.int32(scorer.certify and k > 1), labels, partial, n_listed, listed, listed_threshold,
+        np.int32(scorer.certify and k > 1), np.int32(vector), labels, partial, n_listed, listed,
+        listed_threshold,
     )  # fmt: skip
     kind = "rescore" if rescore else "assign"
     precision = "tf32x3" if scorer.precision == "tf32x3" else "tf32"
