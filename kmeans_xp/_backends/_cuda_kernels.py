@@ -1110,11 +1110,11 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
             if (lane == 0) row_sq[r] = sq;
         }
     __syncthreads();
-    if (threadIdx.x >= MMA_ROWS) return;
+    if (threadIdx.x >= MMA_ROWS) return;  // whole warps: the first 4 take a row a thread
     const int r = threadIdx.x;
     const long long row = tile_row[r];
-    if (row < 0) return;
     if (RESCORE) {
+        if (row < 0) return;
         double row_nearest = warp_nearest[r];
         int row_label = warp_label[r];
         for (int w = 1; w < 4; ++w)
@@ -1131,14 +1131,23 @@ __device__ void assign_mma(const float* __restrict__ x, const float* __restrict_
     for (int w = 1; w < 4; ++w)
         merge_two(warp_best[w * MMA_ROWS + r], warp_label[w * MMA_ROWS + r],
                   warp_second[w * MMA_ROWS + r], row_best, row_label, row_second);
-    const double bound = (double)a * sqrt((double)row_sq[r]) + (double)b;
-    if (certify && row_second - row_best <= 2.f * (a * sqrt(row_sq[r]) + b)) {
+    const bool ambiguous =
+        row >= 0 && certify && row_second - row_best <= 2.f * (a * sqrt(row_sq[r]) + b);
+    // One atomic per warp reserves its ambiguous rows' places in the list (TF32 leaves 8-19 %
+    // of rows ambiguous: one atomic each would queue on one address).
+    const unsigned ambiguous_lanes = __ballot_sync(0xffffffffu, ambiguous);
+    unsigned long long first_place = 0;
+    if (lane == 0 && ambiguous_lanes)
+        first_place = atomicAdd(n_listed, (unsigned long long)__popc(ambiguous_lanes));
+    first_place = __shfl_sync(0xffffffffu, first_place, 0);
+    if (ambiguous) {
+        const unsigned long long at = first_place + __popc(ambiguous_lanes & ((1u << lane) - 1u));
+        listed[at] = row;
         // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of
         // the candidates costs a few more exact distances, never a wrong label).
-        const unsigned long long at = atomicAdd(n_listed, 1ULL);
-        listed[at] = row;
+        const double bound = (double)a * sqrt((double)row_sq[r]) + (double)b;
         listed_threshold[at] = (double)row_best + 3.0 * bound;
-    } else {
+    } else if (row >= 0) {
         labels[row] = row_label;
         partial[row] = row_best;
     }
