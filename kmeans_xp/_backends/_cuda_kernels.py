@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._certified import TENSOR_CORE_PRECISIONS
+
 KERNEL_SOURCE = r"""
 // +inf without math.h (NVRTC compiles without the host headers).
 template <typename T> __device__ __forceinline__ T infinity();
@@ -840,7 +842,7 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 // and d, which add nothing); warp w computes the 64 x 32 piece (rows 64 * (w & 1), centers
 // 32 * (w >> 1)) of each 128 x 128 tile of x.c as 4 x 4 mma tiles of 16 x 8.
 //
-// Settling (RESCORE false, rows row0, row0 + 1, ...): each lane keeps the best two scores
+// Settling (RESCORE false, the block's rows of X): each lane keeps the best two scores
 // |c|^2 - 2 x.c of the 8 rows its accumulators belong to; they are merged across lanes and
 // warps, and a row whose best two are within the bound 2(a|x| + b) of kmeans_xp/_certified.py
 // ("high" or "tf32x3") is listed, with the threshold best + 3(a|x| + b) beyond which no center
@@ -866,9 +868,9 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
 #define MMA_STRIDE 36
 #define MMA_THREADS 256
 // Two blocks on a multiprocessor, so that one computes while the other waits for its tiles, need
-// at most 128 registers a thread: ptxas (sm_90) gives the settling "high" kernel 125 registers
-// unbounded, "tf32x3" 133 unbounded and 128 without spills when bounded (bounding "high" made it
-// spill). The rescoring kernels run on few rows and are left unbounded.
+// at most 128 registers a thread: ptxas (sm_90, CUDA 13.0) gives the settling "high" kernel 125
+// registers unbounded, "tf32x3" 132 unbounded and 128 without spills when bounded (bounding
+// "high" made it spill). The rescoring kernels run on few rows and are left unbounded.
 
 __device__ __forceinline__ unsigned tf32_cut(float v) { return __float_as_uint(v) & 0xffffe000u; }
 __device__ __forceinline__ float tf32_value(float v) { return __uint_as_float(tf32_cut(v)); }
@@ -1283,7 +1285,7 @@ def mma_applies(dtype: np.dtype, precision: str, compute_capability: int) -> boo
     return (
         use_mma
         and np.dtype(dtype) == np.float32
-        and precision in ("high", "tf32x3")
+        and precision in TENSOR_CORE_PRECISIONS
         and compute_capability >= MMA_MIN_COMPUTE_CAPABILITY
     )
 
