@@ -523,22 +523,31 @@ def test_torch_cuda_fused_pass_equals_float64(backend_named):
 
 
 def test_kernels_compile_with_nvrtc():
-    """The CUDA source compiles (for Turing and Hopper), checked without a GPU where NVRTC is
-    installed (the nvidia-cuda-nvrtc wheel); skipped elsewhere."""
+    """Both CUDA sources compile (for Turing and Hopper; the tensor-core kernels trap before
+    sm_80, where they are never launched), checked without a GPU where NVRTC is installed (the
+    nvidia-cuda-nvrtc wheel); skipped elsewhere. Only on sm_80 and later do the tensor-core
+    kernels hold the mma instruction."""
     nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
     from kmeans_xp._backends import _cuda_kernels
 
+    sources = [
+        (_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES),
+        (_cuda_kernels.MMA_SOURCE, _cuda_kernels.MMA_KERNEL_NAMES),
+    ]
     for arch in ("compute_75", "compute_90"):
-        try:
-            program = nvrtc.createProgram(_cuda_kernels.KERNEL_SOURCE, "kmeans_xp.cu", [], [])
-            nvrtc.compileProgram(program, [f"-arch={arch}", "--std=c++14"])
-        except Exception as exc:
-            if "nvrtc" in str(exc).lower() and "COMPILATION" not in str(exc):
-                pytest.skip(f"NVRTC unavailable: {exc}")
-            raise AssertionError(nvrtc.getProgramLog(program)) from exc
-        ptx = nvrtc.getPTX(program).decode()
-        for name in _cuda_kernels.KERNEL_NAMES:
-            assert f".entry {name}(" in ptx
+        for source, names in sources:
+            try:
+                program = nvrtc.createProgram(source, "kmeans_xp.cu", [], [])
+                nvrtc.compileProgram(program, [f"-arch={arch}", "--std=c++14"])
+            except Exception as exc:
+                if "nvrtc" in str(exc).lower() and "COMPILATION" not in str(exc):
+                    pytest.skip(f"NVRTC unavailable: {exc}")
+                raise AssertionError(nvrtc.getProgramLog(program)) from exc
+            ptx = nvrtc.getPTX(program).decode()
+            for name in names:
+                assert f".entry {name}(" in ptx
+            has_mma = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in ptx
+            assert has_mma == (names == _cuda_kernels.MMA_KERNEL_NAMES and arch == "compute_90")
 
 
 def _warp_top2_model(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,12 +28,28 @@ from kmeans_xp._primitives import segment_sum
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")
 
 
+class EmulatedModules:
+    """Both CUDA sources (``KERNEL_SOURCE``, and ``MMA_SOURCE``, compiled on first use), with
+    ``get_function`` taking a kernel of either, as ``_cupy._run`` does."""
+
+    def __init__(self):
+        self.kernels = EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
+        self.mma = None
+
+    def get_function(self, name: str):
+        if name not in _cuda_kernels.MMA_KERNEL_NAMES:
+            return self.kernels.get_function(name)
+        if self.mma is None:
+            self.mma = EmulatedModule(_cuda_kernels.MMA_SOURCE, _cuda_kernels.MMA_KERNEL_NAMES)
+        return self.mma.get_function(name)
+
+
 @pytest.fixture(scope="module")
-def gpu() -> EmulatedModule:
-    return EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
+def gpu() -> EmulatedModules:
+    return EmulatedModules()
 
 
-def run(gpu: EmulatedModule, launch: _cuda_kernels.Launch) -> None:
+def run(gpu: EmulatedModules, launch: _cuda_kernels.Launch) -> None:
     kernel = gpu.get_function(launch.kernel_name)
     kernel((launch.grid,), (launch.threads,), launch.arguments, shared_mem=launch.shared_bytes)
 
@@ -521,7 +537,7 @@ def test_mma_launch_sizes_agree_with_the_kernel():
     import re
 
     defined = dict(
-        re.findall(r"^#define (MMA_\w+) (\d+)$", _cuda_kernels.KERNEL_SOURCE, flags=re.MULTILINE)
+        re.findall(r"^#define (MMA_\w+) (\d+)$", _cuda_kernels.MMA_SOURCE, flags=re.MULTILINE)
     )
     rows, centers, stride = (int(defined[n]) for n in ("MMA_ROWS", "MMA_CENTERS", "MMA_STRIDE"))
     assert rows == _cuda_kernels.MMA_ROWS

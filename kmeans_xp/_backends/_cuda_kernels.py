@@ -1,9 +1,9 @@
 """The CUDA kernels of the CuPy backend, as source text, and how each is launched.
 
-Nothing here imports CuPy: ``_cupy.py`` compiles ``KERNEL_SOURCE`` with NVRTC (through
-``cupy.RawModule``) and launches it; the tests compile the same text with NVRTC where it is
-installed, and run it on the CPU with ``tests/cuda_emulator.py`` wherever g++ is, with the
-launch sizes and arguments computed here.
+Nothing here imports CuPy: ``_cupy.py`` compiles ``KERNEL_SOURCE`` (and the tensor-core kernels'
+``MMA_SOURCE``) with NVRTC (through ``cupy.RawModule``) and launches them; the tests compile
+the same text with NVRTC where it is installed, and run it on the CPU with
+``tests/cuda_emulator.py`` wherever g++ is, with the launch sizes and arguments computed here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 
 from .._certified import TENSOR_CORE_PRECISIONS
 
-KERNEL_SOURCE = r"""
+# Helpers both CUDA sources use (each is its own compilation unit).
+_COMMON_SOURCE = r"""
 // +inf without math.h (NVRTC compiles without the host headers).
 template <typename T> __device__ __forceinline__ T infinity();
 template <> __device__ __forceinline__ float infinity<float>() {
@@ -36,6 +37,9 @@ __device__ __forceinline__ void keep_two(T v, int j, T& best, int& best_j, T& se
     }
 }
 
+"""
+
+_KERNELS_BODY = r"""
 // 16 bytes of T (float4, double2): a quarter (a half) as many load instructions as one value at
 // a time, and four times the bytes in flight per load.
 template <typename T> struct Vector16;
@@ -836,6 +840,9 @@ extern "C" __global__ void sum_sorted_double(const double* x, const double* w,
     sum_sorted<double>(x, w, labels, order, m, d, rows_per_block, sums, counts);
 }
 
+"""
+
+_MMA_BODY = r"""
 // ---- The certified assignment with tensor-core (TF32) products, fused: no products in memory.
 // A block of MMA_THREADS (8 warps) takes MMA_ROWS rows of X and scores them against the centers
 // MMA_CENTERS at a time, the features MMA_DEPTH at a time through shared memory (zeros past m, k
@@ -1171,6 +1178,12 @@ DEFINE_ASSIGN_MMA(rescore_mma_tf32, false, true, NO_BOUNDS)
 DEFINE_ASSIGN_MMA(rescore_mma_tf32x3, true, true, NO_BOUNDS)
 """
 
+KERNEL_SOURCE = _COMMON_SOURCE + _KERNELS_BODY
+# The tensor-core kernels are a module of their own: they are new to every GPU this project has
+# run on, and NVRTC compiles a module whole, so a card or compiler that refused them would
+# otherwise take every other kernel down with them.
+MMA_SOURCE = _COMMON_SOURCE + _MMA_BODY
+
 # The fused pass for small k·d (lloyd_pass_small) pads rows to the first of these widths that
 # holds them; wider rows go through cuBLAS.
 SMALL_PASS_WIDTHS = (4, 8, 16, 32, 64)
@@ -1191,10 +1204,6 @@ KERNEL_NAMES = (
     "label_count",
     "label_scatter",
     "split_for_tf32_float",
-    "assign_mma_tf32",
-    "assign_mma_tf32x3",
-    "rescore_mma_tf32",
-    "rescore_mma_tf32x3",
     "kmeanspp_trials_float",
     "kmeanspp_trials_double",
     "kmeanspp_update_float",
@@ -1206,6 +1215,13 @@ KERNEL_NAMES = (
         for suffix in ("float", "double")
         for width in SMALL_PASS_WIDTHS
     ),
+)
+
+MMA_KERNEL_NAMES = (
+    "assign_mma_tf32",
+    "assign_mma_tf32x3",
+    "rescore_mma_tf32",
+    "rescore_mma_tf32x3",
 )
 
 # Dynamic shared memory a block may use without opting in (every CUDA GPU since Kepler).

@@ -26,6 +26,8 @@ from .._certified import CertifiedAssign as _StandardCertifiedAssign
 from .._primitives import row_blocks
 from ._cuda_kernels import (
     KERNEL_SOURCE,
+    MMA_KERNEL_NAMES,
+    MMA_SOURCE,
     Launch,
     SmallPass,
     assign_certified_launch,
@@ -44,15 +46,17 @@ from ._cuda_kernels import (
     split_launch,
 )
 
-_module: cupy.RawModule | None = None
+_modules: dict[str, cupy.RawModule] = {}
 
 
 def _run(launch: Launch) -> None:
-    """Launch a kernel of ``KERNEL_SOURCE``, which NVRTC compiles, all at once, on first use."""
-    global _module
-    if _module is None:
-        _module = cupy.RawModule(code=KERNEL_SOURCE, options=("--std=c++14",))
-    kernel = _module.get_function(launch.kernel_name)
+    """Launch a kernel of ``KERNEL_SOURCE`` or ``MMA_SOURCE``, which NVRTC compiles, each all at
+    once, on first use."""
+    source = MMA_SOURCE if launch.kernel_name in MMA_KERNEL_NAMES else KERNEL_SOURCE
+    module = _modules.get(source)
+    if module is None:
+        module = _modules[source] = cupy.RawModule(code=source, options=("--std=c++14",))
+    kernel = module.get_function(launch.kernel_name)
     kernel((launch.grid,), (launch.threads,), launch.arguments, shared_mem=launch.shared_bytes)
 
 
