@@ -1,5 +1,6 @@
 // Runs CUDA kernels written for NVRTC on the CPU, one OS thread per CUDA thread, so their own
-// source (kmeans_xp/_backends/_cupy.py's KERNEL_SOURCE) is tested on machines without a GPU.
+// sources (kmeans_xp/_backends/_cuda_kernels.py's KERNEL_SOURCE and MMA_SOURCE) are tested on
+// machines without a GPU.
 //
 // What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp
 // intrinsics __shfl_sync/__shfl_up_sync/__shfl_down_sync/__shfl_xor_sync/__ballot_sync (32 lanes
