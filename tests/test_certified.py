@@ -327,7 +327,7 @@ def test_cupy_mma_gives_the_float64_argmin(
     xp = cupy_backend_namespace(cupy.asarray(C))
     scorer = cupy_mma.CertifiedAssign(cupy.asarray(C), xp=xp, precision=precision)
     assert scorer.mma
-    labels, partial = scorer(cupy.asarray(X))
+    labels, partial = scorer(cupy.asarray(np.asfortranarray(X)))  # copied contiguous first
     np.testing.assert_array_equal(labels.get(), nearest64(X, C))
     best = exact_scores(X, C).min(axis=1)
     if every_row_ambiguous:  # all rescored in float64

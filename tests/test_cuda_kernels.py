@@ -150,13 +150,16 @@ def run_mma(gpu, X, scorer):
 @pytest.mark.parametrize(
     ("n", "d", "k"),
     # a row tile and a bit, two feature chunks (the second part zeros), two center tiles (the
-    # second part empty); one feature; one center; k just past a tile
-    [(300, 40, 150), (130, 1, 3), (64, 33, 1), (200, 8, 129)],
+    # second part empty); one feature; one center; k just past a tile; k = n
+    [(300, 40, 150), (130, 1, 3), (64, 33, 1), (200, 8, 129), (64, 7, 64)],
 )
 def test_assign_mma_gives_the_float64_argmin(gpu, precision, n, d, k):
     """Every label is the float64 argmin; a settled row's partial is within the certificate's
-    bound of the exact one, a rescored row's is the exact one (to float32)."""
+    bound of the exact one, a rescored row's is the exact one (to float32). With k > 2 one
+    center is far from every row (an empty cluster)."""
     X, C = random_problem(n, d, k)
+    if k > 2:
+        C[1] = 50.0
     scorer = mma_scorer(C, precision)
     labels, partial, listed = run_mma(gpu, X, scorer)
     np.testing.assert_array_equal(labels, nearest64(X, C))
