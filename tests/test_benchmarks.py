@@ -105,6 +105,7 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
         sys.executable, "-m", "benchmarks.gpu_profile", "--backend", "torch",
         "--shapes", "20000x16x32", "--iters", "2", "--kmeanspp", "4", "--out", str(out),
         "--streaming", "20000x8x16", "--streaming-device", "cpu", "--host-top", "200",
+        "--top", "1000",  # every operator whose calls rose: which lead by time is up to the load
     ]  # fmt: skip
     done = run_command(command)
     assert done.returncode == 0, done.stderr
@@ -113,7 +114,8 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
     assert init["shape"] == [20000, 16, 4]
     assert lloyd["shape"] == [20000, 16, 32]
     # Structure only: the times are differences of two timed fits, which a loaded machine can
-    # turn negative (no timing assertions).
+    # turn negative (no timing assertions); the products' operator runs more often in the longer
+    # fit, so it is listed whatever its time (it fell out of the default top 12 under load).
     assert lloyd["kernels"]
     assert all(np.isfinite(row["ms_per"]) for row in lloyd["kernels"])
     assert any("matmul" in row["kernel"] or "mm" in row["kernel"] for row in lloyd["kernels"])

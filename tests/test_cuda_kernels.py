@@ -201,7 +201,7 @@ def test_assign_mma_cuts_operands_to_tf32(gpu):
     C[:, 0] = np.arange(1, k + 1, dtype=np.float32)
     exact = np.float32(C[0, 0] ** 2) - 2 * np.float32(C[0, 0]) * X[0, 0]
     for precision, expected in (("high", np.float32(1.0 - 2.0)), ("tf32x3", exact)):
-        scorer = mma_scorer(C, precision, every_row_ambiguous=False)
+        scorer = mma_scorer(C, precision)
         scorer.a = scorer.b = 0.0  # nothing rescored: the products themselves
         labels, partial, listed = run_mma(gpu, X, scorer)
         assert len(listed) == 0
@@ -223,6 +223,7 @@ def test_assign_mma_lists_ambiguous_rows_and_rescores_them(gpu):
 
 
 def test_assign_mma_settles_near_ties(gpu):
+    """Rows within 1e-4 of a bisector, split TF32 products: some are listed, all end exact."""
     X, C = near_ties(n=300)
     X, C = X.astype(np.float32), C.astype(np.float32)
     labels, _, listed = run_mma(gpu, X, mma_scorer(C, "tf32x3"))
