@@ -252,11 +252,18 @@ def test_split_kernel_clears_13_mantissa_bits(gpu, tail_at):
 
 
 @pytest.mark.parametrize(
-    ("n", "d", "k"), [(600, 4, 16), (300, 64, 300), (10, 3, 1), (7, 2, 7), (300, 1, 5)]
-)
+    ("n", "d", "k"),
+    [
+        (600, 4, 16), (300, 64, 300), (10, 3, 1), (7, 2, 7), (300, 1, 5),
+        # sum_shared over several blocks of 4096 rows, two groups of 32 features, two chunks of
+        # the labels' scan; then blocks of 1024 rows (k·(d+1) sums leave no room for 4096)
+        (9000, 40, 50), (2500, 35, 120),
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_segment_sum_kernels_equal_the_standard(gpu, n, d, k, dtype):
-    """sum_shared (small k·d) and sum_sorted (large), with an empty cluster (k - 1) when k > 1."""
+    """sum_shared (small k·d: each block's rows grouped by label in shared memory first) and
+    sum_sorted (large), with an empty cluster (k - 1) when k > 1."""
     rng = np.random.default_rng(n + k)
     X = rng.normal(size=(n, d)).astype(dtype)
     labels = rng.integers(0, max(1, k - 1), size=n).astype(np.int32)
@@ -266,6 +273,9 @@ def test_segment_sum_kernels_equal_the_standard(gpu, n, d, k, dtype):
     order = np.argsort(labels).astype(np.int64) if segment_sum_sorts(k, d) else None
     launch = segment_sum_launch(X, w, labels, order, sums, counts)
     assert launch.kernel_name.startswith("sum_sorted" if order is not None else "sum_shared")
+    assert launch.shared_bytes <= _cuda_kernels.SHARED_BYTES
+    if (n, k) in ((9000, 50), (2500, 120)):  # 4096 rows a block, then 1024: three blocks each
+        assert (int(launch.arguments[6]), launch.grid) == ({50: 4096, 120: 1024}[k], 3)
     run(gpu, launch)
     expected_sums, expected_counts = segment_sum(X, labels, w, k, xp=np)
     np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-12)

@@ -711,8 +711,16 @@ extern "C" __global__ void kmeanspp_update_from_x_double(const double* x, const 
     kmeanspp_update_from_x<double>(x, offset, m, d, t, potentials, candidates, closest, chosen);
 }
 
-// Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory: each block
-// adds its rows into private accumulators, then adds those to the global sums once.
+// Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory beside the
+// block's row order: each block takes rows_per_block rows, groups them by label in shared memory
+// (a counting sort: int atomics, which the hardware has), then each warp walks its share of the
+// grouped rows with its lanes on the features, keeping running sums in registers and adding them
+// into the block's accumulators once per run of one label (float64 adds in shared memory are a
+// compare-and-swap loop on sm_90: one per element had set the pace), and the block adds its
+// accumulators to the global sums once. The order of additions varies with the atomics.
+//
+// Shared memory: k*(d+1) doubles (sums, then counts), then k ints (each label's rows, then its
+// next position) and rows_per_block ints (the block's rows, grouped by label).
 template <typename T>
 __device__ void sum_shared(const T* __restrict__ x, const T* __restrict__ w,
                            const int* __restrict__ labels, long long m, int d, int k,
@@ -720,19 +728,77 @@ __device__ void sum_shared(const T* __restrict__ x, const T* __restrict__ w,
     // One name for dynamic shared memory in every kernel (tests/cuda_emulator.hpp needs it).
     extern __shared__ __align__(16) double shared_memory[];
     double* acc = shared_memory;
+    int* next = (int*)(acc + k * (d + 1));
+    int* order = next + k;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int n_acc = k * (d + 1);
     for (int i = threadIdx.x; i < n_acc; i += blockDim.x) acc[i] = 0.0;
+    for (int j = threadIdx.x; j < k; j += blockDim.x) next[j] = 0;
     __syncthreads();
     const long long lo = (long long)blockIdx.x * rows_per_block;
-    const long long hi = lo + rows_per_block < m ? lo + rows_per_block : m;
-    const long long total = (hi - lo) * d;
-    for (long long e = threadIdx.x; e < total; e += blockDim.x) {
-        const long long r = lo + e / d;
-        const int f = (int)(e % d);
-        const int label = labels[r];
-        const double wr = (double)w[r];
-        atomicAdd(&acc[label * d + f], wr * (double)x[r * d + f]);
-        if (f == 0) atomicAdd(&acc[k * d + label], wr);
+    const int rows = (int)(lo + rows_per_block < m ? rows_per_block : m - lo);
+    for (int p = threadIdx.x; p < rows; p += blockDim.x) atomicAdd(&next[labels[lo + p]], 1);
+    __syncthreads();
+    if (warp == 0) {  // each label's first position: an exclusive scan of the counts
+        int carry = 0;
+        for (int base = 0; base < k; base += 32) {
+            const int count = base + lane < k ? next[base + lane] : 0;
+            int inclusive = count;
+            for (int offset = 1; offset < 32; offset <<= 1) {
+                const int before = __shfl_up_sync(0xffffffffu, inclusive, offset);
+                if (lane >= offset) inclusive += before;
+            }
+            if (base + lane < k) next[base + lane] = carry + inclusive - count;
+            carry += __shfl_sync(0xffffffffu, inclusive, 31);
+        }
+    }
+    __syncthreads();
+    for (int p = threadIdx.x; p < rows; p += blockDim.x)
+        order[atomicAdd(&next[labels[lo + p]], 1)] = p;
+    __syncthreads();
+    // Warp `warp` walks grouped positions [first, last): its runs of equal labels are whole
+    // labels but for the two at its ends, so a block adds about k + warps runs in all.
+    const int share = (rows + warps - 1) / warps;
+    const int first = warp * share < rows ? warp * share : rows;
+    const int last = first + share < rows ? first + share : rows;
+    for (int f0 = 0; f0 < d; f0 += 32) {
+        const int f = f0 + lane;
+        int current = -1;
+        double total = 0.0, weight = 0.0;
+        for (int p = first; p < last; p += SUM_BATCH) {
+            // SUM_BATCH rows' loads issued before their sums: a warp walks its rows one after
+            // the other, so each row's loads would otherwise wait for the last's.
+            int label[SUM_BATCH];
+            double value[SUM_BATCH], wr[SUM_BATCH];
+#pragma unroll
+            for (int u = 0; u < SUM_BATCH; ++u) {
+                label[u] = -1;
+                if (p + u >= last) continue;
+                const long long r = lo + order[p + u];
+                label[u] = labels[r];  // the same in every lane: no divergence
+                wr[u] = (double)w[r];
+                value[u] = f < d ? (double)x[r * d + f] : 0.0;
+            }
+#pragma unroll
+            for (int u = 0; u < SUM_BATCH; ++u) {
+                if (label[u] < 0) break;
+                if (label[u] != current) {
+                    if (current >= 0) {
+                        if (f < d) atomicAdd(&acc[current * d + f], total);
+                        if (f0 == 0 && lane == 0) atomicAdd(&acc[k * d + current], weight);
+                    }
+                    current = label[u];
+                    total = 0.0;
+                    weight = 0.0;
+                }
+                total += wr[u] * value[u];
+                weight += wr[u];
+            }
+        }
+        if (current >= 0) {
+            if (f < d) atomicAdd(&acc[current * d + f], total);
+            if (f0 == 0 && lane == 0) atomicAdd(&acc[k * d + current], weight);
+        }
     }
     __syncthreads();
     for (int i = threadIdx.x; i < n_acc; i += blockDim.x) {
@@ -1338,10 +1404,20 @@ def split_launch(A, out, *, tail_at: int) -> Launch:
     return Launch("split_for_tf32_float", _blocks(m * d, _SPLIT_THREADS), _SPLIT_THREADS, arguments)
 
 
+def _shared_sum_rows(n_clusters: int, n_features: int) -> int | None:
+    """Rows per block of ``sum_shared``: as many as fit its shared memory beside k·(d+1) float64
+    sums and 2k ints (4096 or 1024), or None (``sum_sorted`` then)."""
+    sums_bytes = 8 * n_clusters * (n_features + 1) + 8 * n_clusters
+    for rows in (_SHARED_ROWS_PER_BLOCK, _SHARED_ROWS_PER_BLOCK // 4):
+        if sums_bytes + 4 * rows <= SHARED_BYTES:
+            return rows
+    return None
+
+
 def segment_sum_sorts(n_clusters: int, n_features: int) -> bool:
     """Whether ``segment_sum_launch`` needs the rows' order by label: when k·(d+1) float64 sums
-    do not fit in a block's shared memory."""
-    return 8 * n_clusters * (n_features + 1) > SHARED_BYTES
+    and a block of rows do not fit in a block's shared memory."""
+    return _shared_sum_rows(n_clusters, n_features) is None
 
 
 def segment_sum_launch(X_block, weights, labels, order, sums, counts) -> Launch:
@@ -1350,13 +1426,14 @@ def segment_sum_launch(X_block, weights, labels, order, sums, counts) -> Launch:
     m, d = X_block.shape
     k = sums.shape[0]
     suffix = type_suffix(X_block.dtype)
-    if not segment_sum_sorts(k, d):
+    rows = _shared_sum_rows(k, d)
+    if rows is not None:
         arguments = (
-            X_block, weights, labels, np.int64(m), np.int32(d), np.int32(k),
-            np.int64(_SHARED_ROWS_PER_BLOCK), sums, counts,
+            X_block, weights, labels, np.int64(m), np.int32(d), np.int32(k), np.int64(rows),
+            sums, counts,
         )  # fmt: skip
-        grid = _blocks(m, _SHARED_ROWS_PER_BLOCK)
-        return Launch(f"sum_shared_{suffix}", grid, _SHARED_THREADS, arguments, 8 * k * (d + 1))
+        shared = 8 * k * (d + 1) + 8 * k + 4 * rows
+        return Launch(f"sum_shared_{suffix}", _blocks(m, rows), _SHARED_THREADS, arguments, shared)
     arguments = (
         X_block, weights, labels, order, np.int64(m), np.int32(d),
         np.int64(_SORTED_ROWS_PER_BLOCK), sums, counts,
