@@ -78,14 +78,14 @@ class KMeansXP(Implementation):
         self.name = f"kmeans_xp[{backend}{suffix}]"
 
     def fits(self, n: int, d: int, k: int) -> str | None:
-        if self.small_pass and not self.mma:
+        # mma runs the tensor-core kernel at every shape, the small pass's too
+        if self.small_pass:
             return None
         from kmeans_xp._backends import _cuda_kernels
 
-        small = _cuda_kernels.small_pass(d, k, np.float32, accumulate=True)
-        if not self.small_pass and small is None:
+        if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
             return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
-        return None  # mma: the tensor-core kernel at every shape, the small pass's too
+        return None
 
     def _kernels(self):
         """The CuPy backend's choice of kernels for this peer: ``small_pass=False`` sends every

@@ -553,9 +553,10 @@ def test_mma_launch_sizes_agree_with_the_kernel():
     defined = dict(
         re.findall(r"^#define (MMA_\w+) (\d+)$", _cuda_kernels.MMA_SOURCE, flags=re.MULTILINE)
     )
-    rows, centers, stride = (int(defined[n]) for n in ("MMA_ROWS", "MMA_CENTERS", "MMA_STRIDE"))
-    assert rows == _cuda_kernels.MMA_ROWS
-    assert int(defined["MMA_THREADS"]) == _cuda_kernels.MMA_THREADS
+    names = ("MMA_ROWS", "MMA_CENTERS", "MMA_STRIDE", "MMA_THREADS")
+    for name in names:
+        assert int(defined[name]) == getattr(_cuda_kernels, name), name
+    rows, centers, stride = (int(defined[n]) for n in names[:3])
     # the two tiles; per row its index and threshold; per row from 4 warps best and second-best
     # (or the nearest, a double) and a label; per row |x|^2
     layout = 4 * (rows + centers) * stride + 16 * rows + 4 * rows * (8 + 4) + 4 * rows
@@ -688,6 +689,19 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
     np.testing.assert_allclose(np.asarray(again[3]), np.asarray(counts), rtol=1e-12)
 
 
+def record_launches(_cupy, monkeypatch) -> set:
+    """The names of the kernels ``_cupy`` launches from now on (they still run)."""
+    launched = set()
+    run_launch = _cupy._run
+
+    def record(launch):
+        launched.add(launch.kernel_name)
+        run_launch(launch)
+
+    monkeypatch.setattr(_cupy, "_run", record)
+    return launched
+
+
 @pytest.mark.parametrize("precision", ["high", "tf32x3"])
 @pytest.mark.parametrize("use_mma", [True, False])
 def test_cupy_tensor_core_glue_on_the_emulator(
@@ -701,14 +715,7 @@ def test_cupy_tensor_core_glue_on_the_emulator(
     import array_api_compat.numpy as xp
 
     monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
-    launched = set()
-    run_launch = _cupy._run
-
-    def record(launch):
-        launched.add(launch.kernel_name)
-        run_launch(launch)
-
-    monkeypatch.setattr(_cupy, "_run", record)
+    launched = record_launches(_cupy, monkeypatch)
     for X, C in (random_problem(300, 70, 20), near_ties(n=200, d=70, k=20)):
         X, C = X.view(_HostArray), C.view(_HostArray)
         labels, _ = _cupy.CertifiedAssign(C, xp=xp, precision=precision)(X)
@@ -737,14 +744,7 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, mon
 
     _cupy = cupy_on_the_emulator
     monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
-    launched = set()
-    run_launch = _cupy._run
-
-    def record(launch):
-        launched.add(launch.kernel_name)
-        run_launch(launch)
-
-    monkeypatch.setattr(_cupy, "_run", record)
+    launched = record_launches(_cupy, monkeypatch)
     X, C = random_problem(300, 8, 12)
     w = np.ones(300, dtype=np.float32)
     X, C, w = (a.view(_HostArray) for a in (X, C, w))

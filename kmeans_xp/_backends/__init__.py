@@ -126,7 +126,10 @@ def fused_pass_runs(X: Array, n_clusters: int, precision: str, *, xp: ModuleType
     if is_cupy(xp):
         from . import _cupy
 
-        return not _cupy.tensor_cores(X.dtype, X.device.id, precision)
+        runs = _cupy.small_pass_plan(
+            X.shape[1], n_clusters, X.dtype, X.device.id, precision, accumulate=True
+        )
+        return runs is not None
     return True
 
 

@@ -1349,11 +1349,16 @@ def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launc
 
 
 # assign_mma's tiles (the kernel's MMA_* constants) and its shared memory in bytes: X's and the
-# centers' tiles (128 x 36 floats each); per row its index and threshold (8 bytes each); per
-# column warp and row 8 bytes of best two (or nearest) and a label; per row |x|^2.
+# centers' tiles (MMA_STRIDE floats a row); per row its index and threshold (8 bytes each); per
+# column warp (4) and row 8 bytes of best two (or nearest) and a label; per row |x|^2.
 MMA_ROWS = 128
+MMA_CENTERS = 128
+MMA_STRIDE = 36
 MMA_THREADS = 256
-MMA_SHARED_BYTES = 4 * 2 * 128 * 36 + 128 * (8 + 8) + 4 * 128 * (8 + 4) + 128 * 4
+MMA_SHARED_BYTES = (
+    4 * (MMA_ROWS + MMA_CENTERS) * MMA_STRIDE + MMA_ROWS * (8 + 8) + 4 * MMA_ROWS * (8 + 4)
+    + 4 * MMA_ROWS
+)  # fmt: skip
 # The lowest compute capability with TF32 mma (Ampere, sm_80).
 MMA_MIN_COMPUTE_CAPABILITY = 80
 # Off until a GPU run has checked the kernel on hardware and timed it against cuBLAS (the

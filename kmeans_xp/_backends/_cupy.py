@@ -77,6 +77,17 @@ def tensor_cores(dtype: np.dtype, device_id: int, precision: str) -> bool:
     return mma_applies(dtype, precision, _compute_capability(device_id))
 
 
+def small_pass_plan(
+    n_features: int, n_clusters: int, dtype: np.dtype, device_id: int, precision: str, *,
+    accumulate: bool,
+) -> SmallPass | None:  # fmt: skip
+    """The one-kernel small-k·d pass for this fit (``_cuda_kernels.small_pass``), or None: where
+    it does not apply, or where the tensor-core assignment takes the fit instead."""
+    if tensor_cores(dtype, device_id, precision):
+        return None
+    return small_pass(n_features, n_clusters, dtype, accumulate=accumulate)
+
+
 @contextlib.contextmanager
 def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
     """cuBLAS products in float32 ("highest") or TF32 ("high", "tf32x3") for this block,
@@ -120,12 +131,11 @@ class CertifiedAssign(_StandardCertifiedAssign):
 
     def __init__(self, centers: cupy.ndarray, *, xp: ModuleType, precision: str = "highest"):
         k, d = centers.shape
-        self.mma = tensor_cores(centers.dtype, centers.device.id, precision)
-        # Tensor cores where they are asked for and switched on, at any k·d; else the small pass
-        # where it applies, whose products are X's dtype's own.
-        self.small = None if self.mma else small_pass(d, k, centers.dtype, accumulate=False)
+        device_id = centers.device.id
+        self.mma = tensor_cores(centers.dtype, device_id, precision)
+        self.small = small_pass_plan(d, k, centers.dtype, device_id, precision, accumulate=False)
         if self.small is not None:
-            precision = "highest"
+            precision = "highest"  # its products are X's dtype's own
         super().__init__(centers, xp=xp, precision=precision)
         self.precision = precision
         self.mma = self.mma and bool(self.certify)
@@ -196,8 +206,8 @@ def assign_and_sum(
     cuBLAS or the tensor-core kernel)."""
     n_samples, d = X.shape
     k = centers.shape[0]
-    plan = small_pass(d, k, X.dtype, accumulate=True)
-    if plan is None or tensor_cores(X.dtype, X.device.id, precision) or not X.flags.c_contiguous:
+    plan = small_pass_plan(d, k, X.dtype, X.device.id, precision, accumulate=True)
+    if plan is None or not X.flags.c_contiguous:
         return standard(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp, out=out
         )
