@@ -9,8 +9,9 @@ import pytest
 from helpers import assert_labels_are_argmin, blobs, inertia64, nearest64, same_partition
 
 import kmeans_xp
+import kmeans_xp._kmeans as kmeans_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans
-from kmeans_xp._array_api import library_name
+from kmeans_xp._array_api import get_namespace, library_name
 
 THREE_CENTERS = [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0]]
 
@@ -434,3 +435,20 @@ def test_runs_with_equal_inertia_keep_the_first(xp, monkeypatch):
     km = KMeans(n_clusters=3, init="random", n_init=3, random_state=0).fit(xp.asarray(X))
     first_alone = KMeans(n_clusters=3, init="random", n_init=1, random_state=0).fit(xp.asarray(X))
     np.testing.assert_array_equal(xp.to_numpy(km.labels_), xp.to_numpy(first_alone.labels_))
+
+
+@pytest.mark.parametrize("labels", [[], [3], [0, 0, 0], [2, 0, 2, 1, 0, 4, 4, 2, 1]])
+def test_distinct_labels_are_counted_chunk_by_chunk(xp, labels, monkeypatch):
+    """Chunks of 2 labels (a value seen in several chunks counts once) give the count of one
+    ``unique``; the fit's fewer-clusters warning reads it without copying all labels."""
+    monkeypatch.setattr(kmeans_module, "_DISTINCT_CHUNK_ROWS", 2)
+    array = xp.asarray(np.asarray(labels, dtype=np.int64))
+    assert kmeans_module.count_distinct_labels(array, get_namespace(array)) == len(set(labels))
+
+
+def test_fewer_clusters_warning_counts_over_chunks(xp, monkeypatch):
+    """Two distinct rows, three clusters asked, labels read three rows at a time."""
+    monkeypatch.setattr(kmeans_module, "_DISTINCT_CHUNK_ROWS", 3)
+    X = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]] * 5)
+    with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(2\)"):
+        KMeans(3, random_state=0).fit(xp.asarray(X))
