@@ -63,7 +63,7 @@ class KMeansXP(Implementation):
     def __init__(
         self,
         backend: str,
-        precision: str = "highest",
+        precision: str = "auto",
         *,
         small_pass: bool = True,
         mma: bool = False,
@@ -72,7 +72,7 @@ class KMeansXP(Implementation):
         self.precision = precision
         self.small_pass = small_pass
         self.mma = mma
-        suffix = "" if precision == "highest" else f", {precision}"
+        suffix = "" if precision == "auto" else f", {precision}"  # the default unnamed
         suffix += "" if small_pass else ", gemm"
         suffix += ", mma" if mma else ""
         self.name = f"kmeans_xp[{backend}{suffix}]"
@@ -161,6 +161,7 @@ class KMeansXP(Implementation):
     def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
         """Labels of X's rows for ``centers``, by the pass a fit uses (centered by X's mean)."""
         from kmeans_xp._array_api import get_namespace, itemsize, to_numpy
+        from kmeans_xp._backends import resolve_precision
         from kmeans_xp._lloyd import labels_and_inertia
         from kmeans_xp._primitives import block_rows_for
 
@@ -174,7 +175,8 @@ class KMeansXP(Implementation):
             labels, _ = labels_and_inertia(
                 X_dev, self._to_backend(centers), None,
                 offset=self._to_backend(X.mean(axis=0, dtype=np.float64).astype(X.dtype)),
-                block_rows=rows, xp=xp, precision=self.precision,
+                block_rows=rows, xp=xp,
+                precision=resolve_precision(self.precision, X_dev, centers.shape[0], xp=xp),
             )  # fmt: skip
         return to_numpy(labels)
 
@@ -506,7 +508,8 @@ def by_name(name: str) -> Implementation:
 
 
 def backend_impl(spec: str) -> KMeansXP:
-    """kmeans_xp from a ``--backends`` item: ``cupy``, ``cupy:high`` / ``cupy:tf32x3`` for
+    """kmeans_xp from a ``--backends`` item: ``cupy`` (the default ``matmul_precision="auto"``),
+    ``cupy:highest`` for float32 products, ``cupy:high`` / ``cupy:tf32x3`` for
     tensor-core products (``matmul_precision``), ``cupy:gemm`` for cuBLAS products at every
     shape (no fused small-k·d pass), ``cupy:high:mma`` / ``cupy:tf32x3:mma`` for tensor-core
     products fused with the best two (``assign_mma``, off by default)."""
@@ -514,7 +517,7 @@ def backend_impl(spec: str) -> KMeansXP:
     unknown = set(variants) - {"gemm", "mma", "high", "tf32x3", "highest"}
     if unknown:
         raise ValueError(f"unknown kmeans_xp variant in {spec!r}: {sorted(unknown)}")
-    precision = next((v for v in variants if v not in ("gemm", "mma")), "highest")
+    precision = next((v for v in variants if v not in ("gemm", "mma")), "auto")
     if "mma" in variants and precision not in ("high", "tf32x3"):
         raise ValueError(f"{spec!r}: mma takes TF32 products, name high or tf32x3 with it")
     return KMeansXP(backend, precision, small_pass="gemm" not in variants, mma="mma" in variants)

@@ -24,6 +24,9 @@ from ._primitives import squared_norms
 # of split operands (``split_for_tf32``), float32-like accuracy at tensor-core speed.
 PRECISIONS = ("highest", "high", "tf32x3")
 TENSOR_CORE_PRECISIONS = ("high", "tf32x3")
+# What ``matmul_precision`` accepts: one of the modes, or "auto" (the default), which a fit
+# resolves to one of them for its data and device (``_backends.resolve_precision``).
+MATMUL_PRECISIONS = ("auto", *PRECISIONS)
 
 # Unit roundoff of the dtype the scores are computed in.
 _UNIT_ROUNDOFF = {4: 2.0**-24, 8: 2.0**-53}
@@ -93,9 +96,12 @@ def score_error_coefficients(
 
 
 def check_precision(precision: object) -> str:
-    """Validate the ``matmul_precision`` parameter."""
-    if precision not in PRECISIONS:
-        msg = f"matmul_precision must be one of {PRECISIONS}; got matmul_precision={precision!r}."
+    """Validate the ``matmul_precision`` parameter ("auto" or one of ``PRECISIONS``)."""
+    if precision not in MATMUL_PRECISIONS:
+        msg = (
+            f"matmul_precision must be one of {MATMUL_PRECISIONS}; "
+            f"got matmul_precision={precision!r}."
+        )
         raise ValueError(msg)
     return precision  # type: ignore[return-value]
 

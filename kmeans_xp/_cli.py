@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from . import __version__
-    from ._certified import PRECISIONS
+    from ._certified import MATMUL_PRECISIONS
 
     parser.add_argument("--version", action="version", version=f"kmeans-xp {__version__}")
 
@@ -98,9 +98,10 @@ def _parser() -> argparse.ArgumentParser:
         help="plain Lloyd passes, or Lloyd pruned by Hamerly's bounds (auto: bounds on a CPU)",
     )  # fmt: skip
     compute.add_argument(
-        "--matmul-precision", choices=PRECISIONS, default="highest",
-        help="GPU distance products: float32, TF32 tensor cores (high), or three TF32 products "
-        "of split operands (tf32x3); labels are certified either way (default: highest)",
+        "--matmul-precision", choices=MATMUL_PRECISIONS, default="auto",
+        help="GPU distance products: float32 (highest), TF32 tensor cores (high), or three TF32 "
+        "products of split operands (tf32x3); auto: tf32x3 for float32 CuPy data on Ampere or "
+        "later with k >= 256, else highest; labels are certified either way (default: auto)",
     )  # fmt: skip
     compute.add_argument("--n-init", type=_n_init, default="auto", metavar="N",
                          help="initialisations; the best is kept (default: auto)")  # fmt: skip

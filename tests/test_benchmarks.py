@@ -262,7 +262,9 @@ def test_float64_label_check_counts_worse_labels():
     # kmeans_xp's own assignment for the check, and the precision in a backend's name.
     np.testing.assert_array_equal(KMeansXP("numpy").assign(X, C), nearest64(X, C))
     assert backend_impl("cupy:high").name == "kmeans_xp[cupy, high]"
-    assert backend_impl("cupy").precision == "highest"
+    assert backend_impl("cupy").precision == "auto"  # the library's default
+    assert backend_impl("cupy:highest").name == "kmeans_xp[cupy, highest]"
+    assert by_name("kmeans_xp[cupy, highest]").precision == "highest"
     assert by_name("kmeans_xp[cupy, tf32x3]").precision == "tf32x3"
 
 
@@ -292,7 +294,7 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     assert (gemm.name, gemm.small_pass, gemm.precision) == (
         "kmeans_xp[cupy, gemm]",
         False,
-        "highest",
+        "auto",
     )
     assert by_name("kmeans_xp[cupy, gemm]").small_pass is False
     assert gemm.fits(10_000_000, 32, 64) is None  # shape B: measured against the fused pass

@@ -189,6 +189,62 @@ def test_matmul_precision_is_validated():
         kmeans(X, 2, matmul_precision="tf32")
 
 
+def test_auto_precision_is_split_tf32_only_where_it_was_measured_faster(monkeypatch):
+    """ "auto": "tf32x3" for float32 CuPy data (here NumPy standing in for CuPy) on a card with
+    TF32 tensor cores and k >= 256; "highest" for float64, fewer centers, an older card, X
+    streamed from the host, and every other library. Explicit modes pass through."""
+    import kmeans_xp._backends as backends
+
+    resolve = backends.resolve_precision
+    X32 = np.zeros((10, 3), dtype=np.float32)
+    k = backends.AUTO_TF32X3_MIN_CLUSTERS
+    assert resolve("auto", X32, 10_000, xp=np) == "highest"  # not CuPy
+    monkeypatch.setattr(backends, "is_cupy", lambda ns: ns is np)
+    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X: True)
+    assert resolve("auto", X32, k, xp=np) == "tf32x3"
+    assert resolve("auto", X32, k - 1, xp=np) == "highest"
+    assert resolve("auto", X32.astype(np.float64), k, xp=np) == "highest"
+
+    class Streamed:  # a HostRows stand-in
+        is_host_rows = True
+        dtype = np.float32
+
+    assert resolve("auto", Streamed(), k, xp=np) == "highest"
+    for mode in certified.PRECISIONS:
+        assert resolve(mode, X32, 2, xp=np) == mode
+    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X: False)  # before sm_80
+    assert resolve("auto", X32, k, xp=np) == "highest"
+
+
+def test_fit_predict_and_score_resolve_auto_precision(monkeypatch):
+    """The estimator's default reaches no pass unresolved: fit, predict and score each ask
+    ``resolve_precision`` with "auto" and pass on its answer."""
+    import kmeans_xp._kmeans as kmeans_module
+
+    asked, given = [], []
+    real = kmeans_module.resolve_precision
+
+    def spy(precision, X, n_clusters, *, xp):
+        asked.append((precision, n_clusters))
+        return real(precision, X, n_clusters, xp=xp)
+
+    def assign_spy(*args, precision, **kwargs):
+        given.append(precision)
+        return labels_and_inertia(*args, precision=precision, **kwargs)
+
+    from kmeans_xp._lloyd import labels_and_inertia
+
+    monkeypatch.setattr(kmeans_module, "resolve_precision", spy)
+    monkeypatch.setattr(kmeans_module, "labels_and_inertia", assign_spy)
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    km = KMeans(3, random_state=0).fit(X)
+    km.predict(X)
+    km.score(X)
+    assert km.matmul_precision == "auto"
+    assert asked == [("auto", 3)] * 3
+    assert given == ["highest"] * 3  # the fit's final labels, predict, score
+
+
 def test_high_precision_changes_nothing_on_a_cpu(xp):
     rng = np.random.default_rng(0)
     X = xp.asarray(rng.normal(size=(500, 4)).astype(np.float32))

@@ -35,7 +35,7 @@ def test_get_and_set_params():
         "algorithm": "auto",
         "oversampling_factor": 2.0,
         "n_rounds": 5,
-        "matmul_precision": "highest",
+        "matmul_precision": "auto",
         "device": None,
         "max_device_bytes": None,
     }
