@@ -351,6 +351,30 @@ def test_cupy_kernel_equals_standard(
     np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
 
 
+def test_cupy_default_fit_takes_split_tf32_at_large_k(cupy_backend):
+    """A default fit of float32 CuPy data with k >= 256 runs split-TF32 products on an sm_80+
+    card ("auto"), with the float64 argmin's labels and the centers of float32 products."""
+    import cupy
+
+    from kmeans_xp._backends import AUTO_TF32X3_MIN_CLUSTERS, resolve_precision
+
+    k = AUTO_TF32X3_MIN_CLUSTERS
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(4000, 72)).astype(np.float32)  # d > 64: no one-kernel small pass
+    X_gpu = cupy.asarray(X)
+    capable = cupy_backend._compute_capability(X_gpu.device.id) >= 80
+    mode = resolve_precision("auto", X_gpu, k, xp=cupy_backend_namespace(X_gpu))
+    assert mode == ("tf32x3" if capable else "highest")
+    fits = [
+        KMeans(k, init=X[:k], max_iter=3, tol=0, matmul_precision=p).fit(X_gpu)
+        for p in ("auto", "highest")
+    ]
+    centers = fits[0].cluster_centers_.get()
+    np.testing.assert_array_equal(fits[0].predict(X_gpu).get(), nearest64(X, centers))
+    np.testing.assert_allclose(centers, fits[1].cluster_centers_.get(), rtol=1e-5, atol=1e-6)
+    assert fits[0].inertia_ == pytest.approx(fits[1].inertia_, rel=1e-6)
+
+
 @pytest.fixture
 def cupy_mma(cupy_backend, monkeypatch):
     """The CuPy backend with ``assign_mma`` switched on (skipped on cards before sm_80)."""
