@@ -511,6 +511,9 @@ def test_kmeanspp_kernels_take_at_most_their_register_budget_of_candidates():
     assert f"#define KMEANSPP_MAX_TRIALS {most}" in _cuda_kernels.KERNEL_SOURCE
     group = _cuda_kernels._KMEANSPP_GROUP  # lanes per row: sizes the grid and shared memory
     assert f"#define KMEANSPP_GROUP {group}" in _cuda_kernels.KERNEL_SOURCE
+    # The float kernel's launch bound is for the launches' block size.
+    threads = _cuda_kernels._KMEANSPP_THREADS
+    assert f"#define KMEANSPP_THREADS {threads}" in _cuda_kernels.KERNEL_SOURCE
     assert most % group == 0
     assert 32 % group == 0
 

@@ -502,10 +502,23 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
 // sectors. Every lane keeps its candidates' potentials in registers across its rows; the block
 // adds them up in shared memory and into `potentials` once.
 //
-// Shared memory: t * (blockDim / G) doubles, then t * d values of T.
+// The feature loop is unrolled 4 times, and `offset` is read from shared memory:
+// compiled with d unknown and not unrolled (SASS, sm_90, CUDA 13.0), each pass of the loop
+// loaded one value of the row and one of `offset` from global memory and used them at once, so
+// a warp had one load in flight and waited for it 16 times a row at d = 128 — consistent with
+// the 0.88 ms a center measured on an H200 where reading X takes 0.13 (inferred; not counted).
+// The additions keep their order (features sub, sub + G, ... per lane): the same sums.
+//
+// Shared memory: t * (blockDim / G) doubles, then t * d values of T, then d values of T.
 #define KMEANSPP_MAX_TRIALS 16
 #define KMEANSPP_GROUP 8
 #define KMEANSPP_PER_LANE (KMEANSPP_MAX_TRIALS / KMEANSPP_GROUP)
+// Threads a block (as _KMEANSPP_THREADS in Python). With the loop unrolled, ptxas (sm_90, CUDA
+// 13.0) gave the float kernel 95 registers, two blocks of 256 on a multiprocessor; bounded to
+// four blocks it takes 64, no spills, its four loads still issued together (SASS): 32 warps
+// with 4 loads in flight each, against 32 warps with 1 before. The double kernel (124
+// registers) is left unbounded.
+#define KMEANSPP_THREADS 256
 
 // The sum of v over a group's lanes, in every lane of the group (butterfly shuffles; every lane
 // of the warp must call it). kmeanspp_trials and kmeanspp_update_from_x both sum a row's squared
@@ -530,10 +543,12 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
     const int group = threadIdx.x / G, sub = threadIdx.x % G;
     double* group_potential = shared_memory;  // [group][trial]
     T* c = (T*)(shared_memory + t * groups_per_block);
+    T* offset_shared = c + t * d;
     for (int i = threadIdx.x; i < t * d; i += blockDim.x) {
         const int j = i / d, f = i - j * d;
         c[i] = x[candidates[j] * d + f] - offset[f];
     }
+    for (int f = threadIdx.x; f < d; f += blockDim.x) offset_shared[f] = offset[f];
     __syncthreads();
     double potential[KMEANSPP_PER_LANE];
 #pragma unroll
@@ -555,8 +570,9 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
             nearest_before = closest[row];
             wr = (double)w[row];
             const T* xr = x + row * d;
+#pragma unroll 4
             for (int f = sub; f < d; f += G) {
-                const T v = xr[f] - offset[f];
+                const T v = xr[f] - offset_shared[f];
 #pragma unroll
                 for (int j = 0; j < KMEANSPP_MAX_TRIALS; ++j) {
                     if (j < t) {
@@ -631,7 +647,8 @@ __device__ void kmeanspp_update(long long m, int t, const T* __restrict__ trial_
 // KMEANSPP_GROUP lanes per row as in kmeanspp_trials, in the same order of additions — so the
 // same values.
 //
-// Shared memory: d values of T (the winner's row, `offset` subtracted).
+// Shared memory: d values of T (the winner's row, `offset` subtracted), then `offset` (d values).
+// Its feature loop is unrolled and reads `offset` from shared memory, as kmeanspp_trials'.
 template <typename T>
 __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restrict__ offset,
                                        long long m, int d, int t,
@@ -641,10 +658,13 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
     extern __shared__ __align__(16) double shared_memory[];
     const int G = KMEANSPP_GROUP;
     T* c = (T*)shared_memory;
+    T* offset_shared = c + d;
     const int best = least_potential(potentials, t);
     if (blockIdx.x == 0 && threadIdx.x == 0) *chosen = candidates[best];
-    for (int f = threadIdx.x; f < d; f += blockDim.x)
+    for (int f = threadIdx.x; f < d; f += blockDim.x) {
         c[f] = x[candidates[best] * d + f] - offset[f];
+        offset_shared[f] = offset[f];
+    }
     __syncthreads();
     const int sub = threadIdx.x % G;
     const int warp = threadIdx.x >> 5, warps_per_block = blockDim.x >> 5;
@@ -656,8 +676,9 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
         T s = 0;
         if (row < m) {
             const T* xr = x + row * d;
+#pragma unroll 4
             for (int f = sub; f < d; f += G) {
-                const T diff = (xr[f] - offset[f]) - c[f];
+                const T diff = (xr[f] - offset_shared[f]) - c[f];
                 s += diff * diff;
             }
         }
@@ -666,10 +687,10 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
     }
 }
 
-extern "C" __global__ void kmeanspp_trials_float(const float* x, const float* offset, long long m,
-                                                 int d, const long long* candidates, int t,
-                                                 const double* closest, const float* w,
-                                                 float* trial_sq, double* potentials) {
+extern "C" __global__ void __launch_bounds__(KMEANSPP_THREADS, 4)
+    kmeanspp_trials_float(const float* x, const float* offset, long long m, int d,
+                          const long long* candidates, int t, const double* closest,
+                          const float* w, float* trial_sq, double* potentials) {
     kmeanspp_trials<float>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials);
 }
 
@@ -1567,9 +1588,10 @@ _KMEANSPP_GROUP = 8
 
 
 def kmeanspp_shared_bytes(n_features: int, n_trials: int, dtype: np.dtype) -> int:
-    """``kmeanspp_trials``'s shared memory: the lane groups' potentials and the candidate rows."""
+    """``kmeanspp_trials``'s shared memory: the lane groups' potentials, the candidate rows and
+    the offset."""
     groups = _KMEANSPP_THREADS // _KMEANSPP_GROUP
-    return 8 * n_trials * groups + n_trials * n_features * np.dtype(dtype).itemsize
+    return 8 * n_trials * groups + (n_trials + 1) * n_features * np.dtype(dtype).itemsize
 
 
 def kmeanspp_applies(n_features: int, n_trials: int, dtype: np.dtype) -> bool:
@@ -1626,4 +1648,4 @@ def kmeanspp_update_from_x_launch(
     )  # fmt: skip
     name = f"kmeanspp_update_from_x_{type_suffix(X.dtype)}"
     grid = _kmeanspp_grid(_KMEANSPP_GROUP * m, multiprocessors)
-    return Launch(name, grid, _KMEANSPP_THREADS, arguments, d * X.dtype.itemsize)
+    return Launch(name, grid, _KMEANSPP_THREADS, arguments, 2 * d * X.dtype.itemsize)
