@@ -871,21 +871,33 @@ __device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
     for (int f = threadIdx.x; f < d; f += blockDim.x) {
         int current = -1;
         double total = 0.0, weight = 0.0;
-#pragma unroll 4
-        for (int p = 0; p < rows; ++p) {
-            const int label = run_label[p];
-            if (label != current) {
-                if (current >= 0) {
-                    atomicAdd(&sums[(long long)current * d + f], total);
-                    if (f == 0) atomicAdd(&counts[current], weight);
+        // SUM_BATCH rows' values loaded before they are added, in the same order: with the
+        // label test and its atomics between them, the compiler had issued each load just
+        // before its add (SASS, sm_90, CUDA 13.0: one load in flight per warp, 0.47 ms a pass
+        // at 1 M x 128 -> 1024 on an H200 where reading X takes about 0.11).
+        for (int p0 = 0; p0 < rows; p0 += SUM_BATCH) {
+            T v[SUM_BATCH];
+#pragma unroll
+            for (int u = 0; u < SUM_BATCH; ++u)
+                v[u] = p0 + u < rows ? x[run_row[p0 + u] * d + f] : T(0);
+#pragma unroll
+            for (int u = 0; u < SUM_BATCH; ++u) {
+                const int p = p0 + u;
+                if (p >= rows) break;
+                const int label = run_label[p];
+                if (label != current) {
+                    if (current >= 0) {
+                        atomicAdd(&sums[(long long)current * d + f], total);
+                        if (f == 0) atomicAdd(&counts[current], weight);
+                    }
+                    current = label;
+                    total = 0.0;
+                    weight = 0.0;
                 }
-                current = label;
-                total = 0.0;
-                weight = 0.0;
+                const double wr = run_w[p];
+                total += wr * (double)v[u];
+                weight += wr;
             }
-            const double wr = run_w[p];
-            total += wr * (double)x[run_row[p] * d + f];
-            weight += wr;
         }
         if (current >= 0) {
             atomicAdd(&sums[(long long)current * d + f], total);
