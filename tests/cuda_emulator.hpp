@@ -141,6 +141,7 @@ inline unsigned __ballot_sync(unsigned, int predicate) {
 }
 
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline int __ffs(int v) { return __builtin_ffs(v); }  // 1 + the lowest set bit, 0 for 0
 
 template <typename T>
 T atomicAdd(T* address, T value) {

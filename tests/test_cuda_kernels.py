@@ -117,6 +117,25 @@ def test_assign_certified_ties_go_to_the_lowest_index(gpu):
     np.testing.assert_array_equal(labels, [1, 0, 1, 0])
 
 
+def test_assign_certified_rescoring_ties_go_to_the_lowest_index(gpu):
+    """float32 data, duplicate centers: every row's best two scores are equal, so every row is
+    rescored in float64, where the duplicates tie exactly; the lowest index wins. 70 centers: the
+    candidates span three of the warp's 32-column rounds."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 9)).astype(np.float32)
+    base = rng.normal(size=(35, 9)).astype(np.float32)
+    C = np.concatenate([base, base])  # center j + 35 repeats center j
+    scorer = CertifiedAssign(C, xp=np)
+    products = np.ascontiguousarray(X @ scorer.neg2_centers_t, dtype=np.float32)
+    labels = np.empty(len(X), dtype=np.int32)
+    partial = np.empty(len(X), dtype=np.float32)
+    run(gpu, assign_certified_launch(products, X, scorer, labels, partial))
+    expected = nearest64(X, C)
+    assert np.all(expected < 35)  # argmin's first of the tied pair
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_allclose(partial, exact_partial(X, C, labels), rtol=1e-5, atol=1e-4)
+
+
 # ---- assign_mma: tensor-core products fused with the best two, and the listed rows' rescoring ----
 
 

@@ -62,6 +62,13 @@ __device__ __forceinline__ void unpack(const double2& v, double* out) {
     out[1] = v.y;
 }
 
+// The sum of v over the warp, the same value in every lane (lane 0's, broadcast: butterfly sums
+// may round differently from lane to lane). Every lane must call it.
+__device__ __forceinline__ double warp_total(double v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+    return __shfl_sync(0xffffffffu, v, 0);
+}
+
 // One warp per row. Each lane keeps the best two scores of columns lane, lane + 32, ... (with
 // `vector`: of the 16-byte words lane, lane + 32, ..., each 4 floats or 2 doubles, so a warp's
 // load is 512 bytes and more of the products are in flight: the pass is bound by reading them);
@@ -127,32 +134,38 @@ __device__ void assign_certified(const T* __restrict__ products, const T* __rest
         }
         return;
     }
+    // The warp scores the row's candidates one at a time, its lanes on the features (their
+    // loads in flight together, then shuffles): with each lane walking all d features of its
+    // own candidates (and of |x|^2) alone, one dependent load after another, the rows TF32
+    // leaves ambiguous (14 % at 1 M x 128 -> 1024) cost "high" about a millisecond a pass on an
+    // H200 (2.82 ms against 1.75 for this kernel in float32 products; read from the source).
+    // Candidates in increasing index, the strictly nearer kept: ties go to the lowest index.
     // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of the
     // candidates costs a few more exact distances, never a wrong label).
-    double exact_x_sq = 0.0;
-    for (int f = 0; f < d; ++f) exact_x_sq += (double)xr[f] * (double)xr[f];
+    double part = 0.0;
+#pragma unroll 4
+    for (int f = lane; f < d; f += 32) part += (double)xr[f] * (double)xr[f];
+    const double exact_x_sq = warp_total(part);
     const double threshold = (double)best + 3.0 * ((double)a * sqrt(exact_x_sq) + (double)b);
     double nearest = infinity<double>();
     int nearest_j = 0x7fffffff;
-    for (int j = lane; j < k; j += 32) {
-        if ((double)(s[j] + c_sq[j]) > threshold) continue;
-        const double* c = centers + (long long)j * d;
-        double dist = 0.0;
-        for (int f = 0; f < d; ++f) {
-            const double diff = (double)xr[f] - c[f];
-            dist += diff * diff;
-        }
-        if (dist < nearest || (dist == nearest && j < nearest_j)) {
-            nearest = dist;
-            nearest_j = j;
-        }
-    }
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        const double other = __shfl_down_sync(0xffffffffu, nearest, offset);
-        const int other_j = __shfl_down_sync(0xffffffffu, nearest_j, offset);
-        if (other < nearest || (other == nearest && other_j < nearest_j)) {
-            nearest = other;
-            nearest_j = other_j;
+    for (int j0 = 0; j0 < k; j0 += 32) {
+        const int j = j0 + lane;
+        const bool candidate = j < k && (double)(s[j] + c_sq[j]) <= threshold;
+        for (unsigned left = __ballot_sync(0xffffffffu, candidate); left; left &= left - 1) {
+            const int jj = j0 + __ffs(left) - 1;
+            const double* c = centers + (long long)jj * d;
+            double sq = 0.0;
+#pragma unroll 4
+            for (int f = lane; f < d; f += 32) {
+                const double diff = (double)xr[f] - c[f];
+                sq += diff * diff;
+            }
+            const double dist = warp_total(sq);
+            if (dist < nearest) {
+                nearest = dist;
+                nearest_j = jj;
+            }
         }
     }
     if (lane == 0) {
