@@ -134,10 +134,11 @@ if step streaming; then
         --out "$RESULTS_DIR/streaming.json"
 fi
 if step profile; then
-    # Kernel by kernel and on the host: a Lloyd iteration at A and B driven by CuPy and by torch
-    # (where their wall times differ, the host rows say why) and with the tensor-core kernel
-    # (cupy:tf32x3:mma, which takes B from the small-k*d pass), k-means++ at A, a streamed one.
-    default_profile="--backend cupy,torch_cuda,cupy:tf32x3:mma"
+    # Kernel by kernel and on the host: a default Lloyd iteration at A and B driven by CuPy
+    # ("auto": split TF32 at A) and by torch (where their wall times differ, the host rows say
+    # why), k-means++ at A, a streamed one. (The tensor-core kernel's anatomy is in RESULTS.md;
+    # GPU_PROFILE_ARGS="--backend cupy:tf32x3:mma ..." profiles it again.)
+    default_profile="--backend cupy,torch_cuda"
     default_profile+=" --shapes 1048576x128x1024,10000000x32x64"
     default_profile+=" --kmeanspp 64 --streaming 4000000x64x256"
     read -r -a profile_args <<<"${GPU_PROFILE_ARGS:-$default_profile}"
