@@ -105,9 +105,9 @@ if step bench; then
     # Issue 4's table: kmeans_xp as a default fit runs it (cupy, torch CUDA: matmul_precision
     # "auto", which on CuPy is split TF32 from k = 256 on an sm_80+ card), with float32
     # products (cupy:highest), TF32 (cupy:high), split TF32 on torch CUDA (torch_cuda:tf32x3,
-    # what "auto" would give it) beside the peers; TF32 and split TF32 with the fused tensor-core kernel
-    # (cupy:high:mma, cupy:tf32x3:mma; off by default until this table and the tests have seen
-    # it; at B in place of the small-k*d pass, with segment_sum's sums); cupy:gemm (cuBLAS where
+    # what "auto" would give it) beside the peers; TF32 and split TF32 with the fused
+    # tensor-core kernel (cupy:high:mma, cupy:tf32x3:mma; off: slower than cuBLAS on the H200,
+    # 2026-11-27; at B in place of the small-k*d pass, with segment_sum's sums); cupy:gemm (cuBLAS where
     # cupy runs the fused small-k*d pass) only at the shapes that pass applies to (B).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
     backends=cupy,cupy:highest,cupy:high,cupy:high:mma,cupy:tf32x3:mma,cupy:gemm

@@ -138,7 +138,8 @@ __device__ void assign_certified(const T* __restrict__ products, const T* __rest
     // loads in flight together, then shuffles): with each lane walking all d features of its
     // own candidates (and of |x|^2) alone, one dependent load after another, the rows TF32
     // leaves ambiguous (14 % at 1 M x 128 -> 1024) cost "high" about a millisecond a pass on an
-    // H200 (2.82 ms against 1.75 for this kernel in float32 products; read from the source).
+    // H200 (this kernel took 2.82 ms there in "high", 1.75 in float32 products in an earlier
+    // run; the cause is read from the source, not measured).
     // Candidates in increasing index, the strictly nearer kept: ties go to the lowest index.
     // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of the
     // candidates costs a few more exact distances, never a wrong label).
