@@ -108,9 +108,10 @@ if step bench; then
     # what "auto" would give it) beside the peers; TF32 and split TF32 with the fused
     # tensor-core kernel (cupy:high:mma, cupy:tf32x3:mma; off: slower than cuBLAS on the H200,
     # 2026-11-27; at B in place of the small-k*d pass, with segment_sum's sums); cupy:gemm (cuBLAS where
-    # cupy runs the fused small-k*d pass) only at the shapes that pass applies to (B).
+    # cupy runs the fused small-k*d pass) and cupy:rows1 (that pass one row a thread: B was
+    # ~1 ms slower after two rows came in) only at the shapes that pass applies to (B).
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
-    backends=cupy,cupy:highest,cupy:high,cupy:high:mma,cupy:tf32x3:mma,cupy:gemm
+    backends=cupy,cupy:highest,cupy:high,cupy:high:mma,cupy:tf32x3:mma,cupy:gemm,cupy:rows1
     backends+=,torch_cuda,torch_cuda:tf32x3
     timeout "${GPU_BENCH_TIMEOUT:-210}" python3 -m benchmarks gpu \
         --backends "$backends" "${bench_args[@]}" \

@@ -479,8 +479,10 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
 // two blocks of 256 per SM; double D = 32 took 168, one block instead of two). No launch bound:
 // __launch_bounds__(256, 2) made ptxas spill at float D = 32 and take more registers elsewhere.
 // SMALL_PASS_ROWS in Python says the same (a test checks).
-#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R)                                                \
-    extern "C" __global__ void lloyd_pass_small_##SUFFIX##_##D(                                 \
+#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R) \
+    DEFINE_LLOYD_PASS_SMALL_NAMED(lloyd_pass_small_##SUFFIX##_##D, T, D, R)
+#define DEFINE_LLOYD_PASS_SMALL_NAMED(NAME, T, D, R)                                            \
+    extern "C" __global__ void NAME(                                                            \
         const T* x, const T* offset, long long m, int d, const T* centers, const T* c_sq,      \
         const double* centers_wide, int k, T a, T b, int certify, const T* w, int accumulate,  \
         int count_changed, int vector_rows, int* labels, T* partial,                            \
@@ -499,6 +501,10 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 8, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 16, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 32, 1)
 DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
+// One row a thread at float D = 32 beside the two-row kernel, for a measured comparison
+// (`one_row_small_pass`, the benchmark's `cupy:rows1`): shape B's fused pass was about 1 ms
+// slower on an H200 (2026-11-27) after R = 2 came in, and whether R is why is not known.
+DEFINE_LLOYD_PASS_SMALL_NAMED(lloyd_pass_small_float_32_r1, float, 32, 1)
 
 // One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
 // the squared distances of each row (`offset` subtracted) to t <= KMEANSPP_MAX_TRIALS candidate
@@ -1306,6 +1312,10 @@ SMALL_PASS_ROWS = {
     "float": {4: 2, 8: 2, 16: 2, 32: 2, 64: 1},
     "double": {4: 2, 8: 2, 16: 2, 32: 1, 64: 1},
 }
+# Widths that also have a one-row-a-thread kernel (named with "_r1"), which ``small_pass`` picks
+# while ``one_row_small_pass`` is on: a switch for the benchmark (``cupy:rows1``), off by default.
+ONE_ROW_SMALL_PASS = {"float": (32,)}
+one_row_small_pass = False
 
 KERNEL_NAMES = (
     "assign_certified_float",
@@ -1327,6 +1337,11 @@ KERNEL_NAMES = (
         f"lloyd_pass_small_{suffix}_{width}"
         for suffix in ("float", "double")
         for width in SMALL_PASS_WIDTHS
+    ),
+    *(
+        f"lloyd_pass_small_{suffix}_{width}_r1"
+        for suffix, widths in ONE_ROW_SMALL_PASS.items()
+        for width in widths
     ),
 )
 
@@ -1543,14 +1558,17 @@ def small_pass(
     if width is None:
         return None
     item = np.dtype(dtype).itemsize
-    rows = SMALL_PASS_ROWS[type_suffix(dtype)][width]
+    suffix = type_suffix(dtype)
+    rows, variant = SMALL_PASS_ROWS[suffix][width], ""
+    if one_row_small_pass and width in ONE_ROW_SMALL_PASS.get(suffix, ()):
+        rows, variant = 1, "_r1"
     total = ((n_clusters * width + n_clusters + width) * item + 7) // 8 * 8
     if accumulate:  # sums and counts; the tile's labels, label positions and grouped rows
         tile_rows = rows * _SMALL_THREADS
         total += 8 * n_clusters * (n_features + 1) + 4 * (2 * tile_rows + n_clusters)
     if total > SHARED_BYTES:
         return None
-    name = f"lloyd_pass_small_{type_suffix(dtype)}_{width}"
+    name = f"lloyd_pass_small_{suffix}_{width}{variant}"
     return SmallPass(name, total, accumulate, rows)
 
 
