@@ -551,6 +551,19 @@ __device__ __forceinline__ T group_sum(T v) {
     return v;
 }
 
+// How kmeanspp_trials and kmeanspp_update_from_x walk the rows: each warp's lane groups take
+// 32 / KMEANSPP_GROUP consecutive rows a step (group g of the warp: row first + g), grid-stride.
+// The loop runs while the warp's first row is in range (warp-uniform, as the shuffles need).
+struct GroupRowWalk {
+    long long first, stride;
+};
+__device__ __forceinline__ GroupRowWalk group_row_walk() {
+    const int warp = threadIdx.x >> 5, warps_per_block = blockDim.x >> 5;
+    const int rows_per_warp = 32 / KMEANSPP_GROUP;
+    return {((long long)blockIdx.x * warps_per_block + warp) * rows_per_warp,
+            (long long)gridDim.x * warps_per_block * rows_per_warp};
+}
+
 template <typename T>
 __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ offset,
                                 long long m, int d, const long long* __restrict__ candidates,
@@ -573,13 +586,9 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
     double potential[KMEANSPP_PER_LANE];
 #pragma unroll
     for (int q = 0; q < KMEANSPP_PER_LANE; ++q) potential[q] = 0.0;
-    // The warp's groups take consecutive rows; the loop runs while the warp's first row is in
-    // range (warp-uniform: the shuffles need every lane), groups past the end score nothing.
-    const int warp = threadIdx.x >> 5, warps_per_block = blockDim.x >> 5;
-    const int rows_per_warp = 32 / G;
-    const long long stride = (long long)gridDim.x * warps_per_block * rows_per_warp;
-    for (long long first = ((long long)blockIdx.x * warps_per_block + warp) * rows_per_warp;
-         first < m; first += stride) {
+    // Groups past the end score nothing (the walk is warp-uniform: the shuffles need every lane).
+    const GroupRowWalk walk = group_row_walk();
+    for (long long first = walk.first; first < m; first += walk.stride) {
         const long long row = first + (threadIdx.x & 31) / G;
         const bool active = row < m;
         T s[KMEANSPP_MAX_TRIALS];
@@ -687,11 +696,8 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
     }
     __syncthreads();
     const int sub = threadIdx.x % G;
-    const int warp = threadIdx.x >> 5, warps_per_block = blockDim.x >> 5;
-    const int rows_per_warp = 32 / G;
-    const long long stride = (long long)gridDim.x * warps_per_block * rows_per_warp;
-    for (long long first = ((long long)blockIdx.x * warps_per_block + warp) * rows_per_warp;
-         first < m; first += stride) {
+    const GroupRowWalk walk = group_row_walk();
+    for (long long first = walk.first; first < m; first += walk.stride) {
         const long long row = first + (threadIdx.x & 31) / G;
         T s = 0;
         if (row < m) {
