@@ -715,10 +715,11 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         Where the fit computes. None: where X lives (a CuPy array fits on its GPU). Otherwise X
         must be a NumPy array or ``numpy.memmap`` on the host: it is copied to the device once
         when it fits there, or streamed to it in row blocks every pass when it does not (copies
-        double-buffered behind the computation). ``"cuda"`` uses CuPy when it sees a GPU, else
-        PyTorch; a ``torch.device`` or ``cupy.cuda.Device`` names the library too. The fitted
-        arrays come back as NumPy arrays. Not for Dask arrays (nor are the tensor-core
-        ``matmul_precision`` modes): a Dask fit computes where its chunks are.
+        double-buffered behind the computation; a streamed in-RAM X is page-locked in place for
+        the fit, a memmap goes through pinned staging buffers). ``"cuda"`` uses CuPy when it
+        sees a GPU, else PyTorch; a ``torch.device`` or ``cupy.cuda.Device`` names the library
+        too. The fitted arrays come back as NumPy arrays. Not for Dask arrays (nor are the
+        tensor-core ``matmul_precision`` modes): a Dask fit computes where its chunks are.
     max_device_bytes : int, optional
         With ``device``: the device memory the fit may use (default: the free memory). X is
         streamed when it does not fit beside the fit's own state (about 32 bytes per row) and

@@ -7,20 +7,25 @@ sees a ``HostRows`` in its place: the algorithm reads X only in walks of row blo
 when asked for, while the block after it is already being copied on a worker thread (double
 buffering: two device buffers, one being read by the current pass, one being filled).
 
-On a GPU the worker first copies the rows into a page-locked (pinned) host buffer of the slot,
-so the host-to-device copy itself is asynchronous and can overlap the computation. Ordering
-without host round trips: that copy runs on a side stream, and the compute stream waits on the
-copy's event; before a device buffer is filled again, the side stream waits on an event the
-compute stream recorded when the next block was asked for (by then every kernel that reads the
-buffer is enqueued), and before a pinned buffer is refilled the worker waits for its last copy.
-A block is therefore valid until the next block is asked for — which is how every walk in the
-package uses it.
+On a GPU the host-to-device copy must come from page-locked (pinned) memory to be
+asynchronous and overlap the computation. X in ordinary process memory (an in-RAM NumPy array)
+is page-locked in place for the fit (``cudaHostRegister``; released at the end), so blocks are
+copied straight from it; anything else (a memmap: its pages come from a file, and may exceed
+RAM), or X the driver will not lock, is first copied by the worker into a pinned staging
+buffer of the slot. Ordering without host round trips: the device copy runs on a side stream,
+and the compute stream waits on the copy's event; before a device buffer is filled again, the
+side stream waits on an event the compute stream recorded when the next block was asked for (by
+then every kernel that reads the buffer is enqueued), and before a pinned staging buffer is
+refilled the worker waits for its last copy. A block is therefore valid until the next block is
+asked for — which is how every walk in the package uses it.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -46,6 +51,14 @@ class HostRows:
     device : the device
     block_rows : int
         The largest block a walk will ask for (the device buffers' size).
+
+    Attributes
+    ----------
+    copy_mode : str
+        How blocks reach the device: "registered" (from X page-locked in place), "staged"
+        (through pinned staging buffers), or "host" (a host namespace: plain copies).
+    bytes_copied : int
+        Host-to-device traffic so far.
     """
 
     is_host_rows = True  # how ``_array_api`` recognises it without importing this module
@@ -64,6 +77,11 @@ class HostRows:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmeans_xp-copy")
         self.bytes_copied = 0  # host -> device traffic, for tests and benchmarks
         self._lock = threading.Lock()
+        # Page-lock X in place where it can be (on the worker thread: a refusal leaves the CUDA
+        # runtime's per-thread last error there, away from the thread that launches kernels).
+        start = time.perf_counter()
+        self.copy_mode = self._pool.submit(self.copier.register, host).result()
+        self.register_seconds = time.perf_counter() - start  # for benchmarks
 
     # ---- what the algorithm uses ------------------------------------------------------------
 
@@ -91,10 +109,11 @@ class HostRows:
         return self.xp.asarray(picked, device=self.device)
 
     def close(self) -> None:
-        """Finish any copy in flight and release the buffers and the worker thread."""
+        """Finish any copy in flight and release the buffers, X's page lock and the worker."""
         if self._pending is not None:
             self._pending[3].result()
             self._pending = None
+        self._pool.submit(self.copier.release).result()
         self._pool.shutdown(wait=True)
         self._buffers = [None, None]
 
@@ -195,11 +214,36 @@ def copy_rows_in_parallel(target: np.ndarray, source: np.ndarray) -> None:
         done.result()
 
 
+# Whether GPU copiers page-lock X in place when they can (False: always stage; for benchmarks
+# that compare the two).
+REGISTER_HOST_MEMORY = True
+
+
+def lockable_in_place(host: np.ndarray) -> bool:
+    """Whether ``host`` is ordinary process memory a driver may page-lock where it is: C-ordered,
+    writable, and not a file mapping (a memmap's pages come from disk and may exceed RAM)."""
+    if not (host.flags.c_contiguous and host.flags.writeable):
+        return False
+    base: Any = host
+    while base is not None:
+        if isinstance(base, np.memmap | mmap.mmap):
+            return False
+        base = getattr(base, "base", None)
+    return True
+
+
 class _HostCopier:
     """Namespaces on the host (NumPy, torch on the CPU): plain copies, nothing to order."""
 
     def __init__(self, xp: ModuleType, device: Any) -> None:
         self.xp, self.device = xp, device
+
+    def register(self, host: np.ndarray) -> str:
+        """Prepare to copy from ``host``; returns how blocks will be copied ("host" here)."""
+        return "host"
+
+    def release(self) -> None:
+        return None
 
     def empty(self, shape: tuple[int, int], dtype: Any) -> Any:
         return self.xp.empty(shape, dtype=dtype, device=self.device)
@@ -216,17 +260,44 @@ class _HostCopier:
 
 
 class _StagedCopier(_HostCopier):
-    """GPUs: each slot's rows go first into a page-locked (pinned) host buffer, then to the
-    device asynchronously on a side stream, ordered by events. Pinned memory lets the copy
-    overlap the compute stream's work; it also never wraps the (maybe read-only) source."""
+    """GPUs: rows go to the device asynchronously on a side stream, ordered by events, from
+    page-locked host memory (which lets the copy overlap the compute stream's work): X itself
+    when ``register`` could lock it in place, else a pinned staging buffer per slot that the
+    rows are first copied into (which never wraps the maybe read-only source)."""
 
     def __init__(self, xp: ModuleType, device: Any) -> None:
         super().__init__(xp, device)
         self.staging: list[Any] = [None, None]
-        self.copied: list[Any] = [None, None]  # the last copy out of each slot's staging
+        self.copied: list[Any] = [None, None]  # the last copy out of each slot
+        self.locked: np.ndarray | None = None  # X, while page-locked in place
+
+    def register(self, host: np.ndarray) -> str:
+        """Page-lock ``host`` in place ("registered"), or, where it is not ordinary memory or the
+        driver refuses (limits on locked memory, already registered), copy through pinned
+        staging buffers ("staged")."""
+        if not (REGISTER_HOST_MEMORY and lockable_in_place(host)):
+            return "staged"
+        try:
+            self.lock(host)
+        except Exception:  # the driver's refusal: staging works for any memory
+            return "staged"
+        self.locked = host
+        return "registered"
+
+    def release(self) -> None:
+        """Wait for the copies in flight; then unlock X (the copies read it until they end)."""
+        for event in self.copied:
+            if event is not None:
+                event.synchronize()
+        if self.locked is not None:
+            self.unlock(self.locked)
+            self.locked = None
 
     def copy(self, slot: int, buffer: Any, source: np.ndarray, *, after: Any) -> Any:
         m = source.shape[0]
+        if self.locked is not None:  # source is a view of the locked X: straight to the device
+            self.copied[slot] = self.copy_async(buffer, self.wrap(source), m, after=after)
+            return self.copied[slot]
         if self.copied[slot] is not None:  # its previous copy must have left the staging
             self.copied[slot].synchronize()
         if self.staging[slot] is None or self.staging[slot].shape[0] < buffer.shape[0]:
@@ -254,11 +325,22 @@ class _CupyCopier(_StagedCopier):
     def host_view(self, staging: np.ndarray) -> np.ndarray:
         return staging
 
-    def copy_async(self, buffer: Any, staging: np.ndarray, m: int, *, after: Any) -> Any:
+    def wrap(self, rows: np.ndarray) -> np.ndarray:
+        return rows
+
+    def lock(self, host: np.ndarray) -> None:
+        with self.cupy.cuda.Device(self.device_id):
+            self.cupy.cuda.runtime.hostRegister(host.ctypes.data, host.nbytes, 0)
+
+    def unlock(self, host: np.ndarray) -> None:
+        with self.cupy.cuda.Device(self.device_id):
+            self.cupy.cuda.runtime.hostUnregister(host.ctypes.data)
+
+    def copy_async(self, buffer: Any, rows: np.ndarray, m: int, *, after: Any) -> Any:
         with self.cupy.cuda.Device(self.device_id):
             if after is not None:
                 self.side.wait_event(after)
-            buffer[:m].set(staging[:m], stream=self.side)
+            buffer[:m].set(rows[:m], stream=self.side)
             return self.side.record()
 
     def record(self) -> Any:
@@ -285,12 +367,28 @@ class _TorchCudaCopier(_StagedCopier):
     def host_view(self, staging: Any) -> np.ndarray:
         return staging.numpy()
 
-    def copy_async(self, buffer: Any, staging: Any, m: int, *, after: Any) -> Any:
+    def wrap(self, rows: np.ndarray) -> Any:
+        return self.torch.from_numpy(rows)
+
+    def lock(self, host: np.ndarray) -> None:
+        cudart = self.torch.cuda.cudart()
+        with self.torch.cuda.device(self.device):
+            status = cudart.cudaHostRegister(host.ctypes.data, host.nbytes, 0)
+        if status != cudart.cudaError.success:
+            msg = f"cudaHostRegister failed: {cudart.cudaGetErrorString(status)}"
+            raise RuntimeError(msg)
+
+    def unlock(self, host: np.ndarray) -> None:
+        cudart = self.torch.cuda.cudart()
+        with self.torch.cuda.device(self.device):
+            cudart.cudaHostUnregister(host.ctypes.data)
+
+    def copy_async(self, buffer: Any, rows: Any, m: int, *, after: Any) -> Any:
         torch = self.torch
         with torch.cuda.stream(self.side):
             if after is not None:
                 self.side.wait_event(after)
-            buffer[:m].copy_(staging[:m], non_blocking=True)
+            buffer[:m].copy_(rows[:m], non_blocking=True)
             return self.side.record_event()
 
     def record(self) -> Any:

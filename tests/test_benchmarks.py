@@ -408,3 +408,11 @@ def test_streaming_benchmark_runs_on_the_cpu(tmp_path):
     # only its presence is checked; the number that counts is measured on a GPU.
     assert np.isfinite(result["iteration_ms"])
     assert result["ratio"] == pytest.approx(result["iteration_ms"] / result["copy_ms"])
+    # Both copy modes timed; on a host "device" neither page-locks nor stages.
+    assert list(result["modes"]) == ["registered", "staged"]
+    for row in result["modes"].values():
+        assert row["taken"] == "host"
+        assert row["ratio"] == pytest.approx(row["iteration_ms"] / result["copy_ms"])
+    bad = run_command([*command[:-2], "--copy", "pinned"])
+    assert bad.returncode == 2
+    assert "--copy: unknown mode 'pinned'" in bad.stderr

@@ -43,6 +43,10 @@ def device(request):
     return request.param
 
 
+def is_gpu(device):
+    return device == "cuda" or getattr(device, "type", None) == "cuda"
+
+
 @pytest.fixture
 def streams(monkeypatch):
     """Record the HostRows each fit creates (and what it copied)."""
@@ -68,6 +72,7 @@ def test_streamed_fit_equals_the_in_memory_fit(device, streams, weighted):
     km.fit(X, sample_weight=w)
     assert len(streams) == 1
     assert streams[0].block_rows < len(X) // 10  # many blocks per pass
+    assert streams[0].copy_mode == ("registered" if is_gpu(device) else "host")
     assert isinstance(km.cluster_centers_, np.ndarray)
     assert isinstance(km.labels_, np.ndarray)
     np.testing.assert_allclose(km.cluster_centers_, expected.cluster_centers_, rtol=1e-5)
@@ -122,8 +127,27 @@ def test_streaming_a_memmap(tmp_path, streams, device):
     C0 = X[:6].copy()
     km = KMeans(6, init=C0, device=device, max_device_bytes=5000 * 32 + 30_000).fit(mapped)
     assert len(streams) == 1
+    assert streams[0].copy_mode == ("staged" if is_gpu(device) else "host")
     expected = KMeans(6, init=C0, algorithm="lloyd").fit(X)
     np.testing.assert_allclose(km.cluster_centers_, expected.cluster_centers_, rtol=1e-5)
+
+
+def test_a_streamed_fit_unlocks_x_when_it_ends(device, streams):
+    """X page-locked for a streamed fit is unlocked after it, also when the fit fails: locking
+    it again succeeds (the driver refuses memory already registered)."""
+    from kmeans_xp._array_api import resolve_device
+
+    if not is_gpu(device):
+        pytest.skip("page locks are a CUDA device's")
+    X = mixture()
+    budget = 6000 * 32 + 40_000
+    KMeans(6, init=X[:6].copy(), max_iter=3, device=device, max_device_bytes=budget).fit(X)
+    with pytest.raises(ValueError, match="n_clusters"):  # fails inside the fit, X locked
+        KMeans(6, init=X[:5].copy(), device=device, max_device_bytes=budget).fit(X)
+    assert [rows.copy_mode for rows in streams] == ["registered"] * len(streams)
+    copier = streaming._copier_for(*resolve_device(device))
+    assert copier.register(X) == "registered"
+    copier.release()
 
 
 def test_host_rows_serve_any_walk_in_order_and_out_of_order():
@@ -204,7 +228,10 @@ class _FakeEvent:
 
 
 class _FakeStagedCopier(streaming._StagedCopier):
-    """The GPU copiers' staging logic with NumPy buffers and events that only log."""
+    """The GPU copiers' logic with NumPy buffers, and events and page locks that only log;
+    ``refuse`` makes the page lock fail as a driver would."""
+
+    refuse = False
 
     def __init__(self, xp, device):
         super().__init__(xp, device)
@@ -217,39 +244,123 @@ class _FakeStagedCopier(streaming._StagedCopier):
     def host_view(self, staging):
         return staging
 
-    def copy_async(self, buffer, staging, m, *, after):
-        buffer[:m] = staging[:m]
+    def wrap(self, rows):
+        return rows
+
+    def lock(self, host):
+        if self.refuse:
+            raise RuntimeError("cudaHostRegister failed: out of memory")
+        self.log.append(("lock", host.ctypes.data, host.nbytes))
+
+    def unlock(self, host):
+        self.log.append(("unlock", host.ctypes.data))
+
+    def copy_async(self, buffer, rows, m, *, after):
+        buffer[:m] = rows[:m]
         self.count += 1
-        self.log.append(("copy", after.name if after else None))
-        return _FakeEvent(self.log, f"copied{self.count}")
+        name = f"copied{self.count}"
+        from_x = self.locked is not None and np.shares_memory(rows, self.locked)
+        self.log.append(("copy", after.name if after else None, name, from_x))
+        return _FakeEvent(self.log, name)
 
     def record(self):
         self.count += 1
         return _FakeEvent(self.log, f"released{self.count}")
 
 
-def test_staged_copies_wait_for_their_staging_and_order_after_release(monkeypatch):
-    """GPU copiers stage rows in two pinned buffers: before a staging buffer is refilled its
-    last copy is waited for, and every copy is ordered after the compute stream's release."""
+def fit_with_fake_copier(monkeypatch, X, *, refuse=False):
+    """A streamed fit (blocks of about 100 rows) through a ``_FakeStagedCopier``; returns the
+    copier and HostRows' copy mode, after checking the labels against an in-memory fit."""
     made = []
 
     def fake(xp, device):
         made.append(_FakeStagedCopier(xp, device))
+        made[-1].refuse = refuse
         return made[-1]
 
+    modes = []
+    original = HostRows.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        modes.append(self.copy_mode)
+
     monkeypatch.setattr(streaming, "_copier_for", fake)
-    X = mixture()
-    C0 = X[:6].copy()
-    expected = KMeans(6, init=C0, algorithm="lloyd", max_iter=20).fit(X)
+    monkeypatch.setattr(HostRows, "__init__", init)
+    C0 = np.array(X[:6])
+    expected = KMeans(6, init=C0, algorithm="lloyd", max_iter=20).fit(np.array(X))
     km = KMeans(6, init=C0, max_iter=20, device="cpu", max_device_bytes=6000 * 32 + 40_000).fit(X)
     np.testing.assert_array_equal(km.labels_, expected.labels_)
-    log = made[0].log
+    assert len(made) == 1
+    assert len(modes) == 1
+    return made[0], modes[0]
+
+
+def copies_in(log):
     copies = [entry for entry in log if entry[0] == "copy"]
     assert len(copies) > 100
-    assert all(after is not None and after.startswith("released") for _, after in copies)
+    assert all(after is not None and after.startswith("released") for _, after, _, _ in copies)
+    return copies
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_staged_copies_wait_for_their_staging_and_order_after_release(
+    tmp_path, monkeypatch, refuse
+):
+    """Where X cannot be page-locked in place (a memmap; or the driver refuses), GPU copiers
+    stage rows in two pinned buffers: before a staging buffer is refilled its last copy is
+    waited for, and every copy is ordered after the compute stream's release."""
+    if refuse:
+        X = mixture()
+    else:
+        path = tmp_path / "x.npy"
+        np.save(path, mixture())
+        X = np.load(path, mmap_mode="r")
+    copier, mode = fit_with_fake_copier(monkeypatch, X, refuse=refuse)
+    log = copier.log
+    copies = copies_in(log)
+    assert mode == "staged"
+    assert not any(entry[0] in ("lock", "unlock") for entry in log)
+    assert not any(from_x for *_, from_x in copies)
     assert sum(1 for entry in log if entry[0] == "pinned") == 2  # one staging buffer per slot
-    # From the third copy on, each reuses a staging buffer: its previous copy was waited for.
-    assert sum(1 for entry in log if entry[0] == "synchronize") == len(copies) - 2
+    # From the third copy on, each reuses a staging buffer: its previous copy was waited for;
+    # at the end, each slot's last copy.
+    assert sum(1 for entry in log if entry[0] == "synchronize") == len(copies) - 2 + 2
+
+
+def test_x_in_ram_is_locked_in_place_and_copied_from_directly(monkeypatch):
+    """X in process memory is page-locked once, copied from with no staging (no pinned
+    buffers, no waits between copies), and unlocked at the end after its last copies ended."""
+    X = mixture()
+    copier, mode = fit_with_fake_copier(monkeypatch, X)
+    log = copier.log
+    copies = copies_in(log)
+    assert mode == "registered"
+    assert log[0] == ("lock", X.ctypes.data, X.nbytes)
+    assert all(from_x for *_, from_x in copies)  # views of X itself
+    assert not any(entry[0] == "pinned" for entry in log)
+    # At the end, and only then: the last copy out of each slot waited for, then the unlock.
+    assert sum(1 for entry in log if entry[0] == "synchronize") == 2
+    assert sorted(log[-3:-1]) == sorted(("synchronize", name) for _, _, name, _ in copies[-2:])
+    assert log[-1] == ("unlock", X.ctypes.data)
+
+
+def test_only_ordinary_writable_contiguous_memory_is_locked_in_place(tmp_path, monkeypatch):
+    X = mixture(n=50)
+    assert streaming.lockable_in_place(X)
+    assert streaming.lockable_in_place(X[10:20])
+    assert not streaming.lockable_in_place(X[:, :2])  # strided rows
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    assert not streaming.lockable_in_place(frozen)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    for mode in ("r", "r+"):
+        mapped = np.load(path, mmap_mode=mode)
+        assert not streaming.lockable_in_place(mapped)
+        assert not streaming.lockable_in_place(np.asarray(mapped))  # a plain view of the mapping
+    monkeypatch.setattr(streaming, "REGISTER_HOST_MEMORY", False)
+    assert streaming._StagedCopier(np, "cpu").register(X) == "staged"
 
 
 @pytest.mark.parametrize("threads", [1, 4])
