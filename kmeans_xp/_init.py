@@ -26,7 +26,7 @@ from ._array_api import (
 )
 from ._backends import kmeans_plusplus_for, segment_sum_for
 from ._lloyd import lloyd
-from ._memmap import note_rows_gathered
+from ._memmap import gather_rows
 from ._primitives import assign_block, block_row_bytes, block_rows_for, row_blocks, squared_norms
 from ._validation import RandomState
 
@@ -230,8 +230,7 @@ def kmeans_plusplus_indices(
     for step in range(1, n_clusters):
         lo = 1 + (step - 1) * n_local_trials
         candidates = sample(d2_weights, uniforms=uniforms[lo : lo + n_local_trials])
-        candidate_centers = take_rows(X, candidates, xp) - offset
-        note_rows_gathered(n_local_trials)
+        candidate_centers = gather_rows(X, candidates, xp) - offset
         # Potential of each candidate, summed block by block.
         potential = None
         for a, b in blocks():
@@ -288,7 +287,7 @@ def kmeans_parallel_centers(
         oversampling_factor=oversampling_factor, n_rounds=n_rounds, xp=xp,
     )  # fmt: skip
     return reduce_candidates(
-        take_rows(X, candidates, xp), candidate_weights, n_clusters, rng,
+        gather_rows(X, candidates, xp), candidate_weights, n_clusters, rng,
         offset=offset, tol=tol, xp=xp,
     )  # fmt: skip
 
@@ -402,8 +401,7 @@ def kmeans_parallel_candidates(
             continue
         chosen.append(new)
         n_chosen += int(new.shape[0])
-        lower_closest(take_rows(X, new, xp) - offset)
-        note_rows_gathered(int(new.shape[0]))
+        lower_closest(gather_rows(X, new, xp) - offset)
     candidates = xp.concat(chosen)
     if n_chosen < n_clusters:
         extra = random_indices(
@@ -414,8 +412,7 @@ def kmeans_parallel_candidates(
 
     # Weight of each candidate: the weight of the rows nearest to it (one pass over X).
     m = candidates.shape[0]
-    centered_candidates = take_rows(X, candidates, xp) - offset
-    note_rows_gathered(m)
+    centered_candidates = gather_rows(X, candidates, xp) - offset
     c_sq = squared_norms(centered_candidates, xp=xp)
     segment_sum = segment_sum_for(xp)
     candidate_weights = None

@@ -3,10 +3,11 @@
 Pages of a file mapping that a fit has read stay in the process's resident set (they count in
 its RSS) until the kernel needs the memory, so a pass over a memmap larger than RAM would push
 the process's RSS up to all the memory there is. While ``bounded_residency(X)`` is active, every
-row-block walk reports the rows it read (``note_rows_read``), and each time about
-``RELEASE_EVERY_BYTES`` of X have been read the whole mapping is released with
-``madvise(MADV_DONTNEED)``. That is safe for a read-only file mapping: a page read again is
-faulted back in from the page cache or the file. X itself is never copied.
+row-block walk reports the rows it read (``note_rows_read``), rows gathered by index come
+through ``gather_rows`` (in chunks, each reported), and each time about ``RELEASE_EVERY_BYTES``
+of X have been read the whole mapping is released with ``madvise(MADV_DONTNEED)``. That is
+safe for a read-only file mapping: a page read again is faulted back in from the page cache or
+the file. X itself is never copied.
 
 One fit at a time per process uses this (a module-level hook; nested or concurrent fits on
 memmaps share it harmlessly: a release only costs re-reads).
@@ -21,6 +22,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
+
+from ._array_api import take_rows
 
 # Bytes of X read between two releases: large enough that the syscall is free next to the reads,
 # small enough to keep the resident set a small fraction of RAM.
@@ -61,12 +64,24 @@ def note_rows_read(n_rows: int) -> None:
         residency.note(n_rows)
 
 
-def note_rows_gathered(n_rows: int) -> None:
-    """Called after rows of X were gathered by index (scattered pages, each with its
-    fault-around)."""
+def gather_rows(X: Any, indices: Any, xp: Any) -> Any:
+    """``take_rows(X, indices, xp)`` for a fit reading X. While a memmap's pages are bounded,
+    the rows are gathered in chunks whose pages (each row's fault-around) come to about
+    ``RELEASE_EVERY_BYTES``, each reported before the next is read: one gather of many scattered
+    rows would otherwise map ~64 KiB a row at once (178 rows mapped 11 MB, past what the
+    release interval allows)."""
     residency = _active
-    if residency is not None:
-        residency.note(n_rows, max(residency.row_bytes, FAULT_AROUND_BYTES))
+    if residency is None:
+        return take_rows(X, indices, xp)
+    row_pages = max(residency.row_bytes, FAULT_AROUND_BYTES)
+    step = max(1, RELEASE_EVERY_BYTES // row_pages)
+    m = int(indices.shape[0])
+    parts = []
+    for start in range(0, m, step):
+        stop = min(m, start + step)
+        parts.append(take_rows(X, indices[start:stop], xp))
+        residency.note(stop - start, row_pages)
+    return parts[0] if len(parts) == 1 else xp.concat(parts)
 
 
 def _mapping_of(X: Any) -> mmap.mmap | None:

@@ -71,6 +71,27 @@ def _mapped_kb(path):
     return total
 
 
+def test_gathers_from_a_memmap_release_pages_between_chunks(memmap_blobs, monkeypatch):
+    """Rows gathered by index map ~64 KiB of the file each (fault-around): a gather of many is
+    split so that a release comes after each ``RELEASE_EVERY_BYTES`` of such pages, and returns
+    the same rows as one ``take``. (k-means|| gathered 178 rows, 11 MB, at once before.)"""
+    import kmeans_xp._memmap as memmap_module
+
+    X, _ = memmap_blobs
+    releases = []
+    monkeypatch.setattr(memmap_module._Residency, "release", lambda self: releases.append(1))
+    monkeypatch.setattr(memmap_module, "RELEASE_EVERY_BYTES", 3 * memmap_module.FAULT_AROUND_BYTES)
+    rows = np.random.default_rng(0).choice(X.shape[0], size=10, replace=False)
+    with memmap_module.bounded_residency(X):
+        gathered = memmap_module.gather_rows(X, rows, np)
+        assert len(releases) == 3  # after rows 3, 6 and 9; the tenth waits for more reads
+    np.testing.assert_array_equal(gathered, np.asarray(X)[rows])
+    assert len(releases) == 4  # and the one at the end of the fit
+    # Without a bounded memmap: a plain take, nothing released.
+    np.testing.assert_array_equal(memmap_module.gather_rows(X, rows, np), np.asarray(X)[rows])
+    assert len(releases) == 4
+
+
 @pytest.mark.skipif(_mapped_kb("") is None, reason="needs Linux /proc/self/smaps")
 @pytest.mark.parametrize("init", ["k-means++", "k-means||", "random"])
 def test_memmap_pages_are_released_as_the_fit_reads_them(memmap_blobs, monkeypatch, init):
