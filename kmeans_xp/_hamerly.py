@@ -244,7 +244,9 @@ def hamerly(
                 unit_weights=unit_weights, block_rows=block_rows, xp=xp,
             )  # fmt: skip
             repaired = labels != before
-            n_changed = _count(repaired, xp)
+            # The pass's changes plus the repair's (a row both moved counts twice: an upper
+            # bound, which only delays the switch to bounds); unknown stays unknown.
+            n_changed = None if n_changed is None else n_changed + _count(repaired, xp)
             before = None
             if not verbose:
                 sq_dist = None

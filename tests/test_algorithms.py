@@ -395,3 +395,30 @@ def test_read_scalars_reads_the_device_once_and_passes_the_rest(xp, host_reads):
     assert got == [3.0, 0.25, None, 7, 1.5, 2.0]
     if xp.name == "array_api_strict":
         assert len(host_reads) == 1
+
+
+def test_hamerly_switches_to_bounds_only_after_a_pass_that_changed_few_labels(monkeypatch):
+    """An empty cluster at iteration 1 is refilled by moving a row; that one row is not what
+    the iteration changed (every label was new), so the bounds do not start at iteration 2."""
+    X = overlapping_blobs(0, n=600)
+    calls = []
+    iteration = [0]
+    original = hamerly_module._nearest_two
+
+    def nearest_two(*args, **kwargs):
+        calls.append(iteration[0] + 1)  # the iteration running
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(hamerly_module, "_nearest_two", nearest_two)
+    init = np.concatenate([X[:5], X[:1]])  # two equal centers: one empty cluster at first
+    offset = np.mean(X, axis=0)
+    xp = get_namespace(X)
+    _, n_iter = hamerly_module.hamerly(
+        X, init, np.ones(len(X)), offset=offset, max_iter=30, tol=0.0, verbose=False,
+        block_rows=64, xp=xp, on_iteration=lambda i: iteration.__setitem__(0, i),
+    )  # fmt: skip
+    assert n_iter > 4
+    # The switch (the one _nearest_two of every row) follows iteration 2 at the earliest:
+    # iteration 2's changes are the first known.
+    assert calls
+    assert calls[0] >= 3
