@@ -100,7 +100,9 @@ def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
         result["init"]["kmeans_plusplus_s"] / result["init"]["lloyd_20_s"]
     )
     assert result["init"]["same_picks"] is True  # NumPy: the standard version both times
+    assert result["init"]["same_picks_cupy_sampling"] is True
     assert result["init"]["standard_kmeans_plusplus_s"] > 0
+    assert result["init"]["cupy_sampling_kmeans_plusplus_s"] > 0
 
 
 def test_gpu_profile_script_runs_on_the_cpu(tmp_path):

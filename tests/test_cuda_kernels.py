@@ -531,6 +531,129 @@ def test_kmeanspp_update_breaks_ties_by_the_first_candidate(gpu):
         assert chosen[0] == candidates[0]
 
 
+def sample_on_the_emulator(gpu, w, closest, uniforms, *, weights_only=False):
+    totals = np.full(_cuda_kernels._KMEANSPP_SAMPLE_THREADS, np.nan)
+    picked = np.full(len(uniforms), -1, dtype=np.int64)
+    for launch in _cuda_kernels.kmeanspp_sample_launches(
+        w, closest, np.ascontiguousarray(uniforms, dtype=np.float64), totals, picked,
+        weights_only=weights_only,
+    ):  # fmt: skip
+        run(gpu, launch)
+    return picked
+
+
+def standard_sample(w, closest, uniforms, *, weights_only=False):
+    """What ``_init.kmeans_plusplus_indices`` draws: its chunked cumulative-sum sampling."""
+    from kmeans_xp import _init
+    from kmeans_xp._array_api import get_namespace
+
+    increments = w.astype(np.float64) if weights_only else w.astype(np.float64) * closest
+    return _init._sample_in_chunks(
+        lambda a, b: increments[a:b], len(w), np.asarray(uniforms, dtype=np.float64),
+        xp=get_namespace(increments), chunk_rows=_init.SAMPLING_CHUNK_ROWS,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 700, 20_000])
+def test_kmeanspp_sampling_kernels_draw_what_the_standard_version_draws(gpu, dtype, n):
+    """Random weights (a third zero) and D² (some zero: rows on a center): the same rows for 16
+    uniforms, never a row of zero increment; and by weight alone at the first step."""
+    rng = np.random.default_rng(n)
+    w = rng.uniform(0.5, 2.0, size=n).astype(dtype)
+    w[rng.uniform(size=n) < 1 / 3] = 0.0
+    closest = rng.exponential(50.0, size=n)
+    closest[rng.uniform(size=n) < 0.2] = 0.0
+    if not (w.astype(np.float64) * closest).any():
+        w[0], closest[0] = 1.0, 1.0
+    uniforms = rng.uniform(size=16)
+    picked = sample_on_the_emulator(gpu, w, closest, uniforms)
+    np.testing.assert_array_equal(picked, standard_sample(w, closest, uniforms))
+    assert (w[picked] > 0).all()
+    assert (closest[picked] > 0).all()
+    if n > 1:
+        w[0] = 0.0
+    at_first = sample_on_the_emulator(gpu, w, np.full(n, np.inf), uniforms, weights_only=True)
+    expected = standard_sample(w, closest, uniforms, weights_only=True)
+    np.testing.assert_array_equal(at_first, expected)
+    assert (w[at_first] > 0).all()
+
+
+def test_kmeanspp_sampling_kernels_at_the_boundaries_between_rows(gpu):
+    """Integer increments (exact sums in any order), with runs of zeros: targets exactly on a
+    cumulative sum, at 0 and just below the total pick what searchsorted(side="right") picks,
+    over parts of 256 rows; every increment zero: the last row, as the standard version."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    w = rng.integers(0, 4, size=n).astype(np.float64)
+    w[100:700] = 0.0  # whole parts of zeros
+    closest = np.ones(n)
+    cumulative = np.cumsum(w)
+    total = cumulative[-1]
+    on_boundaries = cumulative[rng.choice(n, size=13, replace=False)] / total
+    uniforms = np.concatenate([on_boundaries, [0.0, np.nextafter(1.0, 0.0), 0.5]])
+    picked = sample_on_the_emulator(gpu, w, closest, uniforms)
+    np.testing.assert_array_equal(picked, standard_sample(w, closest, uniforms))
+    np.testing.assert_array_equal(picked, np.searchsorted(cumulative, uniforms * total, "right"))
+    assert (w[picked] > 0).all()
+    zeros = sample_on_the_emulator(gpu, np.zeros(n), closest, uniforms[:3])
+    np.testing.assert_array_equal(zeros, standard_sample(np.zeros(n), closest, uniforms[:3]))
+    assert (zeros == n - 1).all()
+
+
+def scan_as_the_kernel_does(values):
+    """The kernels' block_inclusive_scan (Hillis-Steele, 256 threads) in NumPy: the same
+    additions in the same order."""
+    v = np.zeros(_cuda_kernels._KMEANSPP_SAMPLE_THREADS)
+    v[: len(values)] = values
+    offset = 1
+    while offset < len(v):
+        v = np.concatenate([np.zeros(offset), v[:-offset]]) + v
+        offset *= 2
+    return v[: len(values)]
+
+
+def test_kmeanspp_sampling_never_picks_a_zero_row_in_a_rounding_gap(gpu):
+    """One part of 256 rows, a row a thread: where the scan's start of thread t + 1 rounds
+    above thread t's end (its start plus its row), a target in between belongs to no slice;
+    thread t + 1's row has zero increment, so the next row is drawn, not it — and where every
+    row after t has zero increment, row t (the last positive), not the part's last row."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        w = np.exp(rng.uniform(-12, 12, size=256))
+        scan = scan_as_the_kernel_does(w)
+        ends = np.concatenate([[0.0], scan[:-1]]) + w  # each thread's start plus its row
+        gaps = [t for t in range(1, 250) if scan[t] > ends[t]]
+        if gaps:
+            break
+    else:
+        pytest.fail("no rounding gap found")
+    t = gaps[0]
+    for zeros, expected in ((slice(t + 1, t + 2), t + 2), (slice(t + 1, None), t)):
+        v = w.copy()
+        v[zeros] = 0.0  # the scan up to t is unchanged
+        total = scan_as_the_kernel_does(v)[-1]
+        u = ends[t] / total
+        for _ in range(8):  # a uniform whose target is exactly thread t's end
+            if u * total == ends[t]:
+                break
+            u = np.nextafter(u, 2.0 if u * total < ends[t] else 0.0)
+        assert u * total == ends[t]
+        picked = sample_on_the_emulator(gpu, v, np.ones(256), np.array([u]))
+        assert picked[0] == expected
+        assert v[picked[0]] > 0
+
+
+def test_kmeanspp_sampling_parts():
+    """At most one part a thread of the pick's block and one a 256 rows, none empty, together
+    the rows."""
+    for n in (1, 255, 256, 257, 70_000, 1_048_576, 10**8 + 7):
+        parts, part_rows = _cuda_kernels.kmeanspp_sample_parts(n)
+        assert 1 <= parts <= _cuda_kernels._KMEANSPP_SAMPLE_THREADS
+        assert (parts - 1) * part_rows < n <= parts * part_rows
+        assert parts <= -(-n // _cuda_kernels._KMEANSPP_SAMPLE_MIN_PART_ROWS)
+
+
 def test_kmeanspp_kernels_take_at_most_their_register_budget_of_candidates():
     """More than KMEANSPP_MAX_TRIALS candidates (n_local_trials set high) go to the standard
     version, as do candidate rows beyond shared memory."""
@@ -851,18 +974,23 @@ def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
     assert counts[k - 1] == 0
 
 
-@pytest.mark.parametrize(("chunk_rows", "keep_trials"), [(None, True), (128, True), (128, False)])
+@pytest.mark.parametrize(
+    ("chunk_rows", "keep_trials", "fused_sampling"),
+    [(None, True, True), (128, True, True), (128, True, False), (128, False, True)],
+)
 def test_cupy_kmeans_plusplus_glue_on_the_emulator(
-    cupy_on_the_emulator, monkeypatch, chunk_rows, keep_trials
+    cupy_on_the_emulator, monkeypatch, chunk_rows, keep_trials, fused_sampling
 ):
-    """``_cupy.kmeans_plusplus_indices`` (two launches per center) picks the rows the standard
-    version picks from the same seed, on weighted data far from the origin; it declines
-    (drawing nothing) for X that is not C-contiguous; with sampling chunks of 128 rows too
-    (as past 4 M rows), and without kept trial distances (as past 1 GiB of them: the winner's
-    distances from X again). (float32 only: seconds of emulation each; the float64 kernels are
-    tested above.)"""
+    """``_cupy.kmeans_plusplus_indices`` (four launches per center, two of them the sampling's
+    over two parts of 200 rows; or the standard sampling) picks the rows the standard version
+    picks from the same seed, on weighted data far from the origin; it declines (drawing
+    nothing) for X that is not C-contiguous; with sampling chunks of 128 rows too (as past 4 M
+    rows), and without kept trial distances (as past 1 GiB of them: the winner's distances
+    from X again). (float32 only: seconds of emulation each; the float64 kernels are tested
+    above.)"""
     import kmeans_xp._init as init_module
 
+    monkeypatch.setattr(_cuda_kernels, "use_fused_kmeanspp_sampling", fused_sampling)
     if chunk_rows is not None:
         monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", chunk_rows)
     if not keep_trials:

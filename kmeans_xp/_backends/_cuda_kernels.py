@@ -713,6 +713,138 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
     }
 }
 
+// k-means++'s D²-sampling of a step's candidates on the device, in two launches with no n-long
+// temporary (the standard version, kmeans_xp/_init.py's _sample_in_chunks, makes the increments
+// and their cumulative sum in float64 and searches it: about ten small launches a center).
+// Row i's increment is w_i (the first step: `weights_only`, D² still +inf) or w_i * closest_i,
+// in float64 as there. The rows are cut into n_parts <= KMEANSPP_SAMPLE_THREADS contiguous parts
+// of part_rows rows, each part into one contiguous slice a thread.
+// kmeanspp_sample_totals (a block a part) sums each slice in row order and scans the slices:
+// the part's total. kmeanspp_sample_pick (a block a target u * total) scans the parts' totals
+// and takes the first part whose cumulative total exceeds the target (the last if none), as
+// _sample_in_chunks takes a chunk; inside it, the slices' sums again (bit for bit the same), and
+// the first row of positive increment whose cumulative sum (its slice's start by the scan, plus
+// its slice's running sum) exceeds the target's remainder — searchsorted's side "right", and a
+// row of zero weight or zero D² is never picked, also where the scan's rounding leaves a slice's
+// start above the previous slice's end. If no row qualifies (a remainder at the part's very end,
+// which _sample_in_chunks keeps below the chunk's total), the part's last row of positive
+// increment: the row that clamp gives; if every increment is zero, the part's last row, as the
+// standard version's clip gives.
+// The sums' order differs from a cumulative sum's, so a pick can differ from the standard
+// version's only where u * total falls within rounding of a boundary between rows.
+#define KMEANSPP_SAMPLE_THREADS 256
+
+template <typename T>
+__device__ __forceinline__ double sample_increment(const T* __restrict__ w,
+                                                   const double* __restrict__ closest,
+                                                   long long i, int weights_only) {
+    const double wi = (double)w[i];
+    return weights_only ? wi : wi * closest[i];
+}
+
+// Inclusive prefix sums of one value a thread over the block (Hillis-Steele; `scratch`, one
+// double a thread, is left holding them): the same order of additions at every launch.
+__device__ double block_inclusive_scan(double v, double* scratch) {
+    scratch[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned o = 1; o < blockDim.x; o <<= 1) {
+        const double before = threadIdx.x >= o ? scratch[threadIdx.x - o] : 0.0;
+        __syncthreads();
+        v = before + v;
+        scratch[threadIdx.x] = v;
+        __syncthreads();
+    }
+    return v;
+}
+
+// The smallest of one value a thread (blockDim.x a power of two), in every thread.
+__device__ double block_min(double v, double* scratch) {
+    __syncthreads();  // the scratch's last readers are done
+    scratch[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o && scratch[threadIdx.x + o] < scratch[threadIdx.x])
+            scratch[threadIdx.x] = scratch[threadIdx.x + o];
+        __syncthreads();
+    }
+    return scratch[0];
+}
+
+// This thread's slice [a, b) of part `part` (rows part * part_rows on, the last part shorter).
+struct Slice {
+    long long a, b;
+};
+__device__ __forceinline__ Slice part_slice(long long m, long long part_rows, int part) {
+    const long long first = (long long)part * part_rows;
+    const long long last = first + part_rows < m ? first + part_rows : m;
+    const long long per = (last - first + blockDim.x - 1) / blockDim.x;
+    const long long a = first + threadIdx.x * per < last ? first + threadIdx.x * per : last;
+    return {a, a + per < last ? a + per : last};
+}
+
+template <typename T>
+__device__ double slice_sum(const T* __restrict__ w, const double* __restrict__ closest,
+                            Slice slice, int weights_only) {
+    double s = 0.0;
+    for (long long i = slice.a; i < slice.b; ++i)
+        s += sample_increment(w, closest, i, weights_only);
+    return s;
+}
+
+// Shared memory: KMEANSPP_SAMPLE_THREADS doubles.
+template <typename T>
+__device__ void kmeanspp_sample_totals(const T* __restrict__ w,
+                                       const double* __restrict__ closest, long long m,
+                                       long long part_rows, int weights_only, double* totals) {
+    extern __shared__ __align__(16) double shared_memory[];
+    const Slice slice = part_slice(m, part_rows, blockIdx.x);
+    block_inclusive_scan(slice_sum(w, closest, slice, weights_only), shared_memory);
+    if (threadIdx.x == 0) totals[blockIdx.x] = shared_memory[blockDim.x - 1];
+}
+
+// Shared memory: KMEANSPP_SAMPLE_THREADS + 1 doubles.
+template <typename T>
+__device__ void kmeanspp_sample_pick(const T* __restrict__ w, const double* __restrict__ closest,
+                                     long long m, long long part_rows, int n_parts,
+                                     int weights_only, const double* __restrict__ totals,
+                                     const double* __restrict__ uniforms, long long* picked) {
+    extern __shared__ __align__(16) double shared_memory[];
+    double* scratch = shared_memory;
+    double* chosen_part = shared_memory + blockDim.x;
+    const unsigned tid = threadIdx.x;
+    const double end = block_inclusive_scan(tid < (unsigned)n_parts ? totals[tid] : 0.0, scratch);
+    const double target = uniforms[blockIdx.x] * scratch[n_parts - 1];
+    if (tid == 0) *chosen_part = (double)(n_parts - 1);
+    __syncthreads();
+    if (tid < (unsigned)n_parts && end > target && (tid == 0 || scratch[tid - 1] <= target))
+        *chosen_part = (double)tid;  // at most one thread: the ends never decrease
+    __syncthreads();
+    const int part = (int)*chosen_part;
+    const double inside = target - (scratch[part] - totals[part]);
+    __syncthreads();  // the scratch is scanned again
+    const Slice slice = part_slice(m, part_rows, part);
+    block_inclusive_scan(slice_sum(w, closest, slice, weights_only), scratch);
+    const double before = tid == 0 ? 0.0 : scratch[tid - 1];
+    const double none = infinity<double>();
+    double first = none, last_positive = -1.0, run = 0.0;
+    for (long long i = slice.a; i < slice.b; ++i) {
+        const double increment = sample_increment(w, closest, i, weights_only);
+        run += increment;
+        if (increment > 0.0) {
+            last_positive = (double)i;
+            if (first == none && before + run > inside) first = (double)i;
+        }
+    }
+    first = block_min(first, scratch);
+    last_positive = -block_min(-last_positive, scratch);
+    if (tid == 0) {
+        const long long part_last = (part + 1) * part_rows < m ? (part + 1) * part_rows - 1 : m - 1;
+        picked[blockIdx.x] = first != none           ? (long long)first
+                             : last_positive >= 0.0 ? (long long)last_positive
+                                                    : part_last;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(KMEANSPP_THREADS, 4)
     kmeanspp_trials_float(const float* x, const float* offset, long long m, int d,
                           const long long* candidates, int t, const double* closest,
@@ -756,6 +888,37 @@ extern "C" __global__ void kmeanspp_update_from_x_double(const double* x, const 
                                                          const long long* candidates,
                                                          double* closest, long long* chosen) {
     kmeanspp_update_from_x<double>(x, offset, m, d, t, potentials, candidates, closest, chosen);
+}
+
+extern "C" __global__ void kmeanspp_sample_totals_float(const float* w, const double* closest,
+                                                        long long m, long long part_rows,
+                                                        int weights_only, double* totals) {
+    kmeanspp_sample_totals<float>(w, closest, m, part_rows, weights_only, totals);
+}
+
+extern "C" __global__ void kmeanspp_sample_totals_double(const double* w, const double* closest,
+                                                         long long m, long long part_rows,
+                                                         int weights_only, double* totals) {
+    kmeanspp_sample_totals<double>(w, closest, m, part_rows, weights_only, totals);
+}
+
+extern "C" __global__ void kmeanspp_sample_pick_float(const float* w, const double* closest,
+                                                      long long m, long long part_rows,
+                                                      int n_parts, int weights_only,
+                                                      const double* totals,
+                                                      const double* uniforms, long long* picked) {
+    kmeanspp_sample_pick<float>(w, closest, m, part_rows, n_parts, weights_only, totals, uniforms,
+                                picked);
+}
+
+extern "C" __global__ void kmeanspp_sample_pick_double(const double* w, const double* closest,
+                                                       long long m, long long part_rows,
+                                                       int n_parts, int weights_only,
+                                                       const double* totals,
+                                                       const double* uniforms,
+                                                       long long* picked) {
+    kmeanspp_sample_pick<double>(w, closest, m, part_rows, n_parts, weights_only, totals,
+                                 uniforms, picked);
 }
 
 // Weighted per-cluster sums when k*(d+1) float64 accumulators fit in shared memory beside the
@@ -1339,6 +1502,10 @@ KERNEL_NAMES = (
     "kmeanspp_update_double",
     "kmeanspp_update_from_x_float",
     "kmeanspp_update_from_x_double",
+    "kmeanspp_sample_totals_float",
+    "kmeanspp_sample_totals_double",
+    "kmeanspp_sample_pick_float",
+    "kmeanspp_sample_pick_double",
     *(
         f"lloyd_pass_small_{suffix}_{width}"
         for suffix in ("float", "double")
@@ -1376,6 +1543,9 @@ _SMALL_BLOCKS_PER_SM = 4
 use_small_pass = True
 # False runs CuPy's k-means++ by the standard version (benchmarks.gpu_targets compares the two).
 use_fused_kmeanspp = True
+# False has CuPy's k-means++ draw its candidates as the standard version does (cumulative sums
+# by CuPy's own operations) instead of kmeanspp_sample_*: benchmarks.gpu_targets times both.
+use_fused_kmeanspp_sampling = True
 
 
 @dataclass(frozen=True)
@@ -1673,6 +1843,43 @@ def kmeanspp_trials_launch(
     grid = _kmeanspp_grid(_KMEANSPP_GROUP * m, multiprocessors)
     shared = kmeanspp_shared_bytes(d, t, X.dtype)
     return Launch(name, grid, _KMEANSPP_THREADS, arguments, shared)
+
+
+# kmeanspp_sample_*: threads a block (the kernels' KMEANSPP_SAMPLE_THREADS), which is also the
+# most parts the rows are cut into; a part has at least _KMEANSPP_SAMPLE_MIN_PART_ROWS rows.
+_KMEANSPP_SAMPLE_THREADS = 256
+_KMEANSPP_SAMPLE_MIN_PART_ROWS = 256
+
+
+def kmeanspp_sample_parts(n_rows: int) -> tuple[int, int]:
+    """(parts, rows per part) of ``kmeanspp_sample_*`` for ``n_rows`` rows: at most one part
+    a thread of the pick's block, none empty."""
+    parts = max(1, min(_KMEANSPP_SAMPLE_THREADS, _blocks(n_rows, _KMEANSPP_SAMPLE_MIN_PART_ROWS)))
+    part_rows = max(1, _blocks(n_rows, parts))
+    return _blocks(n_rows, part_rows), part_rows
+
+
+def kmeanspp_sample_launches(
+    weights, closest, uniforms, totals, picked, *, weights_only: bool
+) -> tuple[Launch, Launch]:
+    """D²-sampling of a k-means++ step (``_init._sample_in_chunks`` with increments ``w`` when
+    ``weights_only``, else ``w·closest``): ``kmeanspp_sample_totals`` writes each part's total
+    into ``totals`` (float64, ``_KMEANSPP_SAMPLE_THREADS`` long), then ``kmeanspp_sample_pick``
+    writes into ``picked`` (int64, as long as ``uniforms``) the row each uniform draws."""
+    m = weights.shape[0]
+    parts, part_rows = kmeanspp_sample_parts(m)
+    suffix = type_suffix(weights.dtype)
+    rows = (weights, closest, np.int64(m), np.int64(part_rows))
+    flag = np.int32(bool(weights_only))
+    threads = _KMEANSPP_SAMPLE_THREADS
+    sums = Launch(
+        f"kmeanspp_sample_totals_{suffix}", parts, threads, (*rows, flag, totals), 8 * threads
+    )
+    pick = Launch(
+        f"kmeanspp_sample_pick_{suffix}", uniforms.shape[0], threads,
+        (*rows, np.int32(parts), flag, totals, uniforms, picked), 8 * (threads + 1),
+    )  # fmt: skip
+    return sums, pick
 
 
 def kmeanspp_update_launch(

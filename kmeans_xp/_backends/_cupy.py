@@ -24,6 +24,7 @@ import numpy as np
 from .._certified import TENSOR_CORE_PRECISIONS
 from .._certified import CertifiedAssign as _StandardCertifiedAssign
 from .._primitives import row_blocks
+from . import _cuda_kernels
 from ._cuda_kernels import (
     KERNEL_SOURCE,
     MMA_KERNEL_NAMES,
@@ -33,6 +34,7 @@ from ._cuda_kernels import (
     assign_certified_launch,
     assign_mma_launch,
     kmeanspp_applies,
+    kmeanspp_sample_launches,
     kmeanspp_trials_launch,
     kmeanspp_update_from_x_launch,
     kmeanspp_update_launch,
@@ -242,16 +244,17 @@ def kmeans_plusplus_indices(
     n_local_trials: int,
     xp: ModuleType,
 ) -> cupy.ndarray | None:
-    """``_init.kmeans_plusplus_indices`` in two kernel launches per center besides the sampling
-    (cumulative sums and searches of w·D², chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``,
-    as the standard version draws): ``kmeanspp_trials`` reads X once, with ``offset``
-    subtracted in the kernel, for the distances to every candidate and their potentials;
-    ``kmeanspp_update`` takes the best candidate and lowers the nearest distances — from the
-    kept trial distances while they fit ``_init.TRIAL_DISTANCES_MAX_BYTES``, else
-    (``kmeanspp_update_from_x``) from a second read of X. State: D² in float64 (8 bytes a
-    row), the trial distances while kept, one sampling chunk's temporaries. The standard
-    version launches about 25 small kernels per center. Nothing goes back to the host until
-    the end.
+    """``_init.kmeans_plusplus_indices`` in four kernel launches per center: the D²-sampling of
+    its candidates in two (``kmeanspp_sample_*``: sums of w·D² by parts, then the draws; where
+    ``use_fused_kmeanspp_sampling`` is off, the standard version's cumulative sums and
+    searches, chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``), then ``kmeanspp_trials``,
+    which reads X once, with ``offset`` subtracted in the kernel, for the distances to every
+    candidate and their potentials; ``kmeanspp_update`` takes the best candidate and lowers the
+    nearest distances — from the kept trial distances while they fit
+    ``_init.TRIAL_DISTANCES_MAX_BYTES``, else (``kmeanspp_update_from_x``) from a second read of
+    X. State: D² in float64 (8 bytes a row), the trial distances while kept (and one sampling
+    chunk's temporaries where the standard sampling runs). The standard version launches about
+    25 small kernels per center. Nothing goes back to the host until the end.
 
     Returns None, having drawn nothing from ``rng``, where it does not apply (X not
     C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks that X is on
@@ -274,6 +277,10 @@ def kmeans_plusplus_indices(
         potentials = cupy.zeros((n_clusters, trials), dtype=cupy.float64)
         chosen = cupy.empty(n_clusters, dtype=cupy.int64)
 
+        fused_sampling = _cuda_kernels.use_fused_kmeanspp_sampling
+        sample_totals = cupy.empty(_cuda_kernels._KMEANSPP_SAMPLE_THREADS, dtype=cupy.float64)
+        drawn = cupy.empty(trials, dtype=cupy.int64)
+
         def sampling_weights(a: int, b: int) -> cupy.ndarray:  # w·D² (w alone at first: D² = inf)
             w = weights[a:b].astype(cupy.float64)
             return w if step == 0 else w * closest[a:b]
@@ -282,10 +289,18 @@ def kmeans_plusplus_indices(
             # The first center is drawn by weight alone: one candidate, whose "trial" gives
             # every row's first nearest distance (closest starts at +inf).
             lo, count = (0, 1) if step == 0 else (1 + (step - 1) * trials, trials)
-            candidates = _init._sample_in_chunks(
-                sampling_weights, n_samples, uniforms[lo : lo + count], xp=xp,
-                chunk_rows=_init.SAMPLING_CHUNK_ROWS,
-            )  # fmt: skip
+            if fused_sampling:  # two launches, no n-long temporaries
+                candidates = drawn[:count]
+                for launch in kmeanspp_sample_launches(
+                    weights, closest, uniforms[lo : lo + count], sample_totals, candidates,
+                    weights_only=step == 0,
+                ):  # fmt: skip
+                    _run(launch)
+            else:
+                candidates = _init._sample_in_chunks(
+                    sampling_weights, n_samples, uniforms[lo : lo + count], xp=xp,
+                    chunk_rows=_init.SAMPLING_CHUNK_ROWS,
+                )  # fmt: skip
             step_sq = None
             if trial_sq is not None:
                 step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
