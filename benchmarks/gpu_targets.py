@@ -11,8 +11,8 @@ k-means++: at ``--init-shape`` (default shape A, 1 048 576 × 128 → 1024), the
 ``kmeans_plusplus(X, k)`` against that of 20 Lloyd iterations (a fit of 21 iterations from given
 centers, ``tol=0``, minus a fit of 1), each the median of two after a warm-up; the target is a
 ratio ≤ 1. Beside it, once each: CuPy's k-means++ with the standard version's sampling instead of
-its two sampling kernels, and the standard version itself, each with whether it picks the same
-rows.
+its two sampling kernels, without pruning rows by the triangle inequality, and the standard
+version itself, each with whether it picks the same rows.
 
 ``--device cpu`` runs both on NumPy (no pool, no limit) at the shapes given: the code path, for
 the tests.
@@ -166,6 +166,11 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
         )
         cupy_sampling_picks = kmeans_plusplus(X, k, random_state=1)[1]
     result["same_picks_cupy_sampling"] = bool((fused_picks == cupy_sampling_picks).all())
+    # Every row read at every step (no pruning by the triangle inequality).
+    with mock.patch.object(_cuda_kernels, "use_kmeanspp_pruning", False):
+        result["unpruned_kmeans_plusplus_s"] = timed(lambda: kmeans_plusplus(X, k, random_state=1))
+        unpruned_picks = kmeans_plusplus(X, k, random_state=1)[1]
+    result["same_picks_unpruned"] = bool((fused_picks == unpruned_picks).all())
     with mock.patch.object(_cuda_kernels, "use_fused_kmeanspp", False):
         result["standard_kmeans_plusplus_s"] = timed(lambda: kmeans_plusplus(X, k, random_state=1))
         standard_picks = kmeans_plusplus(X, k, random_state=1)[1]
@@ -201,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| k-means++ at {tuple(r['shape'])} | {r['kmeans_plusplus_s']:.3f} s | 20 Lloyd "
             f"iterations {r['lloyd_20_s']:.3f} s | ratio {r['ratio']:.2f} (target <= 1) | "
             f"with CuPy's sampling {r['cupy_sampling_kmeans_plusplus_s']:.3f} s, same picks: "
-            f"{r['same_picks_cupy_sampling']} | standard k-means++ "
+            f"{r['same_picks_cupy_sampling']} | unpruned {r['unpruned_kmeans_plusplus_s']:.3f} "
+            f"s, same picks: {r['same_picks_unpruned']} | standard k-means++ "
             f"{r['standard_kmeans_plusplus_s']:.3f} s, same picks: {r['same_picks']} |",
             flush=True,
         )

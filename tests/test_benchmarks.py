@@ -101,6 +101,7 @@ def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
     )
     assert result["init"]["same_picks"] is True  # NumPy: the standard version both times
     assert result["init"]["same_picks_cupy_sampling"] is True
+    assert result["init"]["same_picks_unpruned"] is True
     assert result["init"]["standard_kmeans_plusplus_s"] > 0
     assert result["init"]["cupy_sampling_kmeans_plusplus_s"] > 0
 

@@ -654,6 +654,83 @@ def test_kmeanspp_sampling_parts():
         assert parts <= -(-n // _cuda_kernels._KMEANSPP_SAMPLE_MIN_PART_ROWS)
 
 
+def kmeanspp_step(gpu, X, offset, w, candidates, state, *, step, prune):
+    """One k-means++ step on the emulator from given candidates: (gaps, when pruning, then)
+    trials, then update. ``state`` holds closest, nearest and chosen, updated in place;
+    returns the step's trial distances and potentials."""
+    closest, nearest, chosen = state
+    n, t = len(X), len(candidates)
+    candidates = np.asarray(candidates, dtype=np.int64)
+    pruning = {}
+    if prune and step > 0:
+        gaps = np.full(len(chosen) * t, np.nan)
+        run(gpu, _cuda_kernels.kmeanspp_gaps_launch(X, offset, chosen, step, candidates, gaps))
+        pruning = {"nearest": nearest, "gaps": gaps}
+    trial_sq = np.full((n, t), np.nan, dtype=X.dtype)
+    potentials = np.zeros(t)
+    run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+        X, offset, candidates, closest, w, trial_sq, potentials, multiprocessors=1, **pruning
+    ))  # fmt: skip
+    run(gpu, _cuda_kernels.kmeanspp_update_launch(
+        trial_sq, potentials, candidates, closest, chosen[step : step + 1], multiprocessors=1,
+        nearest=nearest, index=step,
+    ))  # fmt: skip
+    return trial_sq, potentials
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeanspp_pruning_skips_far_rows_and_changes_nothing(gpu, dtype):
+    """Four blobs far apart, centers chosen in three: at the fourth step, candidates from the
+    fourth blob and one from the first. Pruned, exactly the rows whose every candidate is at
+    least KMEANSPP_PRUNE times their nearest distance from their nearest center are not read —
+    trial distances +inf: all of blobs two and three, none of blob four — and the potentials,
+    nearest distances, nearest centers and the pick equal the unpruned step's bit for bit; the
+    gaps are the centers' squared distances to the candidates."""
+    rng = np.random.default_rng(5)
+    n_blob, d = 150, 9
+    means = np.array([[0.0] * d, [60.0] * d, [-60.0] * d, [0.0] * (d - 1) + [90.0]])
+    X = np.concatenate([m + rng.normal(size=(n_blob, d)) for m in means]).astype(dtype)
+    X += 500.0  # far from the origin: offset subtracted in the kernels
+    offset = X.mean(axis=0).astype(dtype)
+    w = rng.uniform(0.5, 2.0, size=len(X)).astype(dtype)
+    steps = [[3], [160, 170], [310, 320], [460, 470, 480, 5]]
+    runs = {}
+    for prune in (False, True):
+        state = (np.full(len(X), np.inf), np.zeros(len(X), np.int32), np.full(4, -1, np.int64))
+        for step, candidates in enumerate(steps):
+            before = (state[0].copy(), state[1].copy())
+            trial_sq, potentials = kmeanspp_step(
+                gpu, X, offset, w, candidates, state, step=step, prune=prune
+            )
+        runs[prune] = (trial_sq, potentials, *state)
+    full, potentials, closest, nearest, chosen = runs[False]
+    pruned, pruned_potentials, pruned_closest, pruned_nearest, pruned_chosen = runs[True]
+    np.testing.assert_array_equal(pruned_potentials, potentials)
+    np.testing.assert_array_equal(pruned_closest, closest)
+    np.testing.assert_array_equal(pruned_nearest, nearest)
+    np.testing.assert_array_equal(pruned_chosen, chosen)
+    np.testing.assert_array_equal(chosen[:3] // n_blob, [0, 1, 2])
+    np.testing.assert_array_equal(before[1][: 3 * n_blob], np.repeat([0, 1, 2], n_blob))
+
+    gaps = np.full(4 * 4, np.nan)
+    run(gpu, _cuda_kernels.kmeanspp_gaps_launch(
+        X, offset, chosen, 3, np.array(steps[3], dtype=np.int64), gaps
+    ))  # fmt: skip
+    points = (X - offset).astype(np.float64)
+    expected = sq_distances64(points[chosen[:3]], points[steps[3]]).ravel()
+    np.testing.assert_allclose(gaps[:12], expected, rtol=1e-12)
+    closest_before, nearest_before = before
+    assert f"#define KMEANSPP_PRUNE {_cuda_kernels.KMEANSPP_PRUNE}" in _cuda_kernels.KERNEL_SOURCE
+    reach = _cuda_kernels.KMEANSPP_PRUNE * closest_before[:, None]
+    far = (gaps[:12].reshape(3, 4)[nearest_before] >= reach).all(axis=1)
+    skipped = np.isinf(pruned).all(axis=1)
+    assert not np.isinf(full).any()
+    np.testing.assert_array_equal(skipped, far)
+    assert skipped[n_blob : 3 * n_blob].all()  # blobs two and three: far from every candidate
+    assert not skipped[3 * n_blob :].any()  # blob four: its own center is not chosen yet
+    np.testing.assert_array_equal(pruned[~skipped], full[~skipped])
+
+
 def test_kmeanspp_kernels_take_at_most_their_register_budget_of_candidates():
     """More than KMEANSPP_MAX_TRIALS candidates (n_local_trials set high) go to the standard
     version, as do candidate rows beyond shared memory."""

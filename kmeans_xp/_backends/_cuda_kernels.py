@@ -564,12 +564,26 @@ __device__ __forceinline__ GroupRowWalk group_row_walk() {
             (long long)gridDim.x * warps_per_block * rows_per_warp};
 }
 
+// Pruning, from the triangle inequality (what Elkan's bounds do for Lloyd): where the rows'
+// nearest centers are kept (`nearest`, the index in `chosen` of the center each row's `closest`
+// came from, while the trial distances are kept too) and `gaps` holds each chosen center's
+// squared distance to each candidate (kmeanspp_gaps), a row whose every candidate j has
+// gaps[nearest * t + j] >= KMEANSPP_PRUNE * closest is not read: no candidate can come nearer
+// than its nearest center, so each of its terms is w * closest and its trial distances are
+// written as +inf (the update then leaves it) — what the full computation gives, bit for bit.
+// Why 4.1 and not 4: distances here are the points' (x - offset in T) exact ones, up to the
+// computed sums' relative error e (about (d / G + 5) * 2^-24 in float32). gap >= 4.1 * closest
+// gives d(c, j) >= 2.0248 sqrt(closest) and d(x, c) <= sqrt(closest / (1 - e)), so
+// d(x, j)^2 >= 1.05 * closest exactly, and its computed value exceeds closest for any e < 4 %.
+#define KMEANSPP_PRUNE 4.1
+
 template <typename T>
 __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ offset,
                                 long long m, int d, const long long* __restrict__ candidates,
                                 int t, const double* __restrict__ closest,
                                 const T* __restrict__ w, T* __restrict__ trial_sq,
-                                double* potentials) {
+                                double* potentials, const int* __restrict__ nearest,
+                                const double* __restrict__ gaps) {
     extern __shared__ __align__(16) double shared_memory[];
     const int G = KMEANSPP_GROUP;
     const int groups_per_block = blockDim.x / G;
@@ -598,6 +612,24 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
         if (active) {
             nearest_before = closest[row];
             wr = (double)w[row];
+        }
+        // Pruning (nearest non-null): a row is not read when every candidate is far from its
+        // nearest center (the group's lanes check two candidates each, then agree).
+        bool far = false;
+        if (nearest != nullptr) {  // the same in every lane: the shuffle stays warp-wide
+            int close_ones = active ? 0 : 1;
+            if (active) {
+                const double* g = gaps + (long long)nearest[row] * t;
+                const double reach = KMEANSPP_PRUNE * nearest_before;
+#pragma unroll
+                for (int q = 0; q < KMEANSPP_PER_LANE; ++q) {
+                    const int j = sub + q * G;
+                    if (j < t) close_ones += g[j] >= reach ? 0 : 1;
+                }
+            }
+            far = group_sum(close_ones) == 0;
+        }
+        if (active && !far) {
             const T* xr = x + row * d;
 #pragma unroll 4
             for (int f = sub; f < d; f += G) {
@@ -625,7 +657,10 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
 #pragma unroll
             for (int q = 0; q < KMEANSPP_PER_LANE; ++q) {
                 const int j = sub + q * G;
-                if (j < t) {
+                if (j < t && far) {  // every candidate farther than the nearest center
+                    if (trial_sq != nullptr) trial_sq[row * t + j] = infinity<T>();
+                    potential[q] += wr * nearest_before;
+                } else if (j < t) {
                     if (trial_sq != nullptr) trial_sq[row * t + j] = mine[q];
                     const double dist = (double)mine[q];
                     potential[q] += wr * (dist < nearest_before ? dist : nearest_before);
@@ -646,6 +681,31 @@ __device__ void kmeanspp_trials(const T* __restrict__ x, const T* __restrict__ o
     }
 }
 
+// gaps[c * t + j]: the squared distance, in float64, between chosen center c < n_chosen and
+// candidate j, from their rows of X with `offset` subtracted in T (as kmeanspp_trials' points).
+// A warp a pair (lanes on features, then shuffles), grid-stride: k * t pairs at most.
+template <typename T>
+__device__ void kmeanspp_gaps(const T* __restrict__ x, const T* __restrict__ offset, int d,
+                              const long long* __restrict__ chosen, int n_chosen,
+                              const long long* __restrict__ candidates, int t, double* gaps) {
+    const int lane = threadIdx.x & 31;
+    const long long pairs = (long long)n_chosen * t;
+    const long long warps = ((long long)gridDim.x * blockDim.x) >> 5;
+    for (long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < pairs;
+         i += warps) {  // warp-uniform
+        const T* center = x + chosen[i / t] * d;
+        const T* candidate = x + candidates[i % t] * d;
+        double sum = 0.0;
+        for (int f = lane; f < d; f += 32) {
+            const T a = center[f] - offset[f], b = candidate[f] - offset[f];
+            const double diff = (double)a - (double)b;
+            sum += diff * diff;
+        }
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) gaps[i] = sum;
+    }
+}
+
 // The candidate of least potential (the first on ties, as argmin): the step's center.
 __device__ __forceinline__ int least_potential(const double* __restrict__ potentials, int t) {
     int best = 0;
@@ -661,13 +721,17 @@ template <typename T>
 __device__ void kmeanspp_update(long long m, int t, const T* __restrict__ trial_sq,
                                 const double* __restrict__ potentials,
                                 const long long* __restrict__ candidates,
-                                double* __restrict__ closest, long long* chosen) {
+                                double* __restrict__ closest, long long* chosen,
+                                int* __restrict__ nearest, int index) {
     const int best = least_potential(potentials, t);
     if (blockIdx.x == 0 && threadIdx.x == 0) *chosen = candidates[best];
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < m; i += stride) {
         const double trial = (double)trial_sq[i * t + best];
-        closest[i] = trial < closest[i] ? trial : closest[i];
+        if (trial < closest[i]) {
+            closest[i] = trial;
+            if (nearest != nullptr) nearest[i] = index;
+        }
     }
 }
 
@@ -848,30 +912,50 @@ __device__ void kmeanspp_sample_pick(const T* __restrict__ w, const double* __re
 extern "C" __global__ void __launch_bounds__(KMEANSPP_THREADS, 4)
     kmeanspp_trials_float(const float* x, const float* offset, long long m, int d,
                           const long long* candidates, int t, const double* closest,
-                          const float* w, float* trial_sq, double* potentials) {
-    kmeanspp_trials<float>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials);
+                          const float* w, float* trial_sq, double* potentials,
+                          const int* nearest, const double* gaps) {
+    kmeanspp_trials<float>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials,
+                           nearest, gaps);
 }
 
 extern "C" __global__ void kmeanspp_trials_double(const double* x, const double* offset,
                                                   long long m, int d,
                                                   const long long* candidates, int t,
                                                   const double* closest, const double* w,
-                                                  double* trial_sq, double* potentials) {
-    kmeanspp_trials<double>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials);
+                                                  double* trial_sq, double* potentials,
+                                                  const int* nearest, const double* gaps) {
+    kmeanspp_trials<double>(x, offset, m, d, candidates, t, closest, w, trial_sq, potentials,
+                            nearest, gaps);
 }
 
 extern "C" __global__ void kmeanspp_update_float(long long m, int t, const float* trial_sq,
                                                  const double* potentials,
                                                  const long long* candidates, double* closest,
-                                                 long long* chosen) {
-    kmeanspp_update<float>(m, t, trial_sq, potentials, candidates, closest, chosen);
+                                                 long long* chosen, int* nearest, int index) {
+    kmeanspp_update<float>(m, t, trial_sq, potentials, candidates, closest, chosen, nearest,
+                           index);
 }
 
 extern "C" __global__ void kmeanspp_update_double(long long m, int t, const double* trial_sq,
                                                   const double* potentials,
                                                   const long long* candidates, double* closest,
-                                                  long long* chosen) {
-    kmeanspp_update<double>(m, t, trial_sq, potentials, candidates, closest, chosen);
+                                                  long long* chosen, int* nearest, int index) {
+    kmeanspp_update<double>(m, t, trial_sq, potentials, candidates, closest, chosen, nearest,
+                            index);
+}
+
+extern "C" __global__ void kmeanspp_gaps_float(const float* x, const float* offset, int d,
+                                               const long long* chosen, int n_chosen,
+                                               const long long* candidates, int t,
+                                               double* gaps) {
+    kmeanspp_gaps<float>(x, offset, d, chosen, n_chosen, candidates, t, gaps);
+}
+
+extern "C" __global__ void kmeanspp_gaps_double(const double* x, const double* offset, int d,
+                                                const long long* chosen, int n_chosen,
+                                                const long long* candidates, int t,
+                                                double* gaps) {
+    kmeanspp_gaps<double>(x, offset, d, chosen, n_chosen, candidates, t, gaps);
 }
 
 extern "C" __global__ void kmeanspp_update_from_x_float(const float* x, const float* offset,
@@ -1502,6 +1586,8 @@ KERNEL_NAMES = (
     "kmeanspp_update_double",
     "kmeanspp_update_from_x_float",
     "kmeanspp_update_from_x_double",
+    "kmeanspp_gaps_float",
+    "kmeanspp_gaps_double",
     "kmeanspp_sample_totals_float",
     "kmeanspp_sample_totals_double",
     "kmeanspp_sample_pick_float",
@@ -1546,6 +1632,12 @@ use_fused_kmeanspp = True
 # False has CuPy's k-means++ draw its candidates as the standard version does (cumulative sums
 # by CuPy's own operations) instead of kmeanspp_sample_*: benchmarks.gpu_targets times both.
 use_fused_kmeanspp_sampling = True
+# False reads every row of X at every k-means++ step (no pruning by the triangle inequality);
+# benchmarks.gpu_targets times both.
+use_kmeanspp_pruning = True
+# kmeanspp_trials' KMEANSPP_PRUNE: a row is not read when every candidate's squared distance to
+# the row's nearest center is at least this many times the row's nearest squared distance.
+KMEANSPP_PRUNE = 4.1
 
 
 @dataclass(frozen=True)
@@ -1827,17 +1919,21 @@ def _kmeanspp_grid(items: int, multiprocessors: int) -> int:
 
 
 def kmeanspp_trials_launch(
-    X, offset, candidates, closest, weights, trial_sq, potentials, *, multiprocessors: int
-) -> Launch:
+    X, offset, candidates, closest, weights, trial_sq, potentials, *, multiprocessors: int,
+    nearest=None, gaps=None,
+) -> Launch:  # fmt: skip
     """``kmeanspp_trials`` over all rows of contiguous X (n, d): ``candidates`` (t,) int64 row
     indices, ``closest`` (n,) float64, ``trial_sq`` (n, t) in X's dtype, written (None: not
-    kept); ``potentials`` (t,) float64, added to (zero it first)."""
+    kept); ``potentials`` (t,) float64, added to (zero it first). With ``nearest`` (n,) int32
+    and ``gaps`` (from ``kmeanspp_gaps_launch``), rows no candidate can come nearer are pruned
+    (trial distances +inf, the same potentials)."""
     m, d = X.shape
     t = candidates.shape[0]
     trial_sq = NULL if trial_sq is None else trial_sq
+    pruning = (NULL, NULL) if nearest is None else (nearest, gaps)
     arguments = (
         X, offset, np.int64(m), np.int32(d), candidates, np.int32(t), closest, weights,
-        trial_sq, potentials,
+        trial_sq, potentials, *pruning,
     )  # fmt: skip
     name = f"kmeanspp_trials_{type_suffix(X.dtype)}"
     grid = _kmeanspp_grid(_KMEANSPP_GROUP * m, multiprocessors)
@@ -1883,14 +1979,29 @@ def kmeanspp_sample_launches(
 
 
 def kmeanspp_update_launch(
-    trial_sq, potentials, candidates, closest, chosen, *, multiprocessors: int
-) -> Launch:
+    trial_sq, potentials, candidates, closest, chosen, *, multiprocessors: int,
+    nearest=None, index: int = 0,
+) -> Launch:  # fmt: skip
     """``kmeanspp_update``: the best candidate into ``chosen`` (one int64), ``closest`` (n,)
-    float64 lowered by its kept trial distances ``trial_sq`` (n, t)."""
+    float64 lowered by its kept trial distances ``trial_sq`` (n, t), and where it is lowered
+    ``nearest`` (n,) int32 set to ``index`` (the step), unless None."""
     m, t = trial_sq.shape
-    arguments = (np.int64(m), np.int32(t), trial_sq, potentials, candidates, closest, chosen)
+    arguments = (
+        np.int64(m), np.int32(t), trial_sq, potentials, candidates, closest, chosen,
+        NULL if nearest is None else nearest, np.int32(index),
+    )  # fmt: skip
     name = f"kmeanspp_update_{type_suffix(trial_sq.dtype)}"
     return Launch(name, _kmeanspp_grid(m, multiprocessors), _KMEANSPP_THREADS, arguments)
+
+
+def kmeanspp_gaps_launch(X, offset, chosen, n_chosen: int, candidates, gaps) -> Launch:
+    """``kmeanspp_gaps``: ``gaps`` (float64, at least n_chosen * t) gets the squared distance
+    between each of the first ``n_chosen`` rows of X listed in ``chosen`` and each candidate."""
+    d = X.shape[1]
+    t = candidates.shape[0]
+    arguments = (X, offset, np.int32(d), chosen, np.int32(n_chosen), candidates, np.int32(t), gaps)
+    grid = max(1, _blocks(32 * n_chosen * t, _KMEANSPP_THREADS))  # a warp a pair
+    return Launch(f"kmeanspp_gaps_{type_suffix(X.dtype)}", grid, _KMEANSPP_THREADS, arguments)
 
 
 def kmeanspp_update_from_x_launch(

@@ -34,6 +34,7 @@ from ._cuda_kernels import (
     assign_certified_launch,
     assign_mma_launch,
     kmeanspp_applies,
+    kmeanspp_gaps_launch,
     kmeanspp_sample_launches,
     kmeanspp_trials_launch,
     kmeanspp_update_from_x_launch,
@@ -244,15 +245,19 @@ def kmeans_plusplus_indices(
     n_local_trials: int,
     xp: ModuleType,
 ) -> cupy.ndarray | None:
-    """``_init.kmeans_plusplus_indices`` in four kernel launches per center: the D²-sampling of
-    its candidates in two (``kmeanspp_sample_*``: sums of w·D² by parts, then the draws; where
-    ``use_fused_kmeanspp_sampling`` is off, the standard version's cumulative sums and
-    searches, chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``), then ``kmeanspp_trials``,
-    which reads X once, with ``offset`` subtracted in the kernel, for the distances to every
-    candidate and their potentials; ``kmeanspp_update`` takes the best candidate and lowers the
-    nearest distances — from the kept trial distances while they fit
+    """``_init.kmeans_plusplus_indices`` in four or five kernel launches per center: the
+    D²-sampling of its candidates in two (``kmeanspp_sample_*``: sums of w·D² by parts, then
+    the draws; where ``use_fused_kmeanspp_sampling`` is off, the standard version's cumulative
+    sums and searches, chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``), then
+    ``kmeanspp_trials``, which reads X once, with ``offset`` subtracted in the kernel, for the
+    distances to every candidate and their potentials; ``kmeanspp_update`` takes the best
+    candidate and lowers the nearest distances — from the kept trial distances while they fit
     ``_init.TRIAL_DISTANCES_MAX_BYTES``, else (``kmeanspp_update_from_x``) from a second read of
-    X. State: D² in float64 (8 bytes a row), the trial distances while kept (and one sampling
+    X. With the trial distances kept (and ``use_kmeanspp_pruning``), ``kmeanspp_gaps`` first
+    measures the candidates against the centers chosen so far, and the trials skip reading
+    every row that no candidate can come nearer than its nearest center (the triangle
+    inequality; the same results bit for bit). State: D² in float64 (8 bytes a row), each
+    row's nearest center while pruning (4), the trial distances while kept (and one sampling
     chunk's temporaries where the standard sampling runs). The standard version launches about
     25 small kernels per center. Nothing goes back to the host until the end.
 
@@ -280,6 +285,12 @@ def kmeans_plusplus_indices(
         fused_sampling = _cuda_kernels.use_fused_kmeanspp_sampling
         sample_totals = cupy.empty(_cuda_kernels._KMEANSPP_SAMPLE_THREADS, dtype=cupy.float64)
         drawn = cupy.empty(trials, dtype=cupy.int64)
+        # Pruning rows by the triangle inequality (kmeanspp_trials) needs each row's nearest
+        # center: 4 bytes a row, held only beside the kept trial distances (and within what
+        # _init.kmeans_plusplus_state_bytes counts: 8 + 4 bytes a row here against 16 + X's).
+        prune = keep_trials and _cuda_kernels.use_kmeanspp_pruning
+        nearest = cupy.zeros(n_samples, dtype=cupy.int32) if prune else None
+        gaps = cupy.empty(n_clusters * trials, dtype=cupy.float64) if prune else None
 
         def sampling_weights(a: int, b: int) -> cupy.ndarray:  # w·D² (w alone at first: D² = inf)
             w = weights[a:b].astype(cupy.float64)
@@ -305,17 +316,22 @@ def kmeans_plusplus_indices(
             if trial_sq is not None:
                 step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
             potential = potentials[step, :count]
+            pruning = {}
+            if prune and step > 0:  # the candidates' distances to the centers chosen so far
+                _run(kmeanspp_gaps_launch(X, offset, chosen, step, candidates, gaps))
+                pruning = {"nearest": nearest, "gaps": gaps}
             _run(
                 kmeanspp_trials_launch(
                     X, offset, candidates, closest, weights, step_sq, potential,
-                    multiprocessors=sms,
+                    multiprocessors=sms, **pruning,
                 )
             )  # fmt: skip
             this = chosen[step : step + 1]
             if step_sq is not None:
                 update = kmeanspp_update_launch(
-                    step_sq, potential, candidates, closest, this, multiprocessors=sms
-                )
+                    step_sq, potential, candidates, closest, this, multiprocessors=sms,
+                    nearest=nearest, index=step,
+                )  # fmt: skip
             else:
                 update = kmeanspp_update_from_x_launch(
                     X, offset, potential, candidates, closest, this, multiprocessors=sms
