@@ -26,6 +26,7 @@ import statistics
 import time
 import traceback
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
@@ -153,28 +154,31 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
     twenty = many - one
     ratio = init / twenty if twenty > 0 else float("inf")  # a toy shape's noise
     result = {"shape": [n, d, k], "kmeans_plusplus_s": init, "lloyd_20_s": twenty, "ratio": ratio}
-    # CuPy's two-kernel k-means++ against the standard version it replaces: one timing, and
-    # whether both pick the same rows from the same seed.
     from kmeans_xp._backends import _cuda_kernels
 
-    fused_picks = kmeans_plusplus(X, k, random_state=1)[1]
-    # The same kernels with the standard version's sampling (CuPy's cumulative sums) instead of
-    # kmeanspp_sample_*: what the two sampling launches a center save.
-    with mock.patch.object(_cuda_kernels, "use_fused_kmeanspp_sampling", False):
-        result["cupy_sampling_kmeans_plusplus_s"] = timed(
-            lambda: kmeans_plusplus(X, k, random_state=1)
-        )
-        cupy_sampling_picks = kmeans_plusplus(X, k, random_state=1)[1]
-    result["same_picks_cupy_sampling"] = bool((fused_picks == cupy_sampling_picks).all())
-    # Every row read at every step (no pruning by the triangle inequality).
-    with mock.patch.object(_cuda_kernels, "use_kmeanspp_pruning", False):
-        result["unpruned_kmeans_plusplus_s"] = timed(lambda: kmeans_plusplus(X, k, random_state=1))
-        unpruned_picks = kmeans_plusplus(X, k, random_state=1)[1]
-    result["same_picks_unpruned"] = bool((fused_picks == unpruned_picks).all())
-    with mock.patch.object(_cuda_kernels, "use_fused_kmeanspp", False):
-        result["standard_kmeans_plusplus_s"] = timed(lambda: kmeans_plusplus(X, k, random_state=1))
-        standard_picks = kmeans_plusplus(X, k, random_state=1)[1]
-    result["same_picks"] = bool((fused_picks == standard_picks).all())
+    def picks_under(switch: str | None) -> tuple[float, object]:
+        """One timed k-means++ from seed 1 with ``_cuda_kernels.<switch>`` off, and its rows."""
+        context = mock.patch.object(_cuda_kernels, switch, False) if switch else nullcontext()
+        with context:
+            sync()
+            start = time.perf_counter()
+            indices = kmeans_plusplus(X, k, random_state=1)[1]
+            sync()
+        return time.perf_counter() - start, indices
+
+    # Each of CuPy's k-means++ parts switched off in turn (the standard version's sampling by
+    # CuPy's cumulative sums; every row read at every step; the standard version itself): its
+    # time, and whether it picks the rows the default does from the same seed.
+    _, default_picks = picks_under(None)
+    for switch, name in (
+        ("use_fused_kmeanspp_sampling", "cupy_sampling"),
+        ("use_kmeanspp_pruning", "unpruned"),
+        ("use_fused_kmeanspp", "standard"),
+    ):
+        seconds, picks = picks_under(switch)
+        result[f"{name}_kmeans_plusplus_s"] = seconds
+        same = bool((picks == default_picks).all())
+        result["same_picks" if name == "standard" else f"same_picks_{name}"] = same
     return result
 
 
