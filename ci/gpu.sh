@@ -137,9 +137,10 @@ if step streaming; then
         --out "$RESULTS_DIR/streaming.json"
 fi
 if step profile; then
-    # Kernel by kernel and on the host: a default Lloyd iteration at A and B driven by CuPy
-    # ("auto": split TF32 at A) and by torch (where their wall times differ, the host rows say
-    # why), k-means++ at A, a streamed one. (The tensor-core kernel's anatomy is in RESULTS.md;
+    # Kernel by kernel and on the host, in this order (each written as it ends, so the 40 s
+    # limit cuts the last): k-means++ at A, a streamed fit, then a default Lloyd iteration at A
+    # and B driven by CuPy ("auto": split TF32 at A) and by torch (where their wall times differ,
+    # the host rows say why). (The tensor-core kernel's anatomy is in RESULTS.md;
     # GPU_PROFILE_ARGS="--backend cupy:tf32x3:mma ..." profiles it again.)
     default_profile="--backend cupy,torch_cuda"
     default_profile+=" --shapes 1048576x128x1024,10000000x32x64"

@@ -119,7 +119,7 @@ def test_gpu_profile_script_runs_on_the_cpu(tmp_path):
     ]  # fmt: skip
     done = run_command(command)
     assert done.returncode == 0, done.stderr
-    init, lloyd, streamed = json.loads(out.read_text())
+    init, streamed, lloyd = json.loads(out.read_text())  # streaming before the Lloyd shapes
     assert streamed["shape"] == [20000, 8, 16]
     assert init["shape"] == [20000, 16, 4]
     assert lloyd["shape"] == [20000, 16, 32]
