@@ -84,13 +84,18 @@ def gather_rows(X: Any, indices: Any, xp: Any) -> Any:
     return parts[0] if len(parts) == 1 else xp.concat(parts)
 
 
-def _mapping_of(X: Any) -> mmap.mmap | None:
-    if not isinstance(X, np.ndarray) or not hasattr(mmap, "MADV_DONTNEED"):
-        return None
+def mapped_file(X: Any) -> mmap.mmap | None:
+    """The file mapping under array X (a ``numpy.memmap`` or a view of one), or None."""
     base = X
     while base is not None and not isinstance(base, mmap.mmap):
         base = getattr(base, "base", None)
     return base
+
+
+def _mapping_of(X: Any) -> mmap.mmap | None:
+    if not isinstance(X, np.ndarray) or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    return mapped_file(X)
 
 
 @contextmanager

@@ -22,10 +22,8 @@ asked for — which is how every walk in the package uses it.
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._array_api import to_numpy
+from ._memmap import mapped_file
 
 # Per row of X, the device state a fit keeps besides X, for the streaming budget: a Lloyd pass
 # holds labels, partial distances and weights (12-16 bytes), the final labels are int64 (8),
@@ -79,9 +78,7 @@ class HostRows:
         self._lock = threading.Lock()
         # Page-lock X in place where it can be (on the worker thread: a refusal leaves the CUDA
         # runtime's per-thread last error there, away from the thread that launches kernels).
-        start = time.perf_counter()
         self.copy_mode = self._pool.submit(self.copier.register, host).result()
-        self.register_seconds = time.perf_counter() - start  # for benchmarks
 
     # ---- what the algorithm uses ------------------------------------------------------------
 
@@ -222,14 +219,7 @@ REGISTER_HOST_MEMORY = True
 def lockable_in_place(host: np.ndarray) -> bool:
     """Whether ``host`` is ordinary process memory a driver may page-lock where it is: C-ordered,
     writable, and not a file mapping (a memmap's pages come from disk and may exceed RAM)."""
-    if not (host.flags.c_contiguous and host.flags.writeable):
-        return False
-    base: Any = host
-    while base is not None:
-        if isinstance(base, np.memmap | mmap.mmap):
-            return False
-        base = getattr(base, "base", None)
-    return True
+    return host.flags.c_contiguous and host.flags.writeable and mapped_file(host) is None
 
 
 class _HostCopier:

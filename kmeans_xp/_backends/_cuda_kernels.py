@@ -781,8 +781,8 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
 // temporary (the standard version, kmeans_xp/_init.py's _sample_in_chunks, makes the increments
 // and their cumulative sum in float64 and searches it: about ten small launches a center).
 // Row i's increment is w_i (the first step: `weights_only`, D² still +inf) or w_i * closest_i,
-// in float64 as there. The rows are cut into n_parts <= KMEANSPP_SAMPLE_THREADS contiguous parts
-// of part_rows rows, each part into one contiguous slice a thread.
+// in float64 as there. The rows are cut into n_parts <= blockDim.x contiguous parts of part_rows
+// rows (Python's kmeanspp_sample_parts), each part into one contiguous slice a thread.
 // kmeanspp_sample_totals (a block a part) sums each slice in row order and scans the slices:
 // the part's total. kmeanspp_sample_pick (a block a target u * total) scans the parts' totals
 // and takes the first part whose cumulative total exceeds the target (the last if none), as
@@ -795,8 +795,8 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
 // increment: the row that clamp gives; if every increment is zero, the part's last row, as the
 // standard version's clip gives.
 // The sums' order differs from a cumulative sum's, so a pick can differ from the standard
-// version's only where u * total falls within rounding of a boundary between rows.
-#define KMEANSPP_SAMPLE_THREADS 256
+// version's only where u * total falls within rounding of a boundary between rows. Blocks of a
+// power of two threads (block_min halves them).
 
 template <typename T>
 __device__ __forceinline__ double sample_increment(const T* __restrict__ w,
@@ -855,7 +855,7 @@ __device__ double slice_sum(const T* __restrict__ w, const double* __restrict__ 
     return s;
 }
 
-// Shared memory: KMEANSPP_SAMPLE_THREADS doubles.
+// Shared memory: one double a thread.
 template <typename T>
 __device__ void kmeanspp_sample_totals(const T* __restrict__ w,
                                        const double* __restrict__ closest, long long m,
@@ -866,7 +866,7 @@ __device__ void kmeanspp_sample_totals(const T* __restrict__ w,
     if (threadIdx.x == 0) totals[blockIdx.x] = shared_memory[blockDim.x - 1];
 }
 
-// Shared memory: KMEANSPP_SAMPLE_THREADS + 1 doubles.
+// Shared memory: one double a thread, and one more.
 template <typename T>
 __device__ void kmeanspp_sample_pick(const T* __restrict__ w, const double* __restrict__ closest,
                                      long long m, long long part_rows, int n_parts,
@@ -1941,8 +1941,8 @@ def kmeanspp_trials_launch(
     return Launch(name, grid, _KMEANSPP_THREADS, arguments, shared)
 
 
-# kmeanspp_sample_*: threads a block (the kernels' KMEANSPP_SAMPLE_THREADS), which is also the
-# most parts the rows are cut into; a part has at least _KMEANSPP_SAMPLE_MIN_PART_ROWS rows.
+# kmeanspp_sample_*: threads a block (a power of two, as their block_min needs), which is also the
+# most parts the rows are cut into; at most one part a _KMEANSPP_SAMPLE_MIN_PART_ROWS rows.
 _KMEANSPP_SAMPLE_THREADS = 256
 _KMEANSPP_SAMPLE_MIN_PART_ROWS = 256
 
