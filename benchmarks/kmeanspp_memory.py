@@ -5,7 +5,9 @@ in the process (the first also holds one-off caches), for the ways ``_init`` can
 sampling chunk with the trial distances kept (the default for n ≤ 2^22), and at the scale where
 the sampling goes through chunks and the winner's distances are recomputed. Time: median of
 three calls at a larger shape; ``--block-bytes B`` times it with a block budget of B bytes
-instead of the CPU's 16 MiB (e.g. 2**30, as a GPU has: X in one block). ``--kmeans-xp PATH``
+instead of the CPU's 16 MiB (e.g. 2**30, as a GPU has: X in one block); ``--threads-from N``
+sets from how many rows NumPy's pass per center shares its blocks between threads (0: always, a
+huge number: never; a checkout without that pass ignores it). ``--kmeans-xp PATH``
 measures the package at PATH (another checkout), for before/after comparisons; modes it does
 not know are skipped.
 """
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-shape", default="200000x8x16", help="NxDxK for the memory")
     parser.add_argument("--time-shape", default="500000x32x128", help="NxDxK for the time")
     parser.add_argument("--block-bytes", type=int, help="block budget for the time run")
+    parser.add_argument(
+        "--threads-from", type=int, help="rows from which a center's pass is shared"
+    )
+    parser.add_argument("--skip-memory", action="store_true", help="time only")
     args = parser.parse_args(argv)
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     n, d, k = (int(v) for v in args.memory_shape.split("x"))
     X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
     chunked = hasattr(init_module, "SAMPLING_CHUNK_ROWS")
-    for name, (chunk_rows, trial_bytes) in MODES.items():
+    for name, (chunk_rows, trial_bytes) in {} if args.skip_memory else MODES.items():
         if not chunked and name != "one chunk, trials kept":
             continue
         if chunked:
@@ -63,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.block_bytes:
         primitives = importlib.import_module("kmeans_xp._primitives")
         primitives.HOST_BLOCK_BYTES = primitives.HOST_BLOCK_BYTES_MIN = args.block_bytes
+    numpy_backend = importlib.import_module("kmeans_xp._backends._numpy")
+    threads = ""
+    if args.threads_from is not None and hasattr(numpy_backend, "_MIN_ROWS_FOR_POTENTIALS_THREADS"):
+        numpy_backend._MIN_ROWS_FOR_POTENTIALS_THREADS = args.threads_from
+        threads = f", pass shared from {args.threads_from} rows"
     if chunked:
         init_module.SAMPLING_CHUNK_ROWS, init_module.TRIAL_DISTANCES_MAX_BYTES = MODES[
             "one chunk, trials kept"
@@ -74,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         kmeans_xp.kmeans_plusplus(X, k, random_state=seed)
         times.append(time.perf_counter() - start)
     budget = f", block budget {args.block_bytes} bytes" if args.block_bytes else ""
-    print(f"{n} x {d} -> {k}{budget}: median {statistics.median(times):.2f} s of 3")
+    median = statistics.median(times)
+    per_center = f"{median / k * 1e3:.2f} ms a center"
+    print(f"{n} x {d} -> {k}{budget}{threads}: median {median:.2f} s of 3, {per_center}")
     return 0
 
 

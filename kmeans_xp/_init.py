@@ -24,7 +24,7 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import kmeans_plusplus_for, segment_sum_for
+from ._backends import candidate_potentials_for, kmeans_plusplus_for, segment_sum_for
 from ._lloyd import lloyd
 from ._memmap import gather_rows
 from ._primitives import assign_block, block_row_bytes, block_rows_for, row_blocks, squared_norms
@@ -108,6 +108,33 @@ def _sample_in_chunks(
     return picked
 
 
+def _standard_candidate_potentials(
+    X: Array, offset: Array, x_sq: Array, candidates: Array, closest: Array, weights: Array,
+    trial_sq: Array | None, *, block_rows: int, centered_blocks: list[Array] | None,
+    xp: ModuleType,
+) -> Array:  # fmt: skip
+    """Potential Σ w·min(D², d(x, c)²) of each (centered) candidate c, summed block by block in
+    the accumulation dtype of ``closest`` (D², per row); each block's distances to the
+    candidates are written to ``trial_sq`` when it is given. ``centered_blocks``: X's blocks
+    already centered by ``offset`` (else each block is centered as it is read); ``weights``
+    are cast to the accumulation dtype block by block (no copy where they already are).
+    ``_backends.candidate_potentials_for`` gives a library's own version (NumPy's)."""
+    acc = closest.dtype
+    potential = None
+    for a, b in row_blocks(X.shape[0], block_rows):
+        if centered_blocks is not None:
+            block = centered_blocks[a // block_rows]
+        else:
+            block = X[a:b, :] - offset
+        sq = _sq_distances(block, x_sq[a:b], candidates, xp=xp)
+        if trial_sq is not None:
+            trial_sq[a:b, :] = sq
+        d_block = xp.minimum(closest[a:b, None], xp.astype(sq, acc))
+        part = xp.sum(xp.astype(weights[a:b], acc, copy=False)[:, None] * d_block, axis=0)
+        potential = part if potential is None else potential + part
+    return potential
+
+
 def kmeans_plusplus_state_bytes(n_samples: int, n_local_trials: int, x_itemsize: int) -> int:
     """Device bytes k-means++ holds besides X and the fit's weights: ‖x‖² and D² (float64) per
     row, the weights in float64 (the standard version, up to one sampling chunk), the trial
@@ -182,10 +209,17 @@ def kmeans_plusplus_indices(
     # X centered once for all k steps when the copy takes at most the memory one block may (small
     # X; on a GPU, up to the block budget): each step then reads X once, instead of reading it
     # and writing a centered copy. Larger X, and streamed X, are centered block by block.
+    # NumPy's own potentials pass centers each block into a buffer it reuses (no copy needed).
+    own_potentials = None if is_host_rows(X) else candidate_potentials_for(xp)
+    potentials = own_potentials or _standard_candidate_potentials
     n_features = X.shape[1]
-    once = not is_host_rows(X) and (
-        n_samples * n_features * itemsize(X, xp)
-        <= block_rows * block_row_bytes(n_features, n_local_trials)
+    once = (
+        potentials is _standard_candidate_potentials
+        and not is_host_rows(X)
+        and (
+            n_samples * n_features * itemsize(X, xp)
+            <= block_rows * block_row_bytes(n_features, n_local_trials)
+        )
     )
     centered_blocks = [X[a:b, :] - offset for a, b in blocks()] if once else None
 
@@ -224,6 +258,8 @@ def kmeans_plusplus_indices(
     if keep_trials:
         trial_sq = xp.empty((n_samples, n_local_trials), dtype=X.dtype, device=device)
 
+    weights_for_potentials = w_acc if in_one_chunk else weights
+
     def d2_weights(a: int, b: int) -> Array:
         return weights_acc(a, b) * closest[a:b]
 
@@ -231,15 +267,10 @@ def kmeans_plusplus_indices(
         lo = 1 + (step - 1) * n_local_trials
         candidates = sample(d2_weights, uniforms=uniforms[lo : lo + n_local_trials])
         candidate_centers = gather_rows(X, candidates, xp) - offset
-        # Potential of each candidate, summed block by block.
-        potential = None
-        for a, b in blocks():
-            sq = _sq_distances(centered(a, b), x_sq[a:b], candidate_centers, xp=xp)
-            if keep_trials:
-                trial_sq[a:b, :] = sq
-            d_block = xp.minimum(closest[a:b, None], xp.astype(sq, acc))
-            part = xp.sum(weights_acc(a, b)[:, None] * d_block, axis=0)
-            potential = part if potential is None else potential + part
+        potential = potentials(
+            X, offset, x_sq, candidate_centers, closest, weights_for_potentials, trial_sq,
+            block_rows=block_rows, centered_blocks=centered_blocks, xp=xp,
+        )  # fmt: skip
         best = xp.reshape(xp.argmin(potential), (1,))
         chosen.append(xp.take(candidates, best, axis=0))
         # The winner's distances lower the nearest distances in place, a block at a time: from

@@ -12,6 +12,7 @@ from helpers import assert_labels_are_argmin, blobs
 
 import kmeans_xp._backends._numpy as numpy_backend
 import kmeans_xp._hamerly as hamerly_module
+import kmeans_xp._init as init_module
 from kmeans_xp import KMeans, kmeans
 from kmeans_xp._array_api import get_namespace, on_gpu
 from kmeans_xp._backends import segment_sum_for
@@ -226,6 +227,84 @@ def test_numpy_nearest_two_equals_the_standard_one(dtype, which_rows, n, d, k, b
     for name, a, b in zip(("labels", "first", "second"), fast, standard, strict=True):
         assert name == "labels" or a.dtype == b.dtype, name
         np.testing.assert_array_equal(a, b, err_msg=name)  # bit for bit
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weights_dtype", ["float64", "X's"])
+@pytest.mark.parametrize("keep_trials", [True, False])
+@pytest.mark.parametrize(
+    ("n", "d", "t", "block_rows", "threads"),
+    [
+        (1000, 5, 4, 64, 1),
+        (1000, 5, 4, 64, 2),
+        (1001, 3, 8, 100, 3),
+        (50, 1, 1, 7, 2),
+        (9, 2, 3, 50, 2),
+    ],
+)
+def test_numpy_candidate_potentials_equal_the_standard_ones(
+    monkeypatch, dtype, weights_dtype, keep_trials, n, d, t, block_rows, threads
+):
+    """k-means++'s pass per center: the same potentials and trial distances, bit for bit, on one
+    thread and several (each block's partial added in block order), and each block reported to
+    ``_memmap`` once."""
+    if threads > 1:
+        pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
+    monkeypatch.setattr(numpy_backend, "_MIN_ROWS_FOR_POTENTIALS_THREADS", 0)
+    rng = np.random.default_rng(n + d + t)
+    X = (rng.normal(size=(n, d)) + 30.0).astype(dtype)
+    offset = X.mean(axis=0)
+    x_sq = np.sum((X - offset) * (X - offset), axis=1)
+    candidates = X[rng.integers(0, n, size=t)] - offset
+    closest = rng.uniform(0.0, 2.0 * d, size=n)  # some rows nearer their center than to any trial
+    weights = rng.uniform(size=n)
+    weights = weights if weights_dtype == "float64" else weights.astype(dtype)
+    reads = []
+    monkeypatch.setattr(numpy_backend, "note_rows_read", reads.append)
+    trials = {}
+    results = {}
+    for name, potentials in (
+        ("standard", init_module._standard_candidate_potentials),
+        ("numpy", numpy_backend.candidate_potentials),
+    ):
+        trials[name] = np.full((n, t), np.nan, dtype=dtype) if keep_trials else None
+        results[name] = potentials(
+            X, offset, x_sq, candidates, closest, weights, trials[name],
+            block_rows=block_rows, centered_blocks=None, xp=np,
+        )  # fmt: skip
+    assert results["numpy"].dtype == np.float64
+    np.testing.assert_array_equal(results["numpy"], results["standard"])  # bit for bit
+    if keep_trials:
+        np.testing.assert_array_equal(trials["numpy"], trials["standard"])
+    assert sorted(reads) == sorted(min(block_rows, n - a) for a in range(0, n, block_rows))
+    # Against a float64 brute force (the float32 distances' rounding allowed for).
+    sq = ((X.astype(np.float64) - offset)[:, None, :] - candidates.astype(np.float64)) ** 2
+    expected = np.sum(weights[:, None] * np.minimum(closest[:, None], sq.sum(axis=2)), axis=0)
+    np.testing.assert_allclose(
+        results["numpy"], expected, rtol=1e-4 if dtype == np.float32 else 1e-9
+    )
+
+
+def test_numpy_candidate_potentials_share_blocks_between_threads_from_its_threshold(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: 2)
+    used = []
+    monkeypatch.setattr(
+        numpy_backend,
+        "_potentials_of_rows",
+        lambda s, lo, hi, b: used.append((lo, hi)) or [np.zeros(1)],
+    )
+    minimum = numpy_backend._MIN_ROWS_FOR_POTENTIALS_THREADS
+    for n, d, parts in ((minimum - 1, 1, [(0, minimum - 1)]), (minimum, 1, None)):
+        used.clear()
+        X = np.zeros((n, d), dtype=np.float32)
+        numpy_backend.candidate_potentials(
+            X, np.zeros(d, np.float32), np.zeros(n, np.float32), np.zeros((1, d), np.float32),
+            np.zeros(n), np.ones(n), None, block_rows=n // 8, centered_blocks=None, xp=np,
+        )  # fmt: skip
+        assert used == (parts or numpy_backend._split_blocks(n, n // 8))
+        assert len(used) == (1 if parts else 2)
 
 
 @pytest.mark.parametrize(

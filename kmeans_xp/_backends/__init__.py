@@ -199,6 +199,16 @@ def centered_for_passes(
         return None
 
 
+def candidate_potentials_for(xp: ModuleType) -> Callable | None:
+    """A library's own version of ``_init._standard_candidate_potentials`` (k-means++'s pass
+    over X per center on the host), or None to use the standard one."""
+    if is_numpy(xp):
+        from . import _numpy
+
+        return _numpy.candidate_potentials
+    return None
+
+
 def nearest_two_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_hamerly._nearest_two``, or None to use the standard one."""
     if is_numpy(xp):

@@ -191,6 +191,74 @@ def _assign_rows(
     return sums, counts, n_changed
 
 
+def candidate_potentials(
+    X: np.ndarray, offset: np.ndarray, x_sq: np.ndarray, candidates: np.ndarray,
+    closest: np.ndarray, weights: np.ndarray, trial_sq: np.ndarray | None, *, block_rows: int,
+    centered_blocks: object, xp: ModuleType,
+) -> np.ndarray:  # fmt: skip
+    """``_init._standard_candidate_potentials`` for NumPy: the same potentials and trial
+    distances, bit for bit (same operands and operations, block partials added in block order),
+    into buffers allocated once per call and with the blocks shared out to one thread per core.
+
+    k-means++ runs this once per center, reading X each time. Measured on the 2-core CI machine
+    (``python -m benchmarks.kmeanspp_memory --skip-memory``, 2026-11-27), ms a center before
+    this version and with it: 17.6–18.5 and 12.9–13.0 at 200 000 × 128 → 64, 65.3–65.5 and 43.7
+    at 1 000 000 × 64 → 32 (benchmarks/RESULTS.md). ``centered_blocks`` is not used: each block
+    is centered into a buffer of its thread's.
+    """
+    n_samples = X.shape[0]
+    if n_samples < _MIN_ROWS_FOR_POTENTIALS_THREADS:
+        parts = [(0, n_samples)]
+    else:
+        parts = _split_blocks(n_samples, block_rows)
+    c_sq = np.sum(candidates * candidates, axis=1)
+    shared = (X, offset, x_sq, candidates.T, c_sq, closest, weights, trial_sq)
+    if len(parts) == 1:
+        partials = _potentials_of_rows(shared, 0, n_samples, block_rows)
+    else:
+        with _blas_on_one_thread():
+            futures = [
+                _executor().submit(_potentials_of_rows, shared, lo, hi, block_rows)
+                for lo, hi in parts
+            ]
+            partials = [part for future in futures for part in future.result()]
+    potential = partials[0]
+    for part in partials[1:]:
+        potential = potential + part
+    return potential
+
+
+def _potentials_of_rows(shared, lo: int, hi: int, block_rows: int) -> list[np.ndarray]:
+    """Each block's potentials of rows lo:hi (a list, in block order), its trial distances
+    written to the shared array."""
+    X, offset, x_sq, candidates_t, c_sq, closest, weights, trial_sq = shared
+    m_max = min(block_rows, hi - lo)
+    n_candidates = c_sq.shape[0]
+    block = np.empty((m_max, X.shape[1]), dtype=X.dtype)
+    sq = np.empty((m_max, n_candidates), dtype=X.dtype)
+    lowered = np.empty((m_max, n_candidates), dtype=closest.dtype)
+    partials = []
+    for start in range(lo, hi, block_rows):
+        stop = min(start + block_rows, hi)
+        m = stop - start
+        np.subtract(X[start:stop], offset, out=block[:m])
+        s = sq[:m]
+        np.matmul(block[:m], candidates_t, out=s)
+        # x² − 2·x·c + c², as _init._sq_distances: a − 2p equals a + (−2p) exactly.
+        s *= -2.0
+        s += x_sq[start:stop, None]
+        s += c_sq
+        np.maximum(s, 0.0, out=s)
+        if trial_sq is not None:
+            trial_sq[start:stop] = s
+        d = lowered[:m]
+        np.minimum(closest[start:stop, None], s, out=d)
+        d *= weights[start:stop, None]
+        partials.append(np.sum(d, axis=0))
+        note_rows_read(m)
+    return partials
+
+
 # ---- threads -----------------------------------------------------------------------------------
 
 # Fewer blocks than this per thread, and a pass runs on one thread: too little work to share.
@@ -200,6 +268,13 @@ _MIN_BLOCKS_PER_THREAD = 2
 # two: 100 000 × 32 → 64 (6.4M scores) 9.7 against 10.8 ms; 200 000 × 128 → 1024 (205M) 223
 # against 184 ms; 1 000 000 × 64 → 256 (256M) 275 against 179 ms.
 _MIN_SCORES_FOR_THREADS = 2**24
+# k-means++'s pass per center (``candidate_potentials``) shares its blocks between threads from
+# this many rows: its per-row work (a few candidates' distances, minima and weighted sums) counts
+# more than d. Measured per center on the 2-core CI machine, one thread against two (`python -m
+# benchmarks.kmeanspp_memory --skip-memory --time-shape N×D×64 --threads-from ...`, 2026-11-27):
+# 10 000 × 32 0.57–0.59 against 0.62–0.71 ms, 16 000 × 32 0.94–0.96 against 0.93–0.94 ms,
+# 30 000 × 32 1.68–1.71 against 1.44 ms, 50 000 × 8 2.17–2.18 against 1.55–1.58 ms.
+_MIN_ROWS_FOR_POTENTIALS_THREADS = 2**14
 _pool: ThreadPoolExecutor | None = None
 _controller = None
 
@@ -219,6 +294,12 @@ def _thread_parts(n_samples: int, block_rows: int, n_clusters: int) -> list[tupl
     """Contiguous row ranges, whole blocks each, one per thread (a single range when small)."""
     if n_samples * n_clusters < _MIN_SCORES_FOR_THREADS:
         return [(0, n_samples)]
+    return _split_blocks(n_samples, block_rows)
+
+
+def _split_blocks(n_samples: int, block_rows: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges, whole blocks each, one per thread where each gets at least
+    ``_MIN_BLOCKS_PER_THREAD`` blocks (else one range)."""
     n_blocks = -(-n_samples // block_rows)
     threads = min(_thread_count(), n_blocks // _MIN_BLOCKS_PER_THREAD)
     if threads <= 1:
