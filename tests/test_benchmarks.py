@@ -84,6 +84,19 @@ def test_state_memory_benchmark_runs_small():
     assert "Lloyd fit, array-api-strict" in done.stdout
 
 
+@pytest.mark.parametrize("threads_from", ["0", "1000000"])
+def test_kmeanspp_time_benchmark_sets_the_threads_threshold(threads_from):
+    command = [
+        sys.executable, "-m", "benchmarks.kmeanspp_memory", "--skip-memory",
+        "--time-shape", "3000x4x8", "--threads-from", threads_from,
+    ]  # fmt: skip
+    done = run_command(command)
+    assert done.returncode == 0, done.stderr
+    assert "bytes per row" not in done.stdout  # --skip-memory
+    assert f"3000 x 4 -> 8, pass shared from {threads_from} rows: median" in done.stdout
+    assert "ms a center" in done.stdout
+
+
 def test_gpu_targets_script_runs_on_the_cpu(tmp_path):
     """Issue 4's memory and k-means++ measurements, their code path on NumPy at toy shapes."""
     out = tmp_path / "targets.json"
