@@ -102,7 +102,11 @@ def assign_and_sum(
     threadpoolctl installed, the blocks are split between threads (NumPy releases the GIL) and
     BLAS is held to one thread inside each, as scikit-learn does with OpenMP (for large passes
     only; see ``_MIN_SCORES_FOR_THREADS``). Labels and partial distances are bit-identical to
-    the standard pass (same GEMM operands, same operations); sums agree to rounding.
+    the standard pass (same GEMM operands, same operations) where BLAS rounds a product's rows
+    the same whatever its thread count, as OpenBLAS's SkylakeX kernels do on the CI machine;
+    its Haswell kernels (``OPENBLAS_CORETYPE=Haswell``) do not once a product is large enough
+    for several threads (at 200 000 × 128 → 256, 10 080 partials differed in their last bits,
+    the labels not), so labels can then differ at genuine near-ties. Sums agree to rounding.
     """
     n_samples = X.shape[0]
     if offset is None:  # X was centered once for the whole fit
@@ -197,8 +201,11 @@ def candidate_potentials(
     centered_blocks: object, xp: ModuleType,
 ) -> np.ndarray:  # fmt: skip
     """``_init._standard_candidate_potentials`` for NumPy: the same potentials and trial
-    distances, bit for bit (same operands and operations, block partials added in block order),
-    into buffers allocated once per call and with the blocks shared out to one thread per core.
+    distances (same operands and operations, block partials added in block order), into buffers
+    allocated once per call and with the blocks shared out to one thread per core. Bit for bit
+    where BLAS rounds a product's rows the same whatever its thread count (see
+    ``assign_and_sum``: with OpenBLAS's Haswell kernels some trial distances differ in their
+    last bits at 200 000 × 128; the potentials and picks were the same).
 
     k-means++ runs this once per center, reading X each time. Measured on the 2-core CI machine
     (``python -m benchmarks.kmeanspp_memory --skip-memory``, 2026-11-27), ms a center before
