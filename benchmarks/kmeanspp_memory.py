@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     n, d, k = (int(v) for v in args.memory_shape.split("x"))
     X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
     chunked = hasattr(init_module, "SAMPLING_CHUNK_ROWS")
-    for name, (chunk_rows, trial_bytes) in {} if args.skip_memory else MODES.items():
+    for name, (chunk_rows, trial_bytes) in () if args.skip_memory else MODES.items():
         if not chunked and name != "one chunk, trials kept":
             continue
         if chunked:

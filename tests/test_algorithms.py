@@ -246,8 +246,9 @@ def test_numpy_candidate_potentials_equal_the_standard_ones(
     monkeypatch, dtype, weights_dtype, keep_trials, n, d, t, block_rows, threads
 ):
     """k-means++'s pass per center: the same potentials and trial distances, bit for bit, on one
-    thread and several (each block's partial added in block order), and each block reported to
-    ``_memmap`` once."""
+    thread and several (each block's partial added in block order; products this small run on
+    one BLAS thread either way, see ``assign_and_sum``), and each block reported to ``_memmap``
+    once."""
     if threads > 1:
         pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
@@ -290,21 +291,48 @@ def test_numpy_candidate_potentials_share_blocks_between_threads_from_its_thresh
     pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(numpy_backend, "_thread_count", lambda: 2)
     used = []
-    monkeypatch.setattr(
-        numpy_backend,
-        "_potentials_of_rows",
-        lambda s, lo, hi, b: used.append((lo, hi)) or [np.zeros(1)],
-    )
+
+    def potentials_of_rows(shared, lo, hi, block_rows):
+        used.append((lo, hi))
+        return [np.zeros(1)]
+
+    monkeypatch.setattr(numpy_backend, "_potentials_of_rows", potentials_of_rows)
     minimum = numpy_backend._MIN_ROWS_FOR_POTENTIALS_THREADS
-    for n, d, parts in ((minimum - 1, 1, [(0, minimum - 1)]), (minimum, 1, None)):
+    for n, shared in ((minimum - 1, False), (minimum, True)):
         used.clear()
-        X = np.zeros((n, d), dtype=np.float32)
         numpy_backend.candidate_potentials(
-            X, np.zeros(d, np.float32), np.zeros(n, np.float32), np.zeros((1, d), np.float32),
-            np.zeros(n), np.ones(n), None, block_rows=n // 8, centered_blocks=None, xp=np,
+            np.zeros((n, 1), np.float32), np.zeros(1, np.float32), np.zeros(n, np.float32),
+            np.zeros((1, 1), np.float32), np.zeros(n), np.ones(n), None, block_rows=n // 8,
+            centered_blocks=None, xp=np,
         )  # fmt: skip
-        assert used == (parts or numpy_backend._split_blocks(n, n // 8))
-        assert len(used) == (1 if parts else 2)
+        assert used == (numpy_backend._split_blocks(n, n // 8) if shared else [(0, n)])
+        assert len(used) == (2 if shared else 1)
+
+
+def test_numpy_kmeans_plusplus_on_threads_picks_the_standard_versions_rows(monkeypatch):
+    """A whole k-means++ run with NumPy's pass shared between threads (several blocks each)
+    against the standard pass: the same rows."""
+    pytest.importorskip("threadpoolctl")
+    from kmeans_xp import kmeans_plusplus
+
+    X, _ = blobs(3000, np.random.default_rng(3).normal(scale=4.0, size=(12, 5)), seed=3)
+    X = X.astype(np.float32)
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: 2)
+    monkeypatch.setattr(numpy_backend, "_MIN_ROWS_FOR_POTENTIALS_THREADS", 0)
+    shared = []
+    original = numpy_backend._split_blocks
+
+    def split_blocks(n, block_rows):
+        shared.append(original(n, block_rows))
+        return shared[-1]
+
+    monkeypatch.setattr(numpy_backend, "_split_blocks", split_blocks)
+    _, fast = kmeans_plusplus(X, 20, random_state=7)
+    assert len(shared) == 19  # one pass per center after the first, each on two threads
+    assert all(len(parts) == 2 for parts in shared)
+    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp: None)
+    _, standard = kmeans_plusplus(X, 20, random_state=7)
+    np.testing.assert_array_equal(fast, standard)
 
 
 @pytest.mark.parametrize(
