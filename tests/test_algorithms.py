@@ -335,6 +335,99 @@ def test_numpy_kmeans_plusplus_on_threads_picks_the_standard_versions_rows(monke
     np.testing.assert_array_equal(fast, standard)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_cpu_tensors_run_numpys_passes_on_their_memory(dtype):
+    """CPU tensors get NumPy's own passes (Lloyd, Hamerly's nearest two, k-means++'s potentials)
+    through views of their memory: NumPy's results exactly, as tensors, written in place where
+    NumPy's pass writes (a previous pass's labels and partials, the trial distances)."""
+    torch = pytest.importorskip("torch")
+    from kmeans_xp._backends import _torch as torch_backend
+    from kmeans_xp._lloyd import PassBuffers
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(700, 6)) + 20.0).astype(dtype)
+    offset = X.mean(axis=0)
+    centers = X[:9] - offset
+    w = rng.uniform(size=700).astype(dtype)
+    tX, tc, tw, toff = (torch.from_numpy(a.copy()) for a in (X, centers, w, offset))
+    txp = get_namespace(tX)
+
+    def unused(*args, **kwargs):
+        raise AssertionError("the standard pass ran")
+
+    expected = numpy_backend.assign_and_sum(
+        X, centers, w, offset, segment_sum_for(np), block_rows=64, xp=np
+    )
+    got = torch_backend.cpu_assign_and_sum(
+        tX.requires_grad_(dtype == "float64"),
+        tc,
+        tw,
+        toff,
+        None,
+        block_rows=64,
+        xp=txp,
+        standard=unused,
+    )
+    for a, b in zip(got, expected, strict=True):
+        assert isinstance(a, torch.Tensor)
+        assert a.device.type == "cpu"
+        np.testing.assert_array_equal(a.numpy(), b)
+    # Into a previous pass's buffers, counting the labels that change.
+    out = PassBuffers(got[0], got[1])
+    labels_before = got[0].clone()
+    again = torch_backend.cpu_assign_and_sum(
+        tX, tc + 0.5, tw, toff, None, block_rows=64, xp=txp, standard=unused, out=out
+    )
+    assert again[0].data_ptr() == got[0].data_ptr()  # overwritten in place
+    assert out.n_changed == int((again[0] != labels_before).sum())
+    # Hamerly's nearest two, and k-means++'s potentials with their trial distances.
+    rows = torch.from_numpy(rng.integers(0, 700, size=50))
+    args = (centers, centers.astype(np.float64), offset)
+    expected = numpy_backend.nearest_two(X, rows.numpy(), *args, block_rows=16, xp=np)
+    got = torch_backend.cpu_nearest_two(
+        tX, rows, tc, tc.to(torch.float64), toff, block_rows=16, xp=txp
+    )
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)
+    x_sq = np.sum((X - offset) ** 2, axis=1)
+    closest = rng.uniform(size=700)
+    trials = np.empty((700, 3), dtype=dtype)
+    expected = numpy_backend.candidate_potentials(
+        X, offset, x_sq, centers[:3], closest, w, trials, block_rows=64, centered_blocks=None, xp=np
+    )
+    t_trials = torch.empty((700, 3), dtype=tX.dtype)
+    got = torch_backend.cpu_candidate_potentials(
+        tX, toff, torch.from_numpy(x_sq), tc[:3], torch.from_numpy(closest), tw, t_trials,
+        block_rows=64, centered_blocks=None, xp=txp,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got.numpy(), expected)
+    np.testing.assert_array_equal(t_trials.numpy(), trials)
+
+
+def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from kmeans_xp._backends import _torch as torch_backend
+
+    X = torch.zeros((4, 2), dtype=torch.bfloat16)
+    calls = []
+    result = torch_backend.cpu_assign_and_sum(
+        X, X[:1], X[:, 0], X[0], None, block_rows=2, xp=get_namespace(X),
+        standard=lambda *args, **kwargs: calls.append(kwargs["block_rows"]) or "standard",
+    )  # fmt: skip
+    assert result == "standard"
+    assert calls == [2]
+    monkeypatch.setattr(hamerly_module, "_standard_nearest_two", lambda *a, **k: "standard")
+    assert (
+        torch_backend.cpu_nearest_two(X, None, X[:1], X[:1], X[0], block_rows=2, xp=None)
+        == "standard"
+    )
+    monkeypatch.setattr(init_module, "_standard_candidate_potentials", lambda *a, **k: "standard")
+    got = torch_backend.cpu_candidate_potentials(
+        X, X[0], X[:, 0], X[:1], X[:, 0], X[:, 0], None, block_rows=2, centered_blocks=None, xp=None
+    )
+    assert got == "standard"
+
+
 @pytest.mark.parametrize(
     ("n", "block_rows", "threads"), [(1000, 64, 2), (1000, 64, 3), (10, 1, 2), (7, 3, 2), (5, 5, 4)]
 )

@@ -72,10 +72,12 @@ def assign_and_sum_for(
         from . import _cupy
 
         return partial(_cupy.assign_and_sum, standard=standard, precision=precision)
-    if is_torch(xp) and on_gpu(xp, device):
+    if is_torch(xp):
         from . import _torch
 
-        return partial(_torch.cuda_assign_and_sum, standard=standard)
+        if on_gpu(xp, device):
+            return partial(_torch.cuda_assign_and_sum, standard=standard)
+        return partial(_torch.cpu_assign_and_sum, standard=standard)
     return None
 
 
@@ -199,13 +201,17 @@ def centered_for_passes(
         return None
 
 
-def candidate_potentials_for(xp: ModuleType) -> Callable | None:
+def candidate_potentials_for(xp: ModuleType, device: Any) -> Callable | None:
     """A library's own version of ``_init._standard_candidate_potentials`` (k-means++'s pass
     over X per center on the host), or None to use the standard one."""
     if is_numpy(xp):
         from . import _numpy
 
         return _numpy.candidate_potentials
+    if is_torch(xp) and not on_gpu(xp, device):  # NumPy's on CPU tensors
+        from . import _torch
+
+        return _torch.cpu_candidate_potentials
     return None
 
 
@@ -215,6 +221,10 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
         from . import _numpy
 
         return _numpy.nearest_two
+    if is_torch(xp):  # NumPy's on CPU tensors
+        from . import _torch
+
+        return _torch.cpu_nearest_two
     return None
 
 
