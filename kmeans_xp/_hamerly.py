@@ -30,7 +30,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from ._array_api import Array, accumulation_dtype, array_device, itemsize
-from ._backends import nearest_two_for, segment_sum_for
+from ._backends import host_threads_held, nearest_two_for, segment_sum_for
 from ._bounds import as_lower_bound, as_upper_bound
 from ._lloyd import (
     _centers_from_sums,
@@ -160,6 +160,7 @@ def _exact_sq_distances(
     )
 
 
+@host_threads_held
 def hamerly(
     X: Array,
     initial_centers: Array,

@@ -24,7 +24,12 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import candidate_potentials_for, kmeans_plusplus_for, segment_sum_for
+from ._backends import (
+    candidate_potentials_for,
+    host_threads_held,
+    kmeans_plusplus_for,
+    segment_sum_for,
+)
 from ._lloyd import lloyd
 from ._memmap import gather_rows
 from ._primitives import assign_block, block_row_bytes, block_rows_for, row_blocks, squared_norms
@@ -169,6 +174,7 @@ def _walk_rows(X: Array, rows: int) -> int:
     return min(rows, X.block_rows) if is_host_rows(X) else rows
 
 
+@host_threads_held
 def kmeans_plusplus_indices(
     X: Array,
     n_clusters: int,

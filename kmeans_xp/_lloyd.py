@@ -30,7 +30,13 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import AssignFactory, assign_and_sum_for, assign_for, segment_sum_for
+from ._backends import (
+    AssignFactory,
+    assign_and_sum_for,
+    assign_for,
+    host_threads_held,
+    segment_sum_for,
+)
 from ._primitives import cupy_pass_row_bytes, row_blocks, squared_norms
 
 
@@ -359,6 +365,7 @@ def _centers_from_sums(sums: Array, counts: Array, previous: Array, *, xp: Modul
     return xp.where(has_weight[:, None], means, previous)
 
 
+@host_threads_held
 def lloyd(
     X: Array,
     initial_centers: Array,

@@ -188,7 +188,7 @@ def test_numpy_pass_equals_the_standard_pass(
         pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(numpy_backend, "UPDATE_CHUNK_BYTES", chunk_bytes)  # 1: flush every block
     monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
-    monkeypatch.setattr(numpy_backend, "_MIN_SCORES_FOR_THREADS", 0)
+    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
     if threads > 1 and n // block_rows >= 2 * threads:
         assert len(numpy_backend._thread_parts(n, block_rows, k)) == threads
     rng = np.random.default_rng(n + d + k)
@@ -330,7 +330,7 @@ def test_numpy_kmeans_plusplus_on_threads_picks_the_standard_versions_rows(monke
     _, fast = kmeans_plusplus(X, 20, random_state=7)
     assert len(shared) == 19  # one pass per center after the first, each on two threads
     assert all(len(parts) == 2 for parts in shared)
-    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp: None)
+    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp, device: None)
     _, standard = kmeans_plusplus(X, 20, random_state=7)
     np.testing.assert_array_equal(fast, standard)
 
@@ -344,64 +344,119 @@ def test_torch_cpu_tensors_run_numpys_passes_on_their_memory(dtype):
     from kmeans_xp._backends import _torch as torch_backend
     from kmeans_xp._lloyd import PassBuffers
 
-    rng = np.random.default_rng(5)
-    X = (rng.normal(size=(700, 6)) + 20.0).astype(dtype)
-    offset = X.mean(axis=0)
-    centers = X[:9] - offset
-    w = rng.uniform(size=700).astype(dtype)
-    tX, tc, tw, toff = (torch.from_numpy(a.copy()) for a in (X, centers, w, offset))
-    txp = get_namespace(tX)
+    with torch_backend.threads_held_to_one():  # as a large fit's engines hold them
+        rng = np.random.default_rng(5)
+        X = (rng.normal(size=(700, 6)) + 20.0).astype(dtype)
+        offset = X.mean(axis=0)
+        centers = X[:9] - offset
+        w = rng.uniform(size=700).astype(dtype)
+        tX, tc, tw, toff = (torch.from_numpy(a.copy()) for a in (X, centers, w, offset))
+        txp = get_namespace(tX)
 
-    def unused(*args, **kwargs):
-        raise AssertionError("the standard pass ran")
+        def unused(*args, **kwargs):
+            raise AssertionError("the standard pass ran")
 
-    expected = numpy_backend.assign_and_sum(
-        X, centers, w, offset, segment_sum_for(np), block_rows=64, xp=np
-    )
-    got = torch_backend.cpu_assign_and_sum(
-        tX.requires_grad_(dtype == "float64"),
-        tc,
-        tw,
-        toff,
-        None,
-        block_rows=64,
-        xp=txp,
-        standard=unused,
-    )
-    for a, b in zip(got, expected, strict=True):
-        assert isinstance(a, torch.Tensor)
-        assert a.device.type == "cpu"
-        np.testing.assert_array_equal(a.numpy(), b)
-    # Into a previous pass's buffers, counting the labels that change.
-    out = PassBuffers(got[0], got[1])
-    labels_before = got[0].clone()
-    again = torch_backend.cpu_assign_and_sum(
-        tX, tc + 0.5, tw, toff, None, block_rows=64, xp=txp, standard=unused, out=out
-    )
-    assert again[0].data_ptr() == got[0].data_ptr()  # overwritten in place
-    assert out.n_changed == int((again[0] != labels_before).sum())
-    # Hamerly's nearest two, and k-means++'s potentials with their trial distances.
-    rows = torch.from_numpy(rng.integers(0, 700, size=50))
-    args = (centers, centers.astype(np.float64), offset)
-    expected = numpy_backend.nearest_two(X, rows.numpy(), *args, block_rows=16, xp=np)
-    got = torch_backend.cpu_nearest_two(
-        tX, rows, tc, tc.to(torch.float64), toff, block_rows=16, xp=txp
-    )
-    for a, b in zip(got, expected, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b)
-    x_sq = np.sum((X - offset) ** 2, axis=1)
-    closest = rng.uniform(size=700)
-    trials = np.empty((700, 3), dtype=dtype)
-    expected = numpy_backend.candidate_potentials(
-        X, offset, x_sq, centers[:3], closest, w, trials, block_rows=64, centered_blocks=None, xp=np
-    )
-    t_trials = torch.empty((700, 3), dtype=tX.dtype)
-    got = torch_backend.cpu_candidate_potentials(
-        tX, toff, torch.from_numpy(x_sq), tc[:3], torch.from_numpy(closest), tw, t_trials,
-        block_rows=64, centered_blocks=None, xp=txp,
+        expected = numpy_backend.assign_and_sum(
+            X, centers, w, offset, segment_sum_for(np), block_rows=64, xp=np
+        )
+        got = torch_backend.cpu_assign_and_sum(
+            tX.requires_grad_(dtype == "float64"),
+            tc,
+            tw,
+            toff,
+            None,
+            block_rows=64,
+            xp=txp,
+            standard=unused,
+        )
+        for a, b in zip(got, expected, strict=True):
+            assert isinstance(a, torch.Tensor)
+            assert a.device.type == "cpu"
+            np.testing.assert_array_equal(a.numpy(), b)
+        # Into a previous pass's buffers, counting the labels that change.
+        out = PassBuffers(got[0], got[1])
+        labels_before = got[0].clone()
+        again = torch_backend.cpu_assign_and_sum(
+            tX, tc + 0.5, tw, toff, None, block_rows=64, xp=txp, standard=unused, out=out
+        )
+        assert again[0].data_ptr() == got[0].data_ptr()  # overwritten in place
+        assert out.n_changed == int((again[0] != labels_before).sum())
+        # Hamerly's nearest two, and k-means++'s potentials with their trial distances.
+        rows = torch.from_numpy(rng.integers(0, 700, size=50))
+        args = (centers, centers.astype(np.float64), offset)
+        expected = numpy_backend.nearest_two(X, rows.numpy(), *args, block_rows=16, xp=np)
+        got = torch_backend.cpu_nearest_two(
+            tX, rows, tc, tc.to(torch.float64), toff, block_rows=16, xp=txp
+        )
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b)
+        x_sq = np.sum((X - offset) ** 2, axis=1)
+        closest = rng.uniform(size=700)
+        trials = np.empty((700, 3), dtype=dtype)
+        expected = numpy_backend.candidate_potentials(
+            X, offset, x_sq, centers[:3], closest, w, trials,
+            block_rows=64, centered_blocks=None, xp=np,
+        )  # fmt: skip
+        t_trials = torch.empty((700, 3), dtype=tX.dtype)
+        got = torch_backend.cpu_candidate_potentials(
+            tX, toff, torch.from_numpy(x_sq), tc[:3], torch.from_numpy(closest), tw, t_trials,
+            block_rows=64, centered_blocks=None, xp=txp,
+        )  # fmt: skip
+        np.testing.assert_array_equal(got.numpy(), expected)
+        np.testing.assert_array_equal(t_trials.numpy(), trials)
+    # Outside a large fit's engines, the standard versions run.
+    calls = []
+    torch_backend.cpu_assign_and_sum(
+        tX, tc, tw, toff, None, block_rows=64, xp=txp,
+        standard=lambda *args, **kwargs: calls.append(1),
     )  # fmt: skip
-    np.testing.assert_array_equal(got.numpy(), expected)
-    np.testing.assert_array_equal(t_trials.numpy(), trials)
+    assert calls == [1]
+
+
+def test_fit_engines_hold_torchs_threads_to_one_on_cpu_tensors(monkeypatch):
+    """While a fit's engines run on CPU tensors, torch's own threads are held to one (NumPy's
+    passes and BLAS have the cores); nested holds restore the setting once, at the outermost
+    exit, and NumPy input leaves it alone."""
+    torch = pytest.importorskip("torch")
+    from kmeans_xp._backends import _torch as torch_backend
+    from kmeans_xp._backends import host_threads_held
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        original = numpy_backend.assign_and_sum
+
+        def assign_and_sum(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(numpy_backend, "assign_and_sum", assign_and_sum)
+        X = torch.from_numpy(np.random.default_rng(0).normal(size=(300, 3)))
+        KMeans(4, algorithm="lloyd", max_iter=3, random_state=0).fit(X)
+        assert seen == []  # a small fit: torch's own pass, on torch's threads
+        monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 300 * 4)
+        KMeans(4, algorithm="lloyd", max_iter=3, random_state=0).fit(X)
+        assert seen  # NumPy's pass ran, on one torch thread
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2  # restored
+        with torch_backend.threads_held_to_one():
+            with torch_backend.threads_held_to_one():
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1  # still held by the outer one
+        assert torch.get_num_threads() == 2
+
+        @host_threads_held
+        def engine(X, centers, *, xp):
+            return torch.get_num_threads()
+
+        assert engine(X, 4, xp=get_namespace(X)) == 1  # n·k at the threshold
+        assert engine(X, X[:4], xp=get_namespace(X)) == 1
+        assert engine(X, 3, xp=get_namespace(X)) == 2  # below it
+        assert engine(X.numpy(), 4, xp=get_namespace(X.numpy())) == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch):
@@ -434,7 +489,7 @@ def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch)
 def test_thread_parts_cover_the_rows_in_whole_blocks(monkeypatch, n, block_rows, threads):
     monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
     assert numpy_backend._thread_parts(n, block_rows, 10) == [(0, n)]  # too small to share
-    monkeypatch.setattr(numpy_backend, "_MIN_SCORES_FOR_THREADS", 0)
+    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
     parts = numpy_backend._thread_parts(n, block_rows, 10)
     assert parts[0][0] == 0
     assert parts[-1][1] == n

@@ -14,6 +14,7 @@ uses the standard-only versions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import partial
 from types import ModuleType
@@ -37,6 +38,26 @@ from .._array_api import (
 
 # centers -> (X_block -> (labels, partial squared distances)); see ``assign_for``.
 AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
+
+
+def host_threads_held(engine: Callable) -> Callable:
+    """Decorate a fit's engine ``engine(X, centers or n_clusters, ..., xp=...)``: on torch CPU
+    tensors with n·k at least NumPy's threads threshold, torch's own threads are held to one
+    while it runs (``_torch.threads_held_to_one``), and NumPy's passes then serve the tensors
+    (see ``_torch.cpu_assign_and_sum``); elsewhere it runs as it is."""
+
+    @functools.wraps(engine)
+    def run(X: Array, centers: Any, *args: Any, xp: ModuleType, **kwargs: Any) -> Any:
+        if is_torch(xp) and not is_host_rows(X) and not on_gpu(xp, X.device):
+            from . import _numpy, _torch
+
+            n_clusters = centers if isinstance(centers, int) else centers.shape[0]
+            if X.shape[0] * n_clusters >= _numpy.MIN_SCORES_FOR_THREADS:
+                with _torch.threads_held_to_one():
+                    return engine(X, centers, *args, xp=xp, **kwargs)
+        return engine(X, centers, *args, xp=xp, **kwargs)
+
+    return run
 
 
 def segment_sum_for(xp: ModuleType) -> Callable:

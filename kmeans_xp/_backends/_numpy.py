@@ -101,7 +101,7 @@ def assign_and_sum(
     NumPy's elementwise work and argmin run on one core while BLAS uses all of them; with
     threadpoolctl installed, the blocks are split between threads (NumPy releases the GIL) and
     BLAS is held to one thread inside each, as scikit-learn does with OpenMP (for large passes
-    only; see ``_MIN_SCORES_FOR_THREADS``). Labels and partial distances are bit-identical to
+    only; see ``MIN_SCORES_FOR_THREADS``). Labels and partial distances are bit-identical to
     the standard pass (same GEMM operands, same operations) where BLAS rounds a product's rows
     the same whatever its thread count, as OpenBLAS's SkylakeX kernels do on the CI machine;
     its Haswell kernels (``OPENBLAS_CORETYPE=Haswell``) do not once a product is large enough
@@ -274,7 +274,7 @@ _MIN_BLOCKS_PER_THREAD = 2
 # than the threads save. Measured per Lloyd iteration on the 2-core CI machine, one thread against
 # two: 100 000 × 32 → 64 (6.4M scores) 9.7 against 10.8 ms; 200 000 × 128 → 1024 (205M) 223
 # against 184 ms; 1 000 000 × 64 → 256 (256M) 275 against 179 ms.
-_MIN_SCORES_FOR_THREADS = 2**24
+MIN_SCORES_FOR_THREADS = 2**24
 # k-means++'s pass per center (``candidate_potentials``) shares its blocks between threads from
 # this many rows: its per-row work (a few candidates' distances, minima and weighted sums) counts
 # more than d. Measured per center on the 2-core CI machine, one thread against two (`python -m
@@ -299,7 +299,7 @@ def _thread_count() -> int:
 
 def _thread_parts(n_samples: int, block_rows: int, n_clusters: int) -> list[tuple[int, int]]:
     """Contiguous row ranges, whole blocks each, one per thread (a single range when small)."""
-    if n_samples * n_clusters < _MIN_SCORES_FOR_THREADS:
+    if n_samples * n_clusters < MIN_SCORES_FOR_THREADS:
         return [(0, n_samples)]
     return _split_blocks(n_samples, block_rows)
 

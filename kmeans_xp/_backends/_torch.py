@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import types
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -53,15 +54,50 @@ def index_add_segment_sum(
 # ---- CPU tensors: NumPy's passes on the tensors' own memory -------------------------------------
 #
 # A CPU tensor of float32 or float64 and a NumPy array can share memory (``Tensor.numpy()``,
-# ``torch.from_numpy``), so NumPy's own passes serve CPU tensors without a copy: measured on the
-# 2-core CI machine (benchmarks/RESULTS.md), a Lloyd iteration at 200 000 × 128 → 1024 took
-# 275 ms on the standard pass against NumPy's 107. Results come back as tensors over NumPy's
-# arrays (labels int32, as NumPy's passes write them).
+# ``torch.from_numpy``), so NumPy's own passes serve CPU tensors without a copy in large fits,
+# whose engines (``_lloyd.lloyd``, ``_hamerly.hamerly``, ``_init.kmeans_plusplus_indices``) hold
+# torch's threads to one meanwhile (``_backends.host_threads_held``). Results come back as
+# tensors over NumPy's arrays (labels int32, as NumPy's passes write them).
+
+
+_held_lock = threading.Lock()
+_held_depth = 0
+_held_threads = 1
+
+
+@contextlib.contextmanager
+def threads_held_to_one() -> Iterator[None]:
+    """torch's intra-op threads held to one for a fit on CPU tensors (re-entrant; restored when
+    the outermost exits). They spin for a while after each torch operation, and beside the
+    threads of NumPy's passes and BLAS on the same cores that cost more than they save:
+    measured on the 2-core CI machine, a Lloyd iteration through NumPy's passes took 27.8 ms at
+    100 000 × 32 → 64 and 336 ms at 200 000 × 128 → 1024 with torch's two threads, 12.9 and
+    154 ms with one (the standard pass before: 14.9 and 274). Like scikit-learn's own BLAS limit
+    during a fit, the setting is the process's: other threads' torch operations run on one
+    thread meanwhile. Holding it around each pass instead cost more (115 ms an iteration at
+    100 000 × 32 → 64): the setting changes once per fit."""
+    global _held_depth, _held_threads
+    with _held_lock:
+        if _held_depth == 0:
+            _held_threads = torch.get_num_threads()
+            if _held_threads > 1:
+                torch.set_num_threads(1)
+        _held_depth += 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held_depth -= 1
+            if _held_depth == 0 and _held_threads > 1:
+                torch.set_num_threads(_held_threads)
 
 
 def _numpy_views_apply(X: torch.Tensor) -> bool:
-    """Whether NumPy's versions run on CPU tensor ``X`` (float32/float64, on the CPU)."""
-    return X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64)
+    """Whether NumPy's versions run on tensor ``X``: float32/float64 on the CPU, within a fit's
+    engine holding torch's threads (``_backends.host_threads_held``: large fits only; at
+    100 000 × 32 → 64 a default fit took 0.45 s through NumPy's passes against 0.30 s on the
+    standard ones with torch's threads)."""
+    return _held_depth > 0 and X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64)
 
 
 def _view(tensor: torch.Tensor | None):
