@@ -20,6 +20,7 @@ from ._array_api import (
     accumulation_dtype,
     array_device,
     is_host_rows,
+    is_numpy,
     itemsize,
     take_rows,
     to_numpy,
@@ -220,7 +221,7 @@ def kmeans_plusplus_indices(
     potentials = own_potentials or _standard_candidate_potentials
     n_features = X.shape[1]
     once = (
-        potentials is _standard_candidate_potentials
+        not is_numpy(xp)  # (torch CPU tensors use it where NumPy's pass does not serve them)
         and not is_host_rows(X)
         and (
             n_samples * n_features * itemsize(X, xp)
