@@ -217,7 +217,7 @@ def kmeans_plusplus_indices(
     # X; on a GPU, up to the block budget): each step then reads X once, instead of reading it
     # and writing a centered copy. Larger X, and streamed X, are centered block by block.
     # NumPy's own potentials pass centers each block into a buffer it reuses (no copy needed).
-    own_potentials = None if is_host_rows(X) else candidate_potentials_for(xp, device)
+    own_potentials = None if is_host_rows(X) else candidate_potentials_for(xp)
     potentials = own_potentials or _standard_candidate_potentials
     n_features = X.shape[1]
     once = (

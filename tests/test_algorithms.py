@@ -330,7 +330,7 @@ def test_numpy_kmeans_plusplus_on_threads_picks_the_standard_versions_rows(monke
     _, fast = kmeans_plusplus(X, 20, random_state=7)
     assert len(shared) == 19  # one pass per center after the first, each on two threads
     assert all(len(parts) == 2 for parts in shared)
-    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp, device: None)
+    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp: None)
     _, standard = kmeans_plusplus(X, 20, random_state=7)
     np.testing.assert_array_equal(fast, standard)
 

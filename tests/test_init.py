@@ -332,7 +332,7 @@ def test_kmeans_parallel_passes_over_x_do_not_grow_with_k(monkeypatch):
     monkeypatch.setattr(init_module, "_sq_distances", counting_sq_distances)
     monkeypatch.setattr(init_module, "kmeans_plusplus_indices", flagged_plusplus)
     # The standard k-means++ pass, whose rows _sq_distances counts (NumPy's own skips it).
-    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp, device: None)
+    monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp: None)
     passes = {}
     for k in (2, 40):
         rows_seen["n"] = 0

@@ -223,14 +223,14 @@ def centered_for_passes(
         return None
 
 
-def candidate_potentials_for(xp: ModuleType, device: Any) -> Callable | None:
+def candidate_potentials_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_init._standard_candidate_potentials`` (k-means++'s pass
     over X per center on the host), or None to use the standard one."""
     if is_numpy(xp):
         from . import _numpy
 
         return _numpy.candidate_potentials
-    if is_torch(xp) and not on_gpu(xp, device):  # NumPy's on CPU tensors
+    if is_torch(xp):  # NumPy's on CPU tensors
         from . import _torch
 
         return _torch.cpu_candidate_potentials

@@ -75,7 +75,8 @@ def threads_held_to_one() -> Iterator[None]:
     154 ms with one (the standard pass before: 14.9 and 274). Like scikit-learn's own BLAS limit
     during a fit, the setting is the process's: other threads' torch operations run on one
     thread meanwhile. Holding it around each pass instead cost more (115 ms an iteration at
-    100 000 × 32 → 64): the setting changes once per fit."""
+    100 000 × 32 → 64): the setting changes once per fit (benchmarks/RESULTS.md, "torch CPU
+    tensors on NumPy's passes")."""
     global _held_depth, _held_threads
     with _held_lock:
         if _held_depth == 0:
