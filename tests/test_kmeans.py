@@ -11,7 +11,7 @@ from helpers import assert_labels_are_argmin, blobs, inertia64, nearest64, same_
 import kmeans_xp
 import kmeans_xp._kmeans as kmeans_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans
-from kmeans_xp._array_api import get_namespace, library_name
+from kmeans_xp._array_api import get_namespace, library_name, to_numpy
 
 THREE_CENTERS = [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0]]
 
@@ -418,6 +418,43 @@ def test_no_warnings_on_a_clean_fit(xp):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         KMeans(n_clusters=3, random_state=0).fit(xp.asarray(X)).predict(xp.asarray(X))
+
+
+@pytest.mark.parametrize("name", ["torch", "torch_cuda"])
+def test_tensors_that_require_grad_are_fitted_as_values(backend_named, name):
+    """Tensors recording autograd are detached at the door: no result requires grad or carries a
+    graph, nothing warns, the results are those of the detached tensors, and the caller's tensors
+    keep requires_grad."""
+    backend = backend_named(name)
+    torch = backend.xp
+    X_np, _ = blobs(20, THREE_CENTERS, seed=3)
+    X = torch.asarray(X_np, device=backend.device).requires_grad_(True)
+    w = torch.full((X.shape[0],), 2.0, dtype=X.dtype, device=backend.device, requires_grad=True)
+    init = X[:3] * 1.0  # not a leaf: carries X's graph
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        km = KMeans(n_clusters=3, init=init).fit(X, sample_weight=w)
+        plain = KMeans(n_clusters=3, init=init.detach()).fit(X.detach(), sample_weight=w.detach())
+        results = {
+            "cluster_centers_": km.cluster_centers_,
+            "predict": km.predict(X),
+            "transform": km.transform(X),
+            "fit_transform": KMeans(n_clusters=3, random_state=0).fit_transform(X),
+            "MiniBatchKMeans": kmeans_xp.MiniBatchKMeans(3, random_state=0).fit(X).cluster_centers_,
+            "kmeans_plusplus": kmeans_xp.kmeans_plusplus(X, 3, random_state=0)[0],
+            "silhouette_samples": kmeans_xp.silhouette_samples(X, km.labels_),
+        }
+        score = km.score(X, sample_weight=w)
+    for what, result in results.items():
+        assert not result.requires_grad, what
+        assert result.grad_fn is None, what
+    np.testing.assert_array_equal(to_numpy(km.cluster_centers_), to_numpy(plain.cluster_centers_))
+    np.testing.assert_array_equal(to_numpy(km.labels_), to_numpy(plain.labels_))
+    assert km.inertia_ == plain.inertia_
+    assert score == plain.score(X.detach(), sample_weight=w.detach())
+    assert X.requires_grad
+    assert w.requires_grad
+    assert X.grad is None
 
 
 def test_runs_with_equal_inertia_keep_the_first(xp, monkeypatch):
