@@ -32,6 +32,7 @@ from ._backends import segment_sum_for
 from ._init import reduce_candidates
 from ._lloyd import labels_and_inertia, pass_for, stop_after_iteration
 from ._primitives import block_rows_for, squared_norms
+from ._validation import check_magnitude
 
 
 def is_dask_collection(X: Any) -> bool:
@@ -185,13 +186,14 @@ def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
             meta = chunk_meta(X, 1, X.dtype)
             w = w.map_blocks(_as_library_of, meta, dtype=X.dtype, meta=meta)
     X, w = dask.persist(X, w)
-    n_bad, n_negative, total, mean, var = dask.compute(
-        (~da.isfinite(X)).sum(), (w < 0).sum(), w.sum(), X.mean(axis=0, dtype=np.float64),
-        X.var(axis=0, dtype=np.float64),
+    n_bad, largest, n_negative, total, mean, var = dask.compute(
+        (~da.isfinite(X)).sum(), abs(X).max(), (w < 0).sum(), w.sum(),
+        X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
     )  # fmt: skip
     if n_bad:
         msg = f"X contains {int(n_bad)} NaN or infinite value(s); K-Means needs finite values."
         raise ValueError(msg)
+    check_magnitude(float(largest), "X", np.finfo(X.dtype), X.dtype, shape=X.shape)
     if n_negative or not total > 0:
         msg = "sample_weight must be non-negative and not all zero."
         raise ValueError(msg)

@@ -44,13 +44,13 @@ from ._primitives import block_row_bytes, block_rows_for, cupy_pass_row_bytes, d
 from ._streaming import STATE_BYTES_PER_ROW, HostRows
 from ._validation import (
     check_data,
-    check_finite,
     check_initial_centers,
     check_integer,
     check_positive_real,
     check_random_state,
     check_sample_weight,
     check_tolerance,
+    check_values,
 )
 from .exceptions import ConvergenceWarning
 
@@ -100,7 +100,7 @@ def _prepare(
     block_rows = block_rows_for(
         n_samples, n_features, n_clusters, itemsize(X, xp), xp=xp, device=x_device
     )
-    check_finite(X, "X", xp=xp, block_rows=block_rows)
+    check_values(X, "X", xp=xp, block_rows=block_rows)
     weights = check_sample_weight(sample_weight, X, xp=xp, device=x_device, block_rows=block_rows)
     source = X
     if device is not None:
@@ -616,7 +616,7 @@ class FittedCentersMixin:
         block_rows = block_rows_for(
             X.shape[0], X.shape[1], centers.shape[0], itemsize(X, xp), xp=xp, device=device
         )
-        check_finite(X, name, xp=xp, block_rows=block_rows)
+        check_values(X, name, xp=xp, block_rows=block_rows)
         return X, centers, offset, xp, block_rows
 
     def predict(self, X: Any) -> Array:

@@ -29,7 +29,7 @@ from ._primitives import (
     row_blocks,
     squared_norms,
 )
-from ._validation import check_data, check_finite, check_labels, check_random_state
+from ._validation import check_data, check_labels, check_random_state, check_values
 
 __all__ = [
     "calinski_harabasz_score",
@@ -49,7 +49,7 @@ class _Scored:
         X, xp, device = check_data(X, "X")
         n_samples = X.shape[0]
         self.block_rows = block_rows_for(n_samples, X.shape[1], 1, 8, xp=xp, device=device)
-        check_finite(X, "X", xp=xp, block_rows=self.block_rows)
+        check_values(X, "X", xp=xp, block_rows=self.block_rows)
         codes, n_labels = check_labels(labels, n_samples)
         if not 2 <= n_labels <= n_samples - 1:
             msg = (

@@ -5,6 +5,7 @@ The algorithm modules assume validated input (finite, 2-D, floating, on one devi
 
 from __future__ import annotations
 
+import math
 import numbers
 from types import ModuleType
 from typing import Any
@@ -130,16 +131,85 @@ def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
     return X, xp, device
 
 
-def check_finite(A: Array, name: str, *, xp: ModuleType, block_rows: int) -> None:
-    """Raise ValueError if A holds NaN or infinity (checked by row blocks, one host sync)."""
-    n_bad = None
+def largest_magnitude(A: Array, name: str, *, xp: ModuleType, block_rows: int) -> float:
+    """A's largest absolute value (by row blocks, one host sync); ValueError if A holds NaN or
+    infinity.
+
+    One reduction answers both questions: a block's max(|A|) is NaN or infinite exactly where
+    the block holds a NaN or an infinity (the array API standard's ``max`` propagates NaN).
+    The offending values are counted, for the message, only then.
+    """
+    peak = None
     for start, stop in row_blocks(A.shape[0], block_rows):
-        bad = xp.sum(xp.astype(~xp.isfinite(A[start:stop, ...]), xp.int64))
-        n_bad = bad if n_bad is None else n_bad + bad
-    n_bad = int(n_bad)
-    if n_bad:
+        block_peak = xp.max(xp.abs(A[start:stop, ...]))
+        peak = block_peak if peak is None else xp.max(xp.stack([peak, block_peak]))
+    largest = 0.0 if peak is None else float(peak)
+    if not math.isfinite(largest):
+        n_bad = sum(
+            int(xp.sum(xp.astype(~xp.isfinite(A[start:stop, ...]), xp.int64)))
+            for start, stop in row_blocks(A.shape[0], block_rows)
+        )
         msg = f"{name} contains {n_bad} NaN or infinite value(s); K-Means needs finite values."
         raise ValueError(msg)
+    return largest
+
+
+def check_finite(A: Array, name: str, *, xp: ModuleType, block_rows: int) -> None:
+    """Raise ValueError if A holds NaN or infinity (checked by row blocks, one host sync)."""
+    largest_magnitude(A, name, xp=xp, block_rows=block_rows)
+
+
+def check_values(
+    X: Array, name: str, *, xp: ModuleType, block_rows: int, n_samples: int | None = None
+) -> None:
+    """Raise ValueError unless the rows of X (data or centers) are finite, and their squared
+    distances neither overflow X's dtype nor all fall below its smallest normal number.
+
+    ``n_samples``: how many rows' distances a fit adds up (X's rows unless X holds centers).
+    """
+    largest = largest_magnitude(X, name, xp=xp, block_rows=block_rows)
+    if n_samples is None:
+        n_samples = X.shape[0]
+    check_magnitude(largest, name, xp.finfo(X.dtype), X.dtype, shape=(n_samples, X.shape[1]))
+
+
+def check_magnitude(
+    largest: float, name: str, finfo: Any, dtype: Any, *, shape: tuple[int, int]
+) -> None:
+    """Raise ValueError where values up to ``largest`` in absolute value, in an (n, d) array of
+    ``dtype`` (``finfo``: its ``xp.finfo``), make K-Means' squared distances meaningless.
+
+    Two rows within ±M are at most 4·d·M² apart, squared. The expanded form ‖x‖² − 2x·c + ‖c‖²
+    on rows centered by the column means (each value then within ±2M) has terms up to 16·d·M²,
+    and a fit adds n distances in float64. Where that overflows, distances are infinite or NaN
+    and the labels arbitrary. Where even 4·d·M² is below the dtype's smallest normal number,
+    every distance is subnormal or zero and the labels arbitrary too (M = 0 is not an error:
+    constant data are clustered as such).
+    """
+    n_samples, n_features = shape
+    highest = math.sqrt(min(float(finfo.max), _FLOAT64_MAX / n_samples) / (16 * n_features))
+    lowest = math.sqrt(float(finfo.smallest_normal) / (4 * n_features))
+    if largest > highest:
+        hint = " or pass it as float64" if float(finfo.max) < _FLOAT64_MAX else ""
+        msg = (
+            f"{name}'s largest absolute value, {largest:.3g}, is too large for K-Means in {dtype}: "
+            f"with {n_features} feature(s) and {n_samples} row(s), squared distances can "
+            f"overflow once values exceed {highest:.3g}. Rescale {name} (divide it by a "
+            f"constant){hint}."
+        )
+        raise ValueError(msg)
+    if 0 < largest < lowest:
+        msg = (
+            f"{name}'s largest absolute value, {largest:.3g}, is too small for K-Means in "
+            f"{dtype}: with {n_features} feature(s), every squared distance is below the "
+            f"smallest normal {dtype} number ({float(finfo.smallest_normal):.3g}) unless a "
+            f"value exceeds {lowest:.3g}, so distances lose their precision. Rescale {name} "
+            "(multiply it by a constant)."
+        )
+        raise ValueError(msg)
+
+
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 def _check_companion(value: Any, name: str, X: Array, xp: ModuleType, device: Any) -> Array:
@@ -202,7 +272,7 @@ def check_initial_centers(
         )
         raise ValueError(msg)
     centers = xp.astype(centers, X.dtype)
-    check_finite(centers, name, xp=xp, block_rows=n_clusters)
+    check_values(centers, name, xp=xp, block_rows=n_clusters, n_samples=X.shape[0])
     return centers
 
 

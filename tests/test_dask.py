@@ -88,6 +88,7 @@ def test_dask_float32_stays_float32(client):
         (lambda X: X, {"init": "random", "n_init": 3}, ValueError, r"n_init=3"),
         (lambda X: X[:, 0], {"init": "random"}, ValueError, r"2-D"),
         (lambda X: da.where(X > 5, np.nan, X), {"init": "random"}, ValueError, r"NaN"),
+        (lambda X: X * 1e160, {"init": "random"}, ValueError, r"too large for K-Means in float64"),
         (lambda X: X[:3], {"init": "random"}, ValueError, r"n_samples=3 should be >= n_clusters=8"),
         (lambda X: X, {"matmul_precision": "high"}, ValueError, r"apply to in-memory X"),
         (lambda X: X, {"device": "cuda"}, ValueError, r"device='cuda' apply to in-memory X"),

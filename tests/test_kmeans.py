@@ -426,7 +426,7 @@ def test_tensors_that_require_grad_are_fitted_as_values(backend_named, name):
     graph, nothing warns, the results are those of the detached tensors, and the caller's tensors
     keep requires_grad."""
     backend = backend_named(name)
-    torch = backend.xp
+    torch = backend.module
     X_np, _ = blobs(20, THREE_CENTERS, seed=3)
     X = torch.asarray(X_np, device=backend.device).requires_grad_(True)
     w = torch.full((X.shape[0],), 2.0, dtype=X.dtype, device=backend.device, requires_grad=True)

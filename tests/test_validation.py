@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from helpers import assert_labels_are_argmin, blobs, same_partition
 
-from kmeans_xp import KMeans, NotFittedError, kmeans, kmeans_plusplus
+from kmeans_xp import KMeans, NotFittedError, kmeans, kmeans_plusplus, silhouette_samples
+from kmeans_xp._validation import largest_magnitude
 
 X_OK = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
 
@@ -195,3 +199,67 @@ def test_dask_arrays_are_refused_clearly_where_not_supported():
     ):
         with pytest.raises(TypeError, match=r"dask arrays are taken by KMeans.fit and"):
             call()
+
+
+def _limits(dtype, n_samples: int, n_features: int) -> tuple[float, float]:
+    """check_magnitude's largest and smallest accepted |value|, recomputed from its docstring."""
+    finfo = np.finfo(dtype)
+    f64_max = float(np.finfo(np.float64).max)
+    highest = np.sqrt(min(float(finfo.max), f64_max / n_samples) / (16 * n_features))
+    lowest = np.sqrt(float(finfo.smallest_normal) / (4 * n_features))
+    return float(highest), float(lowest)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("side", ["too large", "too small"])
+def test_values_whose_squared_distances_overflow_or_underflow_are_refused(xp, dtype, side):
+    X, _ = blobs(20, [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0]], seed=4)
+    X /= np.abs(X).max()  # largest |value| 1
+    highest, lowest = _limits(dtype, *X.shape)
+    scale = 4 * highest if side == "too large" else lowest / 4
+    bad = xp.asarray((X * scale).astype(dtype))
+    pattern = rf"X's largest absolute value, .*, is {side} for K-Means in .*{np.dtype(dtype)}"
+    with pytest.raises(ValueError, match=pattern):
+        KMeans(n_clusters=3, random_state=0).fit(bad)
+    model = KMeans(n_clusters=3, random_state=0).fit(xp.asarray(X.astype(dtype)))
+    for method in (model.predict, model.transform, model.score):
+        with pytest.raises(ValueError, match=pattern):
+            method(bad)
+    with pytest.raises(ValueError, match=pattern):
+        silhouette_samples(bad, np.arange(X.shape[0]) % 3)
+    init_pattern = pattern.replace("X's", "init's")
+    init = xp.to_numpy(bad)[[np.abs(X).max(axis=1).argmax(), 0, 1]]  # holds the largest
+    with pytest.raises(ValueError, match=init_pattern):
+        KMeans(n_clusters=3, init=init).fit(xp.asarray(X.astype(dtype)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("side", ["large", "small"])
+def test_values_just_inside_the_limits_are_clustered_exactly(xp, dtype, side):
+    """The limits are not too loose: at half the largest (twice the smallest) accepted value the
+    fit's centers are finite and its labels the float64 argmin, as for the unscaled data."""
+    X, groups = blobs(20, [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0]], seed=4)
+    X /= np.abs(X).max()
+    highest, lowest = _limits(dtype, *X.shape)
+    X = (X * (highest / 2 if side == "large" else 2 * lowest)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        km = KMeans(n_clusters=3, random_state=0).fit(xp.asarray(X))
+    centers = xp.to_numpy(km.cluster_centers_).astype(np.float64)
+    assert np.isfinite(centers).all()
+    assert np.isfinite(km.inertia_)
+    assert same_partition(xp.to_numpy(km.labels_), groups)
+    assert_labels_are_argmin(X.astype(np.float64), centers, xp.to_numpy(km.labels_))
+
+
+def test_non_finite_values_are_found_in_any_block(xp):
+    """The largest |value| is reduced over the blocks; a NaN or infinity in any one block wins."""
+    A = np.arange(12.0).reshape(6, 2) - 5.0  # largest |value| 6, in the last block
+    assert largest_magnitude(xp.asarray(A), "A", xp=xp.xp, block_rows=1) == 6.0
+    for row in range(6):
+        for bad in (np.nan, np.inf, -np.inf):
+            B = A.copy()
+            B[row, 1] = bad
+            with pytest.raises(ValueError, match=r"A contains 1 NaN or infinite value\(s\)"):
+                largest_magnitude(xp.asarray(B), "A", xp=xp.xp, block_rows=1)
+
