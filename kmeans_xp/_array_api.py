@@ -134,6 +134,18 @@ def as_supported_array(x: Any, name: str) -> Array:
     scikit-learn does. Dask arrays are refused rather than silently computed into memory (the
     estimator's fit and predict take them through ``_dask``).
     """
+    _refuse_sparse(x, name)
+    if isinstance(x, np.ma.MaskedArray):
+        if np.ma.getmask(x) is not np.ma.nomask and x.mask.any():
+            msg = (
+                f"{name} is a NumPy masked array with {int(np.count_nonzero(x.mask))} masked "
+                f"value(s); K-Means has no notion of missing values: fill them "
+                f"({name}.filled(value)) or drop their rows first."
+            )
+            raise TypeError(msg)
+        return np.asarray(x)  # nothing masked: the values as a plain array
+    if isinstance(x, np.matrix):
+        return np.asarray(x)  # the same values; np.matrix's operators would change the algebra
     if is_supported_array(x):
         if array_api_compat.is_torch_array(x) and x.requires_grad:
             return x.detach()
@@ -149,6 +161,21 @@ def as_supported_array(x: Any, name: str) -> Array:
     except (ValueError, TypeError) as exc:
         msg = f"{name} could not be converted to an array: {exc}"
         raise ValueError(msg) from exc
+
+
+def _refuse_sparse(x: Any, name: str) -> None:
+    """TypeError for sparse matrices (SciPy's, CuPy's, torch's sparse layouts): K-Means here
+    works on dense rows, and densifying silently could take far more memory than the caller
+    expects."""
+    module = type(x).__module__
+    torch_sparse = array_api_compat.is_torch_array(x) and x.layout != _torch_module().strided
+    if torch_sparse or module.startswith(("scipy.sparse", "cupyx.scipy.sparse")):
+        densify = f"{name}.to_dense()" if torch_sparse else f"{name}.toarray()"
+        msg = (
+            f"{name} is a sparse {type(x).__name__} ({module}); kmeans_xp clusters dense "
+            f"arrays: pass {densify} if it fits in memory."
+        )
+        raise TypeError(msg)
 
 
 def to_numpy(x: Array) -> np.ndarray:

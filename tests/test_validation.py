@@ -263,3 +263,37 @@ def test_non_finite_values_are_found_in_any_block(xp):
             with pytest.raises(ValueError, match=r"A contains 1 NaN or infinite value\(s\)"):
                 largest_magnitude(xp.asarray(B), "A", xp=xp.xp, block_rows=1)
 
+
+def test_sparse_matrices_are_refused_with_how_to_densify(backend_named):
+    sparse = pytest.importorskip("scipy.sparse")
+    for matrix in (sparse.csr_matrix(X_OK), sparse.csr_array(X_OK), sparse.coo_matrix(X_OK)):
+        with pytest.raises(TypeError, match=r"X is a sparse .* pass X\.toarray\(\)"):
+            fit(matrix)
+    with pytest.raises(TypeError, match=r"sample_weight is a sparse .*sample_weight\.toarray\(\)"):
+        fit(sample_weight=sparse.csr_matrix(np.ones((1, 4))))
+    torch = backend_named("torch").module
+    with pytest.raises(TypeError, match=r"X is a sparse Tensor \(torch\).* pass X\.to_dense\(\)"):
+        fit(torch.asarray(X_OK).to_sparse())
+
+
+def test_masked_arrays_with_masked_values_are_refused():
+    X = np.ma.masked_array(X_OK, mask=[[0, 0], [0, 1], [0, 0], [1, 1]])
+    with pytest.raises(TypeError, match=r"X is a NumPy masked array with 3 masked value\(s\)"):
+        fit(X)
+    with pytest.raises(TypeError, match=r"X is a NumPy masked array"):
+        fit().predict(X)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize(
+    "wrap",
+    [np.asmatrix, np.ma.masked_array, lambda X: np.ma.masked_array(X, mask=np.zeros_like(X))],
+)
+def test_matrices_and_unmasked_arrays_are_clustered_as_plain_arrays(wrap):
+    plain = fit()
+    km = fit(wrap(X_OK))
+    assert type(km.labels_) is np.ndarray
+    assert type(km.cluster_centers_) is np.ndarray
+    np.testing.assert_array_equal(km.labels_, plain.labels_)
+    np.testing.assert_array_equal(km.cluster_centers_, plain.cluster_centers_)
+    assert type(km.predict(wrap(X_OK))) is np.ndarray
