@@ -13,6 +13,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._array_api import (
     Array,
     array_device,
@@ -27,7 +29,7 @@ from ._array_api import (
     to_numpy,
 )
 from ._backends import centered_for_passes, pass_runs_cupy_kernels, resolve_precision
-from ._base import ClustererMixin, ParamsMixin
+from ._base import ClustererMixin, FeatureNamesMixin, ParamsMixin, feature_names_of
 from ._certified import check_precision
 from ._dask import fit_dask, is_dask_collection, predict_dask
 from ._hamerly import hamerly
@@ -584,9 +586,9 @@ def kmeans(
 # --------------------------------------------------------------------------------------------
 
 
-class FittedCentersMixin:
+class FittedCentersMixin(FeatureNamesMixin):
     """predict, transform and score from ``cluster_centers_`` and the training mean ``_offset``,
-    shared by the estimators (their fit sets both, and ``n_features_in_``)."""
+    shared by the estimators (their fit sets both, ``n_features_in_`` and the feature names)."""
 
     def __getstate__(self) -> dict[str, Any]:
         # The per-library copies of the centers are a cache: rebuilt on demand, never pickled.
@@ -600,6 +602,7 @@ class FittedCentersMixin:
     def _fitted_like(self, X: Any, name: str = "X") -> tuple[Array, Array, Array, Any, int]:
         """Validated X, and the centers and offset as arrays of X's library, device and dtype."""
         self._check_is_fitted()
+        self._check_feature_names(X)
         X, xp, device = check_data(X, name)
         if X.shape[1] != self.n_features_in_:
             msg = (
@@ -633,9 +636,16 @@ class FittedCentersMixin:
         return labels
 
     def transform(self, X: Any) -> Array:
-        """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)."""
+        """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)
+        (a DataFrame after ``set_output(transform="pandas")`` for NumPy results)."""
+        X_given = X
         X, centers, offset, xp, block_rows = self._fitted_like(X)
-        return distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
+        distances = distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
+        return self._wrap_transform_output(distances, X_given)
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
+        """Fit, then return ``transform(X)``."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the inertia of X for the fitted centers (higher is better)."""
@@ -685,6 +695,10 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         If positive, print one line per iteration (inertia, center shift) and why a run stopped.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Randomness is drawn on the host, so one seed gives the same start on every backend.
+    copy_x : bool, default True
+        Accepted so that scikit-learn code runs unchanged; both values behave the same. X is
+        never modified (scikit-learn's ``copy_x=False`` centers X in place during the fit; here
+        rows are centered as they are read, see Notes).
     algorithm : {"auto", "lloyd", "hamerly", "elkan"}, default "auto"
         How each Lloyd iteration finds the nearest centers; all give the same iterations (labels
         may differ only at genuine near-ties). ``"lloyd"``: every distance, by blocked GEMM.
@@ -737,13 +751,19 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         Lloyd iterations of the best run.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : numpy.ndarray of str
+        The column names of a DataFrame X, when all are strings (as in scikit-learn); new data
+        for ``predict``, ``transform`` and ``score`` must then have the same names.
 
     Notes
     -----
     *Arrays in, arrays out.* X may be a NumPy, CuPy, PyTorch (any device) or array-api-strict
-    array; other inputs (lists, pandas) are converted with NumPy. ``sample_weight`` and an
-    explicit ``init`` may be Python sequences, NumPy arrays or arrays of X's library (copied to
-    X's device); an array of another device library raises ``TypeError``. ``predict``,
+    array; other inputs (lists, pandas) are converted with NumPy. ``transform`` returns a pandas
+    or polars DataFrame for NumPy results after ``set_output(transform="pandas")`` (or
+    ``"polars"``), with ``get_feature_names_out()`` (``kmeans0``, ``kmeans1``, ...) as columns.
+    ``sample_weight`` and an explicit ``init`` may be Python sequences, NumPy arrays or arrays of
+    X's library (copied to X's device); an array of another device library raises
+    ``TypeError``. ``predict``,
     ``transform`` and ``score`` accept arrays of any supported library: the centers are copied to
     that library and device once and cached.
 
@@ -784,6 +804,7 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         tol: float = 1e-4,
         verbose: int = 0,
         random_state: Any = None,
+        copy_x: bool = True,
         algorithm: str = "auto",
         oversampling_factor: float = 2.0,
         n_rounds: int = 5,
@@ -798,6 +819,7 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         self.tol = tol
         self.verbose = verbose
         self.random_state = random_state
+        self.copy_x = copy_x
         self.algorithm = algorithm
         self.oversampling_factor = oversampling_factor
         self.n_rounds = n_rounds
@@ -828,10 +850,17 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None = None
     ) -> KMeans:
         """``fit``, with the per-iteration hook the command line's progress bar uses."""
+        if not isinstance(self.copy_x, (bool, np.bool_)):
+            msg = f"copy_x must be True or False, got copy_x={self.copy_x!r}."
+            raise TypeError(msg)
+        names = feature_names_of(X)
         if is_dask_collection(X):
-            return self._fit_dask(X, sample_weight)
-        with bounded_residency(X):
-            return self._fit_in_memory(X, sample_weight, on_iteration)
+            self._fit_dask(X, sample_weight)
+        else:
+            with bounded_residency(X):
+                self._fit_in_memory(X, sample_weight, on_iteration)
+        self._set_feature_names(names)
+        return self
 
     def _fit_in_memory(
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None
@@ -903,19 +932,16 @@ class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         """Fit, then return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
-    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
-        """Fit, then return ``transform(X)``."""
-        return self.fit(X, sample_weight=sample_weight).transform(X)
-
     # ---- model files and pickling -------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` as an ``.npz`` file (no pickle); see :func:`load`.
 
         The file holds the centers, the training labels, the training mean and JSON metadata
-        (format version, parameters, n_features, dtype, inertia, n_iter, kmeans_xp version, a
-        SHA-256 checksum). Arrays are saved from any library; ``load(path, like=...)`` puts them
-        back in any library and device.
+        (format version, parameters, n_features, the feature names when fitted on named
+        columns, dtype, inertia, n_iter, kmeans_xp version, a SHA-256 checksum). Arrays are
+        saved from any library; ``load(path, like=...)`` puts them back in any library and
+        device.
 
         A callable ``init`` cannot be saved (a model file never holds code): a ``TypeError``
         says so. A ``random_state`` that is a Generator or RandomState is stored as None.

@@ -28,7 +28,7 @@ from ._array_api import (
     to_numpy,
 )
 from ._backends import segment_sum_for
-from ._base import ClustererMixin, ParamsMixin
+from ._base import ClustererMixin, ParamsMixin, feature_names_of
 from ._kmeans import (
     FittedCentersMixin,
     _check_init,
@@ -162,6 +162,7 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         self : MiniBatchKMeans
         """
         settings = self._checked_settings()
+        names = feature_names_of(X)
         prep = _prepare(X, settings["n_clusters"], sample_weight)
         xp, n_samples = prep.xp, prep.X.shape[0]
         rng = check_random_state(self.random_state)
@@ -211,6 +212,7 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         else:
             per_row = monitor.last if monitor.smoothed is None else monitor.smoothed
             self.inertia_ = float(per_row * n_samples)
+        self._set_feature_names(names)
         return self
 
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MiniBatchKMeans:
@@ -231,7 +233,9 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
         """
         settings = self._checked_settings()
         started = hasattr(self, "_step_state")
+        names = feature_names_of(X)
         if started:
+            self._check_feature_names(X, stacklevel=3)
             X = self._checked_batch(X)
         # The first batch must hold at least n_clusters rows (_prepare says so); later ones any.
         prep = _prepare(X, settings["n_clusters"] if not started else 1, sample_weight)
@@ -249,6 +253,7 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
             self._step_state = _StepState(centers, prep, batch_size)
             self._offset = prep.offset
             self.n_steps_ = 0
+            self._set_feature_names(names)
         else:
             # Batches are centered by the first batch's mean, as the centers are.
             prep = prep._replace(offset=self._offset)

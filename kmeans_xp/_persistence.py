@@ -104,6 +104,9 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
         "n_iter": int(model.n_iter_),
         "fitted_with": library_name(model.cluster_centers_),
     }
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        metadata["feature_names_in"] = [str(name) for name in names]
     metadata["sha256"] = _digest(arrays, metadata)
     with open(path, "wb") as f:
         np.savez(f, metadata=np.asarray(json.dumps(metadata, sort_keys=True)), **arrays)
@@ -178,6 +181,9 @@ def _check(path: Any, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -
     params = metadata.get("params")
     if not isinstance(params, dict) or params.get("n_clusters") != k:
         raise _bad(path, f"its parameters {params!r} do not match {k} cluster centers")
+    names = metadata.get("feature_names_in", [""] * d)
+    if not (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)):
+        raise _bad(path, f"feature_names_in {names!r} is not a list of {d} strings")
 
 
 def load(path: str | os.PathLike, *, like: Any = None) -> Any:
@@ -194,8 +200,8 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
     Returns
     -------
     KMeans
-        Fitted, with ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_`` and
-        ``n_features_in_`` as saved.
+        Fitted, with ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_``,
+        ``n_features_in_`` and ``feature_names_in_`` (when fitted on named columns) as saved.
 
     Raises
     ------
@@ -235,6 +241,8 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
     model.inertia_ = float(metadata["inertia"])
     model.n_iter_ = int(metadata["n_iter"])
     model.n_features_in_ = int(metadata["n_features_in"])
+    if "feature_names_in" in metadata:
+        model.feature_names_in_ = np.asarray(metadata["feature_names_in"], dtype=object)
     model._offset = move_to(arrays["offset"], xp, device)
     model._fitted_cache = {}
     return model

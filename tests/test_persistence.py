@@ -234,3 +234,29 @@ def test_kmeans_parallel_parameters_survive_a_model_file(tmp_path):
         3,
         1.5,
     )
+
+
+def test_feature_names_survive_a_model_file(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from kmeans_xp._persistence import _digest
+
+    frame = pd.DataFrame(tutorial_blobs(), columns=["width", "height"])
+    KMeans(3, random_state=0).fit(frame).save(tmp_path / "named.npz")
+    model = load(tmp_path / "named.npz")
+    assert model.feature_names_in_.tolist() == ["width", "height"]
+    with pytest.raises(ValueError, match=r"feature names should match"):
+        model.predict(frame.rename(columns={"height": "depth"}))
+    KMeans(3, random_state=0).fit(tutorial_blobs()).save(tmp_path / "plain.npz")
+    assert not hasattr(load(tmp_path / "plain.npz"), "feature_names_in_")
+
+    def forge(arrays):
+        metadata = metadata_of(arrays)
+        del metadata["sha256"]
+        metadata["feature_names_in"] = ["width"]  # one name for two features
+        data = {k: v for k, v in arrays.items() if k != "metadata"}
+        metadata["sha256"] = _digest(data, metadata)
+        set_metadata(arrays, metadata)
+
+    rewrite(tmp_path / "named.npz", forge)
+    with pytest.raises(ModelFileError, match=r"feature_names_in \['width'\] is not a list of 2"):
+        load(tmp_path / "named.npz")

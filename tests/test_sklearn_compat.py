@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from helpers import blobs
 
-from kmeans_xp import KMeans
+from kmeans_xp import KMeans, MiniBatchKMeans, NotFittedError
 
 X, _ = blobs(30, [[0.0, 0.0], [5.0, 5.0], [10.0, 0.0]], seed=0)
 
@@ -32,6 +33,7 @@ def test_get_and_set_params():
         "tol": 1e-3,
         "verbose": 0,
         "random_state": None,
+        "copy_x": True,
         "algorithm": "auto",
         "oversampling_factor": 2.0,
         "n_rounds": 5,
@@ -89,3 +91,127 @@ def test_check_is_fitted_and_tags():
     assert utils.get_tags(KMeans()).estimator_type == "clusterer"
     base = pytest.importorskip("sklearn.base")
     assert base.is_clusterer(KMeans())
+
+
+# ---- feature names, set_output, copy_x -------------------------------------------------------
+
+
+def _frame(columns=("a", "b")):
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(X, columns=list(columns), index=np.arange(100, 100 + len(X)))
+
+
+@pytest.mark.parametrize("estimator", [KMeans, MiniBatchKMeans])
+def test_feature_names_are_kept_and_checked_like_scikit_learns(estimator):
+    frame = _frame()
+    model = estimator(n_clusters=3, random_state=0).fit(frame)
+    assert model.feature_names_in_.tolist() == ["a", "b"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = model.predict(frame)
+    np.testing.assert_array_equal(labels, model.labels_)
+    with pytest.raises(ValueError, match=r"the same names in another order"):
+        model.predict(frame[["b", "a"]])
+    with pytest.raises(ValueError, match=r"not seen at fit: \['c'\]; .* missing: \['b'\]"):
+        model.transform(frame.rename(columns={"b": "c"}))
+    with pytest.warns(UserWarning, match=r"X does not have valid feature names, but"):
+        model.score(X)
+    model.fit(X)  # refitted on an array: the names go
+    assert not hasattr(model, "feature_names_in_")
+    with pytest.warns(UserWarning, match=r"X has feature names, but .* fitted without"):
+        model.predict(frame)
+    unnamed = estimator(n_clusters=3, random_state=0).fit(_frame(columns=(0, 1)))
+    assert not hasattr(unnamed, "feature_names_in_")
+    with pytest.raises(TypeError, match=r"X's column names mix strings with other types"):
+        estimator(n_clusters=3).fit(_frame(columns=("a", 1)))
+
+
+def test_partial_fit_keeps_the_first_batchs_names_and_checks_the_rest():
+    frame = _frame()
+    model = MiniBatchKMeans(n_clusters=3, random_state=0).partial_fit(frame)
+    model.partial_fit(frame)
+    assert model.feature_names_in_.tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match=r"another order"):
+        model.partial_fit(frame[["b", "a"]])
+
+
+def test_get_feature_names_out():
+    km = KMeans(n_clusters=3, random_state=0)
+    with pytest.raises(NotFittedError):
+        km.get_feature_names_out()
+    km.fit(X)
+    assert km.get_feature_names_out().tolist() == ["kmeans0", "kmeans1", "kmeans2"]
+    assert km.get_feature_names_out(["x0", "x1"]).tolist() == ["kmeans0", "kmeans1", "kmeans2"]
+    with pytest.raises(ValueError, match=r"input_features should have 2 names .* got 3"):
+        km.get_feature_names_out(["x0", "x1", "x2"])
+    mb = MiniBatchKMeans(n_clusters=2, random_state=0).fit(_frame())
+    assert mb.get_feature_names_out().tolist() == ["minibatchkmeans0", "minibatchkmeans1"]
+    with pytest.raises(ValueError, match=r"input_features should equal feature_names_in_"):
+        mb.get_feature_names_out(["b", "a"])
+
+
+@pytest.mark.parametrize("estimator", [KMeans, MiniBatchKMeans])
+def test_set_output_pandas_wraps_transform_and_fit_transform(estimator):
+    frame = _frame()
+    plain = estimator(n_clusters=3, random_state=0).fit_transform(frame)
+    model = estimator(n_clusters=3, random_state=0).set_output(transform="pandas")
+    with pytest.warns(UserWarning, match=r"X does not have valid feature names"):
+        unnamed = model.fit(frame).transform(X)
+    for out in (model.fit_transform(frame), model.transform(frame), unnamed):
+        assert list(out.columns) == [f"{estimator.__name__.lower()}{i}" for i in range(3)]
+        np.testing.assert_array_equal(out.to_numpy(), plain)
+    assert model.transform(frame).index.tolist() == frame.index.tolist()
+    assert unnamed.index.tolist() == list(range(len(X)))
+    assert type(model.set_output(transform="default").transform(frame)) is np.ndarray
+    assert model.set_output(transform=None) is model  # None: unchanged
+    assert type(model.transform(frame)) is np.ndarray
+    with pytest.raises(ValueError, match=r"transform must be one of .* got transform='arrow'"):
+        model.set_output(transform="arrow")
+
+
+def test_set_output_in_a_pipeline_and_scikit_learns_global_config():
+    pytest.importorskip("pandas")
+    sklearn = pytest.importorskip("sklearn")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    base = pytest.importorskip("sklearn.base")
+    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), KMeans(3, random_state=0))
+    out = pipe.set_output(transform="pandas").fit_transform(_frame())
+    assert list(out.columns) == ["kmeans0", "kmeans1", "kmeans2"]
+    assert pipe.get_feature_names_out().tolist() == ["kmeans0", "kmeans1", "kmeans2"]
+    km = KMeans(3, random_state=0).fit(X)
+    with sklearn.config_context(transform_output="pandas"):
+        assert list(km.transform(X).columns) == ["kmeans0", "kmeans1", "kmeans2"]
+        assert type(km.set_output(transform="default").transform(X)) is np.ndarray  # wins
+    assert type(KMeans(3, random_state=0).fit(X).transform(X)) is np.ndarray
+    cloned = base.clone(KMeans(3, random_state=0).set_output(transform="pandas"))
+    assert list(cloned.fit_transform(X).columns) == ["kmeans0", "kmeans1", "kmeans2"]
+
+
+def test_set_output_polars():
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({"a": X[:, 0], "b": X[:, 1]})
+    km = KMeans(3, random_state=0).set_output(transform="polars")
+    out = km.fit_transform(frame)
+    assert isinstance(out, pl.DataFrame)
+    assert out.columns == ["kmeans0", "kmeans1", "kmeans2"]
+    # polars hands NumPy its columns (Fortran order), so the products may round differently.
+    expected = KMeans(3, random_state=0).fit_transform(X)
+    np.testing.assert_allclose(out.to_numpy(), expected, rtol=1e-12)
+    assert km.feature_names_in_.tolist() == ["a", "b"]
+
+
+def test_set_output_leaves_other_libraries_results_in_their_library(backend_named):
+    pytest.importorskip("pandas")
+    torch = backend_named("torch").module
+    km = KMeans(3, random_state=0).set_output(transform="pandas").fit(torch.asarray(X))
+    assert isinstance(km.transform(torch.asarray(X)), torch.Tensor)
+
+
+def test_copy_x_is_accepted_and_x_is_never_modified():
+    X_before = X.copy()
+    results = [KMeans(3, random_state=0, copy_x=copy_x).fit(X) for copy_x in (True, False)]
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(results[0].cluster_centers_, results[1].cluster_centers_)
+    with pytest.raises(TypeError, match=r"copy_x must be True or False, got copy_x='no'"):
+        KMeans(3, copy_x="no").fit(X)
