@@ -252,3 +252,77 @@ def _dataframe_library(name: str) -> ModuleType:
     except ImportError:
         msg = f"set_output(transform={name!r}) needs {name}, which is not installed."
         raise ImportError(msg) from None
+
+
+# scikit-learn's "leave this request as it is" value of set_*_request (the same string, so either
+# library's constant works).
+UNCHANGED = "$UNCHANGED$"
+
+
+class _Requests(dict):
+    """Method name -> the ``sample_weight`` request; scikit-learn's ``clone`` copies it."""
+
+    def __sklearn_clone__(self) -> _Requests:
+        return _Requests(self)
+
+
+class MetadataRequestsMixin:
+    """scikit-learn's metadata routing (opt-in there: ``set_config(enable_metadata_routing=True)``)
+    for the one piece of metadata these estimators take, ``sample_weight``.
+
+    ``set_fit_request(sample_weight=True)`` (and ``set_score_request``, and
+    ``set_partial_fit_request`` where there is ``partial_fit``) asks a meta-estimator such as
+    ``Pipeline`` or ``GridSearchCV`` to pass its ``sample_weight`` on; False: never; a string:
+    pass the metadata of that name; None (the default): scikit-learn raises if weights are
+    passed without a request, instead of silently ignoring them. ``get_metadata_routing`` hands
+    the requests to scikit-learn, which alone calls it (and is imported only then). Requests
+    live in ``_metadata_request``, the attribute scikit-learn's ``clone`` copies.
+    """
+
+    _methods_taking_sample_weight: tuple[str, ...] = ("fit", "score")
+
+    def get_metadata_routing(self) -> Any:
+        """The estimator's metadata requests, as scikit-learn's ``MetadataRequest``."""
+        from sklearn.utils.metadata_routing import MetadataRequest
+
+        request = MetadataRequest(owner=type(self).__name__)
+        requested = getattr(self, "_metadata_request", {})
+        for method in self._methods_taking_sample_weight:
+            alias = requested.get(method)
+            getattr(request, method).add_request(param="sample_weight", alias=alias)
+        return request
+
+    def _request(self, method: str, sample_weight: Any) -> MetadataRequestsMixin:
+        if isinstance(sample_weight, str) and sample_weight == UNCHANGED:
+            return self
+        if not (sample_weight is None or isinstance(sample_weight, (bool, str))):
+            msg = (
+                f"sample_weight must be True, False, None or a metadata name (a string), got "
+                f"sample_weight={sample_weight!r}."
+            )
+            raise ValueError(msg)
+        if isinstance(sample_weight, str) and not sample_weight.isidentifier():
+            msg = f"sample_weight's alias must be a Python identifier, got {sample_weight!r}."
+            raise ValueError(msg)
+        requests = _Requests(getattr(self, "_metadata_request", {}))
+        requests[method] = sample_weight
+        self._metadata_request = requests
+        return self
+
+    def set_fit_request(self, *, sample_weight: Any = UNCHANGED) -> MetadataRequestsMixin:
+        """Whether a meta-estimator passes ``sample_weight`` to ``fit`` (see the class notes).
+
+        Returns
+        -------
+        self
+        """
+        return self._request("fit", sample_weight)
+
+    def set_score_request(self, *, sample_weight: Any = UNCHANGED) -> MetadataRequestsMixin:
+        """Whether a meta-estimator passes ``sample_weight`` to ``score``.
+
+        Returns
+        -------
+        self
+        """
+        return self._request("score", sample_weight)

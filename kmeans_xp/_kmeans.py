@@ -29,7 +29,13 @@ from ._array_api import (
     to_numpy,
 )
 from ._backends import centered_for_passes, pass_runs_cupy_kernels, resolve_precision
-from ._base import ClustererMixin, FeatureNamesMixin, ParamsMixin, feature_names_of
+from ._base import (
+    ClustererMixin,
+    FeatureNamesMixin,
+    MetadataRequestsMixin,
+    ParamsMixin,
+    feature_names_of,
+)
 from ._certified import check_precision
 from ._dask import fit_dask, is_dask_collection, predict_dask
 from ._hamerly import hamerly
@@ -666,7 +672,7 @@ class FittedCentersMixin(FeatureNamesMixin):
         return resolve_precision(precision, X, n_clusters, xp=xp)
 
 
-class KMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
+class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMixin):
     """K-Means clustering on NumPy, CuPy or PyTorch arrays, with scikit-learn's interface.
 
     Parameters

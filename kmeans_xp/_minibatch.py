@@ -28,7 +28,13 @@ from ._array_api import (
     to_numpy,
 )
 from ._backends import segment_sum_for
-from ._base import ClustererMixin, ParamsMixin, feature_names_of
+from ._base import (
+    UNCHANGED,
+    ClustererMixin,
+    MetadataRequestsMixin,
+    ParamsMixin,
+    feature_names_of,
+)
 from ._kmeans import (
     FittedCentersMixin,
     _check_init,
@@ -51,7 +57,7 @@ from ._validation import (
 )
 
 
-class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
+class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMixin):
     """Mini-batch K-Means on NumPy, CuPy or PyTorch arrays, with scikit-learn's interface.
 
     Parameters
@@ -266,6 +272,18 @@ class MiniBatchKMeans(FittedCentersMixin, ClustererMixin, ParamsMixin):
                 block_rows=prep.block_rows, xp=prep.xp,
             )  # fmt: skip
         return self
+
+    _methods_taking_sample_weight = ("fit", "partial_fit", "score")
+
+    def set_partial_fit_request(self, *, sample_weight: Any = UNCHANGED) -> MiniBatchKMeans:
+        """Whether a meta-estimator passes ``sample_weight`` to ``partial_fit`` (see
+        ``set_fit_request``).
+
+        Returns
+        -------
+        self
+        """
+        return self._request("partial_fit", sample_weight)
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return the labels of X (``labels_`` when ``compute_labels``)."""

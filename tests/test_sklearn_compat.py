@@ -215,3 +215,45 @@ def test_copy_x_is_accepted_and_x_is_never_modified():
     np.testing.assert_array_equal(results[0].cluster_centers_, results[1].cluster_centers_)
     with pytest.raises(TypeError, match=r"copy_x must be True or False, got copy_x='no'"):
         KMeans(3, copy_x="no").fit(X)
+
+
+def test_metadata_routing_passes_sample_weight_only_where_requested():
+    sklearn = pytest.importorskip("sklearn")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    base = pytest.importorskip("sklearn.base")
+    exceptions = pytest.importorskip("sklearn.exceptions")
+    w = np.random.default_rng(1).uniform(0.1, 3.0, size=len(X))
+    scaled = preprocessing.StandardScaler().fit_transform(X)
+    weighted = KMeans(3, random_state=0).fit(scaled, sample_weight=w).cluster_centers_
+    unweighted = KMeans(3, random_state=0).fit(scaled).cluster_centers_
+    assert not np.allclose(weighted, unweighted)  # the weights matter on these data
+
+    def fitted(request, scaler_request=False, **metadata):
+        scaler = preprocessing.StandardScaler().set_fit_request(sample_weight=scaler_request)
+        km = KMeans(3, random_state=0).set_fit_request(sample_weight=request)
+        return pipeline.make_pipeline(scaler, km).fit(X, **metadata)[-1].cluster_centers_
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        np.testing.assert_allclose(fitted(True, sample_weight=w), weighted, rtol=1e-12)
+        np.testing.assert_allclose(fitted("km_weights", km_weights=w), weighted, rtol=1e-12)
+        # Refused by KMeans, taken by the scaler: KMeans fits the weighted scaling unweighted.
+        scaled_w = preprocessing.StandardScaler().fit(X, sample_weight=w).transform(X)
+        expected = KMeans(3, random_state=0).fit(scaled_w).cluster_centers_
+        if_weighted = KMeans(3, random_state=0).fit(scaled_w, sample_weight=w).cluster_centers_
+        assert not np.allclose(expected, if_weighted)
+        np.testing.assert_allclose(fitted(False, True, sample_weight=w), expected, rtol=1e-12)
+        with pytest.raises(exceptions.UnsetMetadataPassedError, match=r"KMeans\.fit"):
+            fitted(None, sample_weight=w)  # not requested either way: an error, not ignored
+        cloned = base.clone(KMeans(3).set_fit_request(sample_weight="km_weights"))
+        assert cloned.get_metadata_routing().fit.requests == {"sample_weight": "km_weights"}
+    km = KMeans(3).set_fit_request(sample_weight=True).set_fit_request()  # unchanged
+    assert km.get_metadata_routing().fit.requests == {"sample_weight": True}
+    with pytest.raises(ValueError, match=r"sample_weight must be True, False, None or a"):
+        km.set_score_request(sample_weight=3)
+    with pytest.raises(ValueError, match=r"alias must be a Python identifier, got 'a b'"):
+        km.set_fit_request(sample_weight="a b")
+    mb = MiniBatchKMeans(3).set_partial_fit_request(sample_weight=True)
+    routing = mb.get_metadata_routing()
+    assert routing.partial_fit.requests == {"sample_weight": True}
+    assert routing.fit.requests == {"sample_weight": None}
