@@ -14,6 +14,7 @@ import numpy as np
 
 from ._array_api import (
     Array,
+    accumulation_dtype,
     array_device,
     as_supported_array,
     default_float,
@@ -253,7 +254,9 @@ def check_sample_weight(
     if n_negative:
         msg = f"sample_weight must be non-negative, got {n_negative} negative value(s)."
         raise ValueError(msg)
-    if not float(xp.sum(w)) > 0:
+    # Summed in float64 where the device has it: float32 weights near its largest value would
+    # overflow (and warn) in their own dtype.
+    if not float(xp.sum(w, dtype=accumulation_dtype(xp, device))) > 0:
         msg = "sample_weight must not be all zero: at least one sample needs a positive weight."
         raise ValueError(msg)
     return w

@@ -9,7 +9,8 @@ import pytest
 from helpers import assert_labels_are_argmin, blobs, same_partition
 
 from kmeans_xp import KMeans, NotFittedError, kmeans, kmeans_plusplus, silhouette_samples
-from kmeans_xp._validation import largest_magnitude
+from kmeans_xp._array_api import array_device
+from kmeans_xp._validation import check_sample_weight, largest_magnitude
 
 X_OK = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
 
@@ -297,3 +298,12 @@ def test_matrices_and_unmasked_arrays_are_clustered_as_plain_arrays(wrap):
     np.testing.assert_array_equal(km.labels_, plain.labels_)
     np.testing.assert_array_equal(km.cluster_centers_, plain.cluster_centers_)
     assert type(km.predict(wrap(X_OK))) is np.ndarray
+
+
+def test_large_float32_weights_are_summed_without_overflow(xp):
+    X = xp.asarray(np.zeros((300, 2), dtype=np.float32))
+    w = xp.asarray(np.full(300, 1e37, dtype=np.float32))  # sum 3e39: beyond float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked = check_sample_weight(w, X, xp=xp.xp, device=array_device(X), block_rows=64)
+    np.testing.assert_array_equal(xp.to_numpy(checked), xp.to_numpy(w))
