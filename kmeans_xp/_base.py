@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import NotFittedError
+from .exceptions import NotFittedError, sklearn_compatible
 
 
 class ParamsMixin:
@@ -95,7 +95,7 @@ class ClustererMixin:
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
-            raise NotFittedError(msg)
+            raise sklearn_compatible(NotFittedError)(msg)
 
 
 def feature_names_of(X: Any) -> np.ndarray | None:

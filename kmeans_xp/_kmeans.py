@@ -60,7 +60,7 @@ from ._validation import (
     check_tolerance,
     check_values,
 )
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, sklearn_compatible
 
 _INIT_STRINGS = ("k-means++", "k-means||", "random")
 _ALGORITHMS = ("auto", "lloyd", "hamerly", "elkan")
@@ -523,7 +523,7 @@ def warn_if_fewer_clusters(labels: Array, n_clusters: int, xp: Any) -> None:
         warnings.warn(
             f"Number of distinct clusters ({n_distinct}) found smaller than "
             f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
-            ConvergenceWarning,
+            sklearn_compatible(ConvergenceWarning),
             stacklevel=4,
         )
 

@@ -97,8 +97,9 @@ def _working_dtype(A: Array, name: str, xp: ModuleType, device: Any) -> Any:
         msg = f"{name} must hold numbers, got boolean dtype {dtype}."
         raise TypeError(msg)
     if xp.isdtype(dtype, "complex floating"):
-        msg = f"{name} must be real, got complex dtype {dtype}."
-        raise TypeError(msg)
+        # ValueError, as scikit-learn raises for complex data.
+        msg = f"Complex data not supported: {name} has complex dtype {dtype}; K-Means needs reals."
+        raise ValueError(msg)
     if dtype == xp.float32 or dtype == xp.float64:
         return dtype
     if xp.isdtype(dtype, ("integral", "real floating")):
@@ -107,13 +108,28 @@ def _working_dtype(A: Array, name: str, xp: ModuleType, device: Any) -> Any:
     raise TypeError(msg)
 
 
+def _as_numbers(A: Array, source: Any, name: str) -> Array:
+    """A NumPy object array (``source`` converted, e.g. a DataFrame of mixed or nullable column
+    types) as float64, as scikit-learn converts it: pandas' missing values become NaN, which the
+    finiteness check then reports. Any other array is returned as is."""
+    if not (isinstance(A, np.ndarray) and A.dtype == object):
+        return A
+    try:
+        if type(source).__module__.startswith("pandas"):
+            return np.asarray(source.to_numpy(dtype=np.float64, na_value=np.nan))
+        return A.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        msg = f"{name} has dtype object, and not every value is a number: {exc}"
+        raise type(exc)(msg) from None
+
+
 def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
     """Validate a data matrix; return it (floating, 2-D, non-empty) with its namespace and device.
 
     The caller's array is returned as is when it is already float32 or float64; otherwise a
     converted copy. Finiteness is checked separately (``check_finite``), block by block.
     """
-    X = as_supported_array(X, name)
+    X = _as_numbers(as_supported_array(X, name), X, name)
     xp = get_namespace(X)
     device = array_device(X)
     if X.ndim != 2:
@@ -121,11 +137,19 @@ def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
             f"{name} must be a 2-D array of shape (n_samples, n_features), got an array with "
             f"{X.ndim} dimension(s) and shape {tuple(X.shape)}."
         )
+        if X.ndim == 1:
+            msg += (
+                f" Reshape your data: {name}.reshape(-1, 1) if it is one feature, "
+                f"{name}.reshape(1, -1) if it is one sample."
+            )
         raise ValueError(msg)
     n_samples, n_features = X.shape
-    if n_samples == 0 or n_features == 0:
-        msg = f"{name} must have at least one sample and one feature, got shape {tuple(X.shape)}."
-        raise ValueError(msg)
+    for count, what in ((n_samples, "sample"), (n_features, "feature")):
+        if count == 0:  # worded as scikit-learn words it
+            msg = (
+                f"{name} has 0 {what}(s) (shape={tuple(X.shape)}) while a minimum of 1 is required."
+            )
+            raise ValueError(msg)
     dtype = _working_dtype(X, name, xp, device)
     if X.dtype != dtype:
         X = xp.astype(X, dtype)
@@ -220,7 +244,7 @@ def _check_companion(value: Any, name: str, X: Array, xp: ModuleType, device: An
     another device library (e.g. a torch tensor with CuPy X) is refused: converting it would hide
     a transfer the caller did not ask for.
     """
-    value = as_supported_array(value, name)
+    value = _as_numbers(as_supported_array(value, name), value, name)
     if not (library_name(value) == "numpy" or library_name(value) == library_name(X)):
         msg = (
             f"{name} is a {library_name(value)} array but X is a {library_name(X)} array; pass "

@@ -257,3 +257,31 @@ def test_metadata_routing_passes_sample_weight_only_where_requested():
     routing = mb.get_metadata_routing()
     assert routing.partial_fit.requests == {"sample_weight": True}
     assert routing.fit.requests == {"sample_weight": None}
+
+
+def test_errors_and_warnings_are_also_scikit_learns_once_it_is_imported():
+    import pickle
+    import subprocess
+
+    exceptions = pytest.importorskip("sklearn.exceptions")
+    from kmeans_xp import ConvergenceWarning
+
+    with pytest.raises(exceptions.NotFittedError) as caught:
+        KMeans(3).predict(X)
+    assert isinstance(caught.value, NotFittedError)
+    assert type(pickle.loads(pickle.dumps(caught.value))) is type(caught.value)
+    with pytest.warns(exceptions.ConvergenceWarning) as record:
+        KMeans(3, random_state=0).fit(np.zeros((10, 2)))
+    assert issubclass(record[0].category, ConvergenceWarning)
+    # Without scikit-learn the classes are kmeans_xp's own, and nothing imports scikit-learn; an
+    # error pickled where scikit-learn was imported unpickles in a fresh process.
+    code = (
+        "import pickle, sys; import numpy as np; from kmeans_xp import KMeans, NotFittedError\n"
+        "try:\n    KMeans(3).predict(np.zeros((3, 2)))\n"
+        "except NotFittedError as e:\n"
+        "    print(type(e) is NotFittedError, 'sklearn' in sys.modules)\n"
+        "e = pickle.loads(bytes.fromhex(sys.argv[1])); print(type(e).__mro__[2].__module__)"
+    )
+    blob = pickle.dumps(caught.value).hex()
+    run = subprocess.run([sys.executable, "-c", code, blob], capture_output=True, text=True)
+    assert run.stdout.split() == ["True", "False", "sklearn.exceptions"], run.stderr

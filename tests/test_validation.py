@@ -40,10 +40,14 @@ def test_non_finite_sample_weight_and_init(xp):
 @pytest.mark.parametrize(
     ("X", "pattern"),
     [
-        (np.zeros(4), r"X must be a 2-D array .* 1 dimension\(s\) and shape \(4,\)"),
-        (np.zeros((2, 2, 2)), r"X must be a 2-D array .* shape \(2, 2, 2\)"),
-        (np.zeros((0, 3)), r"at least one sample and one feature, got shape \(0, 3\)"),
-        (np.zeros((3, 0)), r"at least one sample and one feature, got shape \(3, 0\)"),
+        (
+            np.zeros(4),
+            r"X must be a 2-D array .* 1 dimension\(s\) and shape \(4,\)\. Reshape your data: "
+            r"X\.reshape\(-1, 1\) if it is one feature, X\.reshape\(1, -1\) if it is one sample",
+        ),
+        (np.zeros((2, 2, 2)), r"X must be a 2-D array .* shape \(2, 2, 2\)\.$"),
+        (np.zeros((0, 3)), r"X has 0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1 is"),
+        (np.zeros((3, 0)), r"X has 0 feature\(s\) \(shape=\(3, 0\)\) while a minimum of 1 is"),
     ],
 )
 def test_bad_shapes(xp, X, pattern):
@@ -132,10 +136,24 @@ def test_scalar_sample_weight_is_broadcast(xp):
 @pytest.mark.parametrize(
     ("X", "exc", "pattern"),
     [
-        (np.array([[1 + 1j, 2], [3, 4]]), TypeError, r"X must be real, got complex dtype"),
+        (
+            np.array([[1 + 1j, 2], [3, 4]]),
+            ValueError,
+            r"Complex data not supported: X has complex dtype complex128",
+        ),
         (np.array([[True, False], [False, True]]), TypeError, r"X must hold numbers, got boolean"),
         (np.array([["a", "b"], ["c", "d"]]), TypeError, r"X must hold numbers, got dtype <U1"),
-        (np.array([[object(), 1]], dtype=object), TypeError, r"got dtype object"),
+        (
+            np.array([[object(), 1]], dtype=object),
+            TypeError,
+            r"X has dtype object, and not every value is a number: float\(\) argument must be",
+        ),
+        (
+            np.array([["1.5", "x"]], dtype=object),
+            ValueError,
+            r"X has dtype object, and not every value is a number: could not convert string",
+        ),
+        (np.array([[None, 1.0]], dtype=object), ValueError, r"X contains 1 NaN"),  # None: NaN
     ],
 )
 def test_bad_dtypes(X, exc, pattern):
@@ -307,3 +325,21 @@ def test_large_float32_weights_are_summed_without_overflow(xp):
         warnings.simplefilter("error")
         checked = check_sample_weight(w, X, xp=xp.xp, device=array_device(X), block_rows=64)
     np.testing.assert_array_equal(xp.to_numpy(checked), xp.to_numpy(w))
+
+
+def test_object_arrays_of_numbers_are_read_as_float64():
+    """As scikit-learn reads them (e.g. a DataFrame whose columns have different dtypes)."""
+    model = fit(X_OK.astype(object))
+    assert model.cluster_centers_.dtype == np.float64
+    np.testing.assert_array_equal(model.labels_, fit().labels_)
+    model = fit(X_OK, sample_weight=np.ones(4, dtype=object), init=X_OK[:2].astype(object))
+    np.testing.assert_array_equal(model.labels_, fit(X_OK, init=X_OK[:2]).labels_)
+
+
+def test_pandas_nullable_columns_are_read_and_missing_values_reported():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_OK, columns=["a", "b"]).astype({"a": "Float64", "b": "Int64"})
+    np.testing.assert_array_equal(fit(frame).labels_, fit().labels_)
+    frame.loc[1, "a"] = pd.NA
+    with pytest.raises(ValueError, match=r"X contains 1 NaN or infinite value\(s\)"):
+        fit(frame)
