@@ -18,6 +18,7 @@ import numpy as np
 from ._array_api import (
     Array,
     array_device,
+    as_supported_array,
     free_device_memory,
     is_host_rows,
     itemsize,
@@ -212,6 +213,7 @@ def kmeans_plusplus(
     n_clusters: int,
     *,
     sample_weight: Any = None,
+    x_squared_norms: Any = None,
     random_state: Any = None,
     n_local_trials: int | None = None,
 ) -> tuple[Array, Array]:
@@ -225,6 +227,9 @@ def kmeans_plusplus(
         Number of centers to choose.
     sample_weight : array of shape (n_samples,), optional
         Non-negative weights; a point is drawn with probability ∝ weight · D(x)².
+    x_squared_norms : array of shape (n_samples,), optional
+        Accepted so that scikit-learn code runs unchanged; its shape is checked, its values are
+        not used (distances are computed on X centered by its mean, whose norms these are not).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Source of randomness, drawn on the host: the same seed picks the same rows on every
         backend.
@@ -252,6 +257,14 @@ def kmeans_plusplus(
     n_local_trials = _check_n_local_trials(n_local_trials, n_clusters)
     rng = check_random_state(random_state)
     prep = _prepare(X, n_clusters, sample_weight)
+    if x_squared_norms is not None:
+        norms_shape = tuple(as_supported_array(x_squared_norms, "x_squared_norms").shape)
+        if norms_shape != (prep.X.shape[0],):
+            msg = (
+                f"x_squared_norms must have shape ({prep.X.shape[0]},) to match X, got shape "
+                f"{norms_shape}."
+            )
+            raise ValueError(msg)
     indices = kmeans_plusplus_indices(
         prep.X,
         n_clusters,

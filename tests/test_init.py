@@ -411,3 +411,14 @@ def test_kmeans_plusplus_reads_nothing_back_per_center(monkeypatch, host_reads, 
         kmeans_plusplus(X, k, random_state=0)
         counts.append(len(host_reads))
     assert counts[0] == counts[1], counts
+
+
+def test_kmeans_plusplus_takes_scikit_learns_x_squared_norms(xp):
+    """Accepted (scikit-learn's signature) and shape-checked; the picks do not depend on it."""
+    X, _ = blobs(10, [[0.0, 0.0], [5.0, 5.0], [0.0, 8.0], [9.0, 0.0]], seed=3)
+    _, expected = kmeans_plusplus(xp.asarray(X), 4, random_state=0)
+    norms = xp.asarray((X**2).sum(axis=1))
+    _, indices = kmeans_plusplus(xp.asarray(X), 4, x_squared_norms=norms, random_state=0)
+    np.testing.assert_array_equal(xp.to_numpy(indices), xp.to_numpy(expected))
+    with pytest.raises(ValueError, match=r"x_squared_norms must have shape \(40,\) .* \(39,\)"):
+        kmeans_plusplus(xp.asarray(X), 4, x_squared_norms=np.ones(39))
