@@ -150,10 +150,11 @@ def as_supported_array(x: Any, name: str) -> Array:
         if array_api_compat.is_torch_array(x) and x.requires_grad:
             return x.detach()
         return x
-    if array_api_compat.is_dask_array(x):
+    if array_api_compat.is_dask_array(x) or type(x).__module__.startswith(("dask.", "dask_expr")):
         msg = (
-            f"{name} is a dask array; dask arrays are taken by KMeans.fit and KMeans.predict "
-            f"only (compute it first for anything else)."
+            f"{name} is a dask {'array' if array_api_compat.is_dask_array(x) else 'collection'}; "
+            f"dask arrays and DataFrames are taken by KMeans.fit and KMeans.predict only "
+            f"(compute it first for anything else)."
         )
         raise TypeError(msg)
     try:

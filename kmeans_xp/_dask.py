@@ -36,11 +36,19 @@ from ._validation import check_magnitude
 
 
 def is_dask_collection(X: Any) -> bool:
+    """A Dask array, or a Dask DataFrame (fitted and predicted through ``as_dask_array``)."""
     try:
+        import dask
         import dask.array as da
     except ImportError:
         return False
-    return isinstance(X, da.Array)
+    return isinstance(X, da.Array) or (dask.is_dask_collection(X) and hasattr(X, "to_dask_array"))
+
+
+def as_dask_array(X: Any) -> Any:
+    """X as a Dask array: a Dask DataFrame's rows, with the partitions' lengths computed (one
+    pass over the data; the fit needs its chunks' sizes). A Dask array as is."""
+    return X.to_dask_array(lengths=True) if hasattr(X, "to_dask_array") else X
 
 
 def chunk_meta(X: Any, ndim: int, dtype: Any) -> Any:
@@ -207,7 +215,7 @@ def fit_dask(
     """(centers (NumPy, X's dtype), labels (Dask), inertia, n_iter, offset (NumPy))."""
     import dask
 
-    X, w, mean, mean_variance = prepare_dask(X, sample_weight, n_clusters)
+    X, w, mean, mean_variance = prepare_dask(as_dask_array(X), sample_weight, n_clusters)
     offset = mean.astype(X.dtype)
     tol_abs = tol * mean_variance
     x_parts = X.to_delayed()[:, 0].tolist()
@@ -305,7 +313,8 @@ def _persist_and_fetch(parts):
 
 
 def predict_dask(X, centers, offset):
-    """Lazy labels of a Dask array."""
+    """Lazy labels of a Dask array (or DataFrame)."""
+    X = as_dask_array(X)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     return X.map_blocks(

@@ -643,9 +643,10 @@ class FittedCentersMixin(FeatureNamesMixin):
 
     def predict(self, X: Any) -> Array:
         """Index of the nearest center of each row of X (an int64 array of X's library; for a
-        Dask array, a lazy Dask array)."""
+        Dask array or DataFrame, a lazy Dask array)."""
         if is_dask_collection(X):
             self._check_is_fitted()
+            self._check_feature_names(X, stacklevel=3)
             return predict_dask(X, to_numpy(self.cluster_centers_), to_numpy(self._offset))
         X, centers, offset, xp, block_rows = self._fitted_like(X)
         labels, _ = labels_and_inertia(

@@ -209,3 +209,24 @@ def test_dask_cuda_local_cluster_fit_equals_the_in_memory_cupy_fit(backend_named
         remote = KMeans(8, init=C0).fit(dX, sample_weight=da.from_array(w, chunks=5000))
         _assert_cupy_dask_fit_matches(cupy, remote, local, X)
         assert isinstance(remote.predict(dX).compute(), cupy.ndarray)
+
+
+def test_a_dask_dataframe_is_fitted_on_the_cluster_with_its_column_names(client):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X = mixture(seed=7)
+    C0 = X[:8].copy()
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    dframe = dd.from_pandas(frame, npartitions=3)
+    local = KMeans(8, init=C0, algorithm="lloyd").fit(X)
+    remote = KMeans(8, init=C0).fit(dframe)
+    np.testing.assert_allclose(remote.cluster_centers_, local.cluster_centers_, rtol=1e-6)
+    assert isinstance(remote.labels_, da.Array)
+    assert remote.feature_names_in_.tolist() == list(frame.columns)
+    lazy = remote.predict(dframe)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), local.labels_)
+    with pytest.raises(ValueError, match=r"feature names should match"):
+        remote.predict(dframe[list(frame.columns[::-1])])
+    with pytest.raises(TypeError, match=r"X is a dask collection; dask arrays and DataFrames"):
+        remote.transform(dframe)

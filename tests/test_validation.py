@@ -216,7 +216,7 @@ def test_dask_arrays_are_refused_clearly_where_not_supported():
         lambda: kmeans_plusplus(dX, 2),
         lambda: model.transform(dX),
     ):
-        with pytest.raises(TypeError, match=r"dask arrays are taken by KMeans.fit and"):
+        with pytest.raises(TypeError, match=r"dask arrays and DataFrames are taken by KMeans.fit"):
             call()
 
 
