@@ -35,6 +35,7 @@ from ._backends import (
     assign_and_sum_for,
     assign_for,
     host_threads_held,
+    labels_and_inertia_for,
     segment_sum_for,
 )
 from ._primitives import cupy_pass_row_bytes, row_blocks, squared_norms
@@ -538,10 +539,14 @@ def labels_and_inertia(
     """
     device = array_device(X)
     centered = centers - offset
-    make_assign = assign_for(xp, device, precision)
-    run = functools.partial(
-        _labels_and_inertia_pass, X, centers, centered, weights, offset, make_assign, xp=xp
-    )
+    own = labels_and_inertia_for(xp)
+    if own is not None:
+        run = functools.partial(own, X, centers, centered, weights, offset, xp=xp)
+    else:
+        make_assign = assign_for(xp, device, precision)
+        run = functools.partial(
+            _labels_and_inertia_pass, X, centers, centered, weights, offset, make_assign, xp=xp
+        )
     result, _ = with_smaller_blocks_on_oom(run, block_rows, xp=xp, device=device)
     return result
 

@@ -19,7 +19,7 @@ from kmeans_xp._backends import segment_sum_for
 from kmeans_xp._bounds import as_lower_bound, as_upper_bound
 from kmeans_xp._hamerly import _standard_nearest_two
 from kmeans_xp._kmeans import _resolve_algorithm
-from kmeans_xp._lloyd import _assign_and_sum, lloyd
+from kmeans_xp._lloyd import _assign_and_sum, _labels_and_inertia_pass, lloyd
 from kmeans_xp._primitives import PlainAssign
 
 
@@ -206,6 +206,59 @@ def test_numpy_pass_equals_the_standard_pass(
     np.testing.assert_array_equal(fast[1], standard[1])  # partial distances: bit for bit
     np.testing.assert_allclose(fast[2], standard[2], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(fast[3], standard[3], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n", "d", "k", "block_rows"),
+    [(1000, 5, 7, 64), (1001, 3, 1, 1000), (5000, 16, 40, 333), (10, 1, 10, 1)],
+)
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_numpy_labels_and_inertia_equal_the_standard_pass(
+    monkeypatch, dtype, n, d, k, block_rows, threads, weighted
+):
+    if threads > 1:
+        pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
+    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
+    rng = np.random.default_rng(n + d + k)
+    X = (rng.normal(size=(n, d)) + 100.0).astype(dtype)  # off the origin: the offset matters
+    offset = X.mean(axis=0)
+    centers = X[rng.choice(n, k, replace=False)]
+    w = rng.uniform(size=n).astype(dtype) if weighted else None
+    args = (X, centers, centers - offset, w, offset)
+    standard = _labels_and_inertia_pass(
+        *args, partial(PlainAssign, xp=np), block_rows=block_rows, xp=np
+    )
+    fast = numpy_backend.labels_and_inertia(*args, block_rows=block_rows, xp=np)
+    np.testing.assert_array_equal(fast[0], standard[0])
+    assert fast[0].dtype == np.int64
+    assert fast[1] == standard[1]  # the same block sums, added in the same order: bit for bit
+    if weighted:
+        X64, c64 = X.astype(np.float64), centers.astype(np.float64)
+        brute = (w * ((X64 - c64[fast[0]]) ** 2).sum(axis=1)).sum()
+        assert fast[1] == pytest.approx(brute, rel=1e-10)
+        assert_labels_are_argmin(X64, c64, fast[0])
+    else:
+        assert fast[1] is None
+
+
+def test_predict_and_score_run_numpys_labels_pass(monkeypatch):
+    calls = []
+    original = numpy_backend.labels_and_inertia
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["block_rows"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(numpy_backend, "labels_and_inertia", counted)
+    X, _ = blobs(50, [[0, 0], [5, 5], [0, 9]], seed=2)
+    km = KMeans(3, random_state=0).fit(X)  # the final labels
+    assert len(calls) == 1
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    assert km.score(X) == pytest.approx(-km.inertia_, rel=1e-12)
+    assert len(calls) == 3
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -432,3 +433,14 @@ def test_streaming_benchmark_runs_on_the_cpu(tmp_path):
     bad = run_command([*command[:-2], "--copy", "pinned"])
     assert bad.returncode == 2
     assert "--copy: unknown mode 'pinned'" in bad.stderr
+
+
+def test_predict_benchmark_prints_a_row_per_library():
+    pytest.importorskip("sklearn")
+    command = [
+        sys.executable, "-m", "benchmarks.predict", "--shapes", "3000x4x8", "--repeats", "1",
+    ]  # fmt: skip
+    done = run_command(command)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"\| \(3,000, 4, 8\) \| kmeans_xp \| [\d.]+ \| [\d.]+ \|", done.stdout)
+    assert re.search(r"\| \(3,000, 4, 8\) \| scikit-learn \| [\d.]+ \| [\d.]+ \|", done.stdout)

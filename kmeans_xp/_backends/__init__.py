@@ -250,6 +250,16 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
     return None
 
 
+def labels_and_inertia_for(xp: ModuleType) -> Callable | None:
+    """A library's own version of ``_lloyd._labels_and_inertia_pass``, or None to use the
+    standard one."""
+    if is_numpy(xp):
+        from . import _numpy
+
+        return _numpy.labels_and_inertia
+    return None
+
+
 def assign_for(xp: ModuleType, device: Any, precision: str = "highest") -> AssignFactory:
     """How a pass assigns its blocks: a factory taking the (centered) centers once per pass and
     returning ``assign(X_block) -> (labels, partial)`` with ``_primitives.assign_block``'s
