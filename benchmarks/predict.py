@@ -1,11 +1,11 @@
-"""``python -m benchmarks.predict``: ``predict`` and ``score`` of a fitted model, against
-scikit-learn's, on the harness's data.
+"""``python -m benchmarks.predict``: ``predict``, ``score`` and ``transform`` of a fitted model,
+against scikit-learn's, on the harness's data.
 
 For each shape (``--shapes``, as ``python -m benchmarks cpu`` takes them): the harness's float32
 mixture and initial centers, one Lloyd iteration from them for each library (so both hold
-centers of the same quality), then the median of ``--repeats`` calls of ``predict(X)`` and of
-``score(X)`` over all of X. ``--kmeans-xp PATH`` measures the package at PATH (another checkout),
-for before/after comparisons.
+centers of the same quality), then the median of ``--repeats`` calls of ``predict(X)``,
+``score(X)`` and ``transform(X)`` over all of X. ``--kmeans-xp PATH`` measures the package at
+PATH (another checkout), for before/after comparisons.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, args.kmeans_xp)
     kmeans_xp = importlib.import_module("kmeans_xp")
     print(f"kmeans_xp from {kmeans_xp.__file__}")
-    print("| shape | library | predict ms | score ms |")
-    print("|---|---|---:|---:|")
+    print("| shape | library | predict ms | score ms | transform ms |")
+    print("|---|---|---:|---:|---:|")
     for shape in parse_shapes(args.shapes):
         X = make_data(shape)
         C0 = initial_centers(X, shape.k)
@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, model in models.items():
             predict_ms = _median_ms(model.predict, X, args.repeats)
             score_ms = _median_ms(model.score, X, args.repeats)
-            print(f"| {shape.label} | {name} | {predict_ms:.1f} | {score_ms:.1f} |")
+            transform_ms = _median_ms(model.transform, X, args.repeats)
+            print(
+                f"| {shape.label} | {name} | {predict_ms:.1f} | {score_ms:.1f} | "
+                f"{transform_ms:.1f} |"
+            )
     return 0
 
 

@@ -34,6 +34,7 @@ from ._backends import (
     AssignFactory,
     assign_and_sum_for,
     assign_for,
+    distances_to_centers_for,
     host_threads_held,
     labels_and_inertia_for,
     segment_sum_for,
@@ -580,7 +581,11 @@ def distances_to_centers(
 
     Formed by the GEMM form on centered data in the accumulation dtype (float64 where
     available, as scikit-learn upcasts float32 here), clipped at 0 before the square root.
+    NumPy has its own version of these operations (``_backends.distances_to_centers_for``).
     """
+    own = distances_to_centers_for(xp)
+    if own is not None:
+        return own(X, centers, offset=offset, block_rows=block_rows)
     acc = accumulation_dtype(xp, array_device(X))
     centered = xp.astype(centers - offset, acc)
     c_sq = squared_norms(centered, xp=xp)

@@ -13,6 +13,7 @@ from helpers import assert_labels_are_argmin, blobs
 import kmeans_xp._backends._numpy as numpy_backend
 import kmeans_xp._hamerly as hamerly_module
 import kmeans_xp._init as init_module
+import kmeans_xp._lloyd as lloyd_module
 from kmeans_xp import KMeans, kmeans
 from kmeans_xp._array_api import get_namespace, on_gpu
 from kmeans_xp._backends import segment_sum_for
@@ -242,6 +243,33 @@ def test_numpy_labels_and_inertia_equal_the_standard_pass(
         assert_labels_are_argmin(X64, c64, fast[0])
     else:
         assert fast[1] is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n", "d", "k", "block_rows"), [(1000, 5, 7, 64), (1001, 3, 1, 1000), (10, 1, 10, 1)]
+)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_numpy_distances_to_centers_equal_the_standard_ones(
+    monkeypatch, dtype, n, d, k, block_rows, threads
+):
+    if threads > 1:
+        pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
+    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
+    rng = np.random.default_rng(n + d + k)
+    X = (rng.normal(size=(n, d)) + 100.0).astype(dtype)
+    offset = X.mean(axis=0)
+    centers = X[rng.choice(n, k, replace=False)]
+    fast = numpy_backend.distances_to_centers(X, centers, offset=offset, block_rows=block_rows)
+    monkeypatch.setattr(lloyd_module, "distances_to_centers_for", lambda xp: None)
+    standard = lloyd_module.distances_to_centers(
+        X, centers, offset=offset, block_rows=block_rows, xp=np
+    )
+    assert fast.dtype == standard.dtype == dtype
+    np.testing.assert_array_equal(fast, standard)
+    brute = np.sqrt(((X[:, None, :] - centers[None, :, :]).astype(np.float64) ** 2).sum(axis=2))
+    np.testing.assert_allclose(fast, brute, rtol=1e-5 if dtype == np.float32 else 1e-9, atol=1e-4)
 
 
 def test_predict_and_score_run_numpys_labels_pass(monkeypatch):

@@ -250,6 +250,16 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
     return None
 
 
+def distances_to_centers_for(xp: ModuleType) -> Callable | None:
+    """A library's own version of ``_lloyd.distances_to_centers`` (``transform``), or None to
+    use the standard one."""
+    if is_numpy(xp):
+        from . import _numpy
+
+        return _numpy.distances_to_centers
+    return None
+
+
 def labels_and_inertia_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_lloyd._labels_and_inertia_pass``, or None to use the
     standard one."""
