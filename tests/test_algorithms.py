@@ -272,6 +272,40 @@ def test_numpy_distances_to_centers_equal_the_standard_ones(
     np.testing.assert_allclose(fast, brute, rtol=1e-5 if dtype == np.float32 else 1e-9, atol=1e-4)
 
 
+def test_overlapping_passes_restore_blas_threads_only_when_the_last_ends():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    def blas_threads():
+        pools = threadpoolctl.threadpool_info()
+        return {pool["num_threads"] for pool in pools if pool["user_api"] == "blas"}
+
+    original = blas_threads()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with numpy_backend._blas_on_one_thread():
+            first_in.set()
+            second_in.wait()
+        first_out.set()
+
+    def second():
+        first_in.wait()
+        with numpy_backend._blas_on_one_thread():
+            second_in.set()
+            first_out.wait()
+            seen["after the first ended"] = blas_threads()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen["after the first ended"] == {1}
+    assert blas_threads() == original
+
+
 def test_predict_and_score_run_numpys_labels_pass(monkeypatch):
     calls = []
     original = numpy_backend.labels_and_inertia
