@@ -272,7 +272,7 @@ def test_numpy_distances_to_centers_equal_the_standard_ones(
     np.testing.assert_allclose(fast, brute, rtol=1e-5 if dtype == np.float32 else 1e-9, atol=1e-4)
 
 
-def test_overlapping_passes_restore_blas_threads_only_when_the_last_ends():
+def test_threaded_passes_in_two_threads_run_one_at_a_time_and_restore_blas():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import threading
 
@@ -281,28 +281,30 @@ def test_overlapping_passes_restore_blas_threads_only_when_the_last_ends():
         return {pool["num_threads"] for pool in pools if pool["user_api"] == "blas"}
 
     original = blas_threads()
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    first_in, first_may_leave, second_in = threading.Event(), threading.Event(), threading.Event()
     seen = {}
 
     def first():
         with numpy_backend._blas_on_one_thread():
+            seen["first"] = blas_threads()
             first_in.set()
-            second_in.wait()
-        first_out.set()
+            first_may_leave.wait()
 
     def second():
         first_in.wait()
         with numpy_backend._blas_on_one_thread():
             second_in.set()
-            first_out.wait()
-            seen["after the first ended"] = blas_threads()
+            seen["second"] = blas_threads()
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
     for thread in threads:
         thread.start()
+    first_in.wait()
+    assert not second_in.wait(timeout=0.2)  # waits for the first pass
+    first_may_leave.set()
     for thread in threads:
         thread.join()
-    assert seen["after the first ended"] == {1}
+    assert seen == {"first": {1}, "second": {1}}
     assert blas_threads() == original
 
 

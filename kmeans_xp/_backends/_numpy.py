@@ -451,39 +451,33 @@ def _split_blocks(n_samples: int, block_rows: int) -> list[tuple[int, int]]:
 
 def _executor() -> ThreadPoolExecutor:
     global _pool
-    with _blas_lock:  # one pool, also when two threads start their first pass together
+    with _threaded_pass_lock:  # one pool, also when two threads start their first pass together
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="kmeans_xp")
     return _pool
 
 
-_blas_lock = threading.Lock()
-_blas_holders = 0
-_blas_limiter = None  # threadpoolctl's limiter while held: it restores the original limits
+# One threaded pass at a time in the process (a pass already uses every core), see below.
+_threaded_pass_lock = threading.RLock()
 
 
 @contextlib.contextmanager
 def _blas_on_one_thread() -> Iterator[None]:
-    """BLAS held to one thread while a pass shares its blocks between threads, restored when the
-    last of the passes running at once ends. The setting is the process's: with a plain
-    set-and-restore, two passes overlapping in different threads (concurrent ``predict`` calls,
-    say) could restore each other's "1" and leave BLAS on one thread for good (seen in 2 of 4
-    runs of three threads predicting at once, before this count)."""
-    global _controller, _blas_holders, _blas_limiter
-    with _blas_lock:
-        if _blas_holders == 0:
-            if _controller is None:
-                _controller = _threadpoolctl.ThreadpoolController()
-            _blas_limiter = _controller.limit(limits=1, user_api="blas")
-        _blas_holders += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_holders -= 1
-            if _blas_holders == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
+    """BLAS held to one thread while a pass shares its blocks between threads.
+
+    OpenBLAS's thread count is the process's, and threadpoolctl (3.8) lets one Python thread at
+    a time set it, ignoring the others. Two passes overlapping in different threads (concurrent
+    ``predict`` calls, say) each setting and restoring it could restore the other's limit of 1
+    and leave BLAS on one thread for good: seen in 2 of 4 runs of three threads predicting at
+    once. So threaded passes run one at a time, each setting and restoring the limit in its own
+    thread; overlapping ones wait (each would use every core anyway).
+    """
+    global _controller
+    with _threaded_pass_lock:
+        if _controller is None:
+            _controller = _threadpoolctl.ThreadpoolController()
+        with _controller.limit(limits=1, user_api="blas"):
+            yield
 
 
 def nearest_two(
