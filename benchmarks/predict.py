@@ -4,8 +4,9 @@ against scikit-learn's, on the harness's data.
 For each shape (``--shapes``, as ``python -m benchmarks cpu`` takes them): the harness's float32
 mixture and initial centers, one Lloyd iteration from them for each library (so both hold
 centers of the same quality), then the median of ``--repeats`` calls of ``predict(X)``,
-``score(X)`` and ``transform(X)`` over all of X. ``--kmeans-xp PATH`` measures the package at
-PATH (another checkout), for before/after comparisons.
+``score(X)`` and ``transform(X)`` over all of X. ``--torch`` adds kmeans_xp's calls on X as a
+torch CPU tensor (the same model). ``--kmeans-xp PATH`` measures the package at PATH (another
+checkout), for before/after comparisons.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default="100000x32x64,1000000x64x256,200000x128x1024")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-sklearn", action="store_true", help="time kmeans_xp only")
+    parser.add_argument("--torch", action="store_true", help="also on a torch CPU tensor")
     args = parser.parse_args(argv)
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
@@ -47,15 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     for shape in parse_shapes(args.shapes):
         X = make_data(shape)
         C0 = initial_centers(X, shape.k)
-        models = {"kmeans_xp": kmeans_xp.KMeans(shape.k, init=C0, max_iter=1).fit(X)}
+        ours = kmeans_xp.KMeans(shape.k, init=C0, max_iter=1).fit(X)
+        runs = [("kmeans_xp", ours, X)]
+        if args.torch:
+            import torch
+
+            runs.append(("kmeans_xp, torch CPU tensor", ours, torch.from_numpy(X)))
         if not args.no_sklearn:
             from sklearn.cluster import KMeans as SklearnKMeans
 
-            models["scikit-learn"] = SklearnKMeans(shape.k, init=C0, n_init=1, max_iter=1).fit(X)
-        for name, model in models.items():
-            predict_ms = _median_ms(model.predict, X, args.repeats)
-            score_ms = _median_ms(model.score, X, args.repeats)
-            transform_ms = _median_ms(model.transform, X, args.repeats)
+            theirs = SklearnKMeans(shape.k, init=C0, n_init=1, max_iter=1).fit(X)
+            runs.append(("scikit-learn", theirs, X))
+        for name, model, data in runs:
+            predict_ms = _median_ms(model.predict, data, args.repeats)
+            score_ms = _median_ms(model.score, data, args.repeats)
+            transform_ms = _median_ms(model.transform, data, args.repeats)
             print(
                 f"| {shape.label} | {name} | {predict_ms:.1f} | {score_ms:.1f} | "
                 f"{transform_ms:.1f} |"

@@ -520,6 +520,7 @@ def stop_after_iteration(
     return False
 
 
+@host_threads_held
 def labels_and_inertia(
     X: Array,
     centers: Array,
@@ -537,23 +538,22 @@ def labels_and_inertia(
     formed from the differences themselves in float64 where available, not from the GEMM form,
     so it is the honest sum of squares. With ``weights=None`` only the labels are computed
     (``predict``) and the inertia is None. Labels are int64, whatever the pass used inside.
+    NumPy has its own version of the pass, which also serves torch CPU tensors in large passes
+    (``_backends.labels_and_inertia_for``).
     """
     device = array_device(X)
     centered = centers - offset
-    own = labels_and_inertia_for(xp)
-    if own is not None:
-        run = functools.partial(own, X, centers, centered, weights, offset, xp=xp)
-    else:
-        make_assign = assign_for(xp, device, precision)
-        run = functools.partial(
-            _labels_and_inertia_pass, X, centers, centered, weights, offset, make_assign, xp=xp
-        )
+    standard = functools.partial(
+        _labels_and_inertia_pass, make_assign=assign_for(xp, device, precision)
+    )
+    run_pass = labels_and_inertia_for(xp, device, standard) or standard
+    run = functools.partial(run_pass, X, centers, centered, weights, offset, xp=xp)
     result, _ = with_smaller_blocks_on_oom(run, block_rows, xp=xp, device=device)
     return result
 
 
 def _labels_and_inertia_pass(
-    X, centers, centered, weights, offset, make_assign, *, block_rows, xp
+    X, centers, centered, weights, offset, *, make_assign, block_rows, xp
 ) -> tuple[Array, float | None]:
     device = array_device(X)
     acc = accumulation_dtype(xp, device)
@@ -574,6 +574,7 @@ def _labels_and_inertia_pass(
     return labels, None if inertia is None else float(inertia)
 
 
+@host_threads_held
 def distances_to_centers(
     X: Array, centers: Array, *, offset: Array, block_rows: int, xp: ModuleType
 ) -> Array:
@@ -581,11 +582,17 @@ def distances_to_centers(
 
     Formed by the GEMM form on centered data in the accumulation dtype (float64 where
     available, as scikit-learn upcasts float32 here), clipped at 0 before the square root.
-    NumPy has its own version of these operations (``_backends.distances_to_centers_for``).
+    NumPy has its own version of these operations, which also serves torch CPU tensors in large
+    passes (``_backends.distances_to_centers_for``).
     """
-    own = distances_to_centers_for(xp)
-    if own is not None:
-        return own(X, centers, offset=offset, block_rows=block_rows)
+    own = distances_to_centers_for(xp, array_device(X), _standard_distances_to_centers)
+    run = own or _standard_distances_to_centers
+    return run(X, centers, offset=offset, block_rows=block_rows, xp=xp)
+
+
+def _standard_distances_to_centers(
+    X: Array, centers: Array, *, offset: Array, block_rows: int, xp: ModuleType
+) -> Array:
     acc = accumulation_dtype(xp, array_device(X))
     centered = xp.astype(centers - offset, acc)
     c_sq = squared_norms(centered, xp=xp)

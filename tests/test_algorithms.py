@@ -230,7 +230,7 @@ def test_numpy_labels_and_inertia_equal_the_standard_pass(
     w = rng.uniform(size=n).astype(dtype) if weighted else None
     args = (X, centers, centers - offset, w, offset)
     standard = _labels_and_inertia_pass(
-        *args, partial(PlainAssign, xp=np), block_rows=block_rows, xp=np
+        *args, make_assign=partial(PlainAssign, xp=np), block_rows=block_rows, xp=np
     )
     fast = numpy_backend.labels_and_inertia(*args, block_rows=block_rows, xp=np)
     np.testing.assert_array_equal(fast[0], standard[0])
@@ -261,8 +261,10 @@ def test_numpy_distances_to_centers_equal_the_standard_ones(
     X = (rng.normal(size=(n, d)) + 100.0).astype(dtype)
     offset = X.mean(axis=0)
     centers = X[rng.choice(n, k, replace=False)]
-    fast = numpy_backend.distances_to_centers(X, centers, offset=offset, block_rows=block_rows)
-    monkeypatch.setattr(lloyd_module, "distances_to_centers_for", lambda xp: None)
+    fast = numpy_backend.distances_to_centers(
+        X, centers, offset=offset, block_rows=block_rows, xp=np
+    )
+    monkeypatch.setattr(lloyd_module, "distances_to_centers_for", lambda *args: None)
     standard = lloyd_module.distances_to_centers(
         X, centers, offset=offset, block_rows=block_rows, xp=np
     )
@@ -521,13 +523,38 @@ def test_torch_cpu_tensors_run_numpys_passes_on_their_memory(dtype):
         )  # fmt: skip
         np.testing.assert_array_equal(got.numpy(), expected)
         np.testing.assert_array_equal(t_trials.numpy(), trials)
+        # predict/score's labels and inertia, and transform's distances.
+        raw = X[:9]
+        expected = numpy_backend.labels_and_inertia(
+            X, raw, centers, w, offset, block_rows=64, xp=np
+        )
+        got = torch_backend.cpu_labels_and_inertia(
+            tX, torch.from_numpy(raw), tc, tw, toff, block_rows=64, xp=txp, standard=unused
+        )
+        np.testing.assert_array_equal(got[0].numpy(), expected[0])
+        assert got[1] == expected[1]
+        expected = numpy_backend.distances_to_centers(X, raw, offset=offset, block_rows=64, xp=np)
+        got = torch_backend.cpu_distances_to_centers(
+            tX, torch.from_numpy(raw), offset=toff, block_rows=64, xp=txp, standard=unused
+        )
+        assert isinstance(got, torch.Tensor)
+        np.testing.assert_array_equal(got.numpy(), expected)
     # Outside a large fit's engines, the standard versions run.
     calls = []
+
+    def standard(*args, **kwargs):
+        calls.append(1)
+
     torch_backend.cpu_assign_and_sum(
-        tX, tc, tw, toff, None, block_rows=64, xp=txp,
-        standard=lambda *args, **kwargs: calls.append(1),
+        tX, tc, tw, toff, None, block_rows=64, xp=txp, standard=standard
     )  # fmt: skip
-    assert calls == [1]
+    torch_backend.cpu_labels_and_inertia(
+        tX, tc, tc, tw, toff, block_rows=64, xp=txp, standard=standard
+    )  # fmt: skip
+    torch_backend.cpu_distances_to_centers(
+        tX, tc, offset=toff, block_rows=64, xp=txp, standard=standard
+    )  # fmt: skip
+    assert calls == [1, 1, 1]
 
 
 def test_fit_engines_hold_torchs_threads_to_one_on_cpu_tensors(monkeypatch):
@@ -574,6 +601,37 @@ def test_fit_engines_hold_torchs_threads_to_one_on_cpu_tensors(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads_before)
+
+
+def test_predict_score_transform_of_large_torch_cpu_inputs_run_numpys_passes(monkeypatch):
+    torch = pytest.importorskip("torch")
+    seen = []
+
+    def recorded(name):
+        original = getattr(numpy_backend, name)
+
+        def run(*args, **kwargs):
+            seen.append((name, torch.get_num_threads()))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(numpy_backend, name, run)
+
+    tX = torch.from_numpy(np.random.default_rng(3).normal(size=(300, 3)))
+    model = KMeans(4, random_state=0).fit(tX)
+    recorded("labels_and_inertia")
+    recorded("distances_to_centers")
+    standard = (model.predict(tX), model.score(tX), model.transform(tX))
+    assert seen == []  # below the threshold: torch's own operations
+    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 300 * 4)
+    labels, score, distances = model.predict(tX), model.score(tX), model.transform(tX)
+    assert isinstance(labels, torch.Tensor)
+    assert isinstance(distances, torch.Tensor)
+    np.testing.assert_array_equal(labels.numpy(), standard[0].numpy())
+    assert score == pytest.approx(standard[1], rel=1e-12)
+    np.testing.assert_allclose(distances.numpy(), standard[2].numpy(), rtol=1e-12)
+    torch_calls = [call for call in seen if call[0] == "labels_and_inertia"][:2]
+    assert torch_calls == [("labels_and_inertia", 1)] * 2  # held to one torch thread
+    assert ("distances_to_centers", 1) in seen
 
 
 def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch):

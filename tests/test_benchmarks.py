@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -440,8 +441,12 @@ def test_predict_benchmark_prints_a_row_per_library():
     command = [
         sys.executable, "-m", "benchmarks.predict", "--shapes", "3000x4x8", "--repeats", "1",
     ]  # fmt: skip
+    libraries = ["kmeans_xp", "scikit-learn"]
+    if importlib.util.find_spec("torch") is not None:
+        command.append("--torch")
+        libraries.append("kmeans_xp, torch CPU tensor")
     done = run_command(command)
     assert done.returncode == 0, done.stderr
-    for library in ("kmeans_xp", "scikit-learn"):
+    for library in libraries:
         row = rf"\| \(3,000, 4, 8\) \| {library} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|"
         assert re.search(row, done.stdout), done.stdout

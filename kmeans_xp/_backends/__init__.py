@@ -250,23 +250,32 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
     return None
 
 
-def distances_to_centers_for(xp: ModuleType) -> Callable | None:
+def distances_to_centers_for(xp: ModuleType, device: Any, standard: Callable) -> Callable | None:
     """A library's own version of ``_lloyd.distances_to_centers`` (``transform``), or None to
-    use the standard one."""
+    use ``standard``: NumPy's, also on torch CPU tensors' memory in large passes."""
     if is_numpy(xp):
         from . import _numpy
 
         return _numpy.distances_to_centers
+    if is_torch(xp) and not on_gpu(xp, device):
+        from . import _torch
+
+        return partial(_torch.cpu_distances_to_centers, standard=standard)
     return None
 
 
-def labels_and_inertia_for(xp: ModuleType) -> Callable | None:
-    """A library's own version of ``_lloyd._labels_and_inertia_pass``, or None to use the
-    standard one."""
+def labels_and_inertia_for(xp: ModuleType, device: Any, standard: Callable) -> Callable | None:
+    """A library's own version of ``_lloyd._labels_and_inertia_pass`` (``predict``, ``score``,
+    a fit's final labels), or None to use ``standard``: NumPy's, also on torch CPU tensors'
+    memory in large passes."""
     if is_numpy(xp):
         from . import _numpy
 
         return _numpy.labels_and_inertia
+    if is_torch(xp) and not on_gpu(xp, device):
+        from . import _torch
+
+        return partial(_torch.cpu_labels_and_inertia, standard=standard)
     return None
 
 

@@ -277,7 +277,7 @@ def _label_rows(
 
 
 def distances_to_centers(
-    X: np.ndarray, centers: np.ndarray, *, offset: np.ndarray, block_rows: int
+    X: np.ndarray, centers: np.ndarray, *, offset: np.ndarray, block_rows: int, xp: ModuleType
 ) -> np.ndarray:
     """``_lloyd.distances_to_centers`` for NumPy (``transform``): the same float64 operations
     block by block, written straight into the (n, k) result in X's dtype, from buffers

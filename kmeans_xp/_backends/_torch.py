@@ -182,6 +182,41 @@ def cpu_candidate_potentials(
     return torch.from_numpy(potential)
 
 
+def cpu_labels_and_inertia(
+    X: torch.Tensor, centers: torch.Tensor, centered: torch.Tensor,
+    weights: torch.Tensor | None, offset: torch.Tensor, *, block_rows: int, xp: ModuleType,
+    standard: Callable,
+) -> tuple[torch.Tensor, float | None]:  # fmt: skip
+    """``_lloyd._labels_and_inertia_pass`` for tensors: NumPy's (``_numpy.labels_and_inertia``)
+    on CPU tensors' memory, else ``standard``."""
+    if not _numpy_views_apply(X):
+        return standard(X, centers, centered, weights, offset, block_rows=block_rows, xp=xp)
+    from . import _numpy
+
+    labels, inertia = _numpy.labels_and_inertia(
+        _view(X), _view(centers), _view(centered), _view(weights), _view(offset),
+        block_rows=block_rows, xp=_numpy_namespace(),
+    )  # fmt: skip
+    return torch.from_numpy(labels), inertia
+
+
+def cpu_distances_to_centers(
+    X: torch.Tensor, centers: torch.Tensor, *, offset: torch.Tensor, block_rows: int,
+    xp: ModuleType, standard: Callable,
+) -> torch.Tensor:  # fmt: skip
+    """``_lloyd.distances_to_centers`` for tensors: NumPy's on CPU tensors' memory, else
+    ``standard``."""
+    if not _numpy_views_apply(X):
+        return standard(X, centers, offset=offset, block_rows=block_rows, xp=xp)
+    from . import _numpy
+
+    distances = _numpy.distances_to_centers(
+        _view(X), _view(centers), offset=_view(offset), block_rows=block_rows,
+        xp=_numpy_namespace(),
+    )  # fmt: skip
+    return torch.from_numpy(distances)
+
+
 # ---- CUDA tensors: the certified assignment ----------------------------------------------------
 
 
