@@ -131,8 +131,10 @@ def as_supported_array(x: Any, name: str) -> Array:
     5× the time of the same fit on the detached tensor.
 
     Anything else (lists, pandas objects, JAX arrays, ...) is converted with ``numpy.asarray``, as
-    scikit-learn does. Dask arrays are refused rather than silently computed into memory (the
-    estimator's fit and predict take them through ``_dask``).
+    scikit-learn does; ``np.matrix`` and masked arrays with nothing masked become plain arrays.
+    Refused with a TypeError: Dask arrays and DataFrames, rather than silently computed into
+    memory (the estimator's fit and predict take them through ``_dask``); sparse matrices; masked
+    arrays with masked values.
     """
     _refuse_sparse(x, name)
     if isinstance(x, np.ma.MaskedArray):

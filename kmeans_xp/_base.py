@@ -1,5 +1,7 @@
-"""The small part of scikit-learn's estimator protocol that tools like ``clone``, ``Pipeline`` and
-``GridSearchCV`` rely on, implemented without importing scikit-learn.
+"""The part of scikit-learn's estimator protocol that tools like ``clone``, ``Pipeline`` and
+``GridSearchCV`` rely on, implemented without importing scikit-learn: parameters, tags and the
+fitted check; feature names and ``set_output``; metadata routing of ``sample_weight``. (Only
+``__sklearn_tags__`` and ``get_metadata_routing`` import it, and only scikit-learn calls them.)
 
 Parameters are the keyword arguments of ``__init__``, stored unchanged under the same names and
 validated in ``fit`` (scikit-learn's convention, which ``clone`` checks).
@@ -158,8 +160,9 @@ class FeatureNamesMixin:
             warnings.warn(f"X does not have valid feature names, but {cls} was fitted with "
                           "feature names.", UserWarning, stacklevel=stacklevel)  # fmt: skip
         elif fitted is not None and (len(fitted) != len(given) or np.any(fitted != given)):
-            unseen = [name for name in given if name not in set(fitted)]
-            missing = [name for name in fitted if name not in set(given)]
+            fitted_set, given_set = set(fitted), set(given)
+            unseen = [name for name in given if name not in fitted_set]
+            missing = [name for name in fitted if name not in given_set]
             if not unseen and not missing:
                 why = "the same names in another order"
             else:

@@ -111,6 +111,10 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         Mini-batch steps run.
     n_features_in_ : int
         Number of features seen in ``fit``.
+    feature_names_in_ : numpy.ndarray of str
+        The column names of a DataFrame X (the first batch's for ``partial_fit``), when all are
+        strings; later data must have the same names. ``get_feature_names_out``, ``set_output``
+        and the ``set_*_request`` methods are those of ``KMeans``.
 
     Examples
     --------

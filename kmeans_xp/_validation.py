@@ -127,7 +127,8 @@ def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
     """Validate a data matrix; return it (floating, 2-D, non-empty) with its namespace and device.
 
     The caller's array is returned as is when it is already float32 or float64; otherwise a
-    converted copy. Finiteness is checked separately (``check_finite``), block by block.
+    converted copy. Values are checked separately (``check_values``: finite, and of a magnitude
+    whose squared distances the dtype holds), block by block.
     """
     X = _as_numbers(as_supported_array(X, name), X, name)
     xp = get_namespace(X)
@@ -198,6 +199,9 @@ def check_values(
     check_magnitude(largest, name, xp.finfo(X.dtype), X.dtype, shape=(n_samples, X.shape[1]))
 
 
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
 def check_magnitude(
     largest: float, name: str, finfo: Any, dtype: Any, *, shape: tuple[int, int]
 ) -> None:
@@ -232,9 +236,6 @@ def check_magnitude(
             "(multiply it by a constant)."
         )
         raise ValueError(msg)
-
-
-_FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 def _check_companion(value: Any, name: str, X: Array, xp: ModuleType, device: Any) -> Array:

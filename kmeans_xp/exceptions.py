@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import sys
 
-__all__ = ["ConvergenceWarning", "ModelFileError", "NotFittedError", "sklearn_compatible"]
+__all__ = ["ConvergenceWarning", "ModelFileError", "NotFittedError"]
 
 
 class NotFittedError(ValueError, AttributeError):

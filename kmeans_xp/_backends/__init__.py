@@ -8,9 +8,10 @@ Each module here implements ``segment_sum`` with the same signature and results 
 their own version of the whole assign-and-sum pass of a Lloyd iteration
 (``_lloyd._assign_and_sum``; CuPy's fuses it into one kernel at small k·d), CuPy of k-means++
 (``_init.kmeans_plusplus_indices``), both serving torch CUDA tensors through DLPack, and NumPy
-of Hamerly's nearest-two search (``_hamerly._nearest_two``) and of k-means++'s pass per center;
-NumPy's serve torch CPU tensors in large fits (``host_threads_held``). A library without a module
-here uses the standard-only versions.
+of Hamerly's nearest-two search (``_hamerly._nearest_two``), of k-means++'s pass per center and
+of the labels-and-inertia and distance passes behind ``predict``, ``score`` and ``transform``;
+NumPy's serve torch CPU tensors in large passes (``host_threads_held``). A library without a
+module here uses the standard-only versions.
 """
 
 from __future__ import annotations

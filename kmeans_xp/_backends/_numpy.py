@@ -227,18 +227,18 @@ def labels_and_inertia(
     centers64 = None if weights is None else centers.astype(np.float64)
     parts = _thread_parts(n_samples, block_rows, centers.shape[0])
     if len(parts) == 1:
-        sums = [_label_rows(shared, centers64, 0, n_samples, block_rows)]
+        sums_per_part = [_label_rows(shared, centers64, 0, n_samples, block_rows)]
     else:
         with _blas_on_one_thread():
             futures = [
                 _executor().submit(_label_rows, shared, centers64, lo, hi, block_rows)
                 for lo, hi in parts
             ]
-            sums = [future.result() for future in futures]
+            sums_per_part = [future.result() for future in futures]
     if weights is None:
         return labels, None
     inertia = None
-    for block_sum in itertools.chain.from_iterable(sums):  # block order, as the standard pass
+    for block_sum in itertools.chain.from_iterable(sums_per_part):  # in block order
         inertia = block_sum if inertia is None else inertia + block_sum
     return labels, float(inertia)
 
