@@ -23,6 +23,7 @@ from ._array_api import (
     move_to,
     to_numpy,
 )
+from ._base import feature_names_of
 from ._metrics import silhouette_samples, subsample_rows
 from ._validation import check_data, check_finite, check_random_state
 
@@ -141,7 +142,8 @@ def plot_clusters(
     ----------
     X : array of shape (n_samples, n_features)
         For more than two features the plot shows the first two principal components (computed
-        in X's namespace); the centroids are projected the same way.
+        in X's namespace); the centroids are projected the same way. With one or two features
+        a DataFrame's string column names label the axes.
     labels_or_model : array-like of shape (n_samples,) or fitted KMeans
         Cluster of each row, or a fitted model: its ``predict(X)`` labels the rows and its
         ``cluster_centers_`` are drawn.
@@ -160,11 +162,12 @@ def plot_clusters(
     matplotlib.axes.Axes
     """
     ax = _axes(ax, "plot_clusters")
+    X_given = X  # a DataFrame keeps its column names for the model's check and the axes
     X, xp, device = check_data(X, "X")
     check_finite(X, "X", xp=xp, block_rows=65_536)
     n_samples = X.shape[0]
     if hasattr(labels_or_model, "cluster_centers_") and hasattr(labels_or_model, "predict"):
-        labels = labels_or_model.predict(X)
+        labels = labels_or_model.predict(X_given)
         if centers is None:
             centers = labels_or_model.cluster_centers_
     else:
@@ -191,6 +194,9 @@ def plot_clusters(
         centers = xp.astype(centers, X.dtype)
     points, projected_centers, axis_names = project_2d(X, centers, xp=xp)
     points = to_numpy(points)
+    column_names = feature_names_of(X_given)
+    if column_names is not None and X.shape[1] <= 2:  # the data's own axes: name them
+        axis_names = [str(name) for name in column_names] + axis_names[len(column_names) :]
 
     values = np.unique(labels)
     colors = cluster_colors(len(values))

@@ -176,3 +176,21 @@ def test_without_matplotlib_the_error_names_the_extra(monkeypatch):
         plot_clusters(tutorial_blobs(), np.zeros(150, dtype=int))
     with pytest.raises(ImportError, match="plot_elbow needs matplotlib"):
         plot_elbow(elbow(tutorial_blobs(), [1, 2, 3], random_state=0))
+
+
+def test_plot_clusters_of_a_dataframe_names_its_axes_and_warns_nothing():
+    pd = pytest.importorskip("pandas")
+    import warnings
+
+    frame = pd.DataFrame(tutorial_blobs(), columns=["width", "height"])
+    km = KMeans(3, random_state=0).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the model's feature-name check sees the frame
+        ax = plot_clusters(frame, km)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("width", "height")
+    one = frame[["width"]]
+    ax = plot_clusters(one, KMeans(3, random_state=0).fit(one))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("width", "")
+    wide = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=["a", "b", "c"])
+    ax = plot_clusters(wide, KMeans(2, random_state=0).fit(wide))
+    assert ax.get_xlabel().startswith("PC1")  # projected: components, not columns
