@@ -1,9 +1,11 @@
 """The ``kmeans-xp`` command (also ``python -m kmeans_xp``): demo, fit, elbow, predict.
 
 Bad input (a missing or empty file, a non-numeric column, NaN, K larger than the rows, a damaged
-model file) prints one line, ``kmeans-xp: error: ...``, and exits with status 2; ``--debug``
-shows the traceback instead. ``--json`` prints exactly one JSON document on stdout; ``--quiet``
-prints nothing but errors. Progress bars go to stderr, and only on a terminal.
+model file, a table whose header names other columns than the model's) prints one line,
+``kmeans-xp: error: ...``, and exits with status 2; ``--debug`` shows the traceback instead. A
+table's header is kept in the model file by ``fit`` and checked by ``predict``. ``--json``
+prints exactly one JSON document on stdout; ``--quiet`` prints nothing but errors. Progress
+bars go to stderr, and only on a terminal.
 """
 
 from __future__ import annotations
@@ -204,13 +206,14 @@ def _progress_bar(args: argparse.Namespace, total: int, label: str):
 # --------------------------------------------------------------------------------------------
 
 
-def _load_input(path: Path, backend: str) -> tuple[Any, np.ndarray, str]:
+def _load_input(path: Path, backend: str) -> tuple[Any, np.ndarray, str, list[str] | None]:
+    """X on the backend, X on the host, where it is, and a table's column names (or None)."""
     from ._array_api import to_backend
-    from ._datafile import read_matrix
+    from ._datafile import read_matrix_and_header
 
-    X_host = read_matrix(path)
+    X_host, header = read_matrix_and_header(path)
     X, where = to_backend(X_host, backend)
-    return X, X_host, where
+    return X, X_host, where, header
 
 
 def _command_demo(args: argparse.Namespace, out: _Printer) -> int:
@@ -225,7 +228,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     from ._array_api import to_numpy
     from ._kmeans import KMeans
 
-    X, X_host, where = _load_input(args.input, args.backend)
+    X, X_host, where, header = _load_input(args.input, args.backend)
     if args.n_clusters > X_host.shape[0]:
         msg = f"-k {args.n_clusters} is larger than the {X_host.shape[0]} rows of {args.input}."
         raise ValueError(msg)
@@ -263,12 +266,14 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     }
     np.save(files["labels"], labels)
     np.save(files["centers"], centers)
-    model.save(files["model"])
     if args.plot:
         from .plot import plot_clusters, save_figure
 
         files["plot"] = args.out / "clusters.png"
         save_figure(lambda ax: plot_clusters(X, model, ax=ax), files["plot"])
+    if header is not None:  # kept in the model file; `predict` checks a table's header by them
+        model._set_feature_names(np.asarray(header, dtype=object))
+    model.save(files["model"])
     summary = {
         "input": str(args.input),
         "n_samples": int(X_host.shape[0]),
@@ -300,7 +305,7 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
     if args.sample_size is not None and not args.silhouette:
         msg = "--sample-size sets the silhouette's subsample; it needs --silhouette."
         raise ValueError(msg)
-    X, X_host, where = _load_input(args.input, args.backend)
+    X, X_host, where, _ = _load_input(args.input, args.backend)
     bar = _progress_bar(args, len(args.k), "fitting K")
     options = {
         "init": args.init,
@@ -350,7 +355,7 @@ def _command_predict(args: argparse.Namespace, out: _Printer) -> int:
     from ._datafile import write_labels
     from ._persistence import load
 
-    X, X_host, where = _load_input(args.input, args.backend)
+    X, X_host, where, header = _load_input(args.input, args.backend)
     model = load(args.model, like=X)
     if X_host.shape[1] != model.n_features_in_:
         msg = (
@@ -358,7 +363,17 @@ def _command_predict(args: argparse.Namespace, out: _Printer) -> int:
             f"fitted on {model.n_features_in_}."
         )
         raise ValueError(msg)
-    labels = to_numpy(model.predict(X))
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and header is not None and header != list(names):
+        msg = (
+            f"{args.input}'s header names the columns {header}, but the model in {args.model} "
+            f"was fitted on columns {list(names)}: give the columns in the model's order (a "
+            "file without a header is taken as it is)."
+        )
+        raise ValueError(msg)
+    with warnings.catch_warnings():  # a table is read as an array: the names were checked here
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        labels = to_numpy(model.predict(X))
     sizes = np.bincount(labels, minlength=int(model.cluster_centers_.shape[0]))
     summary = {
         "model": str(args.model),

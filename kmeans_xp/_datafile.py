@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataFileError", "read_matrix", "write_labels"]
+__all__ = ["DataFileError", "read_matrix", "read_matrix_and_header", "write_labels"]
 
 SUFFIXES = (".npy", ".csv", ".tsv")
 
@@ -29,6 +29,11 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
     one row per line, numeric columns; the first line is a header when any of its fields is not
     a number.
     """
+    return read_matrix_and_header(path)[0]
+
+
+def read_matrix_and_header(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
+    """``read_matrix``, and a table's header (its column names), None without one."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -40,8 +45,8 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         msg = f"{path}: the file is empty."
         raise DataFileError(msg)
-    X = (
-        _read_npy(path)
+    X, header = (
+        (_read_npy(path), None)
         if suffix == ".npy"
         else _read_table(path, "," if suffix == ".csv" else "\t")
     )
@@ -53,7 +58,7 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
             f"column {column + 1}; K-Means needs finite values."
         )
         raise DataFileError(msg)
-    return X
+    return X, header
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -82,7 +87,7 @@ def _is_number(field: str) -> bool:
     return True
 
 
-def _read_table(path: Path, delimiter: str) -> np.ndarray:
+def _read_table(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | None]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             text = f.read()
@@ -95,6 +100,7 @@ def _read_table(path: Path, delimiter: str) -> np.ndarray:
         raise DataFileError(msg)
     first = next(csv.reader([lines[0]], delimiter=delimiter))
     has_header = not all(_is_number(field) for field in first)
+    header = [field.strip() for field in first] if has_header else None
     n_data = len(lines) - has_header
     if n_data == 0:
         msg = f"{path}: the file has a header but no data rows."
@@ -105,10 +111,10 @@ def _read_table(path: Path, delimiter: str) -> np.ndarray:
             dtype=np.float64,
         )  # fmt: skip
         if X.shape == (n_data, len(first)):
-            return X
+            return X, header
     except ValueError:
         pass
-    return _parse_carefully(path, text, delimiter, first if has_header else None)
+    return _parse_carefully(path, text, delimiter, first if has_header else None), header
 
 
 def _parse_carefully(path: Path, text: str, delimiter: str, header: list[str] | None) -> np.ndarray:

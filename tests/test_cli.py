@@ -100,7 +100,15 @@ def test_fit_writes_labels_centers_model_and_summary(data_files, name):
     assert summary["n_samples"] == 150
     assert summary["inertia"] == pytest.approx(model.inertia_, rel=1e-12)
     assert summary["cluster_sizes"] == np.bincount(labels).tolist()
-    np.testing.assert_array_equal(load(out / "model.npz").predict(X), labels)
+    saved = load(out / "model.npz")
+    if name in ("header.csv", "blobs.tsv"):  # a table's header names the model's features
+        assert saved.feature_names_in_.tolist() == ["x", "y"]
+        with pytest.warns(UserWarning, match="does not have valid feature names"):
+            predicted = saved.predict(X)
+    else:
+        assert not hasattr(saved, "feature_names_in_")
+        predicted = saved.predict(X)
+    np.testing.assert_array_equal(predicted, labels)
     table = result.stdout
     assert "150 rows x 2 features, K=3" in table
     assert "inertia" in table
@@ -201,6 +209,22 @@ def test_predict_labels_new_rows_with_a_saved_model(data_files):
     np.testing.assert_array_equal(np.loadtxt(folder / "p.txt", dtype=int), fitted_labels)
     to_stdout = run("predict", "o/model.npz", "blobs.npy", cwd=folder)
     np.testing.assert_array_equal([int(v) for v in to_stdout.stdout.split()], fitted_labels)
+
+
+def test_predict_checks_a_tables_header_against_the_models_columns(data_files):
+    folder, X = data_files
+    assert run("fit", "header.csv", "-k", "3", "--out", "o", "--quiet", cwd=folder).returncode == 0
+    fitted_labels = np.load(folder / "o" / "labels.npy")
+    for same in ("header.csv", "plain.csv", "blobs.npy"):  # the same names, or none to check
+        done = run("predict", "o/model.npz", same, "--out", "p.npy", cwd=folder)
+        assert done.returncode == 0, done.stderr
+        assert "warning" not in done.stderr.lower()
+        np.testing.assert_array_equal(np.load(folder / "p.npy"), fitted_labels)
+    np.savetxt(folder / "swapped.csv", X[:, ::-1], delimiter=",", header="y,x", comments="")
+    swapped = run("predict", "o/model.npz", "swapped.csv", cwd=folder)
+    assert swapped.returncode != 0
+    assert "swapped.csv's header names the columns ['y', 'x'], but the model" in swapped.stderr
+    assert "fitted on columns ['x', 'y']" in swapped.stderr
 
 
 def test_torch_backend(data_files):
