@@ -171,6 +171,23 @@ def test_auto_is_lloyd_on_a_gpu(xp):
 # ---- NumPy's own assign-and-sum pass -----------------------------------------------------------
 
 
+def share_blocks_between(monkeypatch, threads: int) -> None:
+    """NumPy's passes split their blocks between ``threads`` threads, however small the pass
+    (threads hold BLAS to one thread each through threadpoolctl, so more than one needs it)."""
+    if threads > 1:
+        pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
+    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
+
+
+def off_origin_problem(n: int, d: int, k: int, dtype):
+    """(rng, X, offset, centers): X off the origin, so that the offset matters; k of its rows."""
+    rng = np.random.default_rng(n + d + k)
+    X = (rng.normal(size=(n, d)) + 100.0).astype(dtype)
+    offset = X.mean(axis=0)
+    return rng, X, offset, X[rng.choice(n, k, replace=False)]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     ("n", "d", "k", "block_rows", "chunk_bytes"),
@@ -185,11 +202,8 @@ def test_auto_is_lloyd_on_a_gpu(xp):
 def test_numpy_pass_equals_the_standard_pass(
     monkeypatch, dtype, n, d, k, block_rows, chunk_bytes, threads
 ):
-    if threads > 1:  # threads hold BLAS to one thread each through threadpoolctl
-        pytest.importorskip("threadpoolctl")
+    share_blocks_between(monkeypatch, threads)
     monkeypatch.setattr(numpy_backend, "UPDATE_CHUNK_BYTES", chunk_bytes)  # 1: flush every block
-    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
-    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
     if threads > 1 and n // block_rows >= 2 * threads:
         assert len(numpy_backend._thread_parts(n, block_rows, k)) == threads
     rng = np.random.default_rng(n + d + k)
@@ -219,14 +233,8 @@ def test_numpy_pass_equals_the_standard_pass(
 def test_numpy_labels_and_inertia_equal_the_standard_pass(
     monkeypatch, dtype, n, d, k, block_rows, threads, weighted
 ):
-    if threads > 1:
-        pytest.importorskip("threadpoolctl")
-    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
-    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
-    rng = np.random.default_rng(n + d + k)
-    X = (rng.normal(size=(n, d)) + 100.0).astype(dtype)  # off the origin: the offset matters
-    offset = X.mean(axis=0)
-    centers = X[rng.choice(n, k, replace=False)]
+    share_blocks_between(monkeypatch, threads)
+    rng, X, offset, centers = off_origin_problem(n, d, k, dtype)
     w = rng.uniform(size=n).astype(dtype) if weighted else None
     args = (X, centers, centers - offset, w, offset)
     standard = _labels_and_inertia_pass(
@@ -253,14 +261,8 @@ def test_numpy_labels_and_inertia_equal_the_standard_pass(
 def test_numpy_distances_to_centers_equal_the_standard_ones(
     monkeypatch, dtype, n, d, k, block_rows, threads
 ):
-    if threads > 1:
-        pytest.importorskip("threadpoolctl")
-    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
-    monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
-    rng = np.random.default_rng(n + d + k)
-    X = (rng.normal(size=(n, d)) + 100.0).astype(dtype)
-    offset = X.mean(axis=0)
-    centers = X[rng.choice(n, k, replace=False)]
+    share_blocks_between(monkeypatch, threads)
+    _, X, offset, centers = off_origin_problem(n, d, k, dtype)
     fast = numpy_backend.distances_to_centers(
         X, centers, offset=offset, block_rows=block_rows, xp=np
     )

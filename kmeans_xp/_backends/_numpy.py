@@ -6,9 +6,10 @@ import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -124,15 +125,9 @@ def assign_and_sum(
     shared.count_changes = out is not None  # labels hold the last pass's: count what changes
     parts = _thread_parts(n_samples, block_rows, centers.shape[0])
     chunk_bytes = min(UPDATE_CHUNK_BYTES, X.nbytes // UPDATE_CHUNK_FRACTION_OF_X) // len(parts)
-    if len(parts) == 1:
-        results = [_assign_rows(shared, 0, n_samples, block_rows, chunk_bytes)]
-    else:
-        with _blas_on_one_thread():
-            futures = [
-                _executor().submit(_assign_rows, shared, lo, hi, block_rows, chunk_bytes)
-                for lo, hi in parts
-            ]
-            results = [future.result() for future in futures]
+    results = _run_on_parts(
+        parts, lambda lo, hi: _assign_rows(shared, lo, hi, block_rows, chunk_bytes)
+    )
     sums, counts, _ = results[0]
     for s, c, _ in results[1:]:
         sums += s
@@ -218,7 +213,7 @@ def labels_and_inertia(
     block order whichever thread made them. Labels and inertia are the standard pass's (with
     ``assign_and_sum``'s caveat on BLAS kernels that round a row differently on several
     threads). On the 2-core CI machine at 1 000 000 × 64 → 256, ``predict`` took 277 ms with
-    the standard pass, 147 ms with this one and 190 ms with scikit-learn's
+    the standard pass, 146.5–148.5 ms with this one and 190 ms with scikit-learn's
     (benchmarks/RESULTS.md).
     """
     n_samples = X.shape[0]
@@ -226,15 +221,9 @@ def labels_and_inertia(
     shared = _SharedPass(X, centered, weights, offset, None, labels, None, xp)
     centers64 = None if weights is None else centers.astype(np.float64)
     parts = _thread_parts(n_samples, block_rows, centers.shape[0])
-    if len(parts) == 1:
-        sums_per_part = [_label_rows(shared, centers64, 0, n_samples, block_rows)]
-    else:
-        with _blas_on_one_thread():
-            futures = [
-                _executor().submit(_label_rows, shared, centers64, lo, hi, block_rows)
-                for lo, hi in parts
-            ]
-            sums_per_part = [future.result() for future in futures]
+    sums_per_part = _run_on_parts(
+        parts, lambda lo, hi: _label_rows(shared, centers64, lo, hi, block_rows)
+    )
     if weights is None:
         return labels, None
     inertia = None
@@ -293,13 +282,7 @@ def distances_to_centers(
     c_sq = np.sum(centered * centered, axis=1)
     parts = _thread_parts(n_samples, block_rows, n_clusters)
     job = (X, offset, centered.T, c_sq, out, block_rows)
-    if len(parts) == 1:
-        _distance_rows(*job, 0, n_samples)
-    else:
-        with _blas_on_one_thread():
-            futures = [_executor().submit(_distance_rows, *job, lo, hi) for lo, hi in parts]
-            for future in futures:
-                future.result()
+    _run_on_parts(parts, lambda lo, hi: _distance_rows(*job, lo, hi))
     return out
 
 
@@ -354,15 +337,8 @@ def candidate_potentials(
         parts = _split_blocks(n_samples, block_rows)
     c_sq = np.sum(candidates * candidates, axis=1)
     shared = (X, offset, x_sq, candidates.T, c_sq, closest, weights, trial_sq)
-    if len(parts) == 1:
-        partials = _potentials_of_rows(shared, 0, n_samples, block_rows)
-    else:
-        with _blas_on_one_thread():
-            futures = [
-                _executor().submit(_potentials_of_rows, shared, lo, hi, block_rows)
-                for lo, hi in parts
-            ]
-            partials = [part for future in futures for part in future.result()]
+    per_part = _run_on_parts(parts, lambda lo, hi: _potentials_of_rows(shared, lo, hi, block_rows))
+    partials = [part for block_partials in per_part for part in block_partials]
     potential = partials[0]
     for part in partials[1:]:
         potential = potential + part
@@ -447,6 +423,16 @@ def _split_blocks(n_samples: int, block_rows: int) -> list[tuple[int, int]]:
         return [(0, n_samples)]
     bounds = [(n_blocks * i // threads) * block_rows for i in range(threads)] + [n_samples]
     return [(bounds[i], min(bounds[i + 1], n_samples)) for i in range(threads)]
+
+
+def _run_on_parts(parts: list[tuple[int, int]], run: Callable[[int, int], Any]) -> list[Any]:
+    """``run(lo, hi)`` for each row range of ``parts``, results in ``parts``' order: in this
+    thread for a single range, else one range per pool thread with BLAS held to one thread."""
+    if len(parts) == 1:
+        return [run(*parts[0])]
+    with _blas_on_one_thread():
+        futures = [_executor().submit(run, lo, hi) for lo, hi in parts]
+        return [future.result() for future in futures]
 
 
 def _executor() -> ThreadPoolExecutor:
