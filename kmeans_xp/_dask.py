@@ -32,7 +32,7 @@ from ._backends import segment_sum_for
 from ._init import reduce_candidates
 from ._lloyd import labels_and_inertia, pass_for, stop_after_iteration
 from ._primitives import block_rows_for, squared_norms
-from ._validation import check_magnitude
+from ._validation import check_magnitude, check_weight_scale
 
 
 def is_dask_collection(X: Any) -> bool:
@@ -184,27 +184,40 @@ def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})  # a task needs whole rows
     if sample_weight is None:
-        w = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
+        given = w = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
     else:
-        w = da.asarray(sample_weight).astype(X.dtype).rechunk((X.chunks[0],))
-        if w.shape != (X.shape[0],):
-            msg = f"sample_weight must have shape ({X.shape[0]},), got {w.shape}."
+        given = da.asarray(sample_weight)
+        if given.shape != (X.shape[0],):
+            msg = f"sample_weight must have shape ({X.shape[0]},), got {given.shape}."
             raise ValueError(msg)
+        if given.dtype.kind not in "biuf":
+            msg = f"sample_weight must hold real numbers, got dtype {given.dtype}."
+            raise TypeError(msg)
+        given = given.rechunk((X.chunks[0],))
+        w = given.astype(X.dtype)
         if type(w._meta) is not type(X._meta):  # each task must meet one library
             meta = chunk_meta(X, 1, X.dtype)
             w = w.map_blocks(_as_library_of, meta, dtype=X.dtype, meta=meta)
     X, w = dask.persist(X, w)
-    n_bad, largest, n_negative, total, mean, var = dask.compute(
-        (~da.isfinite(X)).sum(), abs(X).max(), (w < 0).sum(), w.sum(),
+    # The weights are checked as given, before the cast to X's dtype could make them inf or 0.
+    n_bad, largest, n_bad_w, w_largest, n_negative, total, mean, var = dask.compute(
+        (~da.isfinite(X)).sum(), abs(X).max(), (~da.isfinite(given)).sum(), abs(given).max(),
+        (given < 0).sum(), given.sum(dtype=np.float64),
         X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
     )  # fmt: skip
-    if n_bad:
-        msg = f"X contains {int(n_bad)} NaN or infinite value(s); K-Means needs finite values."
-        raise ValueError(msg)
+    for name, count in (("X", n_bad), ("sample_weight", n_bad_w)):
+        if count:
+            msg = (
+                f"{name} contains {int(count)} NaN or infinite value(s); K-Means needs finite "
+                "values."
+            )
+            raise ValueError(msg)
     check_magnitude(float(largest), "X", np.finfo(X.dtype), X.dtype, shape=X.shape)
-    if n_negative or not total > 0:
-        msg = "sample_weight must be non-negative and not all zero."
-        raise ValueError(msg)
+    check_weight_scale(
+        int(n_negative), float(w_largest), float(total), x_largest=float(largest),
+        n_features=X.shape[1], x_finfo=np.finfo(X.dtype), x_dtype=X.dtype,
+        acc_max=float(np.finfo(np.float64).max),
+    )  # fmt: skip
     return X, w, to_numpy(mean), float(np.mean(to_numpy(var)))
 
 

@@ -109,8 +109,10 @@ def _prepare(
     block_rows = block_rows_for(
         n_samples, n_features, n_clusters, itemsize(X, xp), xp=xp, device=x_device
     )
-    check_values(X, "X", xp=xp, block_rows=block_rows)
-    weights = check_sample_weight(sample_weight, X, xp=xp, device=x_device, block_rows=block_rows)
+    x_largest = check_values(X, "X", xp=xp, block_rows=block_rows)
+    weights = check_sample_weight(
+        sample_weight, X, xp=xp, device=x_device, block_rows=block_rows, x_largest=x_largest
+    )
     source = X
     if device is not None:
         X, xp, x_device, weights, block_rows = _onto_device(
@@ -618,8 +620,9 @@ class FittedCentersMixin(FeatureNamesMixin):
 
     # ---- using the fitted centers ------------------------------------------------------------
 
-    def _fitted_like(self, X: Any, name: str = "X") -> tuple[Array, Array, Array, Any, int]:
-        """Validated X, and the centers and offset as arrays of X's library, device and dtype."""
+    def _fitted_like(self, X: Any, name: str = "X") -> tuple[Array, Array, Array, Any, int, float]:
+        """Validated X, the centers and offset as arrays of X's library, device and dtype, the
+        namespace, the block rows, and the largest absolute value of X, centers and offset."""
         self._check_is_fitted()
         self._check_feature_names(X)
         X, xp, device = check_data(X, name)
@@ -633,13 +636,16 @@ class FittedCentersMixin(FeatureNamesMixin):
         if key not in self._fitted_cache:
             centers = xp.astype(move_to(self.cluster_centers_, xp, device), X.dtype)
             offset = xp.astype(move_to(self._offset, xp, device), X.dtype)
-            self._fitted_cache[key] = (centers, offset)
-        centers, offset = self._fitted_cache[key]
+            # Distances are to the fitted centers, whose values (and the centering offset's)
+            # may exceed X's: bounds on weighted sums take the largest of the three.
+            fitted_largest = max(float(xp.max(xp.abs(a))) for a in (centers, offset))
+            self._fitted_cache[key] = (centers, offset, fitted_largest)
+        centers, offset, fitted_largest = self._fitted_cache[key]
         block_rows = block_rows_for(
             X.shape[0], X.shape[1], centers.shape[0], itemsize(X, xp), xp=xp, device=device
         )
-        check_values(X, name, xp=xp, block_rows=block_rows)
-        return X, centers, offset, xp, block_rows
+        largest = check_values(X, name, xp=xp, block_rows=block_rows)
+        return X, centers, offset, xp, block_rows, max(largest, fitted_largest)
 
     def predict(self, X: Any) -> Array:
         """Index of the nearest center of each row of X (an int64 array of X's library; for a
@@ -648,7 +654,7 @@ class FittedCentersMixin(FeatureNamesMixin):
             self._check_is_fitted()
             self._check_feature_names(X, stacklevel=3)
             return predict_dask(X, to_numpy(self.cluster_centers_), to_numpy(self._offset))
-        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        X, centers, offset, xp, block_rows, _ = self._fitted_like(X)
         labels, _ = labels_and_inertia(
             X, centers, None, offset=offset, block_rows=block_rows, xp=xp,
             precision=self._matmul_precision(X, centers.shape[0], xp),
@@ -659,7 +665,7 @@ class FittedCentersMixin(FeatureNamesMixin):
         """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)
         (a DataFrame after ``set_output(transform="pandas")`` for NumPy results)."""
         X_given = X
-        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        X, centers, offset, xp, block_rows, _ = self._fitted_like(X)
         distances = distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
         return self._wrap_transform_output(distances, X_given)
 
@@ -669,10 +675,11 @@ class FittedCentersMixin(FeatureNamesMixin):
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the inertia of X for the fitted centers (higher is better)."""
-        X, centers, offset, xp, block_rows = self._fitted_like(X)
+        X, centers, offset, xp, block_rows, largest = self._fitted_like(X)
         weights = check_sample_weight(
-            sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows
-        )
+            sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows,
+            x_largest=largest,
+        )  # fmt: skip
         _, inertia = labels_and_inertia(
             X, centers, weights, offset=offset, block_rows=block_rows, xp=xp,
             precision=self._matmul_precision(X, centers.shape[0], xp),
@@ -911,7 +918,7 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         # The training mean: predict centers new data the same way fit did, so that
         # predict(X_train) reproduces labels_ exactly.
         self._offset = prep.offset
-        self._fitted_cache: dict[tuple, tuple[Array, Array]] = {}
+        self._fitted_cache: dict[tuple, tuple[Array, Array, float]] = {}
         return self
 
     def _fit_dask(self, X: Any, sample_weight: Any) -> KMeans:

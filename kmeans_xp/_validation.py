@@ -88,13 +88,11 @@ def check_random_state(random_state: Any) -> RandomState:
 
 
 def _working_dtype(A: Array, name: str, xp: ModuleType, device: Any) -> Any:
-    """float32 and float64 stay; integers and half floats become the namespace's default float."""
+    """float32 and float64 stay; booleans, integers and half floats become the namespace's
+    default float (booleans as 0 and 1, as scikit-learn reads them)."""
     dtype = A.dtype
     if isinstance(dtype, np.dtype) and dtype.kind not in "biuf" and dtype.kind != "c":
         msg = f"{name} must hold numbers, got dtype {dtype} ({type(A).__name__})."
-        raise TypeError(msg)
-    if xp.isdtype(dtype, "bool"):
-        msg = f"{name} must hold numbers, got boolean dtype {dtype}."
         raise TypeError(msg)
     if xp.isdtype(dtype, "complex floating"):
         # ValueError, as scikit-learn raises for complex data.
@@ -102,7 +100,7 @@ def _working_dtype(A: Array, name: str, xp: ModuleType, device: Any) -> Any:
         raise ValueError(msg)
     if dtype == xp.float32 or dtype == xp.float64:
         return dtype
-    if xp.isdtype(dtype, ("integral", "real floating")):
+    if xp.isdtype(dtype, ("bool", "integral", "real floating")):
         return default_float(xp, device)
     msg = f"{name} has unsupported dtype {dtype}."  # pragma: no cover - exotic dtypes only
     raise TypeError(msg)
@@ -187,9 +185,10 @@ def check_finite(A: Array, name: str, *, xp: ModuleType, block_rows: int) -> Non
 
 def check_values(
     X: Array, name: str, *, xp: ModuleType, block_rows: int, n_samples: int | None = None
-) -> None:
+) -> float:
     """Raise ValueError unless the rows of X (data or centers) are finite, and their squared
-    distances neither overflow X's dtype nor all fall below its smallest normal number.
+    distances neither overflow X's dtype nor all fall below its smallest normal number; return
+    X's largest absolute value.
 
     ``n_samples``: how many rows' distances a fit adds up (X's rows unless X holds centers).
     """
@@ -197,6 +196,7 @@ def check_values(
     if n_samples is None:
         n_samples = X.shape[0]
     check_magnitude(largest, name, xp.finfo(X.dtype), X.dtype, shape=(n_samples, X.shape[1]))
+    return largest
 
 
 _FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -239,7 +239,8 @@ def check_magnitude(
 
 
 def _check_companion(value: Any, name: str, X: Array, xp: ModuleType, device: Any) -> Array:
-    """Bring an array that accompanies X (weights, initial centers) to X's library and device.
+    """Bring an array that accompanies X (weights, initial centers) to X's library and device,
+    as floating point.
 
     Python sequences and NumPy arrays are host data and are copied to X's device. An array of
     another device library (e.g. a torch tensor with CuPy X) is refused: converting it would hide
@@ -253,14 +254,26 @@ def _check_companion(value: Any, name: str, X: Array, xp: ModuleType, device: An
         )
         raise TypeError(msg)
     value = move_to(value, xp, device)
-    _working_dtype(value, name, xp, device)  # rejects bool, complex, strings
-    return value
+    _working_dtype(value, name, xp, device)  # rejects complex numbers and strings
+    if xp.isdtype(value.dtype, "real floating"):
+        return value
+    # Booleans and integers (which the standard neither negates nor compares with floats) in
+    # float64 where the device has it: exact for integers up to 2**53.
+    return xp.astype(value, accumulation_dtype(xp, device))
 
 
 def check_sample_weight(
-    sample_weight: Any, X: Array, *, xp: ModuleType, device: Any, block_rows: int
+    sample_weight: Any,
+    X: Array,
+    *,
+    xp: ModuleType,
+    device: Any,
+    block_rows: int,
+    x_largest: float,
 ) -> Array:
-    """Weights of shape (n_samples,) in X's dtype: finite, non-negative, not all zero."""
+    """Weights of shape (n_samples,) in X's dtype: finite, non-negative, not all zero, and small
+    enough that weighted sums over X (whose largest absolute value is ``x_largest``; see
+    ``check_weight_scale``) stay finite."""
     n_samples = X.shape[0]
     if sample_weight is None:
         return xp.ones((n_samples,), dtype=X.dtype, device=device)
@@ -273,18 +286,78 @@ def check_sample_weight(
             f"got shape {tuple(w.shape)}."
         )
         raise ValueError(msg)
-    w = xp.astype(w, X.dtype)
-    check_finite(w[:, None], "sample_weight", xp=xp, block_rows=block_rows)
+    # Checked as given, before the cast to X's dtype could make them infinite or zero. Summed in
+    # float64 where the device has it: float32 weights near its largest value would overflow
+    # (and warn) in their own dtype.
+    largest = largest_magnitude(w[:, None], "sample_weight", xp=xp, block_rows=block_rows)
     n_negative = int(xp.sum(xp.astype(w < 0, xp.int64)))
+    acc = accumulation_dtype(xp, device)
+    acc_max = float(xp.finfo(acc).max)
+    if largest * n_samples <= acc_max:
+        total = float(xp.sum(w, dtype=acc))
+    else:  # the sum may overflow: summed scaled, so that it does so in Python (inf, no warning)
+        total = largest * float(xp.sum(xp.astype(w, acc) / largest))
+    check_weight_scale(
+        n_negative, largest, total, x_largest=x_largest, n_features=X.shape[1],
+        x_finfo=xp.finfo(X.dtype), x_dtype=X.dtype, acc_max=acc_max,
+    )  # fmt: skip
+    return xp.astype(w, X.dtype)
+
+
+def check_weight_scale(
+    n_negative: int,
+    largest: float,
+    total: float,
+    *,
+    x_largest: float,
+    n_features: int,
+    x_finfo: Any,
+    x_dtype: Any,
+    acc_max: float,
+) -> None:
+    """Raise ValueError for finite weights a fit cannot use: negative ones, all zero (in X's
+    dtype ``x_dtype``, whose ``finfo`` is ``x_finfo``), or so large that X's dtype cannot hold
+    them or that weighted sums overflow the accumulation dtype (largest value ``acc_max``).
+
+    ``largest`` and ``total`` are the weights' largest absolute value and sum as given, before
+    their cast to X's dtype. A fit adds up, in the accumulation dtype, weights (the counts),
+    weighted rows (each within ±2·M once centered, M = ``x_largest``) and weighted squared
+    distances (each up to 16·d·M², see ``check_magnitude``): the total weight times the largest
+    of these must stay finite. Only the ratios between weights change the centers and labels, so
+    the messages suggest rescaling.
+    """
+    rescale = (
+        "Rescale sample_weight ({} it by a constant: only the ratios between weights change the "
+        "centers and labels)."
+    )
     if n_negative:
         msg = f"sample_weight must be non-negative, got {n_negative} negative value(s)."
         raise ValueError(msg)
-    # Summed in float64 where the device has it: float32 weights near its largest value would
-    # overflow (and warn) in their own dtype.
-    if not float(xp.sum(w, dtype=accumulation_dtype(xp, device))) > 0:
+    if largest > float(x_finfo.max):
+        msg = (
+            f"sample_weight's largest value, {largest:.3g}, does not fit X's dtype {x_dtype} "
+            f"(largest {float(x_finfo.max):.3g}). " + rescale.format("divide")
+        )
+        raise ValueError(msg)
+    if not total > 0:
         msg = "sample_weight must not be all zero: at least one sample needs a positive weight."
         raise ValueError(msg)
-    return w
+    # Values up to half the smallest subnormal number (smallest normal × eps) round to zero.
+    if largest <= 0.5 * float(x_finfo.smallest_normal) * float(x_finfo.eps):
+        msg = (
+            f"sample_weight's largest value, {largest:.3g}, is zero in X's dtype {x_dtype}. "
+            + rescale.format("multiply")
+        )
+        raise ValueError(msg)
+    term = max(1.0, 2.0 * x_largest, 16.0 * n_features * x_largest * x_largest)
+    if not total * term <= acc_max:  # (not <=: also where the total itself is infinite)
+        msg = (
+            f"sample_weight is too large for X: its values sum to {total:.3g}, and weighted sums "
+            f"of squared distances up to {term:.3g} (X's largest absolute value is "
+            f"{x_largest:.3g}, with {n_features} feature(s)) would overflow past "
+            f"{acc_max:.3g}. " + rescale.format("divide")
+        )
+        raise ValueError(msg)
 
 
 def check_initial_centers(

@@ -101,6 +101,31 @@ def test_dask_bad_input(client, make, kwargs, error, match):
         KMeans(8, random_state=0, **kwargs).fit(make(dX))
 
 
+@pytest.mark.parametrize(
+    ("weights", "error", "match"),
+    [
+        (np.r_[np.nan, np.ones(5999)], ValueError, r"sample_weight contains 1 NaN"),
+        (np.r_[np.inf, np.ones(5999)], ValueError, r"sample_weight contains 1 NaN or infinite"),
+        (-np.ones(6000), ValueError, r"sample_weight must be non-negative, got 6000 negative"),
+        (np.zeros(6000), ValueError, r"sample_weight must not be all zero"),
+        (np.full(6000, 1e305), ValueError, r"sample_weight is too large for X: its values sum"),
+        (np.ones(6000, dtype=complex), TypeError, r"sample_weight must hold real numbers"),
+    ],
+)
+def test_dask_bad_sample_weight(client, weights, error, match):
+    dX = da.from_array(mixture(seed=6), chunks=1000)
+    with pytest.raises(error, match=match):
+        KMeans(8, init="random", random_state=0).fit(dX, sample_weight=da.from_array(weights))
+
+
+def test_dask_float64_weights_beyond_float32_x_are_refused_before_the_cast(client):
+    dX = da.from_array(mixture(seed=6).astype(np.float32), chunks=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'overflow encountered in cast'
+        with pytest.raises(ValueError, match=r"largest value, 1e\+300, does not fit X's dtype"):
+            KMeans(8, init="random").fit(dX, sample_weight=da.full(6000, 1e300, chunks=1000))
+
+
 def test_each_chunk_is_passed_once_per_iteration(monkeypatch):
     """Labels kept on the workers and stats fetched must come from one run of each task."""
     import dask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_callable_init_returning_the_wrong_shape(xp):
         (np.ones((4, 1)), ValueError, r"got shape \(4, 1\)"),
         (np.array([1.0, -1.0, 1.0, 1.0]), ValueError, r"non-negative, got 1 negative"),
         (np.zeros(4), ValueError, r"sample_weight must not be all zero"),
-        (np.array([True, False, True, True]), TypeError, r"sample_weight must hold numbers"),
+        (np.ones(4, dtype=complex), ValueError, r"Complex data not supported: sample_weight"),
     ],
 )
 def test_bad_sample_weight(xp, weights, exc, pattern):
@@ -141,7 +142,6 @@ def test_scalar_sample_weight_is_broadcast(xp):
             ValueError,
             r"Complex data not supported: X has complex dtype complex128",
         ),
-        (np.array([[True, False], [False, True]]), TypeError, r"X must hold numbers, got boolean"),
         (np.array([["a", "b"], ["c", "d"]]), TypeError, r"X must hold numbers, got dtype <U1"),
         (
             np.array([[object(), 1]], dtype=object),
@@ -161,9 +161,26 @@ def test_bad_dtypes(X, exc, pattern):
         fit(X, n_clusters=1)
 
 
-def test_bad_dtypes_on_other_backends(xp):
-    with pytest.raises(TypeError, match=r"X must hold numbers, got boolean"):
-        fit(xp.asarray(np.array([[True], [False]])), n_clusters=1)
+def test_string_weights_are_a_clear_type_error():
+    with pytest.raises(TypeError, match=r"sample_weight must hold numbers, got dtype <U1"):
+        fit(sample_weight=np.array(["1", "1", "1", "1"]))
+
+
+def test_booleans_are_clustered_as_zeros_and_ones(xp):
+    """As scikit-learn reads them: binary features, and 0/1 weights that leave samples out."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.random((30, 6)) < 0.1, rng.random((30, 6)) < 0.9]
+    keep = np.r_[np.ones(40, dtype=bool), np.zeros(20, dtype=bool)]
+    model = fit(xp.asarray(X), sample_weight=xp.asarray(keep))
+    assert xp.xp.isdtype(model.cluster_centers_.dtype, "real floating")
+    centers = xp.to_numpy(model.cluster_centers_).astype(np.float64)
+    assert_labels_are_argmin(X.astype(np.float64), centers, xp.to_numpy(model.labels_))
+    for j in range(2):  # each center is the mean of the rows it holds, weighted by keep
+        members = (xp.to_numpy(model.labels_) == j) & keep
+        np.testing.assert_allclose(centers[j], X[members].mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(
+        xp.to_numpy(model.predict(xp.asarray(X))), xp.to_numpy(model.labels_)
+    )
 
 
 def test_ragged_lists_are_a_clear_value_error():
@@ -323,8 +340,39 @@ def test_large_float32_weights_are_summed_without_overflow(xp):
     w = xp.asarray(np.full(300, 1e37, dtype=np.float32))  # sum 3e39: beyond float32
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checked = check_sample_weight(w, X, xp=xp.xp, device=array_device(X), block_rows=64)
+        checked = check_sample_weight(
+            w, X, xp=xp.xp, device=array_device(X), block_rows=64, x_largest=0.0
+        )
     np.testing.assert_array_equal(xp.to_numpy(checked), xp.to_numpy(w))
+
+
+def test_weights_whose_weighted_sums_overflow_are_refused(xp):
+    X = xp.asarray(X_OK * 1e100)  # squared distances up to 16 · 2 · 6e200
+    limit = np.finfo(np.float64).max / (16 * 2 * 6e100**2) / 4  # total weight at the bound
+    with pytest.raises(ValueError, match=r"sample_weight is too large for X: its values sum to"):
+        fit(X, sample_weight=xp.asarray(np.full(4, 1.01 * limit)))
+    model = fit(X, sample_weight=xp.asarray(np.full(4, 0.5 * limit)))  # half the bound: fitted
+    assert math.isfinite(float(model.inertia_))
+    centers = xp.to_numpy(model.cluster_centers_)
+    assert np.all(np.isfinite(centers))
+    np.testing.assert_allclose(np.sort(centers[:, 1]), [0.5e100, 5.5e100])
+    with pytest.raises(ValueError, match=r"sample_weight is too large for X"):
+        model.score(X, sample_weight=xp.asarray(np.full(4, 1.01 * limit)))
+    with pytest.raises(ValueError, match=r"sample_weight is too large for X"):
+        fit(xp.asarray(X_OK), sample_weight=xp.asarray(np.full(4, 1e308)))
+
+
+def test_weights_beyond_the_range_of_float32_x_are_refused_before_the_cast(xp):
+    X = xp.asarray(X_OK.astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'overflow encountered in cast'
+        with pytest.raises(ValueError, match=r"largest value, 1e\+300, does not fit X's dtype"):
+            fit(X, sample_weight=np.full(4, 1e300))
+        with pytest.raises(ValueError, match=r"largest value, 1e-320, is zero in X's dtype"):
+            fit(X, sample_weight=np.full(4, 1e-320))
+    # Within float32's range, weights far beyond the data's scale are fitted (sums in float64).
+    model = fit(X, sample_weight=np.full(4, 1e38))
+    np.testing.assert_array_equal(xp.to_numpy(model.labels_), fit(X).labels_)
 
 
 def test_object_arrays_of_numbers_are_read_as_float64():
