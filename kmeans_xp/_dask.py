@@ -32,7 +32,7 @@ from ._backends import segment_sum_for
 from ._init import reduce_candidates
 from ._lloyd import labels_and_inertia, pass_for, stop_after_iteration
 from ._primitives import block_rows_for, squared_norms
-from ._validation import check_magnitude, check_weight_scale
+from ._validation import check_magnitude, check_values, check_weight_scale
 
 
 def is_dask_collection(X: Any) -> bool:
@@ -47,8 +47,36 @@ def is_dask_collection(X: Any) -> bool:
 
 def as_dask_array(X: Any) -> Any:
     """X as a Dask array: a Dask DataFrame's rows, with the partitions' lengths computed (one
-    pass over the data; the fit needs its chunks' sizes). A Dask array as is."""
-    return X.to_dask_array(lengths=True) if hasattr(X, "to_dask_array") else X
+    pass over the data; the fit needs its chunks' sizes). A Dask array as is.
+
+    A DataFrame's column types are checked first (known without computing anything): columns
+    of strings, categories, dates or complex numbers are refused, naming them, where they would
+    otherwise fail inside a task. Columns of different types (booleans beside floats, say) and
+    pandas' nullable types are read as float64, missing values as NaN, which the fit then
+    reports, as for an in-memory DataFrame.
+    """
+    if not hasattr(X, "to_dask_array"):
+        return X
+    from pandas.api import types
+
+    def column_list(keep) -> str:
+        return ", ".join(f"{name!r} ({dtype})" for name, dtype in X.dtypes.items() if keep(dtype))
+
+    complex_columns = column_list(types.is_complex_dtype)
+    if complex_columns:
+        msg = f"Complex data not supported: X has complex column(s) {complex_columns}."
+        raise ValueError(msg)
+    other_columns = column_list(lambda t: not (types.is_bool_dtype(t) or types.is_numeric_dtype(t)))
+    if other_columns:
+        msg = (
+            f"X must hold numbers, but its column(s) {other_columns} do not; encode or drop "
+            "them before clustering."
+        )
+        raise TypeError(msg)
+    dtypes = set(X.dtypes)
+    if len(dtypes) > 1 or not isinstance(dtypes.pop(), np.dtype):  # mixed, or pandas' own types
+        X = X.astype(np.float64)  # (where to_dask_array would give objects for some)
+    return X.to_dask_array(lengths=True)
 
 
 def chunk_meta(X: Any, ndim: int, dtype: Any) -> Any:
@@ -101,6 +129,9 @@ def _chunk_labels_and_inertia(X_chunk, w_chunk, centers, offset):
 
 
 def _chunk_predict(X_chunk, centers, offset):
+    # Checked here, in the task: a lazy predict has not read X before.
+    xp = get_namespace(X_chunk)
+    check_values(X_chunk, "X (a chunk)", xp=xp, block_rows=_block_rows(X_chunk, centers.shape[0]))
     return _chunk_labels_and_inertia(X_chunk, None, centers, offset)[0]
 
 
@@ -165,24 +196,37 @@ def _chunk_candidate_weights(X_chunk, w_chunk, candidates, offset):
 # ---- the driver ---------------------------------------------------------------------------------
 
 
+def float_rows(X: Any) -> Any:
+    """A 2-D Dask array of numbers as float32 or float64 (booleans and integers as float64, as
+    in memory), in chunks of whole rows (lazy: nothing is computed)."""
+    if X.ndim != 2:
+        msg = f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}."
+        raise ValueError(msg)
+    if X.dtype.kind == "c":  # as in memory (scikit-learn's wording)
+        msg = f"Complex data not supported: X has complex dtype {X.dtype}; K-Means needs reals."
+        raise ValueError(msg)
+    if X.dtype.kind not in "biuf":
+        msg = f"X must hold numbers, got dtype {X.dtype}."
+        raise TypeError(msg)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})  # a task needs whole rows
+    return X
+
+
 def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
     """Row-chunked float X persisted, weights chunked alike, column means and mean variance."""
     import dask
     import dask.array as da
 
-    if X.ndim != 2:
-        msg = f"X must be a 2-D array of shape (n_samples, n_features), got shape {X.shape}."
-        raise ValueError(msg)
+    X = float_rows(X)
     if np.isnan(X.shape[0]):
         msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
         raise ValueError(msg)
     if X.shape[0] < n_clusters:
         msg = f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}."
         raise ValueError(msg)
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    if len(X.chunks[1]) > 1:
-        X = X.rechunk({1: -1})  # a task needs whole rows
     if sample_weight is None:
         given = w = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
     else:
@@ -325,11 +369,17 @@ def _persist_and_fetch(parts):
     return list(held[:n]), dask.compute(*held[n:])
 
 
-def predict_dask(X, centers, offset):
-    """Lazy labels of a Dask array (or DataFrame)."""
-    X = as_dask_array(X)
-    if len(X.chunks[1]) > 1:
-        X = X.rechunk({1: -1})
+def predict_dask(X, centers, offset, *, estimator: str):
+    """Lazy labels of a Dask array (or DataFrame) of centers.shape[1] columns (``estimator``:
+    the model's class name, for the message otherwise). A chunk holding NaN, infinity or values
+    too large for K-Means raises ValueError when it is computed."""
+    X = float_rows(as_dask_array(X))
+    if X.shape[1] != centers.shape[1]:
+        msg = (
+            f"X has {X.shape[1]} features, but {estimator} is expecting {centers.shape[1]} "
+            "features as input."
+        )
+        raise ValueError(msg)
     return X.map_blocks(
         _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
         meta=chunk_meta(X, 1, np.int64),

@@ -653,7 +653,10 @@ class FittedCentersMixin(FeatureNamesMixin):
         if is_dask_collection(X):
             self._check_is_fitted()
             self._check_feature_names(X, stacklevel=3)
-            return predict_dask(X, to_numpy(self.cluster_centers_), to_numpy(self._offset))
+            return predict_dask(
+                X, to_numpy(self.cluster_centers_), to_numpy(self._offset),
+                estimator=type(self).__name__,
+            )  # fmt: skip
         X, centers, offset, xp, block_rows, _ = self._fitted_like(X)
         labels, _ = labels_and_inertia(
             X, centers, None, offset=offset, block_rows=block_rows, xp=xp,

@@ -255,3 +255,45 @@ def test_a_dask_dataframe_is_fitted_on_the_cluster_with_its_column_names(client)
         remote.predict(dframe[list(frame.columns[::-1])])
     with pytest.raises(TypeError, match=r"X is a dask collection; dask arrays and DataFrames"):
         remote.transform(dframe)
+
+
+def test_dask_predict_reads_numbers_as_in_memory_and_checks_what_it_is_given(client):
+    X = mixture(seed=8)
+    model = KMeans(8, random_state=0, n_init=1).fit(X)
+    whole = np.round(X).astype(np.int64)  # integers are read as float64, as in memory
+    lazy = model.predict(da.from_array(whole, chunks=1000))
+    np.testing.assert_array_equal(lazy.compute(), model.predict(whole))
+    with pytest.raises(ValueError, match=r"X has 4 features, but KMeans is expecting 5 features"):
+        model.predict(da.from_array(X[:, :4], chunks=1000))
+    with pytest.raises(ValueError, match=r"Complex data not supported: X has complex dtype"):
+        model.predict(da.from_array(X.astype(complex), chunks=1000))
+    with pytest.raises(TypeError, match=r"X must hold numbers, got dtype <U"):
+        model.predict(da.from_array(X.astype(str), chunks=1000))
+    with_nan = X.copy()
+    with_nan[1500, 2] = np.nan
+    lazy = model.predict(da.from_array(with_nan, chunks=1000))  # lazy: checked in the task
+    with pytest.raises(ValueError, match=r"X \(a chunk\) contains 1 NaN or infinite value"):
+        lazy.compute()
+
+
+def test_dask_dataframe_columns_are_checked_before_any_task_runs(client):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X = mixture(seed=9)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    with_text = frame.assign(name="x")
+    with pytest.raises(TypeError, match=r"column\(s\) 'name' \(.*\) do not; encode or drop"):
+        KMeans(8, init="random").fit(dd.from_pandas(with_text, npartitions=3))
+    with pytest.raises(ValueError, match=r"Complex data not supported: X has complex column"):
+        KMeans(8, init="random").fit(dd.from_pandas(frame.astype(complex), npartitions=3))
+    # pandas' nullable types and mixed columns are read as float64, missing values as NaN.
+    nullable = frame.astype("Float64")
+    model = KMeans(8, init=X[:8]).fit(dd.from_pandas(nullable, npartitions=3))
+    local = KMeans(8, init=X[:8], algorithm="lloyd").fit(X)
+    np.testing.assert_allclose(model.cluster_centers_, local.cluster_centers_, rtol=1e-6)
+    flags = frame.assign(flag=X[:, 0] > 0)  # bool beside floats: objects in to_dask_array
+    model = KMeans(8, init=np.c_[X[:8], X[:8, 0] > 0]).fit(dd.from_pandas(flags, npartitions=3))
+    assert model.cluster_centers_.dtype == np.float64
+    nullable.loc[10, "f1"] = pd.NA
+    with pytest.raises(ValueError, match=r"X contains 1 NaN or infinite value"):
+        KMeans(8, init="random").fit(dd.from_pandas(nullable, npartitions=3))
