@@ -104,7 +104,17 @@ def _silhouette_block_rows(n_samples: int, n_labels: int, xp: ModuleType, device
     return int(max(1, min(n_samples, budget // row_bytes)))
 
 
-def silhouette_samples(X: Any, labels: Any) -> Array:
+def _check_metric(metric: Any) -> None:
+    """Only scikit-learn's default: K-Means' clusters are Euclidean, and so are these scores."""
+    if not (isinstance(metric, str) and metric == "euclidean"):
+        msg = (
+            f"metric must be 'euclidean' (K-Means clusters by Euclidean distance; "
+            f"sklearn.metrics computes silhouettes for other metrics), got metric={metric!r}."
+        )
+        raise ValueError(msg)
+
+
+def silhouette_samples(X: Any, labels: Any, *, metric: str = "euclidean") -> Array:
     """Silhouette coefficient of each sample.
 
     For sample i in cluster A, with a(i) the mean distance to the other members of A and b(i) the
@@ -118,6 +128,8 @@ def silhouette_samples(X: Any, labels: Any) -> Array:
     labels : array-like of shape (n_samples,)
         Cluster of each sample: any values (ints, strings), NumPy or X's library; between 2 and
         n_samples − 1 distinct values.
+    metric : {"euclidean"}
+        Accepted for scikit-learn's signature; Euclidean is the only distance.
 
     Returns
     -------
@@ -129,6 +141,7 @@ def silhouette_samples(X: Any, labels: Any) -> Array:
     Runs in row blocks of X: memory is O(block · n), time O(n² · d). For large n use
     ``silhouette_score(..., sample_size=...)``.
     """
+    _check_metric(metric)
     data = _Scored(X, labels)
     return _silhouette_samples(data)
 
@@ -170,7 +183,12 @@ def _silhouette_samples(data: _Scored) -> Array:
 
 
 def silhouette_score(
-    X: Any, labels: Any, *, sample_size: int | None = None, random_state: Any = None
+    X: Any,
+    labels: Any,
+    *,
+    metric: str = "euclidean",
+    sample_size: int | None = None,
+    random_state: Any = None,
 ) -> float:
     """Mean silhouette coefficient of all samples (or of a random subsample).
 
@@ -178,6 +196,8 @@ def silhouette_score(
     ----------
     X : array of shape (n_samples, n_features)
     labels : array-like of shape (n_samples,)
+    metric : {"euclidean"}
+        Accepted for scikit-learn's signature; Euclidean is the only distance.
     sample_size : int, optional
         Score a random subsample of this many rows (drawn without replacement) instead of all;
         the cost falls from O(n²·d) to O(sample_size²·d). At least 2; more than n_samples
@@ -199,6 +219,7 @@ def silhouette_score(
     >>> round(silhouette_score(X, [0, 0, 1, 1]), 6)
     0.899749
     """
+    _check_metric(metric)
     if sample_size is not None:
         X, xp, device = check_data(X, "X")
         codes, _ = check_labels(labels, X.shape[0])

@@ -164,3 +164,14 @@ def test_docstring_examples_run():
     result = doctest.testmod(metrics_module)
     assert result.attempted >= 1
     assert result.failed == 0
+
+
+def test_silhouette_takes_scikit_learns_metric_argument_for_euclidean_only():
+    X, labels = labelled_data()
+    assert silhouette_score(X, labels, metric="euclidean") == silhouette_score(X, labels)
+    np.testing.assert_array_equal(
+        silhouette_samples(X, labels, metric="euclidean"), silhouette_samples(X, labels)
+    )
+    for score in (silhouette_score, silhouette_samples):
+        with pytest.raises(ValueError, match=r"metric must be 'euclidean' .* got metric='cosine'"):
+            score(X, labels, metric="cosine")
