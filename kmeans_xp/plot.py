@@ -166,7 +166,7 @@ def plot_clusters(
     X, xp, device = check_data(X, "X")
     check_finite(X, "X", xp=xp, block_rows=65_536)
     n_samples = X.shape[0]
-    if hasattr(labels_or_model, "cluster_centers_") and hasattr(labels_or_model, "predict"):
+    if hasattr(labels_or_model, "predict"):  # a model: an unfitted one raises NotFittedError
         labels = labels_or_model.predict(X_given)
         if centers is None:
             centers = labels_or_model.cluster_centers_

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from kmeans_xp import KMeans, elbow, silhouette_score
+from kmeans_xp import KMeans, NotFittedError, elbow, silhouette_score
 from kmeans_xp._demo import tutorial_blobs
 from kmeans_xp.plot import plot_clusters, plot_elbow, plot_silhouette, project_2d
 
@@ -168,6 +168,8 @@ def test_bad_input_is_refused():
         plot_clusters(X, np.zeros(150, dtype=int), centers=np.zeros((3, 5)))
     with pytest.raises(ValueError, match="max_points must be a positive integer, got 0"):
         plot_clusters(X, np.zeros(150, dtype=int), max_points=0)
+    with pytest.raises(NotFittedError, match=r"This KMeans instance is not fitted yet"):
+        plot_clusters(X, KMeans(3))
 
 
 def test_without_matplotlib_the_error_names_the_extra(monkeypatch):
