@@ -608,8 +608,9 @@ def kmeans(
 
 
 class FittedCentersMixin(FeatureNamesMixin):
-    """predict, transform and score from ``cluster_centers_`` and the training mean ``_offset``,
-    shared by the estimators (their fit sets both, ``n_features_in_`` and the feature names)."""
+    """predict, transform, score and save from ``cluster_centers_`` and the training mean
+    ``_offset``, shared by the estimators (their fit sets both, ``n_features_in_`` and the
+    feature names)."""
 
     def __getstate__(self) -> dict[str, Any]:
         # The per-library copies of the centers are a cache: rebuilt on demand, never pickled.
@@ -617,6 +618,38 @@ class FittedCentersMixin(FeatureNamesMixin):
         if "_fitted_cache" in state:
             state["_fitted_cache"] = {}
         return state
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted model to ``path`` as an ``.npz`` file (no pickle); see :func:`load`.
+
+        The file holds the centers, the training labels, the training mean and JSON metadata
+        (format version, parameters, n_features, the feature names when fitted on named
+        columns, dtype, inertia, n_iter, kmeans_xp version, a SHA-256 checksum). Arrays are
+        saved from any library; ``load(path, like=...)`` puts them back in any library and
+        device. A ``MiniBatchKMeans`` file also holds what ``partial_fit`` goes on from: the
+        centers' running sums, the step count and the random generator's state, so a loaded
+        model takes the next batches exactly as the saved one would have.
+
+        A callable ``init`` cannot be saved (a model file never holds code): a ``TypeError``
+        says so. A ``random_state`` that is a Generator or RandomState is stored as None (a
+        MiniBatchKMeans's own generator state is kept, as said). A ``device`` that is a
+        ``torch.device`` or ``cupy.cuda.Device`` is stored by name, and loads as such where its
+        library is installed, else as that name.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> from kmeans_xp import KMeans, load
+        >>> km = KMeans(n_clusters=2, random_state=0).fit(np.array([[0.0], [1.0], [9.0], [10.0]]))
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> km.save(path)
+        >>> load(path).predict(np.array([[0.2], [9.5]])).tolist() == km.predict(
+        ...     np.array([[0.2], [9.5]])).tolist()
+        True
+        """
+        from ._persistence import save_model
+
+        save_model(self, path)
 
     # ---- using the fitted centers ------------------------------------------------------------
 
@@ -963,30 +996,3 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         return self.fit(X, sample_weight=sample_weight).labels_
 
     # ---- model files and pickling -------------------------------------------------------------
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted model to ``path`` as an ``.npz`` file (no pickle); see :func:`load`.
-
-        The file holds the centers, the training labels, the training mean and JSON metadata
-        (format version, parameters, n_features, the feature names when fitted on named
-        columns, dtype, inertia, n_iter, kmeans_xp version, a SHA-256 checksum). Arrays are
-        saved from any library; ``load(path, like=...)`` puts them back in any library and
-        device.
-
-        A callable ``init`` cannot be saved (a model file never holds code): a ``TypeError``
-        says so. A ``random_state`` that is a Generator or RandomState is stored as None.
-
-        Examples
-        --------
-        >>> import numpy as np, tempfile, os
-        >>> from kmeans_xp import KMeans, load
-        >>> km = KMeans(n_clusters=2, random_state=0).fit(np.array([[0.0], [1.0], [9.0], [10.0]]))
-        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-        >>> km.save(path)
-        >>> load(path).predict(np.array([[0.2], [9.5]])).tolist() == km.predict(
-        ...     np.array([[0.2], [9.5]])).tolist()
-        True
-        """
-        from ._persistence import save_model
-
-        save_model(self, path)

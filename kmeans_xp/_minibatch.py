@@ -198,7 +198,7 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
             if best_inertia is None or inertia < best_inertia:
                 best_centers, best_inertia = centers, inertia
 
-        state = _StepState(best_centers, prep, batch_size)
+        state = _StepState.starting(best_centers, prep, batch_size)
         monitor = _Convergence(batch_size, n_samples, tol, self.max_no_improvement, self.verbose)
         n_steps = max(1, (settings["max_iter"] * n_samples) // batch_size)
         step = 0
@@ -260,7 +260,7 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
             init_size = self._resolved_init_size(batch_size, prep.X.shape[0])
             init_rows = self._rng.choice(prep.X.shape[0], size=init_size, replace=False)
             centers = self._init_on(_rows(prep, init_rows), self._rng, init=init)
-            self._step_state = _StepState(centers, prep, batch_size)
+            self._step_state = _StepState.starting(centers, prep, batch_size)
             self._offset = prep.offset
             self.n_steps_ = 0
             self._set_feature_names(names)
@@ -360,6 +360,17 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         dtype = self.cluster_centers_.dtype
         return X if X.dtype == dtype else xp.astype(X, dtype)
 
+    def _restore_step_state(
+        self, centers: Array, weight_sums: Array, *, batch_size: int, since_reassign: int
+    ) -> None:
+        """The step state of a loaded model (``_persistence.load``), after its fitted
+        attributes: partial_fit then goes on from it as the saved model would have."""
+        self._step_state = _StepState(
+            centers, weight_sums, offset=self._offset, dtype=self.cluster_centers_.dtype,
+            batch_size=batch_size, since_reassign=since_reassign,
+        )  # fmt: skip
+        self._counts = self._step_state.weight_sums
+
     def _set_state(self, state: _StepState, prep: _Prepared, n_steps: int) -> None:
         self.cluster_centers_ = state.centers_x() + prep.offset
         self._counts = state.weight_sums
@@ -383,15 +394,35 @@ def _rows(prep: _Prepared, rows: np.ndarray) -> _Prepared:
 class _StepState:
     """Centers (centered, accumulation dtype) and the weight each has absorbed."""
 
-    def __init__(self, centers: Array, prep: _Prepared, batch_size: int) -> None:
-        xp = prep.xp
-        self.dtype = prep.X.dtype
-        self.acc = accumulation_dtype(xp, prep.device)
-        self.offset = prep.offset  # batches are centered by it, as the centers are
-        self.centers = xp.astype(centers - prep.offset, self.acc)
-        self.weight_sums = xp.zeros((centers.shape[0],), dtype=self.acc, device=prep.device)
+    def __init__(
+        self,
+        centers: Array,
+        weight_sums: Array,
+        *,
+        offset: Array,
+        dtype: Any,
+        batch_size: int,
+        since_reassign: int = 0,
+    ) -> None:
+        xp = get_namespace(centers)
+        self.dtype = dtype  # X's
+        self.acc = accumulation_dtype(xp, array_device(centers))
+        self.offset = offset  # batches are centered by it, as the centers are
+        self.centers = xp.astype(centers, self.acc)
+        self.weight_sums = xp.astype(weight_sums, self.acc)
         self.batch_size = batch_size
-        self.since_reassign = 0
+        self.since_reassign = since_reassign
+
+    @classmethod
+    def starting(cls, centers: Array, prep: _Prepared, batch_size: int) -> _StepState:
+        """The state before the first step, from initial centers in X's coordinates."""
+        xp = prep.xp
+        k = centers.shape[0]
+        zeros = xp.zeros((k,), dtype=accumulation_dtype(xp, prep.device), device=prep.device)
+        return cls(
+            centers - prep.offset, zeros, offset=prep.offset, dtype=prep.X.dtype,
+            batch_size=batch_size,
+        )  # fmt: skip
 
     # The namespace and the update function are looked up, not stored, so the state (and the
     # estimator holding it) pickles.

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from kmeans_xp import KMeans, ModelFileError, NotFittedError, load
+from kmeans_xp import KMeans, MiniBatchKMeans, ModelFileError, NotFittedError, load
 from kmeans_xp._array_api import library_name
 from kmeans_xp._demo import tutorial_blobs
 
@@ -260,3 +260,106 @@ def test_feature_names_survive_a_model_file(tmp_path):
     rewrite(tmp_path / "named.npz", forge)
     with pytest.raises(ModelFileError, match=r"feature_names_in \['width'\] is not a list of 2"):
         load(tmp_path / "named.npz")
+
+
+def forged(change):
+    """A ``rewrite`` change that edits the arrays and metadata, then recomputes the checksum."""
+    from kmeans_xp._persistence import _digest
+
+    def forge(arrays):
+        metadata = metadata_of(arrays)
+        del metadata["sha256"]
+        change(arrays, metadata)
+        data = {k: v for k, v in arrays.items() if k != "metadata"}
+        metadata["sha256"] = _digest(data, metadata)
+        set_metadata(arrays, metadata)
+
+    return forge
+
+
+def batches(X, seed, n_batches=6, size=40):
+    rng = np.random.default_rng(seed)
+    return [X[rng.integers(0, X.shape[0], size)] for _ in range(n_batches)]
+
+
+def test_a_saved_minibatch_model_goes_on_as_the_saved_one_would_on_every_backend(xp, tmp_path):
+    """The step state and the generator's state are in the file: after load, the same batches
+    give the same centers, counts and steps (reassignments draw from the restored generator)."""
+    X = tutorial_blobs().astype(np.float32)
+    # Eight centers on three blobs: some absorb little weight, and are reassigned at random.
+    model = MiniBatchKMeans(8, batch_size=30, random_state=0, reassignment_ratio=0.9)
+    model.fit(xp.asarray(X))
+    path = tmp_path / "mb.npz"
+    model.save(path)
+    loaded = load(path, like=xp.asarray(X[:1]))
+    reseeded = load(path, like=xp.asarray(X[:1]))
+    reseeded._rng = np.random.default_rng(123)
+    assert type(loaded) is MiniBatchKMeans
+    assert loaded.get_params() == model.get_params()
+    for name in ("n_steps_", "n_iter_", "inertia_", "n_features_in_"):
+        assert getattr(loaded, name) == getattr(model, name)
+    np.testing.assert_array_equal(xp.to_numpy(loaded.labels_), xp.to_numpy(model.labels_))
+    for batch in batches(X, seed=1):
+        for m in (model, loaded, reseeded):
+            m.partial_fit(xp.asarray(batch))
+        np.testing.assert_array_equal(
+            xp.to_numpy(loaded.cluster_centers_), xp.to_numpy(model.cluster_centers_)
+        )
+    np.testing.assert_array_equal(xp.to_numpy(loaded._counts), xp.to_numpy(model._counts))
+    assert loaded.n_steps_ == model.n_steps_
+    # Another generator gives other centers: the draws mattered, and the file restored them.
+    assert not np.array_equal(
+        xp.to_numpy(reseeded.cluster_centers_), xp.to_numpy(model.cluster_centers_)
+    )
+
+
+def test_a_partial_fit_model_without_labels_and_a_randomstate_survives_a_file(tmp_path):
+    X = tutorial_blobs()
+    model = MiniBatchKMeans(
+        8, compute_labels=False, random_state=np.random.RandomState(5), reassignment_ratio=0.9
+    )
+    for batch in batches(X, seed=2, n_batches=3):
+        model.partial_fit(batch)
+    model.save(tmp_path / "mb.npz")
+    loaded = load(tmp_path / "mb.npz")
+    for name in ("labels_", "inertia_", "n_iter_"):
+        assert not hasattr(loaded, name)
+    assert loaded.random_state is None  # the parameter; the generator's state is kept
+    assert isinstance(loaded._rng, np.random.RandomState)
+    reseeded = load(tmp_path / "mb.npz")
+    reseeded._rng = np.random.RandomState(99)
+    for batch in batches(X, seed=3):
+        for m in (model, loaded, reseeded):
+            m.partial_fit(batch)
+    np.testing.assert_array_equal(loaded.cluster_centers_, model.cluster_centers_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert not np.array_equal(reseeded.cluster_centers_, model.cluster_centers_)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a, m: a["step_weight_sums"].__setitem__(0, -1.0), r"negative values"),
+        (lambda a, m: a["step_centers"].__setitem__((0, 0), np.nan), r"NaN or infinite"),
+        (lambda a, m: m["minibatch"].__setitem__("batch_size", 0), r"mini-batch state"),
+        (lambda a, m: m["minibatch"]["rng"]["state"].__setitem__("bit_generator", "os"),
+         r"random generator state cannot be restored .*unknown bit generator 'os'"),
+        (lambda a, m: m["params"].__setitem__("device", {"jax": 0}), r"device parameter"),
+    ],
+)  # fmt: skip
+def test_a_forged_minibatch_file_is_rejected(tmp_path, change, message):
+    MiniBatchKMeans(3, random_state=0).fit(tutorial_blobs()).save(tmp_path / "mb.npz")
+    rewrite(tmp_path / "mb.npz", forged(change))
+    with pytest.raises(ModelFileError, match=message):
+        load(tmp_path / "mb.npz")
+
+
+def test_a_torch_device_parameter_survives_a_model_file(backend_named, tmp_path):
+    torch = backend_named("torch").module
+    X = tutorial_blobs()
+    model = KMeans(3, random_state=0, device=torch.device("cpu")).fit(X)
+    model.save(tmp_path / "m.npz")  # before: 'Object of type device is not JSON serializable'
+    loaded = load(tmp_path / "m.npz")
+    assert loaded.device == torch.device("cpu")
+    assert isinstance(loaded.cluster_centers_, np.ndarray)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
