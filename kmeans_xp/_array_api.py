@@ -155,8 +155,8 @@ def as_supported_array(x: Any, name: str) -> Array:
     if array_api_compat.is_dask_array(x) or type(x).__module__.startswith(("dask.", "dask_expr")):
         msg = (
             f"{name} is a dask {'array' if array_api_compat.is_dask_array(x) else 'collection'}; "
-            f"dask arrays and DataFrames are taken by KMeans.fit and KMeans.predict only "
-            f"(compute it first for anything else)."
+            f"dask arrays and DataFrames are taken by KMeans's fit, predict, transform and "
+            f"score only (compute it first for anything else)."
         )
         raise TypeError(msg)
     try:

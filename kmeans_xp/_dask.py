@@ -30,7 +30,7 @@ from ._array_api import (
 )
 from ._backends import segment_sum_for
 from ._init import reduce_candidates
-from ._lloyd import labels_and_inertia, pass_for, stop_after_iteration
+from ._lloyd import distances_to_centers, labels_and_inertia, pass_for, stop_after_iteration
 from ._primitives import block_rows_for, squared_norms
 from ._validation import check_magnitude, check_values, check_weight_scale
 
@@ -135,6 +135,15 @@ def _chunk_predict(X_chunk, centers, offset):
     return _chunk_labels_and_inertia(X_chunk, None, centers, offset)[0]
 
 
+def _chunk_distances(X_chunk, centers, offset):
+    xp = get_namespace(X_chunk)
+    block_rows = _block_rows(X_chunk, centers.shape[0])
+    check_values(X_chunk, "X (a chunk)", xp=xp, block_rows=block_rows)
+    c = xp.asarray(centers, dtype=X_chunk.dtype)
+    o = xp.asarray(offset, dtype=X_chunk.dtype)
+    return distances_to_centers(X_chunk, c, offset=o, block_rows=block_rows, xp=xp)
+
+
 def _chunk_closest(X_chunk, centers, offset, closest):
     """Smallest squared distance (float64) of each row to the given centers, and to earlier
     ones (``closest``)."""
@@ -218,37 +227,63 @@ def float_rows(X: Any) -> Any:
 def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
     """Row-chunked float X persisted, weights chunked alike, column means and mean variance."""
     import dask
-    import dask.array as da
 
     X = float_rows(X)
-    if np.isnan(X.shape[0]):
-        msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
-        raise ValueError(msg)
     if X.shape[0] < n_clusters:
         msg = f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}."
         raise ValueError(msg)
-    if sample_weight is None:
-        given = w = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
-    else:
-        given = da.asarray(sample_weight)
-        if given.shape != (X.shape[0],):
-            msg = f"sample_weight must have shape ({X.shape[0]},), got {given.shape}."
-            raise ValueError(msg)
-        if given.dtype.kind not in "biuf":
-            msg = f"sample_weight must hold real numbers, got dtype {given.dtype}."
-            raise TypeError(msg)
-        given = given.rechunk((X.chunks[0],))
-        w = given.astype(X.dtype)
-        if type(w._meta) is not type(X._meta):  # each task must meet one library
-            meta = chunk_meta(X, 1, X.dtype)
-            w = w.map_blocks(_as_library_of, meta, dtype=X.dtype, meta=meta)
+    given, w = _weights_for(X, sample_weight)
     X, w = dask.persist(X, w)
-    # The weights are checked as given, before the cast to X's dtype could make them inf or 0.
-    n_bad, largest, n_bad_w, w_largest, n_negative, total, mean, var = dask.compute(
-        (~da.isfinite(X)).sum(), abs(X).max(), (~da.isfinite(given)).sum(), abs(given).max(),
-        (given < 0).sum(), given.sum(dtype=np.float64),
+    *stats, mean, var = dask.compute(
+        *_value_stats(X, given),
         X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
     )  # fmt: skip
+    _check_value_stats(X, *stats)
+    return X, w, to_numpy(mean), float(np.mean(to_numpy(var)))
+
+
+def _weights_for(X: Any, sample_weight: Any) -> tuple[Any, Any]:
+    """The weights as given (chunked like X's rows) and in X's dtype and chunk library (lazy)."""
+    import dask.array as da
+
+    if np.isnan(X.shape[0]):
+        msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
+        raise ValueError(msg)
+    if sample_weight is None:
+        ones = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
+        return ones, ones
+    given = da.asarray(sample_weight)
+    if given.shape != (X.shape[0],):
+        msg = f"sample_weight must have shape ({X.shape[0]},), got {given.shape}."
+        raise ValueError(msg)
+    if given.dtype.kind not in "biuf":
+        msg = f"sample_weight must hold real numbers, got dtype {given.dtype}."
+        raise TypeError(msg)
+    given = given.rechunk((X.chunks[0],))
+    w = given.astype(X.dtype)
+    if type(w._meta) is not type(X._meta):  # each task must meet one library
+        meta = chunk_meta(X, 1, X.dtype)
+        w = w.map_blocks(_as_library_of, meta, dtype=X.dtype, meta=meta)
+    return given, w
+
+
+def _value_stats(X: Any, given: Any) -> tuple[Any, ...]:
+    """Lazy counts and extremes that ``_check_value_stats`` judges. The weights are checked as
+    given, before the cast to X's dtype could make them infinite or zero."""
+    import dask.array as da
+
+    return (
+        (~da.isfinite(X)).sum(), abs(X).max(), (~da.isfinite(given)).sum(), abs(given).max(),
+        (given < 0).sum(), given.sum(dtype=np.float64),
+    )  # fmt: skip
+
+
+def _check_value_stats(
+    X, n_bad, largest, n_bad_w, w_largest, n_negative, total, *, fitted_largest: float = 0.0
+) -> None:
+    """The in-memory checks of X and the weights (``_validation``), on computed statistics
+    (``fitted_largest``: the largest |value| of fitted centers that weighted distances are to,
+    as ``score`` takes it in memory)."""
     for name, count in (("X", n_bad), ("sample_weight", n_bad_w)):
         if count:
             msg = (
@@ -258,11 +293,11 @@ def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
             raise ValueError(msg)
     check_magnitude(float(largest), "X", np.finfo(X.dtype), X.dtype, shape=X.shape)
     check_weight_scale(
-        int(n_negative), float(w_largest), float(total), x_largest=float(largest),
+        int(n_negative), float(w_largest), float(total),
+        x_largest=max(float(largest), fitted_largest),
         n_features=X.shape[1], x_finfo=np.finfo(X.dtype), x_dtype=X.dtype,
         acc_max=float(np.finfo(np.float64).max),
     )  # fmt: skip
-    return X, w, to_numpy(mean), float(np.mean(to_numpy(var)))
 
 
 def fit_dask(
@@ -369,10 +404,8 @@ def _persist_and_fetch(parts):
     return list(held[:n]), dask.compute(*held[n:])
 
 
-def predict_dask(X, centers, offset, *, estimator: str):
-    """Lazy labels of a Dask array (or DataFrame) of centers.shape[1] columns (``estimator``:
-    the model's class name, for the message otherwise). A chunk holding NaN, infinity or values
-    too large for K-Means raises ValueError when it is computed."""
+def _rows_for_model(X: Any, centers: np.ndarray, estimator: str) -> Any:
+    """A Dask array or DataFrame as float rows with the fitted model's number of columns."""
     X = float_rows(as_dask_array(X))
     if X.shape[1] != centers.shape[1]:
         msg = (
@@ -380,10 +413,43 @@ def predict_dask(X, centers, offset, *, estimator: str):
             "features as input."
         )
         raise ValueError(msg)
+    return X
+
+
+def predict_dask(X, centers, offset, *, estimator: str):
+    """Lazy labels of a Dask array (or DataFrame) of centers.shape[1] columns (``estimator``:
+    the model's class name, for the message otherwise). A chunk holding NaN, infinity or values
+    too large for K-Means raises ValueError when it is computed."""
+    X = _rows_for_model(X, centers, estimator)
     return X.map_blocks(
         _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
         meta=chunk_meta(X, 1, np.int64),
     )  # fmt: skip
+
+
+def transform_dask(X, centers, offset, *, estimator: str):
+    """Lazy Euclidean distances (n_samples, n_clusters) of a Dask array (or DataFrame) to the
+    centers, in X's dtype; chunks are checked as in ``predict_dask``."""
+    X = _rows_for_model(X, centers, estimator)
+    return X.map_blocks(
+        _chunk_distances, centers, offset, chunks=(X.chunks[0], (centers.shape[0],)),
+        dtype=X.dtype, meta=chunk_meta(X, 2, X.dtype),
+    )  # fmt: skip
+
+
+def score_dask(X, sample_weight, centers, offset, *, estimator: str) -> float:
+    """Opposite of the inertia of a Dask array (or DataFrame) for the centers, computed now:
+    one pass to check X and the weights as a fit does, one to add the chunks' inertia."""
+    import dask
+
+    X = _rows_for_model(X, centers, estimator)
+    given, w = _weights_for(X, sample_weight)
+    stats = dask.compute(*_value_stats(X, given))
+    fitted_largest = max(float(np.max(np.abs(a))) for a in (centers, offset))
+    _check_value_stats(X, *stats, fitted_largest=fitted_largest)
+    inertia = dask.delayed(lambda x, wt: _chunk_labels_and_inertia(x, wt, centers, offset)[1])
+    parts = zip(X.to_delayed()[:, 0].tolist(), w.to_delayed().tolist(), strict=True)
+    return -float(sum(dask.compute(*[inertia(x, wt) for x, wt in parts])))
 
 
 def _initial_centers(

@@ -38,7 +38,7 @@ from ._base import (
     feature_names_of,
 )
 from ._certified import check_precision
-from ._dask import fit_dask, is_dask_collection, predict_dask
+from ._dask import fit_dask, is_dask_collection, predict_dask, score_dask, transform_dask
 from ._hamerly import hamerly
 from ._init import (
     default_local_trials,
@@ -684,12 +684,8 @@ class FittedCentersMixin(FeatureNamesMixin):
         """Index of the nearest center of each row of X (an int64 array of X's library; for a
         Dask array or DataFrame, a lazy Dask array)."""
         if is_dask_collection(X):
-            self._check_is_fitted()
-            self._check_feature_names(X, stacklevel=3)
-            return predict_dask(
-                X, to_numpy(self.cluster_centers_), to_numpy(self._offset),
-                estimator=type(self).__name__,
-            )  # fmt: skip
+            centers, offset, name = self._fitted_on_host(X)
+            return predict_dask(X, centers, offset, estimator=name)
         X, centers, offset, xp, block_rows, _ = self._fitted_like(X)
         labels, _ = labels_and_inertia(
             X, centers, None, offset=offset, block_rows=block_rows, xp=xp,
@@ -697,9 +693,19 @@ class FittedCentersMixin(FeatureNamesMixin):
         )  # fmt: skip
         return labels
 
+    def _fitted_on_host(self, X: Any) -> tuple[np.ndarray, np.ndarray, str]:
+        """For a Dask X: the fitted centers and offset as NumPy arrays, after the checks."""
+        self._check_is_fitted()
+        self._check_feature_names(X, stacklevel=4)
+        return to_numpy(self.cluster_centers_), to_numpy(self._offset), type(self).__name__
+
     def transform(self, X: Any) -> Array:
         """Euclidean distances from each row of X to each center, shape (n_samples, n_clusters)
-        (a DataFrame after ``set_output(transform="pandas")`` for NumPy results)."""
+        (a DataFrame after ``set_output(transform="pandas")`` for NumPy results; for a Dask array
+        or DataFrame, a lazy Dask array)."""
+        if is_dask_collection(X):
+            centers, offset, name = self._fitted_on_host(X)
+            return transform_dask(X, centers, offset, estimator=name)
         X_given = X
         X, centers, offset, xp, block_rows, _ = self._fitted_like(X)
         distances = distances_to_centers(X, centers, offset=offset, block_rows=block_rows, xp=xp)
@@ -710,7 +716,11 @@ class FittedCentersMixin(FeatureNamesMixin):
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Opposite of the inertia of X for the fitted centers (higher is better)."""
+        """Opposite of the inertia of X for the fitted centers (higher is better; for a Dask
+        array or DataFrame, computed now)."""
+        if is_dask_collection(X):
+            centers, offset, name = self._fitted_on_host(X)
+            return score_dask(X, sample_weight, centers, offset, estimator=name)
         X, centers, offset, xp, block_rows, largest = self._fitted_like(X)
         weights = check_sample_weight(
             sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import blobs, nearest64
 
-from kmeans_xp import ConvergenceWarning, KMeans
+from kmeans_xp import ConvergenceWarning, KMeans, silhouette_score
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -253,8 +253,40 @@ def test_a_dask_dataframe_is_fitted_on_the_cluster_with_its_column_names(client)
     np.testing.assert_array_equal(lazy.compute(), local.labels_)
     with pytest.raises(ValueError, match=r"feature names should match"):
         remote.predict(dframe[list(frame.columns[::-1])])
+    np.testing.assert_allclose(remote.transform(dframe).compute(), local.transform(X), rtol=1e-6)
     with pytest.raises(TypeError, match=r"X is a dask collection; dask arrays and DataFrames"):
-        remote.transform(dframe)
+        silhouette_score(dframe, local.labels_)
+
+
+def test_dask_transform_and_score_equal_the_in_memory_ones(client):
+    X = mixture(seed=10)
+    w = np.random.default_rng(10).uniform(0.5, 2.0, X.shape[0])
+    model = KMeans(8, random_state=0, n_init=1).fit(X)
+    dX = da.from_array(X, chunks=1000)
+    lazy = model.transform(dX)
+    assert isinstance(lazy, da.Array)
+    assert lazy.shape == (X.shape[0], 8)
+    np.testing.assert_allclose(lazy.compute(), model.transform(X), rtol=1e-7, atol=1e-9)
+    reference = ((X - model.cluster_centers_[model.predict(X)]) ** 2).sum(axis=1)
+    assert model.score(dX) == pytest.approx(-reference.sum(), rel=1e-9)
+    weighted = model.score(dX, sample_weight=da.from_array(w, chunks=1000))
+    assert weighted == pytest.approx(-(w * reference).sum(), rel=1e-9)
+    assert model.score(dX, sample_weight=w) == pytest.approx(weighted, rel=1e-12)
+    np.testing.assert_allclose(
+        KMeans(8, init=X[:8]).fit_transform(dX).compute(),
+        KMeans(8, init=X[:8], algorithm="lloyd").fit_transform(X),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"X has 4 features, but KMeans is expecting 5"):
+        model.transform(dX[:, :4])
+    with pytest.raises(ValueError, match=r"X contains 5 NaN"):
+        model.score(da.from_array(np.r_[X[:-1], [[np.nan] * 5]], chunks=1000))
+    with pytest.raises(ValueError, match=r"sample_weight is too large for X"):
+        model.score(dX, sample_weight=np.full(X.shape[0], 1e305))
+    with_nan = X.copy()
+    with_nan[2500, 0] = np.inf
+    with pytest.raises(ValueError, match=r"X \(a chunk\) contains 1 NaN or infinite"):
+        model.transform(da.from_array(with_nan, chunks=1000)).compute()
 
 
 def test_dask_predict_reads_numbers_as_in_memory_and_checks_what_it_is_given(client):
