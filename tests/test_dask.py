@@ -196,6 +196,12 @@ def test_dask_with_cupy_chunks_equals_the_in_memory_cupy_fit(backend_named):
         assert isinstance(lazy, da.Array)
         assert isinstance(lazy._meta, cupy.ndarray)
         np.testing.assert_array_equal(lazy.compute().get(), local.labels_.get())
+        distances = remote.transform(dX)
+        assert isinstance(distances._meta, cupy.ndarray)
+        np.testing.assert_allclose(
+            distances.compute().get(), local.transform(cupy.asarray(X)).get(), rtol=1e-6
+        )
+        assert remote.score(dX, sample_weight=w) == pytest.approx(-local.inertia_, rel=1e-9)
         unweighted = KMeans(8, init=C0, max_iter=5).fit(dX)  # weights of ones, CuPy chunks
         assert unweighted.cluster_centers_.dtype == np.float64
 
