@@ -231,9 +231,9 @@ def test_dask_arrays_are_refused_clearly_where_not_supported():
     for call in (
         lambda: kmeans(dX, 2),
         lambda: kmeans_plusplus(dX, 2),
-        lambda: model.transform(dX),
+        lambda: silhouette_samples(dX, model.labels_),
     ):
-        with pytest.raises(TypeError, match=r"dask arrays and DataFrames are taken by KMeans.fit"):
+        with pytest.raises(TypeError, match=r"dask arrays and DataFrames are taken by KMeans's fit"):
             call()
 
 
