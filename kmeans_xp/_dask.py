@@ -32,7 +32,12 @@ from ._backends import segment_sum_for
 from ._init import reduce_candidates
 from ._lloyd import distances_to_centers, labels_and_inertia, pass_for, stop_after_iteration
 from ._primitives import block_rows_for, squared_norms
-from ._validation import check_magnitude, check_values, check_weight_scale
+from ._validation import (
+    check_frame_columns,
+    check_magnitude,
+    check_values,
+    check_weight_scale,
+)
 
 
 def is_dask_collection(X: Any) -> bool:
@@ -57,22 +62,7 @@ def as_dask_array(X: Any) -> Any:
     """
     if not hasattr(X, "to_dask_array"):
         return X
-    from pandas.api import types
-
-    def column_list(keep) -> str:
-        return ", ".join(f"{name!r} ({dtype})" for name, dtype in X.dtypes.items() if keep(dtype))
-
-    complex_columns = column_list(types.is_complex_dtype)
-    if complex_columns:
-        msg = f"Complex data not supported: X has complex column(s) {complex_columns}."
-        raise ValueError(msg)
-    other_columns = column_list(lambda t: not (types.is_bool_dtype(t) or types.is_numeric_dtype(t)))
-    if other_columns:
-        msg = (
-            f"X must hold numbers, but its column(s) {other_columns} do not; encode or drop "
-            "them before clustering."
-        )
-        raise TypeError(msg)
+    check_frame_columns(X)
     dtypes = set(X.dtypes)
     if len(dtypes) > 1 or not isinstance(dtypes.pop(), np.dtype):  # mixed, or pandas' own types
         X = X.astype(np.float64)  # (where to_dask_array would give objects for some)

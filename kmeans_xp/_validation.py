@@ -121,6 +121,40 @@ def _as_numbers(A: Array, source: Any, name: str) -> Array:
         raise type(exc)(msg) from None
 
 
+def check_frame_columns(frame: Any, name: str = "X") -> None:
+    """Refuse a pandas or polars DataFrame (or a Dask DataFrame, whose column types are pandas')
+    with columns that are not real numbers or booleans, naming them: converted, text would fail
+    with a bare conversion error, and dates would be clustered as nanosecond counts. Anything
+    else passes."""
+    module = type(frame).__module__
+    if module.startswith(("pandas", "dask")) and hasattr(frame, "dtypes"):
+        from pandas.api import types
+
+        columns = [
+            (column, dtype, types.is_complex_dtype(dtype),
+             types.is_bool_dtype(dtype) or types.is_numeric_dtype(dtype))
+            for column, dtype in getattr(frame.dtypes, "items", lambda: [])()
+        ]  # fmt: skip
+    elif module.startswith("polars") and hasattr(frame, "schema"):
+        columns = [
+            (column, dtype, False, dtype.is_numeric() or str(dtype) == "Boolean")
+            for column, dtype in frame.schema.items()
+        ]
+    else:
+        return
+    complex_columns = ", ".join(f"{c!r} ({t})" for c, t, is_complex, _ in columns if is_complex)
+    if complex_columns:
+        msg = f"Complex data not supported: {name} has complex column(s) {complex_columns}."
+        raise ValueError(msg)
+    other = [f"{c!r} ({t})" for c, t, is_complex, real in columns if not (real or is_complex)]
+    if other:
+        msg = (
+            f"{name} must hold numbers, but its column(s) {', '.join(other)} do not; encode or "
+            "drop them before clustering."
+        )
+        raise TypeError(msg)
+
+
 def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
     """Validate a data matrix; return it (floating, 2-D, non-empty) with its namespace and device.
 
@@ -128,6 +162,7 @@ def check_data(X: Any, name: str = "X") -> tuple[Array, ModuleType, Any]:
     converted copy. Values are checked separately (``check_values``: finite, and of a magnitude
     whose squared distances the dtype holds), block by block.
     """
+    check_frame_columns(X, name)
     X = _as_numbers(as_supported_array(X, name), X, name)
     xp = get_namespace(X)
     device = array_device(X)

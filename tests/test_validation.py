@@ -233,7 +233,7 @@ def test_dask_arrays_are_refused_clearly_where_not_supported():
         lambda: kmeans_plusplus(dX, 2),
         lambda: silhouette_samples(dX, model.labels_),
     ):
-        with pytest.raises(TypeError, match=r"dask arrays and DataFrames are taken by KMeans's fit"):
+        with pytest.raises(TypeError, match=r"DataFrames are taken by KMeans's fit"):
             call()
 
 
@@ -382,6 +382,33 @@ def test_object_arrays_of_numbers_are_read_as_float64():
     np.testing.assert_array_equal(model.labels_, fit().labels_)
     model = fit(X_OK, sample_weight=np.ones(4, dtype=object), init=X_OK[:2].astype(object))
     np.testing.assert_array_equal(model.labels_, fit(X_OK, init=X_OK[:2]).labels_)
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_dataframe_columns_that_are_not_numbers_are_refused_by_name(library):
+    """Text once failed with a bare conversion error; dates were clustered as nanosecond
+    counts, silently."""
+    pd = pytest.importorskip("pandas")
+    frame_library = pytest.importorskip(library)
+    columns = {"x": X_OK[:, 0], "y": X_OK[:, 1]}
+    with_text = frame_library.DataFrame({**columns, "name": ["a", "b", "c", "d"]})
+    with pytest.raises(TypeError, match=r"X must hold numbers, but its column\(s\) 'name' \("):
+        fit(with_text)
+    dates = pd.date_range("2020-01-01", periods=4)
+    with_dates = frame_library.DataFrame({**columns, "when": dates})
+    with pytest.raises(TypeError, match=r"column\(s\) 'when' \(.*\) do not; encode or drop"):
+        fit(with_dates)
+    flags = frame_library.DataFrame({**columns, "flag": [True, False, True, False]})
+    model = fit(flags)  # booleans are numbers (0 and 1), as scikit-learn reads them
+    assert model.feature_names_in_.tolist() == ["x", "y", "flag"]
+    if library == "pandas":
+        with pytest.raises(ValueError, match=r"Complex data not supported: X has complex column"):
+            fit(pd.DataFrame({"z": X_OK[:, 0] + 1j, "y": X_OK[:, 1]}))
+        with pytest.raises(TypeError, match=r"column\(s\) 'kind' \(category\)"):
+            fit(pd.DataFrame({**columns, "kind": pd.Categorical(["u", "v", "u", "v"])}))
+    model = fit(frame_library.DataFrame(columns))
+    with pytest.raises(TypeError, match=r"column\(s\) 'y' \("):
+        model.predict(frame_library.DataFrame({"x": X_OK[:, 0], "y": ["a", "b", "c", "d"]}))
 
 
 def test_pandas_nullable_columns_are_read_and_missing_values_reported():
