@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -363,3 +364,26 @@ def test_a_torch_device_parameter_survives_a_model_file(backend_named, tmp_path)
     assert loaded.device == torch.device("cpu")
     assert isinstance(loaded.cluster_centers_, np.ndarray)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_device_objects_are_stored_by_name_and_loaded_as_names_without_their_library(
+    monkeypatch,
+):
+    from kmeans_xp._persistence import _device_from_json, _json_param
+
+    cupy = pytest.importorskip("cupy")  # a Device object needs no GPU to exist
+    stored = _json_param("device", cupy.cuda.Device(1))
+    assert stored == {"cupy": 1}
+    assert _device_from_json(stored).id == 1
+    for library in ("torch", "cupy"):
+        monkeypatch.setitem(sys.modules, library, None)  # import fails: not installed here
+    assert _device_from_json({"torch": "cuda:1"}) == "cuda:1"
+    assert _device_from_json({"cupy": 3}) == "cuda:3"
+    assert _device_from_json("cpu") == "cpu"
+    with pytest.raises(TypeError, match=r"device=object\(\) cannot be stored in a model file"):
+        _json_param("device", _Opaque())
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return "object()"
