@@ -9,7 +9,14 @@ for those rows alone (G. Hamerly, "Making k-means even faster", SDM 2010).
 
 Bounds cost work of their own (a gather of the rows to check, a second-nearest distance), which
 only pays once most rows stay put. So the loop starts with plain Lloyd passes and builds the
-bounds once an iteration changes at most ``_SWITCH_FRACTION`` of the labels.
+bounds once an iteration changes at most ``_SWITCH_FRACTION`` of the labels. Where the centers
+stay close for the points' spread (data without clear clusters), most rows keep failing their
+test even then; when more than ``_FALLBACK_FRACTION`` of them fail, the bounds are dropped for
+plain passes and tried again after 2, 4, 8... plain passes. Measured on the 2-core CI machine
+(``python -m benchmarks.algorithms``, benchmarks/RESULTS.md), default fits of standard normal
+float32 data went from 6.8×, 4.5× and 1.5× the time of plain Lloyd to 1.5×, 1.1× and 1.1× (at
+20 000 × 768 → 50, 50 000 × 256 → 100, 100 000 × 64 → 256); fits of clustered data keep their
+bounds and their times (1.37× faster than plain Lloyd at 1 000 000 × 64 → 256).
 
 The iterations are Lloyd's: a checked row gets Lloyd's own argmin (same GEMM form, same dtype),
 same center updates, same empty-cluster repair, same stopping rules; labels can differ only at
@@ -50,6 +57,14 @@ _BOUND_SLACK = 1e-7
 # Bounds start once at most this fraction of the rows changed cluster in an iteration: before,
 # nearly every row fails its bound test and plain Lloyd passes are cheaper.
 _SWITCH_FRACTION = 0.1
+# Bounds are dropped, and plain passes resume, when more than this fraction of the rows fail
+# their test in an iteration: checking them one by one (a gather for the exact own distance, a
+# gather for the distances to all centers) costs about three plain passes' worth per row.
+# Default fits on the 2-core CI machine (an ad-hoc sweep, 2026-11-27): 0.5, 0.3 and 0.15 gave
+# 1.48, 1.22 and 1.21 s at 20 000 × 768 → 50 of normal data, and the same times within 4 % at
+# 50 000 × 256 → 100 (normal) and at the harness's 1 000 000 × 64 → 256 and 200 000 × 128 →
+# 1024 mixtures, except 0.94 against 0.68 s for 0.5 at 50 000 × 256 → 100 (mixture).
+_FALLBACK_FRACTION = 0.3
 # Rows per chunk of the bound tests: their temporaries (~40 bytes per row) stay a few MiB and at
 # most ~1/16 of the rows, with few enough chunks that the per-chunk calls cost nothing next to
 # the work.
@@ -197,12 +212,27 @@ def hamerly(
     chunk_rows = min(_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, n_samples // 16))
     plain_pass = pass_for(xp, array_device(X), precision)
     bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
+    fallbacks, retry_at = 0, 0  # bounds dropped so far, and the iteration they may return after
     labels = upper = lower = sums = counts = None
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         c_acc = xp.astype(centers, acc)
         slack = _BOUND_SLACK * (scale + float(xp.max(xp.abs(c_acc))) * centers.shape[1] ** 0.5)
         previous = labels
+        half_gaps = None
+        if bounded and upper is not None:
+            half_gaps = _half_gaps(c_acc, slack, xp=xp)
+            to_check = _rows_to_check(
+                labels, upper, lower, half_gaps, slack, chunk_rows=chunk_rows, xp=xp
+            )
+            if to_check > _FALLBACK_FRACTION * n_samples:
+                # The bounds would prune little (the centers are close for the points' spread),
+                # and checking most rows one by one costs more than a plain pass: drop them, and
+                # try again after twice as many plain passes as last time, so that bounds that
+                # keep failing cost a few passes in all, not one in two.
+                bounded, upper, lower = False, None, None
+                fallbacks += 1
+                retry_at = n_iter + 2**fallbacks
         if not bounded:  # early iterations: most rows move, bounds would only add work
             labels, _, sums, counts = plain_pass(
                 X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
@@ -220,7 +250,8 @@ def hamerly(
         else:
             sums, counts, n_changed = _reassign(
                 X, weights, offset, centers, c_acc, labels, upper, lower, sums, counts, slack,
-                segment_sum=segment_sum, block_rows=block_rows, chunk_rows=chunk_rows, xp=xp,
+                half_gaps, segment_sum=segment_sum, block_rows=block_rows,
+                chunk_rows=chunk_rows, xp=xp,
             )  # fmt: skip
             if n_changed and not unit_weights:
                 # Weighted counts updated by subtraction could leave a 1e-17 where a cluster
@@ -265,7 +296,11 @@ def hamerly(
             inertia = float(xp.sum(xp.astype(weights, acc) * sq_dist))
         centers = new_centers
         if not bounded:
-            bounded = n_changed is not None and n_changed <= _SWITCH_FRACTION * n_samples
+            bounded = (
+                n_iter >= retry_at
+                and n_changed is not None
+                and n_changed <= _SWITCH_FRACTION * n_samples
+            )
         elif upper is not None:
             # Rows the repair moved by hand have no bounds: they are checked next time.
             _loosen(
@@ -318,17 +353,28 @@ def _count(mask: Array, xp: ModuleType) -> int:
     return int(xp.sum(xp.astype(mask, xp.int64)))
 
 
+def _rows_to_check(
+    labels: Array, upper: Array, lower: Array, half_gaps: Array, slack: float, *,
+    chunk_rows: int, xp: ModuleType,
+) -> int:  # fmt: skip
+    """How many rows fail their bound test (``_reassign`` checks exactly these)."""
+    total = 0
+    for start, stop in row_blocks(labels.shape[0], chunk_rows):
+        bound = xp.maximum(xp.take(half_gaps, labels[start:stop], axis=0), lower[start:stop])
+        total += _count(upper[start:stop] + slack > bound, xp)
+    return total
+
+
 def _reassign(
-    X, weights, offset, centers_x, centers, labels, upper, lower, sums, counts, slack, *,
-    segment_sum, block_rows, chunk_rows, xp,
+    X, weights, offset, centers_x, centers, labels, upper, lower, sums, counts, slack, half_gaps,
+    *, segment_sum, block_rows, chunk_rows, xp,
 ):  # fmt: skip
     """One pruned assignment: check only rows whose bounds allow a change; update the sums.
 
-    ``labels``, ``upper`` and ``lower`` are updated in place, ``chunk_rows`` rows at a time, so
-    the bound tests never make an n-long temporary. Returns sums, counts and the number of rows
-    that changed cluster.
+    ``half_gaps``: ``_half_gaps(centers, slack)``. ``labels``, ``upper`` and ``lower`` are
+    updated in place, ``chunk_rows`` rows at a time, so the bound tests never make an n-long
+    temporary. Returns sums, counts and the number of rows that changed cluster.
     """
-    half_gaps = _half_gaps(centers, slack, xp=xp)
     n_changed = 0
     for start, stop in row_blocks(labels.shape[0], chunk_rows):
         chunk_labels = labels[start:stop]

@@ -30,6 +30,7 @@ def bounds_start(request, monkeypatch):
     or many), or as it runs by default."""
     if request.param != "after the switch":
         monkeypatch.setattr(hamerly_module, "_SWITCH_FRACTION", 1.0)
+        monkeypatch.setattr(hamerly_module, "_FALLBACK_FRACTION", 1.0)  # bounds throughout
     if request.param == "in chunks of 16 rows":
         monkeypatch.setattr(hamerly_module, "_CHUNK_ROWS", 16)
         monkeypatch.setattr(hamerly_module, "_GAP_BLOCK_ROWS", 2)
@@ -854,3 +855,38 @@ def test_hamerly_switches_to_bounds_only_after_a_pass_that_changed_few_labels(mo
     # iteration 2's changes are the first known.
     assert calls
     assert calls[0] >= 3
+
+
+def test_hamerly_drops_bounds_that_prune_little_and_retries_after_doubling_waits(monkeypatch):
+    """Unstructured data: the centers stay close for the points' spread, so nearly every row
+    fails its bound test. The bounds are dropped for plain passes (a row-by-row check costs
+    several), tried again after 2, 4, 8... plain passes, and the fit stays Lloyd's."""
+    X = np.random.default_rng(0).normal(size=(3000, 24))
+    init = X[:12].copy()
+    tests = []  # (iteration, share of rows failing their bound test)
+    iteration = [0]
+    original = hamerly_module._rows_to_check
+
+    def rows_to_check(labels, *args, **kwargs):
+        count = original(labels, *args, **kwargs)
+        tests.append((iteration[0] + 1, count / labels.shape[0]))
+        return count
+
+    monkeypatch.setattr(hamerly_module, "_rows_to_check", rows_to_check)
+    offset = np.mean(X, axis=0)
+    xp = get_namespace(X)
+    centers, n_iter = hamerly_module.hamerly(
+        X, init, np.ones(len(X)), offset=offset, max_iter=60, tol=0.0, verbose=False,
+        block_rows=256, xp=xp, on_iteration=lambda i: iteration.__setitem__(0, i),
+    )  # fmt: skip
+    reference, reference_iter = lloyd(
+        X, init, np.ones(len(X)), offset=offset, max_iter=60, tol=0.0, verbose=False,
+        block_rows=256, xp=xp,
+    )  # fmt: skip
+    assert n_iter == reference_iter
+    np.testing.assert_allclose(centers, reference, rtol=1e-10, atol=1e-12)
+    dropped = [i for i, share in tests if share > hamerly_module._FALLBACK_FRACTION]
+    assert len(dropped) >= 2, tests
+    # Each retry waits twice as many plain passes as the one before (plus the switch pass).
+    waits = [b - a for a, b in itertools.pairwise(dropped)]
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits)), dropped

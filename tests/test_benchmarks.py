@@ -450,3 +450,17 @@ def test_predict_benchmark_prints_a_row_per_library():
     for library in libraries:
         row = rf"\| \(3,000, 4, 8\) \| {library} \| [\d.]+ \| [\d.]+ \| [\d.]+ \|"
         assert re.search(row, done.stdout), done.stdout
+
+
+@pytest.mark.parametrize("data", ["normal", "mixture"])
+def test_algorithms_benchmark_prints_a_row_per_shape(data):
+    command = [
+        sys.executable, "-m", "benchmarks.algorithms", "--shapes", "600x4x5", "--data", data,
+        "--algorithms", "auto,lloyd,hamerly", "--seeds", "2",
+    ]  # fmt: skip
+    done = run_command(command)
+    assert done.returncode == 0, done.stderr
+    cell = r"[\d.]+ \(\d+, \d+\)"
+    assert re.search(rf"\| \(600, 4, 5\) \| {cell} \| {cell} \| {cell} \|", done.stdout), (
+        done.stdout
+    )
