@@ -59,11 +59,12 @@ _BOUND_SLACK = 1e-7
 _SWITCH_FRACTION = 0.1
 # Bounds are dropped, and plain passes resume, when more than this fraction of the rows fail
 # their test in an iteration: checking them one by one (a gather for the exact own distance, a
-# gather for the distances to all centers) costs about three plain passes' worth per row.
-# Default fits on the 2-core CI machine (an ad-hoc sweep, 2026-11-27): 0.5, 0.3 and 0.15 gave
-# 1.48, 1.22 and 1.21 s at 20 000 × 768 → 50 of normal data, and the same times within 4 % at
-# 50 000 × 256 → 100 (normal) and at the harness's 1 000 000 × 64 → 256 and 200 000 × 128 →
-# 1024 mixtures, except 0.94 against 0.68 s for 0.5 at 50 000 × 256 → 100 (mixture).
+# gather for the distances to all centers) cost about 4.5 plain passes an iteration where nearly
+# every row failed (profile in benchmarks/RESULTS.md). Default fits on the 2-core CI machine (an
+# ad-hoc sweep, 2026-11-27): 0.5, 0.3 and 0.15 gave 1.48, 1.22 and 1.21 s at 20 000 × 768 → 50
+# of normal data, and the same times within 4 % at 50 000 × 256 → 100 and 100 000 × 64 → 256
+# (normal) and at the harness's 1 000 000 × 64 → 256 and 200 000 × 128 → 1024 mixtures, except
+# 0.94 against 0.68 s for 0.5 at 50 000 × 256 → 100 (mixture).
 _FALLBACK_FRACTION = 0.3
 # Rows per chunk of the bound tests: their temporaries (~40 bytes per row) stay a few MiB and at
 # most ~1/16 of the rows, with few enough chunks that the per-chunk calls cost nothing next to
