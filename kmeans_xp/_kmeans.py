@@ -843,11 +843,13 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     *Scale.* A ``numpy.memmap`` X is read block by block, never copied, and its file pages are
     released as the fit reads them (files larger than RAM fit in bounded memory). A Dask array X
     is fitted by one map-reduce over its row chunks per iteration (``init="k-means||"``,
-    ``"random"`` or explicit centers; ``labels_`` is a Dask array, ``predict`` stays lazy).
+    ``"random"`` or explicit centers; ``labels_`` is a Dask array, ``predict`` and ``transform``
+    stay lazy, ``score`` computes).
 
-    *Numerics.* float32 input stays float32, float64 stays float64; integer and float16 input
-    becomes the library's default float. Distances are computed on data centered by the training
-    mean (X itself is not copied); sums and inertia accumulate in float64 where the device has it.
+    *Numerics.* float32 input stays float32, float64 stays float64; boolean, integer and float16
+    input becomes the library's default float. Distances are computed on data centered by the
+    training mean (X itself is not copied); sums and inertia accumulate in float64 where the
+    device has it.
     On a GPU (CuPy, or PyTorch CUDA tensors) every assignment of float32 data is certified: each
     row's score error has a proven bound (``kmeans_xp._certified``), and the rows whose best and
     second-best centers lie within twice that bound are scored again in float64 — typically
