@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._array_api import to_numpy
+from ._dask import as_dask_array, is_dask_collection
 from ._kmeans import KMeans
-from ._metrics import silhouette_score
+from ._metrics import silhouette_score, subsample_rows
 from ._validation import check_data
 
 __all__ = ["ElbowResult", "elbow", "knee_point"]
@@ -135,7 +137,10 @@ def elbow(
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-        NumPy, CuPy, PyTorch or array-api-strict; every fit runs on X's device.
+        NumPy, CuPy, PyTorch or array-api-strict; every fit runs on X's device. A Dask array or
+        DataFrame is fitted on its cluster for each K (pass ``init="k-means||"``, ``"random"``
+        or centers, as for ``KMeans.fit``); its silhouettes need ``silhouette_sample_size``
+        (those rows are read into memory once).
     k_range : iterable of int, default range(1, 11)
         Strictly increasing numbers of clusters, each between 1 and n_samples.
     silhouette : bool, default False
@@ -187,7 +192,17 @@ def elbow_curve(
     on_k: Callable[[int, int], None] | None = None,
 ) -> ElbowResult:
     """:func:`elbow`, with a hook ``on_k(index, k)`` called before each fit (progress bars)."""
-    X, _, _ = check_data(X, "X")
+    on_dask = is_dask_collection(X)
+    if on_dask:  # each fit validates X; a DataFrame's row counts are computed once, here
+        X = as_dask_array(X)
+        if silhouette and silhouette_sample_size is None:
+            msg = (
+                "silhouette=True on a Dask array needs silhouette_sample_size: the silhouette "
+                "of all n rows costs O(n²); it is scored on that many rows, read into memory."
+            )
+            raise ValueError(msg)
+    else:
+        X, _, _ = check_data(X, "X")
     n_samples = X.shape[0]
     ks = _check_k_range(k_range, n_samples)
     for name in ("n_clusters", "verbose"):
@@ -200,6 +215,10 @@ def elbow_curve(
         raise TypeError(msg)
     # One fixed seed for the silhouette subsample: every K is scored on the same rows.
     silhouette_seed = 0
+    sample_rows = sample = None
+    if on_dask and silhouette:  # the rows silhouette_score would draw, read once
+        sample_rows = subsample_rows(n_samples, silhouette_sample_size, silhouette_seed)
+        sample = to_numpy(X[sample_rows].compute())
     inertias, times, n_iters, scores = [], [], [], []
     for index, k in enumerate(ks):
         if on_k is not None:
@@ -212,7 +231,9 @@ def elbow_curve(
         n_iters.append(int(model.n_iter_))
         line = f"K={k}: inertia {model.inertia_:.6g}, {times[-1]:.3f} s"
         if silhouette:
-            if 2 <= k <= n_samples - 1:
+            if 2 <= k <= n_samples - 1 and sample is not None:
+                score = silhouette_score(sample, to_numpy(model.labels_[sample_rows].compute()))
+            elif 2 <= k <= n_samples - 1:
                 size = silhouette_sample_size
                 score = silhouette_score(
                     X, model.labels_, sample_size=size, random_state=silhouette_seed

@@ -335,3 +335,29 @@ def test_dask_dataframe_columns_are_checked_before_any_task_runs(client):
     nullable.loc[10, "f1"] = pd.NA
     with pytest.raises(ValueError, match=r"X contains 1 NaN or infinite value"):
         KMeans(8, init="random").fit(dd.from_pandas(nullable, npartitions=3))
+
+
+def test_elbow_on_a_dask_array_fits_each_k_on_the_cluster(client):
+    from kmeans_xp import elbow
+    from kmeans_xp._metrics import subsample_rows
+
+    rng = np.random.default_rng(11)
+    corners = [(0, 0), (10, 0), (0, 10), (10, 10)]
+    X = np.concatenate([rng.normal(size=(500, 2)) + c for c in corners])
+    dX = da.from_array(X, chunks=700)
+    options = {"init": "k-means||", "random_state": 0}
+    result = elbow(dX, range(1, 7), silhouette=True, silhouette_sample_size=300, **options)
+    assert result.suggested_k == 4
+    rows = subsample_rows(len(X), 300, 0)  # the rows an in-memory elbow scores
+    for k, inertia, score in zip(result.ks, result.inertias, result.silhouettes, strict=True):
+        model = KMeans(k, **options).fit(dX)
+        assert inertia == pytest.approx(model.inertia_, rel=1e-12)
+        if k == 1:
+            assert np.isnan(score)
+        else:
+            labels = model.labels_.compute()[rows]
+            assert score == pytest.approx(silhouette_score(X[rows], labels), rel=1e-12)
+    with pytest.raises(ValueError, match=r"silhouette=True on a Dask array needs silhouette_sa"):
+        elbow(dX, range(1, 3), silhouette=True, **options)
+    with pytest.raises(ValueError, match=r"use init='k-means\|\|'"):
+        elbow(dX, range(1, 3))
