@@ -195,6 +195,9 @@ def elbow_curve(
     on_dask = is_dask_collection(X)
     if on_dask:  # each fit validates X; a DataFrame's row counts are computed once, here
         X = as_dask_array(X)
+        if math.isnan(X.shape[0]):
+            msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
+            raise ValueError(msg)
         if silhouette and silhouette_sample_size is None:
             msg = (
                 "silhouette=True on a Dask array needs silhouette_sample_size: the silhouette "

@@ -361,3 +361,5 @@ def test_elbow_on_a_dask_array_fits_each_k_on_the_cluster(client):
         elbow(dX, range(1, 3), silhouette=True, **options)
     with pytest.raises(ValueError, match=r"use init='k-means\|\|'"):
         elbow(dX, range(1, 3))
+    with pytest.raises(ValueError, match=r"X has unknown chunk sizes; call X.compute_chunk_siz"):
+        elbow(dX[dX[:, 0] > 5], range(1, 3), **options)
