@@ -361,9 +361,19 @@ def _rows_to_check(
     """How many rows fail their bound test (``_reassign`` checks exactly these)."""
     total = 0
     for start, stop in row_blocks(labels.shape[0], chunk_rows):
-        bound = xp.maximum(xp.take(half_gaps, labels[start:stop], axis=0), lower[start:stop])
-        total += _count(upper[start:stop] + slack > bound, xp)
+        _, check = _bound_test(labels, upper, lower, half_gaps, slack, start, stop, xp=xp)
+        total += _count(check, xp)
     return total
+
+
+def _bound_test(
+    labels: Array, upper: Array, lower: Array, half_gaps: Array, slack: float, start: int,
+    stop: int, *, xp: ModuleType,
+) -> tuple[Array, Array]:  # fmt: skip
+    """For rows start:stop: the bound a row's upper bound must stay under, max(s, l), and which
+    rows fail it (may change cluster)."""
+    bound = xp.maximum(xp.take(half_gaps, labels[start:stop], axis=0), lower[start:stop])
+    return bound, upper[start:stop] + slack > bound
 
 
 def _reassign(
@@ -379,8 +389,7 @@ def _reassign(
     n_changed = 0
     for start, stop in row_blocks(labels.shape[0], chunk_rows):
         chunk_labels = labels[start:stop]
-        bound = xp.maximum(xp.take(half_gaps, chunk_labels, axis=0), lower[start:stop])
-        check = upper[start:stop] + slack > bound
+        bound, check = _bound_test(labels, upper, lower, half_gaps, slack, start, stop, xp=xp)
         if not bool(xp.any(check)):
             continue
         local = xp.nonzero(check)[0]

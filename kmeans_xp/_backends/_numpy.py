@@ -147,6 +147,18 @@ class _SharedPass:
         self.c_sq = np.sum(centers * centers, axis=1)
         self.count_changes = False
 
+    def nearest(self, start: int, stop: int, block, scores, nearest) -> int:
+        """Lloyd's argmin for rows start:stop, as ``assign_block`` computes it: the centered
+        rows into ``block``, their scores ‖c‖² − 2x·c into ``scores``, the argmin into
+        ``nearest`` (the first m rows of each buffer); returns m. The fit's pass and the
+        labels pass share it, so ``predict(X_train)`` gives the fit's labels."""
+        m = stop - start
+        np.subtract(self.X[start:stop], self.offset, out=block[:m])
+        np.matmul(block[:m], self.neg2_centers_t, out=scores[:m])
+        scores[:m] += self.c_sq
+        np.argmin(scores[:m], axis=1, out=nearest[:m])
+        return m
+
 
 def _assign_rows(
     shared: _SharedPass, lo: int, hi: int, block_rows: int, chunk_bytes: int
@@ -170,11 +182,7 @@ def _assign_rows(
     n_changed = 0
     for start in range(lo, hi, block_rows):
         stop = min(start + block_rows, hi)
-        m = stop - start
-        np.subtract(X[start:stop], shared.offset, out=block[:m])
-        np.matmul(block[:m], shared.neg2_centers_t, out=scores[:m])
-        scores[:m] += shared.c_sq
-        np.argmin(scores[:m], axis=1, out=nearest[:m])
+        m = shared.nearest(start, stop, block, scores, nearest)
         if shared.count_changes:
             n_changed += int(np.count_nonzero(labels[start:stop] != nearest[:m]))
         labels[start:stop] = nearest[:m]
@@ -248,11 +256,7 @@ def _label_rows(
     block_sums = []
     for start in range(lo, hi, block_rows):
         stop = min(start + block_rows, hi)
-        m = stop - start
-        np.subtract(X[start:stop], shared.offset, out=block[:m])
-        np.matmul(block[:m], shared.neg2_centers_t, out=scores[:m])
-        scores[:m] += shared.c_sq
-        np.argmin(scores[:m], axis=1, out=nearest[:m])
+        m = shared.nearest(start, stop, block, scores, nearest)
         labels[start:stop] = nearest[:m]
         if centers64 is not None:
             np.copyto(diff[:m], X[start:stop])
