@@ -57,13 +57,21 @@ def block_rows_for(
     if max_block_bytes is None:
         max_block_bytes = device_block_bytes(xp, device)
         if max_block_bytes is None:
-            # Small data get small blocks, so the workspace stays a fraction of X: at 100k x 32
-            # -> 64 (X 12 MiB) a quarter of X costs 2% per iteration against 16 MiB.
             data_bytes = n_samples * n_features * itemsize
-            max_block_bytes = min(HOST_BLOCK_BYTES, max(data_bytes // 4, HOST_BLOCK_BYTES_MIN))
+            max_block_bytes = min(HOST_BLOCK_BYTES, host_workspace_bytes(data_bytes))
     if row_bytes is None:
         row_bytes = block_row_bytes(n_features, n_clusters)
     return int(max(1, min(n_samples, max_block_bytes // row_bytes)))
+
+
+def host_workspace_bytes(data_bytes: int) -> int:
+    """The most a pass over X of ``data_bytes`` may hold in temporaries on the host, all its
+    threads' blocks together: a quarter of X (at least ``HOST_BLOCK_BYTES_MIN``). Small data get
+    small blocks, so the workspace stays a fraction of X: at 100k x 32 -> 64 (X 12 MiB) a quarter
+    of X costs 2% per iteration against 16 MiB. NumPy's threaded passes give each thread a
+    block's buffers, so they run on fewer threads where the cores' buffers together would pass
+    this (``_backends._numpy._split_blocks``)."""
+    return max(data_bytes // 4, HOST_BLOCK_BYTES_MIN)
 
 
 def device_block_bytes(xp: ModuleType, device: Any) -> int | None:

@@ -206,7 +206,7 @@ def test_numpy_pass_equals_the_standard_pass(
     share_blocks_between(monkeypatch, threads)
     monkeypatch.setattr(numpy_backend, "UPDATE_CHUNK_BYTES", chunk_bytes)  # 1: flush every block
     if threads > 1 and n // block_rows >= 2 * threads:
-        assert len(numpy_backend._thread_parts(n, block_rows, k)) == threads
+        assert len(numpy_backend._thread_parts(np.empty((n, d)), block_rows, k, 8)) == threads
     rng = np.random.default_rng(n + d + k)
     X = rng.normal(size=(n, d)).astype(dtype)
     centers = X[:k] - X.mean(axis=0)
@@ -427,7 +427,8 @@ def test_numpy_candidate_potentials_share_blocks_between_threads_from_its_thresh
             np.zeros((1, 1), np.float32), np.zeros(n), np.ones(n), None, block_rows=n // 8,
             centered_blocks=None, xp=np,
         )  # fmt: skip
-        assert used == (numpy_backend._split_blocks(n, n // 8) if shared else [(0, n)])
+        expected = numpy_backend._split_blocks(n, n // 8, row_bytes=12, x_bytes=4 * n)
+        assert used == (expected if shared else [(0, n)])
         assert len(used) == (2 if shared else 1)
 
 
@@ -444,8 +445,8 @@ def test_numpy_kmeans_plusplus_on_threads_picks_the_standard_versions_rows(monke
     shared = []
     original = numpy_backend._split_blocks
 
-    def split_blocks(n, block_rows):
-        shared.append(original(n, block_rows))
+    def split_blocks(n, block_rows, **sizes):
+        shared.append(original(n, block_rows, **sizes))
         return shared[-1]
 
     monkeypatch.setattr(numpy_backend, "_split_blocks", split_blocks)
@@ -666,15 +667,30 @@ def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch)
 )
 def test_thread_parts_cover_the_rows_in_whole_blocks(monkeypatch, n, block_rows, threads):
     monkeypatch.setattr(numpy_backend, "_thread_count", lambda: threads)
-    assert numpy_backend._thread_parts(n, block_rows, 10) == [(0, n)]  # too small to share
+    X = np.empty((n, 1))
+    assert numpy_backend._thread_parts(X, block_rows, 10, 8) == [(0, n)]  # too small to share
     monkeypatch.setattr(numpy_backend, "MIN_SCORES_FOR_THREADS", 0)
-    parts = numpy_backend._thread_parts(n, block_rows, 10)
+    parts = numpy_backend._thread_parts(X, block_rows, 10, 8)
     assert parts[0][0] == 0
     assert parts[-1][1] == n
     assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
     assert all(lo % block_rows == 0 and lo < hi for lo, hi in parts)
     n_blocks = -(-n // block_rows)
     assert len(parts) == max(1, min(threads, n_blocks // 2))
+
+
+def test_threads_buffers_together_stay_within_a_quarter_of_x(monkeypatch):
+    """Each thread holds a block's buffers, so a pass runs on no more threads than those fit
+    a quarter of X (at least 1 MiB) together: found on a 16-core machine, where k-means++ held
+    59 bytes a row of a 200 000 × 8 X (28 on 2 cores). Large X keep every core."""
+    monkeypatch.setattr(numpy_backend, "_thread_count", lambda: 16)
+    split = numpy_backend._split_blocks
+    mib = 2**20
+    # 64 blocks of 1000 rows; 100 bytes a row is 100 kB a thread
+    assert len(split(64_000, 1000, row_bytes=100, x_bytes=64 * mib)) == 16
+    assert len(split(64_000, 1000, row_bytes=1000, x_bytes=16_000_000)) == 4  # 4 MB // 1 MB
+    assert len(split(64_000, 1000, row_bytes=100, x_bytes=0)) == 10  # 1 MiB // 100 kB
+    assert len(split(64_000, 1000, row_bytes=2 * mib, x_bytes=0)) == 1  # one always runs
 
 
 def test_bounds_rounded_to_float32_stay_bounds(xp):
