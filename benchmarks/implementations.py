@@ -67,41 +67,31 @@ class KMeansXP(Implementation):
         *,
         small_pass: bool = True,
         mma: bool = False,
-        one_row: bool = False,
     ):
         self.backend = backend
         self.precision = precision
         self.small_pass = small_pass
         self.mma = mma
-        self.one_row = one_row
         suffix = "" if precision == "auto" else f", {precision}"  # the default unnamed
         suffix += "" if small_pass else ", gemm"
         suffix += ", mma" if mma else ""
-        suffix += ", rows1" if one_row else ""
         self.name = f"kmeans_xp[{backend}{suffix}]"
 
     def fits(self, n: int, d: int, k: int) -> str | None:
         # mma runs the tensor-core kernel at every shape, the small pass's too
-        if self.small_pass and not self.one_row:
+        if self.small_pass:
             return None
         from kmeans_xp._backends import _cuda_kernels
 
-        plan = _cuda_kernels.small_pass(d, k, np.float32, accumulate=True)
-        if plan is None:
+        if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
             return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
-        if self.one_row:
-            with self._kernels():
-                one_row = _cuda_kernels.small_pass(d, k, np.float32, accumulate=True)
-            if one_row is None or one_row.kernel_name == plan.kernel_name:
-                return "no one-row kernel at this width: the same kernels as kmeans_xp[cupy]"
         return None
 
     def _kernels(self):
         """The CuPy backend's choice of kernels for this peer: ``small_pass=False`` sends every
         shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``); ``mma`` turns
         the tensor-core kernel ``assign_mma`` on (``cupy:tf32x3:mma``), which then takes the
-        small-k·d shapes too (its sums by ``segment_sum``); ``one_row`` the fused pass's
-        one-row-a-thread kernel (``cupy:rows1``, where the width has one)."""
+        small-k·d shapes too (its sums by ``segment_sum``)."""
         from kmeans_xp._backends import _cuda_kernels
 
         stack = contextlib.ExitStack()
@@ -109,8 +99,6 @@ class KMeansXP(Implementation):
             stack.enter_context(mock.patch.object(_cuda_kernels, "use_small_pass", False))
         if self.mma:
             stack.enter_context(mock.patch.object(_cuda_kernels, "use_mma", True))
-        if self.one_row:
-            stack.enter_context(mock.patch.object(_cuda_kernels, "one_row_small_pass", True))
         return stack
 
     def missing(self) -> str | None:
@@ -524,19 +512,15 @@ def backend_impl(spec: str) -> KMeansXP:
     ``cupy:highest`` for float32 products, ``cupy:high`` / ``cupy:tf32x3`` for
     tensor-core products (``matmul_precision``), ``cupy:gemm`` for cuBLAS products at every
     shape (no fused small-k·d pass), ``cupy:high:mma`` / ``cupy:tf32x3:mma`` for tensor-core
-    products fused with the best two (``assign_mma``, off by default), ``cupy:rows1`` for the
-    fused pass's one-row-a-thread kernel (off by default)."""
+    products fused with the best two (``assign_mma``, off by default)."""
     backend, *variants = spec.split(":")
-    unknown = set(variants) - {"gemm", "mma", "rows1", "high", "tf32x3", "highest"}
+    unknown = set(variants) - {"gemm", "mma", "high", "tf32x3", "highest"}
     if unknown:
         raise ValueError(f"unknown kmeans_xp variant in {spec!r}: {sorted(unknown)}")
-    precision = next((v for v in variants if v not in ("gemm", "mma", "rows1")), "auto")
+    precision = next((v for v in variants if v not in ("gemm", "mma")), "auto")
     if "mma" in variants and precision not in ("high", "tf32x3"):
         raise ValueError(f"{spec!r}: mma takes TF32 products, name high or tf32x3 with it")
-    return KMeansXP(
-        backend, precision, small_pass="gemm" not in variants, mma="mma" in variants,
-        one_row="rows1" in variants,
-    )  # fmt: skip
+    return KMeansXP(backend, precision, small_pass="gemm" not in variants, mma="mma" in variants)
 
 
 def implementations(mode: str, backends: list[str], peers: list[str]) -> list[Implementation]:

@@ -103,16 +103,14 @@ PY
 fi
 
 if step bench; then
-    # Issue 4's table: kmeans_xp as a default fit runs it (cupy, torch CUDA: matmul_precision
-    # "auto", which on CuPy is split TF32 from k = 256 on an sm_80+ card), with float32
-    # products (cupy:highest), TF32 (cupy:high), split TF32 on torch CUDA (torch_cuda:tf32x3,
-    # what "auto" would give it) beside the peers; cupy:gemm (cuBLAS where cupy runs the fused
-    # small-k*d pass) and cupy:rows1 (that pass one row a thread: B was ~1 ms slower after two
-    # rows came in) only at the shapes that pass applies to (B). The fused tensor-core kernel's
+    # Issue 4's table: kmeans_xp as a default fit runs it (cupy, torch_cuda: matmul_precision
+    # "auto", split TF32 from k = 256 on an sm_80+ card), with float32 products (cupy:highest,
+    # torch_cuda:highest) and TF32 (cupy:high) beside the peers; cupy:gemm (cuBLAS where cupy runs the fused
+    # small-k*d pass) only at the shapes that pass applies to (B). The fused tensor-core kernel's
     # rows (cupy:high:mma, cupy:tf32x3:mma) are left out: slower than cuBLAS on the H200
     # (2026-11-27, RESULTS.md), unchanged since; GPU_BENCH_BACKENDS brings them back.
     read -r -a bench_args <<<"${GPU_BENCH_ARGS:---iters 5 --repeats 2 --no-e2e}"
-    backends=cupy,cupy:highest,cupy:high,cupy:gemm,cupy:rows1,torch_cuda,torch_cuda:tf32x3
+    backends=cupy,cupy:highest,cupy:high,cupy:gemm,torch_cuda,torch_cuda:highest
     backends=${GPU_BENCH_BACKENDS:-$backends}
     timeout "${GPU_BENCH_TIMEOUT:-195}" python3 -m benchmarks gpu \
         --backends "$backends" "${bench_args[@]}" \

@@ -335,24 +335,6 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     assert _cuda_kernels.use_small_pass is True
 
 
-def test_rows1_variant_picks_the_one_row_kernel_only_while_it_runs():
-    """``cupy:rows1`` (the fused pass's one-row-a-thread kernel) is timed only where that
-    width has one (shape B), and its switch is restored after the fit."""
-    from benchmarks.implementations import backend_impl, by_name
-    from kmeans_xp._backends import _cuda_kernels
-
-    rows1 = backend_impl("cupy:rows1")
-    assert (rows1.name, rows1.one_row, rows1.small_pass) == ("kmeans_xp[cupy, rows1]", True, True)
-    assert by_name("kmeans_xp[cupy, rows1]").one_row is True
-    assert rows1.fits(10_000_000, 32, 64) is None  # shape B: float 32 has an r1 kernel
-    assert "one-row" in rows1.fits(1_000_000, 16, 64)  # a fused width without one
-    assert "same kernels" in rows1.fits(1_048_576, 128, 1024)  # shape A: no fused pass
-    with rows1._kernels():
-        plan = _cuda_kernels.small_pass(32, 64, np.float32, accumulate=True)
-    assert plan.kernel_name.endswith("_r1")
-    assert _cuda_kernels.one_row_small_pass is False
-
-
 def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
     """``cupy:tf32x3:mma`` (the fused tensor-core kernel) beside ``cupy:tf32x3``: named and
     parsed back, run at every shape (it takes the small-k·d ones too), the switch set only

@@ -474,15 +474,15 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
     }
 }
 
-// R = 2 rows a thread up to 32 float features (16 double), else 1: two rows of 64 values would
-// not leave room in registers (ptxas 13.0, sm_90: float D = 32 takes 128 registers with R = 2,
-// two blocks of 256 per SM; double D = 32 took 168, one block instead of two). No launch bound:
-// __launch_bounds__(256, 2) made ptxas spill at float D = 32 and take more registers elsewhere.
-// SMALL_PASS_ROWS in Python says the same (a test checks).
-#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R) \
-    DEFINE_LLOYD_PASS_SMALL_NAMED(lloyd_pass_small_##SUFFIX##_##D, T, D, R)
-#define DEFINE_LLOYD_PASS_SMALL_NAMED(NAME, T, D, R)                                            \
-    extern "C" __global__ void NAME(                                                            \
+// R = 2 rows a thread up to 16 features, else 1. Two rows of 64 values would not leave room in
+// registers; double D = 32 took 168 (ptxas 13.0, sm_90), one block of 256 per SM instead of two.
+// Float D = 32 (issue 4's shape B) took 128 registers with R = 2 and ran slower than R = 1 on an
+// H200: 8.40 against 6.86 ms per Lloyd iteration at 10 M x 32 -> 64 (`python -m benchmarks gpu`,
+// 2026-11-27; 8.75 the run before, 7.74 before R = 2 came in). No launch bound:
+// __launch_bounds__(256, 2) made ptxas spill at float D = 32 (R = 2) and take more registers
+// elsewhere. SMALL_PASS_ROWS in Python says the same (a test checks).
+#define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R)                                                \
+    extern "C" __global__ void lloyd_pass_small_##SUFFIX##_##D(                                 \
         const T* x, const T* offset, long long m, int d, const T* centers, const T* c_sq,      \
         const double* centers_wide, int k, T a, T b, int certify, const T* w, int accumulate,  \
         int count_changed, int vector_rows, int* labels, T* partial,                            \
@@ -494,17 +494,13 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
 DEFINE_LLOYD_PASS_SMALL(float, float, 4, 2)
 DEFINE_LLOYD_PASS_SMALL(float, float, 8, 2)
 DEFINE_LLOYD_PASS_SMALL(float, float, 16, 2)
-DEFINE_LLOYD_PASS_SMALL(float, float, 32, 2)
+DEFINE_LLOYD_PASS_SMALL(float, float, 32, 1)
 DEFINE_LLOYD_PASS_SMALL(float, float, 64, 1)
 DEFINE_LLOYD_PASS_SMALL(double, double, 4, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 8, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 16, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 32, 1)
 DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
-// One row a thread at float D = 32 beside the two-row kernel, for a measured comparison
-// (`one_row_small_pass`, the benchmark's `cupy:rows1`): shape B's fused pass was about 1 ms
-// slower on an H200 (2026-11-27) after R = 2 came in, and whether R is why is not known.
-DEFINE_LLOYD_PASS_SMALL_NAMED(lloyd_pass_small_float_32_r1, float, 32, 1)
 
 // One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
 // the squared distances of each row (`offset` subtracted) to t <= KMEANSPP_MAX_TRIALS candidate
@@ -1562,13 +1558,9 @@ SMALL_PASS_WIDTHS = (4, 8, 16, 32, 64)
 # Rows each thread scores at once, by type and width (the R of the kernel's
 # DEFINE_LLOYD_PASS_SMALL lines): each center value read from shared memory serves that many rows.
 SMALL_PASS_ROWS = {
-    "float": {4: 2, 8: 2, 16: 2, 32: 2, 64: 1},
+    "float": {4: 2, 8: 2, 16: 2, 32: 1, 64: 1},
     "double": {4: 2, 8: 2, 16: 2, 32: 1, 64: 1},
 }
-# Widths that also have a one-row-a-thread kernel (named with "_r1"), which ``small_pass`` picks
-# while ``one_row_small_pass`` is on: a switch for the benchmark (``cupy:rows1``), off by default.
-ONE_ROW_SMALL_PASS = {"float": (32,)}
-one_row_small_pass = False
 
 KERNEL_NAMES = (
     "assign_certified_float",
@@ -1596,11 +1588,6 @@ KERNEL_NAMES = (
         f"lloyd_pass_small_{suffix}_{width}"
         for suffix in ("float", "double")
         for width in SMALL_PASS_WIDTHS
-    ),
-    *(
-        f"lloyd_pass_small_{suffix}_{width}_r1"
-        for suffix, widths in ONE_ROW_SMALL_PASS.items()
-        for width in widths
     ),
 )
 
@@ -1827,16 +1814,14 @@ def small_pass(
         return None
     item = np.dtype(dtype).itemsize
     suffix = type_suffix(dtype)
-    rows, variant = SMALL_PASS_ROWS[suffix][width], ""
-    if one_row_small_pass and width in ONE_ROW_SMALL_PASS.get(suffix, ()):
-        rows, variant = 1, "_r1"
+    rows = SMALL_PASS_ROWS[suffix][width]
     total = ((n_clusters * width + n_clusters + width) * item + 7) // 8 * 8
     if accumulate:  # sums and counts; the tile's labels, label positions and grouped rows
         tile_rows = rows * _SMALL_THREADS
         total += 8 * n_clusters * (n_features + 1) + 4 * (2 * tile_rows + n_clusters)
     if total > SHARED_BYTES:
         return None
-    name = f"lloyd_pass_small_{suffix}_{width}{variant}"
+    name = f"lloyd_pass_small_{suffix}_{width}"
     return SmallPass(name, total, accumulate, rows)
 
 
