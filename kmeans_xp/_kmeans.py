@@ -791,10 +791,11 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         faster on Ampere and later GPUs. ``"tf32x3"``: each float32 operand split into a TF32
         head and tail, three TF32 products in one GEMM of depth 3·n_features — about float32's
         accuracy (few rows rescored) at tensor-core speed. ``"auto"``: ``"tf32x3"`` for float32
-        CuPy arrays on an Ampere or later GPU with at least 256 clusters (on an H200 it took
-        27-50 % off an iteration at 1 M × 128 → 1024, 131 k × 256 → 16 384 and
-        8.4 M × 128 → 1024), else ``"highest"`` (torch CUDA tensors and X streamed from the host
-        included: not yet measured there). Whatever the mode, the labels are *certified*: a row
+        CuPy arrays, and torch CUDA tensors where CuPy is installed (they run its kernels), on an
+        Ampere or later GPU with at least 256 clusters (on an H200 it took 29-51 % off an
+        iteration at 1 M × 128 → 1024, 131 k × 256 → 16 384 and 8.4 M × 128 → 1024), else
+        ``"highest"`` (torch CUDA without CuPy and X streamed from the host included: not
+        measured there). Whatever the mode, the labels are *certified*: a row
         whose two nearest centers are too close to call at that precision is scored again in
         float64, so labels equal a float64 argmin (see Notes); ``inertia_`` is computed exactly
         at the end. No effect on a CPU or for float64 data.

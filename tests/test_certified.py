@@ -200,7 +200,7 @@ def test_auto_precision_is_split_tf32_only_where_it_was_measured_faster(monkeypa
     k = backends.AUTO_TF32X3_MIN_CLUSTERS
     assert resolve("auto", X32, 10_000, xp=np) == "highest"  # not CuPy
     monkeypatch.setattr(backends, "is_cupy", lambda ns: ns is np)
-    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X: True)
+    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X, xp: True)
     assert resolve("auto", X32, k, xp=np) == "tf32x3"
     assert resolve("auto", X32, k - 1, xp=np) == "highest"
     assert resolve("auto", X32.astype(np.float64), k, xp=np) == "highest"
@@ -212,8 +212,27 @@ def test_auto_precision_is_split_tf32_only_where_it_was_measured_faster(monkeypa
     assert resolve("auto", Streamed(), k, xp=np) == "highest"
     for mode in certified.PRECISIONS:
         assert resolve(mode, X32, 2, xp=np) == mode
-    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X: False)  # before sm_80
+    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X, xp: False)  # before sm_80
     assert resolve("auto", X32, k, xp=np) == "highest"
+
+
+def test_auto_precision_on_torch_follows_cupys_kernels(backend_named, monkeypatch):
+    """torch tensors get split TF32 where their passes run CuPy's kernels (CUDA tensors with
+    CuPy installed), as CuPy arrays do; on the CPU, or on CUDA without CuPy, "highest"."""
+    import kmeans_xp._backends as backends
+
+    torch = backend_named("torch").module
+    X32 = torch.zeros((10, 3), dtype=torch.float32)
+    xp = backend_named("torch").xp
+    k = backends.AUTO_TF32X3_MIN_CLUSTERS
+    monkeypatch.setattr(backends, "_tf32_tensor_cores", lambda X, xp: True)
+    assert backends.resolve_precision("auto", X32, k, xp=xp) == "highest"  # a CPU tensor
+    kernels = {"run": False}
+    monkeypatch.setattr(backends, "pass_runs_cupy_kernels", lambda ns, device: kernels["run"])
+    assert backends.resolve_precision("auto", X32, k, xp=xp) == "highest"  # CUDA, no CuPy
+    kernels["run"] = True
+    assert backends.resolve_precision("auto", X32, k, xp=xp) == "tf32x3"
+    assert backends.resolve_precision("auto", X32.double(), k, xp=xp) == "highest"
 
 
 def test_fit_predict_and_score_resolve_auto_precision(monkeypatch):
@@ -351,27 +370,32 @@ def test_cupy_kernel_equals_standard(
     np.testing.assert_array_equal(labels.get(), nearest64(Xh, Ch))
 
 
-def test_cupy_default_fit_takes_split_tf32_at_large_k(cupy_backend):
-    """A default fit of float32 CuPy data with k >= 256 runs split-TF32 products on an sm_80+
-    card ("auto"), with the float64 argmin's labels and the centers of float32 products."""
+@pytest.mark.parametrize("name", ["cupy", "torch_cuda"])
+def test_gpu_default_fit_takes_split_tf32_at_large_k(cupy_backend, backend_named, name):
+    """A default fit of float32 CuPy data, or of a torch CUDA tensor (CuPy's kernels through
+    DLPack), with k >= 256 runs split-TF32 products on an sm_80+ card ("auto"), with the
+    float64 argmin's labels and the centers of float32 products."""
     import cupy
 
     from kmeans_xp._backends import AUTO_TF32X3_MIN_CLUSTERS, resolve_precision
 
+    backend = backend_named(name)
     k = AUTO_TF32X3_MIN_CLUSTERS
     rng = np.random.default_rng(7)
     X = rng.normal(size=(4000, 72)).astype(np.float32)  # d > 64: no one-kernel small pass
-    X_gpu = cupy.asarray(X)
-    capable = cupy_backend._compute_capability(X_gpu.device.id) >= 80
-    mode = resolve_precision("auto", X_gpu, k, xp=cupy_backend_namespace(X_gpu))
+    X_gpu = backend.asarray(X)
+    capable = cupy_backend._compute_capability(cupy.cuda.Device().id) >= 80
+    mode = resolve_precision("auto", X_gpu, k, xp=backend.xp)
     assert mode == ("tf32x3" if capable else "highest")
     fits = [
         KMeans(k, init=X[:k], max_iter=3, tol=0, matmul_precision=p).fit(X_gpu)
         for p in ("auto", "highest")
     ]
-    centers = fits[0].cluster_centers_.get()
-    np.testing.assert_array_equal(fits[0].predict(X_gpu).get(), nearest64(X, centers))
-    np.testing.assert_allclose(centers, fits[1].cluster_centers_.get(), rtol=1e-5, atol=1e-6)
+    centers = backend.to_numpy(fits[0].cluster_centers_)
+    np.testing.assert_array_equal(backend.to_numpy(fits[0].predict(X_gpu)), nearest64(X, centers))
+    np.testing.assert_allclose(
+        centers, backend.to_numpy(fits[1].cluster_centers_), rtol=1e-5, atol=1e-6
+    )
     assert fits[0].inertia_ == pytest.approx(fits[1].inertia_, rel=1e-6)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from .. import _primitives
 from .._array_api import (
     Array,
+    array_device,
     is_c_contiguous,
     is_cupy,
     is_host_rows,
@@ -120,38 +121,47 @@ def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
 
 
 # "auto" takes split-TF32 products ("tf32x3") from this many centers up. On an H200 (2026-11-27,
-# benchmarks/RESULTS.md) a CuPy iteration took 7.7 ms instead of 10.6 at 1 M x 128 -> 1024,
-# 14.6 instead of 29.2 at 131 k x 256 -> 16 384 and 48 instead of 73 at 8.4 M x 128 -> 1024.
-# Splitting X costs a pass that reads it and writes it three times over, whatever k is, and the
-# products save (by the same run's GEMM floors: 6.5 ms in float32, 2.7 split, at A) about
-# 3e-14 s per row, feature and center against about 6e-12 s per row and feature for the split
-# traffic at HBM's rate: even at k ~ 200 (derived); 256 keeps clear of it.
+# benchmarks/RESULTS.md) a CuPy iteration took 7.5 ms instead of 10.6 at 1 M x 128 -> 1024,
+# 13.8 instead of 28.4 at 131 k x 256 -> 16 384 and 46 instead of 72 at 8.4 M x 128 -> 1024;
+# torch CUDA tensors on the same kernels 7.2 instead of 10.6, 14.1 instead of 28.5 and 45
+# instead of 70. Splitting X costs a pass that reads it and writes it three times over, whatever
+# k is, and the products save (by the same run's GEMM floors: 6.5 ms in float32, 2.6 split, at
+# A) about 3e-14 s per row, feature and center against about 6e-12 s per row and feature for
+# the split traffic at HBM's rate: even at k ~ 200 (derived); 256 keeps clear of it.
 AUTO_TF32X3_MIN_CLUSTERS = 256
 
 
 def resolve_precision(precision: str, X: Array, n_clusters: int, *, xp: ModuleType) -> str:
     """The mode a pass over X runs for ``matmul_precision=precision``: "auto" is "tf32x3" for
-    float32 CuPy arrays on a card with TF32 tensor cores (sm_80 or later) and at least
+    float32 data that CuPy's kernels take (CuPy arrays, and torch CUDA tensors where CuPy is
+    installed) on a card with TF32 tensor cores (sm_80 or later) and at least
     ``AUTO_TF32X3_MIN_CLUSTERS`` centers, where it was measured faster with the same
     (certified, float64-argmin) labels; "highest" otherwise — on the CPU, for float64, for
-    torch CUDA tensors and X streamed from the host (not measured there), and at small k.
+    torch CUDA without CuPy and X streamed from the host (not measured there), and at small k.
     Any other mode is returned as given."""
     if precision != "auto":
         return precision
     split = (
-        is_cupy(xp)
-        and not is_host_rows(X)
+        not is_host_rows(X)
         and n_clusters >= AUTO_TF32X3_MIN_CLUSTERS
         and itemsize(X, xp) == 4
-        and _tf32_tensor_cores(X)
+        and pass_runs_cupy_kernels(xp, array_device(X))
+        and _tf32_tensor_cores(X, xp)
     )
     return "tf32x3" if split else "highest"
 
 
-def _tf32_tensor_cores(X: Array) -> bool:
-    """Whether the GPU of CuPy array X has TF32 tensor cores (sm_80 or later)."""
-    from . import _cupy
+def _tf32_tensor_cores(X: Array, xp: ModuleType) -> bool:
+    """Whether the GPU holding X (a CuPy array or torch CUDA tensor) has TF32 tensor cores
+    (sm_80 or later)."""
     from ._cuda_kernels import MMA_MIN_COMPUTE_CAPABILITY  # TF32 mma: sm_80 on
+
+    if is_torch(xp):
+        import torch
+
+        major, minor = torch.cuda.get_device_capability(X.device)
+        return 10 * major + minor >= MMA_MIN_COMPUTE_CAPABILITY
+    from . import _cupy
 
     return _cupy._compute_capability(X.device.id) >= MMA_MIN_COMPUTE_CAPABILITY
 
