@@ -222,8 +222,8 @@ def check_values(
     X: Array, name: str, *, xp: ModuleType, block_rows: int, n_samples: int | None = None
 ) -> float:
     """Raise ValueError unless the rows of X (data or centers) are finite, and their squared
-    distances neither overflow X's dtype nor all fall below its smallest normal number; return
-    X's largest absolute value.
+    distances neither overflow X's dtype nor fall below its smallest normal number at X's scale
+    (``check_magnitude``); return X's largest absolute value.
 
     ``n_samples``: how many rows' distances a fit adds up (X's rows unless X holds centers).
     """
@@ -246,13 +246,22 @@ def check_magnitude(
     Two rows within ±M are at most 4·d·M² apart, squared. The expanded form ‖x‖² − 2x·c + ‖c‖²
     on rows centered by the column means (each value then within ±2M) has terms up to 16·d·M²,
     and a fit adds n distances in float64. Where that overflows, distances are infinite or NaN
-    and the labels arbitrary. Where even 4·d·M² is below the dtype's smallest normal number,
-    every distance is subnormal or zero and the labels arbitrary too (M = 0 is not an error:
-    constant data are clustered as such).
+    and the labels arbitrary.
+
+    At the other end, results below the dtype's smallest normal number t lose precision, and
+    GPUs may flush them to zero (CuPy compiles its kernels with ``-ftz=true``). On an H200
+    (2026-11-27), default fits of three float32 blobs whose largest |value| was twice the
+    earlier limit sqrt(t / 4d), where squared distances are subnormal, merged two blobs for 26
+    of 40 seeds on torch CUDA (CuPy and NumPy: none); from given or random centers the fit was
+    right, so k-means++'s picks went wrong (where exactly the flush happens was not traced). So
+    values must reach sqrt(d·t / ε) (ε the dtype's epsilon): a squared distance's d terms then
+    lose less to a flush (d·t) than it carries in rounding at the data's scale (ε·M²); there no
+    seed went wrong on any of the three. M = 0 is not an error: constant data are clustered as
+    such.
     """
     n_samples, n_features = shape
     highest = math.sqrt(min(float(finfo.max), _FLOAT64_MAX / n_samples) / (16 * n_features))
-    lowest = math.sqrt(float(finfo.smallest_normal) / (4 * n_features))
+    lowest = math.sqrt(n_features * float(finfo.smallest_normal) / float(finfo.eps))
     if largest > highest:
         hint = " or pass it as float64" if float(finfo.max) < _FLOAT64_MAX else ""
         msg = (
@@ -265,10 +274,10 @@ def check_magnitude(
     if 0 < largest < lowest:
         msg = (
             f"{name}'s largest absolute value, {largest:.3g}, is too small for K-Means in "
-            f"{dtype}: with {n_features} feature(s), every squared distance is below the "
-            f"smallest normal {dtype} number ({float(finfo.smallest_normal):.3g}) unless a "
-            f"value exceeds {lowest:.3g}, so distances lose their precision. Rescale {name} "
-            "(multiply it by a constant)."
+            f"{dtype}: with {n_features} feature(s), squared distances at this scale fall "
+            f"below the smallest normal {dtype} number ({float(finfo.smallest_normal):.3g}), "
+            f"which loses their precision (GPUs flush them to zero), unless a value exceeds "
+            f"{lowest:.3g}. Rescale {name} (multiply it by a constant)."
         )
         raise ValueError(msg)
 

@@ -242,7 +242,7 @@ def _limits(dtype, n_samples: int, n_features: int) -> tuple[float, float]:
     finfo = np.finfo(dtype)
     f64_max = float(np.finfo(np.float64).max)
     highest = np.sqrt(min(float(finfo.max), f64_max / n_samples) / (16 * n_features))
-    lowest = np.sqrt(float(finfo.smallest_normal) / (4 * n_features))
+    lowest = np.sqrt(n_features * float(finfo.smallest_normal) / float(finfo.eps))
     return float(highest), float(lowest)
 
 
