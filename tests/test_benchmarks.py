@@ -446,3 +446,18 @@ def test_algorithms_benchmark_prints_a_row_per_shape(data):
     assert re.search(rf"\| \(600, 4, 5\) \| {cell} \| {cell} \| {cell} \|", done.stdout), (
         done.stdout
     )
+
+
+def test_tiny_values_benchmark_counts_wrong_partitions_per_limit():
+    """Both limits, each backend a line: NumPy finds the three blobs at either scale; a GPU
+    backend is counted where a GPU answers, else said to be skipped."""
+    command = [
+        sys.executable, "-m", "benchmarks.tiny_values", "--backends", "numpy,cupy", "--seeds", "2"
+    ]  # fmt: skip
+    done = run_command(command)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "old limit (largest |value| 7.67e-20): numpy wrong partitions in 2 seeds: 0" in lines
+    assert "new limit (largest |value| 8.88e-16): numpy wrong partitions in 2 seeds: 0" in lines
+    for which in ("old", "new"):
+        assert any(line.startswith(f"{which} limit") and "cupy" in line for line in lines)
