@@ -429,6 +429,7 @@ def _itemsize(X) -> int:
 
 
 def _data_bytes(X) -> int:
+    """X's size in bytes (``nbytes``, which host rows a streamed fit reads may not have)."""
     return X.shape[0] * X.shape[1] * _itemsize(X)
 
 
