@@ -236,9 +236,7 @@ def _weights_for(X: Any, sample_weight: Any) -> tuple[Any, Any]:
     """The weights as given (chunked like X's rows) and in X's dtype and chunk library (lazy)."""
     import dask.array as da
 
-    if np.isnan(X.shape[0]):
-        msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
-        raise ValueError(msg)
+    check_known_rows(X)
     if sample_weight is None:
         ones = da.ones_like(X[:, 0], dtype=X.dtype)  # chunks of X's library, like X's rows
         return ones, ones
@@ -255,6 +253,14 @@ def _weights_for(X: Any, sample_weight: Any) -> tuple[Any, Any]:
         meta = chunk_meta(X, 1, X.dtype)
         w = w.map_blocks(_as_library_of, meta, dtype=X.dtype, meta=meta)
     return given, w
+
+
+def check_known_rows(X: Any) -> None:
+    """ValueError where a Dask array's row count is unknown (chunks of unknown sizes, as a
+    DataFrame's ``.values`` gives): a fit needs n before it reads X."""
+    if np.isnan(X.shape[0]):
+        msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
+        raise ValueError(msg)
 
 
 def _value_stats(X: Any, given: Any) -> tuple[Any, ...]:

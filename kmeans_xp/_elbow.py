@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._array_api import to_numpy
-from ._dask import as_dask_array, is_dask_collection
+from ._dask import as_dask_array, check_known_rows, is_dask_collection
 from ._kmeans import KMeans
 from ._metrics import silhouette_score, subsample_rows
 from ._validation import check_data
@@ -195,9 +195,7 @@ def elbow_curve(
     on_dask = is_dask_collection(X)
     if on_dask:  # each fit validates X; a DataFrame's row counts are computed once, here
         X = as_dask_array(X)
-        if math.isnan(X.shape[0]):
-            msg = "X has unknown chunk sizes; call X.compute_chunk_sizes() first."
-            raise ValueError(msg)
+        check_known_rows(X)
         if silhouette and silhouette_sample_size is None:
             msg = (
                 "silhouette=True on a Dask array needs silhouette_sample_size: the silhouette "

@@ -1007,5 +1007,3 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
-
-    # ---- model files and pickling -------------------------------------------------------------
