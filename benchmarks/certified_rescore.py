@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from kmeans_xp import ConvergenceWarning, KMeans
-from kmeans_xp._certified import PRECISIONS, TENSOR_CORE_PRECISIONS, CertifiedAssign
+from kmeans_xp._core.certified import PRECISIONS, TENSOR_CORE_PRECISIONS, CertifiedAssign
 
 from .data import Shape, initial_centers, make_data, parse_shapes
 

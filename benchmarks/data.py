@@ -38,7 +38,7 @@ def parse_shapes(text: str) -> list[Shape]:
 def make_data(shape: Shape, seed: int = 0) -> np.ndarray:
     """float32: the tutorial's blobs, or a mixture of k unit Gaussians with means ~ N(0, 4²)."""
     if shape.tutorial:
-        from kmeans_xp._demo import tutorial_blobs
+        from kmeans_xp._tools.demo import tutorial_blobs
 
         return tutorial_blobs().astype(np.float32)
     rng = np.random.default_rng(seed)

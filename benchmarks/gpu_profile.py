@@ -219,9 +219,10 @@ def small_pass_anatomy(shape: tuple[int, int, int], repeats: int = 5) -> dict | 
     import cupy
     from cupyx.profiler import benchmark
 
-    from kmeans_xp._array_api import get_namespace
-    from kmeans_xp._backends import _cuda_kernels, _cupy
-    from kmeans_xp._lloyd import _assign_and_sum
+    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._backends import cupy as _cupy
+    from kmeans_xp._lib.compat import get_namespace
 
     n, d, k = shape
     if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:

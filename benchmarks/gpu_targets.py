@@ -154,7 +154,7 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
     twenty = many - one
     ratio = init / twenty if twenty > 0 else float("inf")  # a toy shape's noise
     result = {"shape": [n, d, k], "kmeans_plusplus_s": init, "lloyd_20_s": twenty, "ratio": ratio}
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     def picks_under(switch: str | None) -> tuple[float, object]:
         """One timed k-means++ from seed 1 with ``_cuda_kernels.<switch>`` off, and its rows."""

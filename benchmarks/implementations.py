@@ -81,7 +81,7 @@ class KMeansXP(Implementation):
         # mma runs the tensor-core kernel at every shape, the small pass's too
         if self.small_pass:
             return None
-        from kmeans_xp._backends import _cuda_kernels
+        from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
         if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
             return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
@@ -92,7 +92,7 @@ class KMeansXP(Implementation):
         shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``); ``mma`` turns
         the tensor-core kernel ``assign_mma`` on (``cupy:tf32x3:mma``), which then takes the
         small-k·d shapes too (its sums by ``segment_sum``)."""
-        from kmeans_xp._backends import _cuda_kernels
+        from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
         stack = contextlib.ExitStack()
         if not self.small_pass:
@@ -147,7 +147,7 @@ class KMeansXP(Implementation):
 
     def iterate(self, n_iter: int) -> tuple[np.ndarray, int]:
         from kmeans_xp import ConvergenceWarning, KMeans
-        from kmeans_xp._array_api import to_numpy
+        from kmeans_xp._lib.compat import to_numpy
 
         with warnings.catch_warnings(), self._kernels():
             # A fixed iteration count may stop with a momentarily empty cluster: expected here.
@@ -160,10 +160,10 @@ class KMeansXP(Implementation):
 
     def assign(self, X: np.ndarray, centers: np.ndarray) -> np.ndarray:
         """Labels of X's rows for ``centers``, by the pass a fit uses (centered by X's mean)."""
-        from kmeans_xp._array_api import get_namespace, itemsize, to_numpy
+        from kmeans_xp._algorithms.lloyd import labels_and_inertia
         from kmeans_xp._backends import resolve_precision
-        from kmeans_xp._lloyd import labels_and_inertia
-        from kmeans_xp._primitives import block_rows_for
+        from kmeans_xp._core.primitives import block_rows_for
+        from kmeans_xp._lib.compat import get_namespace, itemsize, to_numpy
 
         X_dev = self._to_backend(X)
         xp = get_namespace(X_dev)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
     kmeans_xp = importlib.import_module("kmeans_xp")
-    init_module = importlib.import_module("kmeans_xp._init")
+    init_module = importlib.import_module("kmeans_xp._algorithms.init")
     print(f"kmeans_xp from {kmeans_xp.__file__}")
 
     n, d, k = (int(v) for v in args.memory_shape.split("x"))
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     n, d, k = (int(v) for v in args.time_shape.split("x"))
     X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
     if args.block_bytes:
-        primitives = importlib.import_module("kmeans_xp._primitives")
+        primitives = importlib.import_module("kmeans_xp._core.primitives")
         primitives.HOST_BLOCK_BYTES = primitives.HOST_BLOCK_BYTES_MIN = args.block_bytes
-    numpy_backend = importlib.import_module("kmeans_xp._backends._numpy")
+    numpy_backend = importlib.import_module("kmeans_xp._backends.numpy")
     threads = ""
     if args.threads_from is not None and hasattr(numpy_backend, "_MIN_ROWS_FOR_POTENTIALS_THREADS"):
         numpy_backend._MIN_ROWS_FOR_POTENTIALS_THREADS = args.threads_from

@@ -74,8 +74,8 @@ def common_inertia(X, centers: np.ndarray) -> float:
 
     ``X`` may live on a GPU (any kmeans_xp backend); the centers are NumPy.
     """
-    from kmeans_xp._array_api import array_device, get_namespace, move_to
-    from kmeans_xp._lloyd import labels_and_inertia
+    from kmeans_xp._algorithms.lloyd import labels_and_inertia
+    from kmeans_xp._lib.compat import array_device, get_namespace, move_to
 
     xp, device = get_namespace(X), array_device(X)
     C = xp.astype(move_to(np.ascontiguousarray(centers), xp, device), X.dtype)

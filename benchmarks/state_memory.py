@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
     kmeans_xp = importlib.import_module("kmeans_xp")
-    kmeans_module = importlib.import_module("kmeans_xp._kmeans")
-    streaming = importlib.import_module("kmeans_xp._streaming")
+    kmeans_module = importlib.import_module("kmeans_xp._estimators.kmeans")
+    streaming = importlib.import_module("kmeans_xp._algorithms.streaming")
     import array_api_strict as xps
 
     print(f"kmeans_xp from {kmeans_xp.__file__}")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from kmeans_xp import ConvergenceWarning, KMeans
-from kmeans_xp import _streaming as streaming
-from kmeans_xp._array_api import resolve_device
+from kmeans_xp._algorithms import streaming
+from kmeans_xp._lib.compat import resolve_device
 
 from .data import Shape, initial_centers, make_data
 

@@ -19,7 +19,8 @@ from unittest import mock
 
 import numpy as np
 
-from kmeans_xp import KMeans, _validation
+from kmeans_xp import KMeans
+from kmeans_xp._lib import validation as _validation
 
 
 def blobs() -> tuple[np.ndarray, np.ndarray]:

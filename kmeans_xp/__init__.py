@@ -4,16 +4,16 @@ The same code clusters NumPy arrays on the CPU, CuPy arrays and PyTorch tensors 
 returns its results in the caller's library, on the caller's device.
 """
 
-from ._elbow import ElbowResult, elbow, knee_point
-from ._kmeans import KMeans, KMeansResult, kmeans, kmeans_plusplus
-from ._metrics import (
+from ._estimators.kmeans import KMeans, KMeansResult, kmeans, kmeans_plusplus
+from ._estimators.minibatch import MiniBatchKMeans
+from ._tools.elbow import ElbowResult, elbow, knee_point
+from ._tools.metrics import (
     calinski_harabasz_score,
     davies_bouldin_score,
     silhouette_samples,
     silhouette_score,
 )
-from ._minibatch import MiniBatchKMeans
-from ._persistence import load
+from ._tools.model_files import load
 from .exceptions import ConvergenceWarning, ModelFileError, NotFittedError
 
 __version__ = "0.1.0"

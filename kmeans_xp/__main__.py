@@ -1,10 +1,10 @@
-"""``python -m kmeans_xp``: the ``kmeans-xp`` command line (see ``kmeans_xp._cli``)."""
+"""``python -m kmeans_xp``: the ``kmeans-xp`` command line (see ``kmeans_xp._tools.cli``)."""
 
 from __future__ import annotations
 
 import sys
 
-from ._cli import main
+from ._tools.cli import main
 
 __all__ = ["main"]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import (
+from ._estimators.base import feature_names_of
+from ._lib.compat import (
     Array,
     accumulation_dtype,
     array_device,
@@ -23,9 +24,8 @@ from ._array_api import (
     move_to,
     to_numpy,
 )
-from ._base import feature_names_of
-from ._metrics import silhouette_samples, subsample_rows
-from ._validation import check_data, check_finite, check_random_state
+from ._lib.validation import check_data, check_finite, check_random_state
+from ._tools.metrics import silhouette_samples, subsample_rows
 
 __all__ = ["plot_clusters", "plot_elbow", "plot_silhouette"]
 

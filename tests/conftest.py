@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kmeans_xp._array_api import get_namespace, to_numpy
+from kmeans_xp._lib.compat import get_namespace, to_numpy
 
 
 @dataclass(frozen=True)

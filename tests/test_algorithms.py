@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 from helpers import assert_labels_are_argmin, blobs
 
-import kmeans_xp._backends._numpy as numpy_backend
-import kmeans_xp._hamerly as hamerly_module
-import kmeans_xp._init as init_module
-import kmeans_xp._lloyd as lloyd_module
+import kmeans_xp._algorithms.hamerly as hamerly_module
+import kmeans_xp._algorithms.init as init_module
+import kmeans_xp._algorithms.lloyd as lloyd_module
+import kmeans_xp._backends.numpy as numpy_backend
 from kmeans_xp import KMeans, kmeans
-from kmeans_xp._array_api import get_namespace, on_gpu
+from kmeans_xp._algorithms.hamerly import _standard_nearest_two
+from kmeans_xp._algorithms.lloyd import _assign_and_sum, _labels_and_inertia_pass, lloyd
 from kmeans_xp._backends import segment_sum_for
-from kmeans_xp._bounds import as_lower_bound, as_upper_bound
-from kmeans_xp._hamerly import _standard_nearest_two
-from kmeans_xp._kmeans import _resolve_algorithm
-from kmeans_xp._lloyd import _assign_and_sum, _labels_and_inertia_pass, lloyd
-from kmeans_xp._primitives import PlainAssign
+from kmeans_xp._core.bounds import as_lower_bound, as_upper_bound
+from kmeans_xp._core.primitives import PlainAssign
+from kmeans_xp._estimators.kmeans import _resolve_algorithm
+from kmeans_xp._lib.compat import get_namespace, on_gpu
 
 
 @pytest.fixture(params=["from the start", "in chunks of 16 rows", "after the switch"])
@@ -464,8 +464,8 @@ def test_torch_cpu_tensors_run_numpys_passes_on_their_memory(dtype):
     through views of their memory: NumPy's results exactly, as tensors, written in place where
     NumPy's pass writes (a previous pass's labels and partials, the trial distances)."""
     torch = pytest.importorskip("torch")
-    from kmeans_xp._backends import _torch as torch_backend
-    from kmeans_xp._lloyd import PassBuffers
+    from kmeans_xp._algorithms.lloyd import PassBuffers
+    from kmeans_xp._backends import torch as torch_backend
 
     with torch_backend.threads_held_to_one():  # as a large fit's engines hold them
         rng = np.random.default_rng(5)
@@ -566,8 +566,8 @@ def test_fit_engines_hold_torchs_threads_to_one_on_cpu_tensors(monkeypatch):
     passes and BLAS have the cores); nested holds restore the setting once, at the outermost
     exit, and NumPy input leaves it alone."""
     torch = pytest.importorskip("torch")
-    from kmeans_xp._backends import _torch as torch_backend
     from kmeans_xp._backends import host_threads_held
+    from kmeans_xp._backends import torch as torch_backend
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -640,7 +640,7 @@ def test_predict_score_transform_of_large_torch_cpu_inputs_run_numpys_passes(mon
 
 def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch):
     torch = pytest.importorskip("torch")
-    from kmeans_xp._backends import _torch as torch_backend
+    from kmeans_xp._backends import torch as torch_backend
 
     X = torch.zeros((4, 2), dtype=torch.bfloat16)
     calls = []
@@ -724,7 +724,7 @@ def test_a_lloyd_iteration_reads_the_host_once(monkeypatch, host_reads):
     any label changed, in one transfer, however many blocks a pass has (here 32)."""
     import array_api_strict as xps
 
-    import kmeans_xp._primitives as primitives
+    import kmeans_xp._core.primitives as primitives
 
     monkeypatch.setattr(primitives, "HOST_BLOCK_BYTES_MIN", 64 * 192)  # 64-row blocks
     rng = np.random.default_rng(0)
@@ -767,8 +767,8 @@ def test_a_pass_that_fails_midway_is_not_taken_for_convergence(monkeypatch):
     would have been (the retry must not read as "no label changed")."""
     import array_api_strict as xps
 
-    import kmeans_xp._lloyd as lloyd_module
-    import kmeans_xp._primitives as primitives
+    import kmeans_xp._algorithms.lloyd as lloyd_module
+    import kmeans_xp._core.primitives as primitives
 
     monkeypatch.setattr(primitives, "HOST_BLOCK_BYTES_MIN", 64 * 192)  # 64-row blocks
     X_host = np.random.default_rng(0).uniform(size=(2000, 3))  # labels change for a while
@@ -835,7 +835,7 @@ def test_lloyd_on_x_centered_once_equals_centering_per_block(xp, unit_weights, c
 def test_read_scalars_reads_the_device_once_and_passes_the_rest(xp, host_reads):
     """The loop's scalars: the namespace's own in one transfer (array-api-strict counts it),
     Python numbers and None as they are, another library's value on its own."""
-    from kmeans_xp._lloyd import read_scalars
+    from kmeans_xp._algorithms.lloyd import read_scalars
 
     values = [xp.asarray(np.array(3)), xp.asarray(np.array(0.25)), None, 7, np.float64(1.5)]
     values.append(np.array(2.0))  # NumPy's: another library's value except on NumPy

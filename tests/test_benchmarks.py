@@ -306,7 +306,7 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     """``cupy:gemm`` (cuBLAS at every shape) beside ``cupy``: the switch is set during its fit
     and restored after, even when the fit fails."""
     from benchmarks.implementations import KMeansXP, backend_impl, by_name
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     gemm = backend_impl("cupy:gemm")
     assert (gemm.name, gemm.small_pass, gemm.precision) == (
@@ -340,7 +340,7 @@ def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
     parsed back, run at every shape (it takes the small-k·d ones too), the switch set only
     during its fit; an unknown variant, or mma without TF32 products, is refused."""
     from benchmarks.implementations import KMeansXP, backend_impl, by_name
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     mma = backend_impl("cupy:tf32x3:mma")
     assert (mma.name, mma.precision, mma.mma, mma.small_pass) == (

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from helpers import near_ties, nearest64, sq_distances64
 
-import kmeans_xp._certified as certified
-import kmeans_xp._lloyd as lloyd_module
+import kmeans_xp._algorithms.lloyd as lloyd_module
+import kmeans_xp._core.certified as certified
 from benchmarks.certified_rescore import tf32_matmul
 from kmeans_xp import KMeans, kmeans
-from kmeans_xp._certified import (
+from kmeans_xp._core.certified import (
     PRECISIONS,
     CertifiedAssign,
     score_error_coefficients,
     split_for_tf32,
 )
-from kmeans_xp._primitives import assign_block, segment_sum, squared_norms
+from kmeans_xp._core.primitives import assign_block, segment_sum, squared_norms
 
 
 def exact_scores(X, C) -> np.ndarray:
@@ -160,9 +160,9 @@ def test_float64_and_single_center_need_no_certificate(xp):
 
 def test_torch_best_two_equals_the_standard_one():
     torch = pytest.importorskip("torch")
-    from kmeans_xp._array_api import get_namespace
-    from kmeans_xp._backends._torch import best_two
-    from kmeans_xp._certified import standard_best_two
+    from kmeans_xp._backends.torch import best_two
+    from kmeans_xp._core.certified import standard_best_two
+    from kmeans_xp._lib.compat import get_namespace
 
     scores = torch.asarray(np.random.default_rng(0).normal(size=(300, 17)).astype(np.float32))
     scores[:5, 3] = scores[:5, 9] = -10.0  # exact ties: gap 0 either way
@@ -238,7 +238,7 @@ def test_auto_precision_on_torch_follows_cupys_kernels(backend_named, monkeypatc
 def test_fit_predict_and_score_resolve_auto_precision(monkeypatch):
     """The estimator's default reaches no pass unresolved: fit, predict and score each ask
     ``resolve_precision`` with "auto" and pass on its answer."""
-    import kmeans_xp._kmeans as kmeans_module
+    import kmeans_xp._estimators.kmeans as kmeans_module
 
     asked, given = [], []
     real = kmeans_module.resolve_precision
@@ -251,7 +251,7 @@ def test_fit_predict_and_score_resolve_auto_precision(monkeypatch):
         given.append(precision)
         return labels_and_inertia(*args, precision=precision, **kwargs)
 
-    from kmeans_xp._lloyd import labels_and_inertia
+    from kmeans_xp._algorithms.lloyd import labels_and_inertia
 
     monkeypatch.setattr(kmeans_module, "resolve_precision", spy)
     monkeypatch.setattr(kmeans_module, "labels_and_inertia", assign_spy)
@@ -292,7 +292,7 @@ def test_out_of_memory_retries_with_smaller_blocks(xp, monkeypatch):
 
         return run
 
-    import kmeans_xp._backends._numpy as numpy_backend
+    import kmeans_xp._backends.numpy as numpy_backend
 
     monkeypatch.setattr(numpy_backend, "assign_and_sum", refusing(numpy_backend.assign_and_sum))
     monkeypatch.setattr(lloyd_module, "_assign_and_sum", refusing(lloyd_module._assign_and_sum))
@@ -322,7 +322,7 @@ def test_out_of_memory_with_one_row_blocks_is_raised():
 @pytest.fixture
 def cupy_backend(backend_named):
     backend_named("cupy")  # skips without a CUDA device
-    from kmeans_xp._backends import _cupy
+    from kmeans_xp._backends import cupy as _cupy
 
     return _cupy
 
@@ -339,7 +339,7 @@ def test_cupy_kernel_equals_standard(
     small-k·d kernel; ``small_pass=False`` sends them through cuBLAS and assign_certified."""
     import cupy
 
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     monkeypatch.setattr(_cuda_kernels, "use_small_pass", small_pass)
     if every_row_ambiguous:
@@ -404,7 +404,7 @@ def cupy_mma(cupy_backend, monkeypatch):
     """The CuPy backend with ``assign_mma`` switched on (skipped on cards before sm_80)."""
     import cupy
 
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     if cupy_backend._compute_capability(cupy.cuda.Device().id) < 80:
         pytest.skip("no TF32 mma before sm_80")
@@ -476,8 +476,8 @@ def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):
     a second pass over the first's buffers."""
     import cupy
 
-    from kmeans_xp._backends import _cuda_kernels
-    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     rng = np.random.default_rng(n + d)
     X = (rng.normal(size=(n, d)) + 1000.0).astype(dtype)
@@ -541,7 +541,7 @@ def test_cublas_scores_stay_within_the_bound(cupy_backend, precision):
 
 
 def cupy_backend_namespace(a):
-    from kmeans_xp._array_api import get_namespace
+    from kmeans_xp._lib.compat import get_namespace
 
     return get_namespace(a)
 
@@ -582,8 +582,8 @@ def test_torch_cuda_assignment_equals_float64_argmin(backend_named, monkeypatch,
     """Through CuPy's kernels (when CuPy is installed) and through the standard-only version
     with torch's own matmul and topk (as without CuPy)."""
     backend = backend_named("torch_cuda")
-    import kmeans_xp._backends._torch as torch_backend
-    from kmeans_xp._backends._torch import CudaCertifiedAssign
+    import kmeans_xp._backends.torch as torch_backend
+    from kmeans_xp._backends.torch import CudaCertifiedAssign
 
     if not through_cupy:
         monkeypatch.setattr(torch_backend, "_cupy_backend", lambda: None)
@@ -600,8 +600,8 @@ def test_torch_cuda_fused_pass_equals_float64(backend_named):
     """torch CUDA tensors through CuPy's fused small-k·d pass (DLPack): the labels of a float64
     argmin, sums and counts of those labels, and labels rewritten in the previous tensors."""
     backend = backend_named("torch_cuda")
-    import kmeans_xp._backends._torch as torch_backend
-    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+    import kmeans_xp._backends.torch as torch_backend
+    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
 
     if torch_backend._cupy_backend() is None:
         pytest.skip("CuPy is not installed")
@@ -633,7 +633,7 @@ def test_kernels_compile_with_nvrtc():
     nvidia-cuda-nvrtc wheel); skipped elsewhere. Only on sm_80 and later do the tensor-core
     kernels hold the mma instruction."""
     nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     sources = [
         (_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES),
@@ -697,7 +697,7 @@ def _warp_top2_model(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 def test_the_kernels_warp_reduction_finds_the_best_two(k):
     """A model of the CUDA kernel's lane-and-shuffle reduction (checked without a GPU) gives
     the standard best two: the first index on ties, the true second-best value."""
-    from kmeans_xp._certified import standard_best_two
+    from kmeans_xp._core.certified import standard_best_two
 
     rng = np.random.default_rng(k)
     scores = rng.integers(-3, 4, size=(40, k)).astype(np.float32)  # many exact ties

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from kmeans_xp import KMeans, load
-from kmeans_xp._demo import tutorial_blobs
-from kmeans_xp._progress import ProgressBar
+from kmeans_xp._tools.demo import tutorial_blobs
+from kmeans_xp._tools.progress import ProgressBar
 
 
 def run(*args, cwd):
@@ -45,7 +45,7 @@ def test_demo_prints_the_fit_and_writes_two_pngs(tmp_path):
 
 
 def test_demo_recovers_three_groups_and_an_elbow_at_three(tmp_path):
-    from kmeans_xp._demo import run_demo
+    from kmeans_xp._tools.demo import run_demo
 
     summary = run_demo(tmp_path, plot=False)
     sizes = np.bincount(summary["model"].labels_)
@@ -401,7 +401,7 @@ def test_fit_progress_hook_sees_every_iteration():
 def test_backend_choice():
     from conftest import _gpu_count
 
-    from kmeans_xp._array_api import library_name, to_backend
+    from kmeans_xp._lib.compat import library_name, to_backend
 
     X = np.ones((3, 2))
     auto, where = to_backend(X, "auto")

@@ -13,8 +13,8 @@ import pytest
 from cuda_emulator import EmulatedModule, compiler
 from helpers import near_ties, nearest64, sq_distances64
 
-from kmeans_xp._backends import _cuda_kernels
-from kmeans_xp._backends._cuda_kernels import (
+from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+from kmeans_xp._backends.cuda_kernels import (
     assign_certified_launch,
     segment_sum_launch,
     segment_sum_sorts,
@@ -22,8 +22,8 @@ from kmeans_xp._backends._cuda_kernels import (
     small_pass_launch,
     split_launch,
 )
-from kmeans_xp._certified import CertifiedAssign
-from kmeans_xp._primitives import segment_sum
+from kmeans_xp._core.certified import CertifiedAssign
+from kmeans_xp._core.primitives import segment_sum
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")
 
@@ -533,8 +533,8 @@ def sample_on_the_emulator(gpu, w, closest, uniforms, *, weights_only=False):
 
 def standard_sample(w, closest, uniforms, *, weights_only=False):
     """What ``_init.kmeans_plusplus_indices`` draws: its chunked cumulative-sum sampling."""
-    from kmeans_xp import _init
-    from kmeans_xp._array_api import get_namespace
+    from kmeans_xp._algorithms import init as _init
+    from kmeans_xp._lib.compat import get_namespace
 
     increments = w.astype(np.float64) if weights_only else w.astype(np.float64) * closest
     return _init._sample_in_chunks(
@@ -843,7 +843,7 @@ def cupy_on_the_emulator(gpu, monkeypatch):
     import contextlib
     import types
 
-    from kmeans_xp._backends import _cupy
+    from kmeans_xp._backends import cupy as _cupy
 
     def host(function):
         return lambda *args, **kwargs: np.asarray(function(*args, **kwargs)).view(_HostArray)
@@ -872,7 +872,7 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
 
     import array_api_compat.numpy as xp
 
-    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
 
     _cupy = cupy_on_the_emulator
     monkeypatch.setattr(_cuda_kernels, "use_small_pass", use_small_pass)
@@ -964,7 +964,7 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, mon
 
     import array_api_compat.numpy as xp
 
-    from kmeans_xp._lloyd import _assign_and_sum
+    from kmeans_xp._algorithms.lloyd import _assign_and_sum
 
     _cupy = cupy_on_the_emulator
     monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
@@ -1048,7 +1048,7 @@ def test_cupy_kmeans_plusplus_glue_on_the_emulator(
     rows), and without kept trial distances (as past 1 GiB of them: the winner's distances
     from X again). (float32 only: seconds of emulation each; the float64 kernels are tested
     above.)"""
-    import kmeans_xp._init as init_module
+    import kmeans_xp._algorithms.init as init_module
 
     monkeypatch.setattr(_cuda_kernels, "use_fused_kmeanspp_sampling", fused_sampling)
     if chunk_rows is not None:
@@ -1058,7 +1058,7 @@ def test_cupy_kmeans_plusplus_glue_on_the_emulator(
     dtype = np.float32
     import array_api_compat.numpy as xp
 
-    from kmeans_xp._init import kmeans_plusplus_indices
+    from kmeans_xp._algorithms.init import kmeans_plusplus_indices
 
     _cupy = cupy_on_the_emulator
     rng = np.random.default_rng(3)
@@ -1105,8 +1105,8 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
     import array_api_compat.torch as xp
     import cupy
 
-    from kmeans_xp._backends import _torch
-    from kmeans_xp._lloyd import PassBuffers, _assign_and_sum
+    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
+    from kmeans_xp._backends import torch as _torch
 
     monkeypatch.setattr(_torch, "_cupy_backend", lambda: cupy_on_the_emulator)
     monkeypatch.setattr(_torch, "_on_torch_stream", lambda tensor: contextlib.nullcontext())

@@ -130,7 +130,7 @@ def test_each_chunk_is_passed_once_per_iteration(monkeypatch):
     """Labels kept on the workers and stats fetched must come from one run of each task."""
     import dask
 
-    import kmeans_xp._dask as dask_module
+    import kmeans_xp._algorithms.dask as dask_module
 
     calls = []
     original = dask_module._chunk_pass
@@ -339,7 +339,7 @@ def test_dask_dataframe_columns_are_checked_before_any_task_runs(client):
 
 def test_elbow_on_a_dask_array_fits_each_k_on_the_cluster(client):
     from kmeans_xp import elbow
-    from kmeans_xp._metrics import subsample_rows
+    from kmeans_xp._tools.metrics import subsample_rows
 
     rng = np.random.default_rng(11)
     corners = [(0, 0), (10, 0), (0, 10), (10, 10)]

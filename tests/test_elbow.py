@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-import kmeans_xp._elbow as elbow_module
+import kmeans_xp._tools.elbow as elbow_module
 from kmeans_xp import ElbowResult, KMeans, elbow, knee_point, silhouette_score
-from kmeans_xp._demo import tutorial_blobs
+from kmeans_xp._tools.demo import tutorial_blobs
 
 
 def test_knee_of_the_tutorial_data_is_three_on_every_backend(xp):

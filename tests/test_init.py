@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from helpers import blobs
 
-import kmeans_xp._init as init_module
+import kmeans_xp._algorithms.init as init_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans, kmeans_plusplus
-from kmeans_xp._init import default_local_trials, random_indices
+from kmeans_xp._algorithms.init import default_local_trials, random_indices
 
 
 @pytest.fixture(params=["in memory", "in chunks, trials recomputed"])
@@ -222,7 +222,7 @@ def test_random_init_is_reproducible_across_backends(xp):
 
 
 def _parallel_candidates(X, k, w, seed, *, xp, oversampling_factor=2.0, n_rounds=5):
-    from kmeans_xp._init import kmeans_parallel_candidates
+    from kmeans_xp._algorithms.init import kmeans_parallel_candidates
 
     ns = xp.xp
     Xd = xp.asarray(X)
@@ -309,7 +309,7 @@ def _numpy_backend():
 def test_kmeans_parallel_passes_over_x_do_not_grow_with_k(monkeypatch):
     """O(rounds) passes, against one per center for k-means++: count the rows of X whose
     distances are computed, outside the reclustering of the (few) candidates."""
-    import kmeans_xp._init as init_module
+    import kmeans_xp._algorithms.init as init_module
 
     X, _ = blobs(500, np.random.default_rng(11).normal(scale=5.0, size=(40, 3)), seed=11)
     rows_seen = {"n": 0}

@@ -9,15 +9,15 @@ import pytest
 from helpers import assert_labels_are_argmin, blobs, inertia64, nearest64, same_partition
 
 import kmeans_xp
-import kmeans_xp._kmeans as kmeans_module
+import kmeans_xp._estimators.kmeans as kmeans_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans
-from kmeans_xp._array_api import get_namespace, library_name, to_numpy
+from kmeans_xp._lib.compat import get_namespace, library_name, to_numpy
 
 THREE_CENTERS = [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0]]
 
 
 def test_tutorial_three_blobs_are_recovered(xp):
-    from kmeans_xp._demo import tutorial_blobs
+    from kmeans_xp._tools.demo import tutorial_blobs
 
     X = tutorial_blobs()
     truth = np.repeat([0, 1, 2], 50)
@@ -100,7 +100,7 @@ def test_lloyd_through_the_gemm_path_with_a_refill_matches_numpy(xp, monkeypatch
     whose last center takes no row: on a GPU this runs CuPy's kernels on X centered once per
     fit, blocks sized by CuPy's own count, and the refill's moved sums (unit weights) or a new
     pass; the result equals NumPy's from the same init."""
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
     X, _ = blobs(60, [[0, 0, 0], [6, 0, 0], [0, 6, 0], [0, 0, 6]], seed=8)
@@ -221,7 +221,7 @@ def test_single_feature(xp):
 def test_results_do_not_depend_on_the_block_size(xp, monkeypatch):
     X, _ = blobs(100, [*THREE_CENTERS, [0.0, 10.0]], seed=8)
     whole = KMeans(n_clusters=4, random_state=3, tol=0).fit(xp.asarray(X))
-    monkeypatch.setattr(kmeans_xp._kmeans, "block_rows_for", lambda *a, **k: 7)
+    monkeypatch.setattr(kmeans_module, "block_rows_for", lambda *a, **k: 7)
     blocked = KMeans(n_clusters=4, random_state=3, tol=0).fit(xp.asarray(X))
     np.testing.assert_array_equal(xp.to_numpy(blocked.labels_), xp.to_numpy(whole.labels_))
     np.testing.assert_allclose(
@@ -294,10 +294,10 @@ def test_n_init_keeps_the_best_run(xp):
 
 
 def test_n_init_auto():
-    assert kmeans_xp._kmeans._resolve_n_init("auto", "k-means++") == 1
-    assert kmeans_xp._kmeans._resolve_n_init("auto", "random") == 10
-    assert kmeans_xp._kmeans._resolve_n_init("auto", np.zeros((2, 2))) == 1
-    assert kmeans_xp._kmeans._resolve_n_init("auto", lambda X, k, rs: X[:k]) == 10
+    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", "k-means++") == 1
+    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", "random") == 10
+    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", np.zeros((2, 2))) == 1
+    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", lambda X, k, rs: X[:k]) == 10
 
 
 def test_explicit_init_with_n_init_warns_and_runs_once(xp):
@@ -461,14 +461,14 @@ def test_runs_with_equal_inertia_keep_the_first(xp, monkeypatch):
     """Two runs finding the same partition tie; rounding must not pick the later one."""
     X, _ = blobs(20, THREE_CENTERS, seed=18)
     calls = []
-    real = kmeans_xp._kmeans.labels_and_inertia
+    real = kmeans_xp._estimators.kmeans.labels_and_inertia
 
     def last_run_a_hair_lower(*args, **kwargs):
         labels, inertia = real(*args, **kwargs)
         calls.append(inertia)
         return labels, inertia * (1 - 1e-13 * len(calls))
 
-    monkeypatch.setattr(kmeans_xp._kmeans, "labels_and_inertia", last_run_a_hair_lower)
+    monkeypatch.setattr(kmeans_module, "labels_and_inertia", last_run_a_hair_lower)
     km = KMeans(n_clusters=3, init="random", n_init=3, random_state=0).fit(xp.asarray(X))
     first_alone = KMeans(n_clusters=3, init="random", n_init=1, random_state=0).fit(xp.asarray(X))
     np.testing.assert_array_equal(xp.to_numpy(km.labels_), xp.to_numpy(first_alone.labels_))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kmeans_xp._metrics as metrics_module
+import kmeans_xp._tools.metrics as metrics_module
 from kmeans_xp import (
     calinski_harabasz_score,
     davies_bouldin_score,
     silhouette_samples,
     silhouette_score,
 )
-from kmeans_xp._array_api import library_name
+from kmeans_xp._lib.compat import library_name
 
 SCORES = [calinski_harabasz_score, davies_bouldin_score, silhouette_score]
 

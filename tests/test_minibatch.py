@@ -9,7 +9,7 @@ import pytest
 from helpers import blobs, inertia64, nearest64
 
 from kmeans_xp import ConvergenceWarning, KMeans, MiniBatchKMeans
-from kmeans_xp._demo import tutorial_blobs
+from kmeans_xp._tools.demo import tutorial_blobs
 
 
 def mixture(n, k, d=4, seed=0, scale=6.0):

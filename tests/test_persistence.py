@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from kmeans_xp import KMeans, MiniBatchKMeans, ModelFileError, NotFittedError, load
-from kmeans_xp._array_api import library_name
-from kmeans_xp._demo import tutorial_blobs
+from kmeans_xp._lib.compat import library_name
+from kmeans_xp._tools.demo import tutorial_blobs
 
 
 def fitted(xp, **params):
@@ -167,7 +167,7 @@ def test_edited_metadata_is_caught_by_the_checksum(tmp_path):
 
 def test_a_consistent_but_invalid_file_is_rejected(tmp_path):
     """A forged file with a recomputed checksum still has to make sense."""
-    from kmeans_xp._persistence import _digest
+    from kmeans_xp._tools.model_files import _digest
 
     path = saved_model(tmp_path)
 
@@ -239,7 +239,7 @@ def test_kmeans_parallel_parameters_survive_a_model_file(tmp_path):
 
 def test_feature_names_survive_a_model_file(tmp_path):
     pd = pytest.importorskip("pandas")
-    from kmeans_xp._persistence import _digest
+    from kmeans_xp._tools.model_files import _digest
 
     frame = pd.DataFrame(tutorial_blobs(), columns=["width", "height"])
     KMeans(3, random_state=0).fit(frame).save(tmp_path / "named.npz")
@@ -265,7 +265,7 @@ def test_feature_names_survive_a_model_file(tmp_path):
 
 def forged(change):
     """A ``rewrite`` change that edits the arrays and metadata, then recomputes the checksum."""
-    from kmeans_xp._persistence import _digest
+    from kmeans_xp._tools.model_files import _digest
 
     def forge(arrays):
         metadata = metadata_of(arrays)
@@ -369,7 +369,7 @@ def test_a_torch_device_parameter_survives_a_model_file(backend_named, tmp_path)
 def test_device_objects_are_stored_by_name_and_loaded_as_names_without_their_library(
     monkeypatch,
 ):
-    from kmeans_xp._persistence import _device_from_json, _json_param
+    from kmeans_xp._tools.model_files import _device_from_json, _json_param
 
     cupy = pytest.importorskip("cupy")  # a Device object needs no GPU to exist
     stored = _json_param("device", cupy.cuda.Device(1))

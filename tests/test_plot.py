@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kmeans_xp import KMeans, NotFittedError, elbow, silhouette_score
-from kmeans_xp._demo import tutorial_blobs
+from kmeans_xp._tools.demo import tutorial_blobs
 from kmeans_xp.plot import plot_clusters, plot_elbow, plot_silhouette, project_2d
 
 matplotlib = pytest.importorskip("matplotlib")

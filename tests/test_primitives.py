@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from helpers import sq_distances64
 
-from kmeans_xp import _primitives
-from kmeans_xp._backends import segment_sum_for
-from kmeans_xp._lloyd import (
+from kmeans_xp._algorithms.lloyd import (
     _REPAIR_CHUNK_ROWS,
     _REPAIR_ROW_BYTES,
     _sum_by_label,
@@ -18,6 +16,8 @@ from kmeans_xp._lloyd import (
     repair_chunk_rows,
     sums_after_relocation,
 )
+from kmeans_xp._backends import segment_sum_for
+from kmeans_xp._core import primitives as _primitives
 
 
 def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
@@ -26,9 +26,9 @@ def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
     and other libraries, keep the fit's blocks."""
     import array_api_compat.numpy as np_namespace
 
-    from kmeans_xp import _kmeans
-    from kmeans_xp._hamerly import hamerly
-    from kmeans_xp._lloyd import lloyd
+    from kmeans_xp._algorithms.hamerly import hamerly
+    from kmeans_xp._algorithms.lloyd import lloyd
+    from kmeans_xp._estimators import kmeans as _kmeans
 
     n, d, k = 100_000_000, 64, 1024  # issue 4's memory target
     X = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (n, d), (0, 0))
@@ -50,14 +50,14 @@ def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(xp, 
     small-k·d pass subtracts in its kernel, over budget, on the host, or where other libraries'
     passes run (they subtract per block themselves)."""
     from kmeans_xp import _backends
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     X = xp.asarray(np.arange(120, dtype=np.float32).reshape(30, 4))
     offset = xp.asarray(np.full(4, 2.0, dtype=np.float32))
     kwargs = {"xp": xp.xp, "device": xp.device}
     on_cupy_kernels = _backends.pass_runs_cupy_kernels(xp.xp, xp.device)
     if xp.name == "torch_cuda":
-        from kmeans_xp._backends import _torch
+        from kmeans_xp._backends import torch as _torch
 
         assert on_cupy_kernels == (_torch._cupy_backend() is not None)  # CuPy installed?
     else:
@@ -82,7 +82,7 @@ def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(monkeypatch)
     import array_api_compat.numpy as np_namespace
 
     from kmeans_xp import _backends
-    from kmeans_xp._backends import _cuda_kernels
+    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     class OutOfMemoryOnSubtraction:
         shape, dtype = (30, 4), np.float32
@@ -102,7 +102,7 @@ def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(monkeypatch)
 def test_relocation_retries_with_smaller_chunks_when_memory_runs_out(xp, monkeypatch):
     """The repair's chunks come from a budget measured before the fit: when one still runs out
     of memory, the repair runs again with half the rows per chunk, to the same result."""
-    import kmeans_xp._lloyd as lloyd_module
+    import kmeans_xp._algorithms.lloyd as lloyd_module
 
     rng = np.random.default_rng(1)
     n, k = 100, 6
@@ -129,7 +129,7 @@ def test_relocation_retries_with_smaller_chunks_when_memory_runs_out(xp, monkeyp
 
 
 def test_c_contiguity_is_read_from_every_library(xp):
-    from kmeans_xp._array_api import is_c_contiguous
+    from kmeans_xp._lib.compat import is_c_contiguous
 
     A = xp.asarray(np.zeros((4, 3), dtype=np.float32))
     if xp.name == "array_api_strict":
@@ -167,7 +167,7 @@ def test_free_cupy_memory_counts_the_pools_cache_and_its_limit(monkeypatch):
     cupy = pytest.importorskip("cupy")
     import array_api_compat.cupy as cupy_namespace
 
-    from kmeans_xp._array_api import free_device_memory
+    from kmeans_xp._lib.compat import free_device_memory
 
     class Pool:
         limit = 0
@@ -282,7 +282,7 @@ def test_relocate_empty_clusters_takes_the_farthest_weighted_points(xp):
 
 @pytest.mark.parametrize("chunk_rows", [3, 7, 1000])
 def test_relocate_empty_clusters_in_chunks_equals_a_full_sort(xp, monkeypatch, chunk_rows):
-    import kmeans_xp._lloyd as lloyd_module
+    import kmeans_xp._algorithms.lloyd as lloyd_module
 
     monkeypatch.setattr(lloyd_module, "_REPAIR_CHUNK_ROWS", chunk_rows)
     rng = np.random.default_rng(chunk_rows)
@@ -353,7 +353,7 @@ def test_repair_chunks_fit_the_block_budget():
 
 
 def test_numpy_update_without_scipy_equals_the_sparse_one(monkeypatch):
-    from kmeans_xp._backends import _numpy
+    from kmeans_xp._backends import numpy as _numpy
 
     rng = np.random.default_rng(9)
     X = rng.normal(size=(300, 7)).astype(np.float32)

@@ -16,12 +16,12 @@ def test_all_lists_exactly_the_public_names():
 def test_docstring_examples_run():
     import doctest
 
-    from kmeans_xp import _kmeans
+    from kmeans_xp._estimators import kmeans as _kmeans
 
     result = doctest.testmod(_kmeans, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 6  # kmeans, KMeans, KMeans.save
     assert result.failed == 0
-    from kmeans_xp import _minibatch
+    from kmeans_xp._estimators import minibatch as _minibatch
 
     result = doctest.testmod(_minibatch, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 3  # MiniBatchKMeans

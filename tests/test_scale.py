@@ -75,7 +75,7 @@ def test_gathers_from_a_memmap_release_pages_between_chunks(memmap_blobs, monkey
     """Rows gathered by index map ~64 KiB of the file each (fault-around): a gather of many is
     split so that a release comes after each ``RELEASE_EVERY_BYTES`` of such pages, and returns
     the same rows as one ``take``. (k-means|| gathered 178 rows, 11 MB, at once before.)"""
-    import kmeans_xp._memmap as memmap_module
+    import kmeans_xp._lib.memmap as memmap_module
 
     X, _ = memmap_blobs
     releases = []
@@ -101,7 +101,7 @@ def test_memmap_pages_are_released_as_the_fit_reads_them(memmap_blobs, monkeypat
     import threading
     import time
 
-    import kmeans_xp._memmap as memmap_module
+    import kmeans_xp._lib.memmap as memmap_module
 
     X, k = memmap_blobs
     path = X.filename

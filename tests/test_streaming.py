@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kmeans_xp._streaming as streaming
+import kmeans_xp._algorithms.streaming as streaming
 from kmeans_xp import KMeans, kmeans
-from kmeans_xp._array_api import get_namespace
-from kmeans_xp._streaming import HostRows
+from kmeans_xp._algorithms.streaming import HostRows
+from kmeans_xp._lib.compat import get_namespace
 
 
 def mixture(n=6000, d=5, k=6, seed=0, dtype=np.float32):
@@ -84,7 +84,7 @@ def test_streamed_fit_equals_the_in_memory_fit(device, streams, weighted):
 
 @pytest.mark.parametrize("init", ["k-means++", "k-means||", "random"])
 def test_streamed_inits_match_the_in_memory_ones(device, streams, init):
-    from kmeans_xp._kmeans import device_state_bytes
+    from kmeans_xp._estimators.kmeans import device_state_bytes
 
     X = mixture(seed=2)
     expected = KMeans(6, init=init, random_state=3, algorithm="lloyd").fit(X)
@@ -135,7 +135,7 @@ def test_streaming_a_memmap(tmp_path, streams, device):
 def test_a_streamed_fit_unlocks_x_when_it_ends(device, streams):
     """X page-locked for a streamed fit is unlocked after it, also when the fit fails: locking
     it again succeeds (the driver refuses memory already registered)."""
-    from kmeans_xp._array_api import resolve_device
+    from kmeans_xp._lib.compat import resolve_device
 
     if not is_gpu(device):
         pytest.skip("page locks are a CUDA device's")
@@ -201,7 +201,7 @@ def test_a_streamed_fit_stays_within_max_device_bytes(streams, init):
     per row than Lloyd: before the budget counted them, such fits passed it by 60 %.)"""
     import tracemalloc
 
-    from kmeans_xp._kmeans import device_state_bytes
+    from kmeans_xp._estimators.kmeans import device_state_bytes
 
     n = 200_000
     X = mixture(n=n, d=4)

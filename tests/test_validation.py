@@ -10,8 +10,8 @@ import pytest
 from helpers import assert_labels_are_argmin, blobs, same_partition
 
 from kmeans_xp import KMeans, NotFittedError, kmeans, kmeans_plusplus, silhouette_samples
-from kmeans_xp._array_api import array_device
-from kmeans_xp._validation import check_sample_weight, largest_magnitude
+from kmeans_xp._lib.compat import array_device
+from kmeans_xp._lib.validation import check_sample_weight, largest_magnitude
 
 X_OK = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
 

@@ -4,7 +4,7 @@ On a GPU (CuPy, or torch CUDA tensors) the assignment is also *certified*: label
 a float64 argmin (``_certified``), with a fused CuPy kernel where CuPy is installed.
 
 Each module here implements ``segment_sum`` with the same signature and results as
-``kmeans_xp._primitives.segment_sum`` (tested equal on random data); NumPy and CuPy also have
+``kmeans_xp._core.primitives.segment_sum`` (tested equal on random data); NumPy and CuPy also have
 their own version of the whole assign-and-sum pass of a Lloyd iteration
 (``_lloyd._assign_and_sum``; CuPy's fuses it into one kernel at small k·d), CuPy of k-means++
 (``_init.kmeans_plusplus_indices``), both serving torch CUDA tensors through DLPack, and NumPy
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _primitives
-from .._array_api import (
+from .._core import primitives as _primitives
+from .._lib.compat import (
     Array,
     array_device,
     is_c_contiguous,
@@ -52,7 +52,8 @@ def host_threads_held(engine: Callable) -> Callable:
     @functools.wraps(engine)
     def run(X: Array, centers: Any, *args: Any, xp: ModuleType, **kwargs: Any) -> Any:
         if is_torch(xp) and not is_host_rows(X) and not on_gpu(xp, X.device):
-            from . import _numpy, _torch
+            from . import numpy as _numpy
+            from . import torch as _torch
 
             n_clusters = centers if isinstance(centers, int) else centers.shape[0]
             if X.shape[0] * n_clusters >= _numpy.MIN_SCORES_FOR_THREADS:
@@ -67,15 +68,15 @@ def segment_sum_for(xp: ModuleType) -> Callable:
     """The fastest ``segment_sum`` available for namespace ``xp``."""
     # Imported lazily so that a CPU install never imports CuPy or torch.
     if is_numpy(xp):
-        from . import _numpy
+        from . import numpy as _numpy
 
         return _numpy.segment_sum
     if is_torch(xp):
-        from . import _torch
+        from . import torch as _torch
 
         return _torch.segment_sum
     if is_cupy(xp):
-        from . import _cupy
+        from . import cupy as _cupy
 
         return _cupy.segment_sum
     return _primitives.segment_sum
@@ -89,15 +90,15 @@ def assign_and_sum_for(
     also falls back on for shapes its fused kernel does not take (and CuPy's where its
     tensor-core assignment takes ``precision``)."""
     if is_numpy(xp):
-        from . import _numpy
+        from . import numpy as _numpy
 
         return _numpy.assign_and_sum
     if is_cupy(xp):
-        from . import _cupy
+        from . import cupy as _cupy
 
         return partial(_cupy.assign_and_sum, standard=standard, precision=precision)
     if is_torch(xp):
-        from . import _torch
+        from . import torch as _torch
 
         if on_gpu(xp, device):
             return partial(_torch.cuda_assign_and_sum, standard=standard)
@@ -110,11 +111,11 @@ def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
     CUDA tensors), or None. It returns None itself for inputs it does not take (torch CPU
     tensors among them), and the standard version runs."""
     if is_cupy(xp):
-        from . import _cupy
+        from . import cupy as _cupy
 
         return _cupy.kmeans_plusplus_indices
     if is_torch(xp):
-        from . import _torch
+        from . import torch as _torch
 
         return _torch.cuda_kmeans_plusplus_indices
     return None
@@ -154,14 +155,14 @@ def resolve_precision(precision: str, X: Array, n_clusters: int, *, xp: ModuleTy
 def _tf32_tensor_cores(X: Array, xp: ModuleType) -> bool:
     """Whether the GPU holding X (a CuPy array or torch CUDA tensor) has TF32 tensor cores
     (sm_80 or later)."""
-    from ._cuda_kernels import MMA_MIN_COMPUTE_CAPABILITY  # TF32 mma: sm_80 on
+    from .cuda_kernels import MMA_MIN_COMPUTE_CAPABILITY  # TF32 mma: sm_80 on
 
     if is_torch(xp):
         import torch
 
         major, minor = torch.cuda.get_device_capability(X.device)
         return 10 * major + minor >= MMA_MIN_COMPUTE_CAPABILITY
-    from . import _cupy
+    from . import cupy as _cupy
 
     return _cupy._compute_capability(X.device.id) >= MMA_MIN_COMPUTE_CAPABILITY
 
@@ -173,7 +174,7 @@ def pass_runs_cupy_kernels(xp: ModuleType, device: Any) -> bool:
     if is_cupy(xp):
         return True
     if is_torch(xp) and on_gpu(xp, device):
-        from . import _torch
+        from . import torch as _torch
 
         return _torch._cupy_backend() is not None
     return False
@@ -183,7 +184,7 @@ def fused_pass_takes(X: Array, n_clusters: int, *, xp: ModuleType) -> bool:
     """Whether CuPy's fused small-k·d pass (``_cuda_kernels.small_pass``) takes X: C-contiguous,
     and few enough features and centers for its shared memory. It subtracts the offset in its
     kernel."""
-    from ._cuda_kernels import small_pass
+    from .cuda_kernels import small_pass
 
     dtype = np.float32 if itemsize(X, xp) == 4 else np.float64
     fits = small_pass(X.shape[1], n_clusters, dtype, accumulate=True) is not None
@@ -197,7 +198,7 @@ def fused_pass_runs(X: Array, n_clusters: int, precision: str, *, xp: ModuleType
     if not fused_pass_takes(X, n_clusters, xp=xp):
         return False
     if is_cupy(xp):
-        from . import _cupy
+        from . import cupy as _cupy
 
         runs = _cupy.small_pass_plan(
             X.shape[1], n_clusters, X.dtype, X.device.id, precision, accumulate=True
@@ -238,11 +239,11 @@ def candidate_potentials_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_init._standard_candidate_potentials`` (k-means++'s pass
     over X per center on the host), or None to use the standard one."""
     if is_numpy(xp):
-        from . import _numpy
+        from . import numpy as _numpy
 
         return _numpy.candidate_potentials
     if is_torch(xp):  # NumPy's on CPU tensors
-        from . import _torch
+        from . import torch as _torch
 
         return _torch.cpu_candidate_potentials
     return None
@@ -251,11 +252,11 @@ def candidate_potentials_for(xp: ModuleType) -> Callable | None:
 def nearest_two_for(xp: ModuleType) -> Callable | None:
     """A library's own version of ``_hamerly._nearest_two``, or None to use the standard one."""
     if is_numpy(xp):
-        from . import _numpy
+        from . import numpy as _numpy
 
         return _numpy.nearest_two
     if is_torch(xp):  # NumPy's on CPU tensors
-        from . import _torch
+        from . import torch as _torch
 
         return _torch.cpu_nearest_two
     return None
@@ -265,11 +266,11 @@ def distances_to_centers_for(xp: ModuleType, device: Any, standard: Callable) ->
     """A library's own version of ``_lloyd.distances_to_centers`` (``transform``), or None to
     use ``standard``: NumPy's, also on torch CPU tensors' memory in large passes."""
     if is_numpy(xp):
-        from . import _numpy
+        from . import numpy as _numpy
 
         return _numpy.distances_to_centers
     if is_torch(xp) and not on_gpu(xp, device):
-        from . import _torch
+        from . import torch as _torch
 
         return partial(_torch.cpu_distances_to_centers, standard=standard)
     return None
@@ -280,11 +281,11 @@ def labels_and_inertia_for(xp: ModuleType, device: Any, standard: Callable) -> C
     a fit's final labels), or None to use ``standard``: NumPy's, also on torch CPU tensors'
     memory in large passes."""
     if is_numpy(xp):
-        from . import _numpy
+        from . import numpy as _numpy
 
         return _numpy.labels_and_inertia
     if is_torch(xp) and not on_gpu(xp, device):
-        from . import _torch
+        from . import torch as _torch
 
         return partial(_torch.cpu_labels_and_inertia, standard=standard)
     return None
@@ -300,11 +301,11 @@ def assign_for(xp: ModuleType, device: Any, precision: str = "highest") -> Assig
     products are float32/float64 as X is and ``precision`` has no effect.
     """
     if is_cupy(xp):
-        from . import _cupy
+        from . import cupy as _cupy
 
         return partial(_cupy.CertifiedAssign, xp=xp, precision=precision)
     if on_gpu(xp, device):
-        from . import _torch
+        from . import torch as _torch
 
         return partial(_torch.CudaCertifiedAssign, xp=xp, precision=precision)
     return partial(_primitives.PlainAssign, xp=xp)

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import (
+from .._algorithms.dask import is_dask_collection
+from .._lib.compat import (
     array_device,
     as_supported_array,
     get_namespace,
@@ -27,8 +28,7 @@ from ._array_api import (
     move_to,
     to_numpy,
 )
-from ._dask import is_dask_collection
-from .exceptions import ModelFileError
+from ..exceptions import ModelFileError
 
 FORMAT_NAME = "kmeans_xp.KMeans"
 MINIBATCH_FORMAT_NAME = "kmeans_xp.MiniBatchKMeans"  # a KMeans file's fields, and partial_fit's
@@ -114,7 +114,7 @@ def _device_from_json(value: Any) -> Any:
 
 def save_model(model: Any, path: str | os.PathLike) -> None:
     """Write a fitted model to ``path`` (exactly that name; ``.npz`` is the usual suffix)."""
-    from . import __version__
+    from .. import __version__
 
     model._check_is_fitted()
     minibatch = _is_minibatch(model)
@@ -163,7 +163,7 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
 
 
 def _is_minibatch(model: Any) -> bool:
-    from ._minibatch import MiniBatchKMeans
+    from .._estimators.minibatch import MiniBatchKMeans
 
     return isinstance(model, MiniBatchKMeans)
 
@@ -369,8 +369,8 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
     -----
     Loading never unpickles: it cannot run code from the file.
     """
-    from ._kmeans import KMeans
-    from ._minibatch import MiniBatchKMeans
+    from .._estimators.kmeans import KMeans
+    from .._estimators.minibatch import MiniBatchKMeans
 
     if like is None:
         xp, device = get_namespace(np.empty(0)), "cpu"

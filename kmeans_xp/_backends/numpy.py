@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._bounds import as_lower_bound, as_upper_bound
-from .._memmap import note_rows_read
-from .._primitives import host_workspace_bytes
+from .._core.bounds import as_lower_bound, as_upper_bound
+from .._core.primitives import host_workspace_bytes
+from .._lib.memmap import note_rows_read
 
 try:  # SciPy is optional: with it the update is a sparse product, several times faster.
     import scipy.sparse as _sparse

@@ -15,7 +15,37 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._array_api import (
+from .._algorithms.dask import (
+    fit_dask,
+    is_dask_collection,
+    predict_dask,
+    score_dask,
+    transform_dask,
+)
+from .._algorithms.hamerly import hamerly
+from .._algorithms.init import (
+    default_local_trials,
+    init_state_bytes,
+    kmeans_parallel_centers,
+    kmeans_plusplus_indices,
+    random_indices,
+)
+from .._algorithms.lloyd import (
+    column_mean_and_variance,
+    distances_to_centers,
+    labels_and_inertia,
+    lloyd,
+)
+from .._algorithms.streaming import STATE_BYTES_PER_ROW, HostRows
+from .._backends import centered_for_passes, pass_runs_cupy_kernels, resolve_precision
+from .._core.certified import check_precision
+from .._core.primitives import (
+    block_row_bytes,
+    block_rows_for,
+    cupy_pass_row_bytes,
+    device_block_bytes,
+)
+from .._lib.compat import (
     Array,
     array_device,
     as_supported_array,
@@ -29,29 +59,8 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import centered_for_passes, pass_runs_cupy_kernels, resolve_precision
-from ._base import (
-    ClustererMixin,
-    FeatureNamesMixin,
-    MetadataRequestsMixin,
-    ParamsMixin,
-    feature_names_of,
-)
-from ._certified import check_precision
-from ._dask import fit_dask, is_dask_collection, predict_dask, score_dask, transform_dask
-from ._hamerly import hamerly
-from ._init import (
-    default_local_trials,
-    init_state_bytes,
-    kmeans_parallel_centers,
-    kmeans_plusplus_indices,
-    random_indices,
-)
-from ._lloyd import column_mean_and_variance, distances_to_centers, labels_and_inertia, lloyd
-from ._memmap import bounded_residency
-from ._primitives import block_row_bytes, block_rows_for, cupy_pass_row_bytes, device_block_bytes
-from ._streaming import STATE_BYTES_PER_ROW, HostRows
-from ._validation import (
+from .._lib.memmap import bounded_residency
+from .._lib.validation import (
     check_data,
     check_initial_centers,
     check_integer,
@@ -61,7 +70,14 @@ from ._validation import (
     check_tolerance,
     check_values,
 )
-from .exceptions import ConvergenceWarning, sklearn_compatible
+from ..exceptions import ConvergenceWarning, sklearn_compatible
+from .base import (
+    ClustererMixin,
+    FeatureNamesMixin,
+    MetadataRequestsMixin,
+    ParamsMixin,
+    feature_names_of,
+)
 
 _INIT_STRINGS = ("k-means++", "k-means||", "random")
 _ALGORITHMS = ("auto", "lloyd", "hamerly", "elkan")
@@ -647,7 +663,7 @@ class FittedCentersMixin(FeatureNamesMixin):
         ...     np.array([[0.2], [9.5]])).tolist()
         True
         """
-        from ._persistence import save_model
+        from .._tools.model_files import save_model
 
         save_model(self, path)
 
@@ -852,7 +868,7 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     training mean (X itself is not copied); sums and inertia accumulate in float64 where the
     device has it.
     On a GPU (CuPy, or PyTorch CUDA tensors) every assignment of float32 data is certified: each
-    row's score error has a proven bound (``kmeans_xp._certified``), and the rows whose best and
+    row's score error has a proven bound (``kmeans_xp._core.certified``), and the rows whose best and
     second-best centers lie within twice that bound are scored again in float64 — typically
     under 0.2 % of rows with float32 products, more with TF32 while the centers still move. GPU
     k-means libraries that skip this step label 0.07–0.1 % of points wrongly. A pass that runs

@@ -21,11 +21,11 @@ from types import ModuleType
 import cupy
 import numpy as np
 
-from .._certified import TENSOR_CORE_PRECISIONS
-from .._certified import CertifiedAssign as _StandardCertifiedAssign
-from .._primitives import row_blocks
-from . import _cuda_kernels
-from ._cuda_kernels import (
+from .._core.certified import TENSOR_CORE_PRECISIONS
+from .._core.certified import CertifiedAssign as _StandardCertifiedAssign
+from .._core.primitives import row_blocks
+from . import cuda_kernels as _cuda_kernels
+from .cuda_kernels import (
     KERNEL_SOURCE,
     MMA_KERNEL_NAMES,
     MMA_SOURCE,
@@ -265,7 +265,7 @@ def kmeans_plusplus_indices(
     C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks that X is on
     the device.
     """
-    from .. import _init
+    from .._algorithms import init as _init
 
     n_samples, n_features = X.shape
     trials = n_local_trials

@@ -11,8 +11,8 @@ from types import ModuleType
 
 import torch
 
-from .._array_api import accumulation_dtype, get_namespace
-from .._certified import TENSOR_CORE_PRECISIONS, CertifiedAssign
+from .._core.certified import TENSOR_CORE_PRECISIONS, CertifiedAssign
+from .._lib.compat import accumulation_dtype, get_namespace
 
 
 def segment_sum(
@@ -123,7 +123,7 @@ def cpu_assign_and_sum(
         return standard(
             X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp, out=out
         )
-    from . import _numpy
+    from . import numpy as _numpy
 
     views = None
     if out is not None:
@@ -144,12 +144,12 @@ def cpu_nearest_two(
     """``_hamerly._nearest_two`` for tensors: NumPy's on CPU tensors' memory, else the standard
     version."""
     if not _numpy_views_apply(X):
-        from .._hamerly import _standard_nearest_two
+        from .._algorithms.hamerly import _standard_nearest_two
 
         return _standard_nearest_two(
             X, rows, centers, centers_acc, offset, block_rows=block_rows, xp=xp
         )
-    from . import _numpy
+    from . import numpy as _numpy
 
     results = _numpy.nearest_two(
         _view(X), _view(rows), _view(centers), _view(centers_acc), _view(offset),
@@ -166,13 +166,13 @@ def cpu_candidate_potentials(
     """``_init._standard_candidate_potentials`` for tensors: NumPy's on CPU tensors' memory
     (``trial_sq`` written in place), else the standard version."""
     if not _numpy_views_apply(X):
-        from .._init import _standard_candidate_potentials
+        from .._algorithms.init import _standard_candidate_potentials
 
         return _standard_candidate_potentials(
             X, offset, x_sq, candidates, closest, weights, trial_sq,
             block_rows=block_rows, centered_blocks=centered_blocks, xp=xp,
         )  # fmt: skip
-    from . import _numpy
+    from . import numpy as _numpy
 
     potential = _numpy.candidate_potentials(
         _view(X), _view(offset), _view(x_sq), _view(candidates), _view(closest),
@@ -191,7 +191,7 @@ def cpu_labels_and_inertia(
     on CPU tensors' memory, else ``standard``."""
     if not _numpy_views_apply(X):
         return standard(X, centers, centered, weights, offset, block_rows=block_rows, xp=xp)
-    from . import _numpy
+    from . import numpy as _numpy
 
     labels, inertia = _numpy.labels_and_inertia(
         _view(X), _view(centers), _view(centered), _view(weights), _view(offset),
@@ -208,7 +208,7 @@ def cpu_distances_to_centers(
     ``standard``."""
     if not _numpy_views_apply(X):
         return standard(X, centers, offset=offset, block_rows=block_rows, xp=xp)
-    from . import _numpy
+    from . import numpy as _numpy
 
     distances = _numpy.distances_to_centers(
         _view(X), _view(centers), offset=_view(offset), block_rows=block_rows,
@@ -229,7 +229,7 @@ def _cupy_backend() -> ModuleType | None:
 
         if cupy.cuda.runtime.getDeviceCount() == 0:
             return None
-        from . import _cupy
+        from . import cupy as _cupy
     except Exception:  # not installed, no driver, no device
         return None
     return _cupy
@@ -344,7 +344,7 @@ def cuda_assign_and_sum(
         )
     import cupy
 
-    from .._lloyd import PassBuffers
+    from .._algorithms.lloyd import PassBuffers
 
     if offset is None:  # X was centered once for the whole fit
         offset = torch.zeros(n_features, dtype=X.dtype, device=X.device)

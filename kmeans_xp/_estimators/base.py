@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import NotFittedError, sklearn_compatible
+from ..exceptions import NotFittedError, sklearn_compatible
 
 
 class ParamsMixin:

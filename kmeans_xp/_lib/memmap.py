@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import take_rows
+from .compat import take_rows
 
 # Bytes of X read between two releases: large enough that the syscall is free next to the reads,
 # small enough to keep the resident set a small fraction of RAM.

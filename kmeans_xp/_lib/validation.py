@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import (
+from .._core.primitives import row_blocks
+from .compat import (
     Array,
     accumulation_dtype,
     array_device,
@@ -23,7 +24,6 @@ from ._array_api import (
     move_to,
     to_numpy,
 )
-from ._primitives import row_blocks
 
 RandomState = np.random.Generator | np.random.RandomState
 

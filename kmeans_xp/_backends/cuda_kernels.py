@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._certified import TENSOR_CORE_PRECISIONS
+from .._core.certified import TENSOR_CORE_PRECISIONS
 
 # Helpers both CUDA sources use (each is its own compilation unit).
 _COMMON_SOURCE = r"""

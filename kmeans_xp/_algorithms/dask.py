@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import (
+from .._backends import segment_sum_for
+from .._core.primitives import block_rows_for, squared_norms
+from .._lib.compat import (
     array_device,
     get_namespace,
     is_numpy,
@@ -28,16 +30,14 @@ from ._array_api import (
     itemsize,
     to_numpy,
 )
-from ._backends import segment_sum_for
-from ._init import reduce_candidates
-from ._lloyd import distances_to_centers, labels_and_inertia, pass_for, stop_after_iteration
-from ._primitives import block_rows_for, squared_norms
-from ._validation import (
+from .._lib.validation import (
     check_frame_columns,
     check_magnitude,
     check_values,
     check_weight_scale,
 )
+from .init import reduce_candidates
+from .lloyd import distances_to_centers, labels_and_inertia, pass_for, stop_after_iteration
 
 
 def is_dask_collection(X: Any) -> bool:

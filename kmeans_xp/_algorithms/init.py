@@ -15,7 +15,20 @@ from types import ModuleType
 
 import numpy as np
 
-from ._array_api import (
+from .._backends import (
+    candidate_potentials_for,
+    host_threads_held,
+    kmeans_plusplus_for,
+    segment_sum_for,
+)
+from .._core.primitives import (
+    assign_block,
+    block_row_bytes,
+    block_rows_for,
+    row_blocks,
+    squared_norms,
+)
+from .._lib.compat import (
     Array,
     accumulation_dtype,
     array_device,
@@ -25,16 +38,9 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import (
-    candidate_potentials_for,
-    host_threads_held,
-    kmeans_plusplus_for,
-    segment_sum_for,
-)
-from ._lloyd import lloyd
-from ._memmap import gather_rows
-from ._primitives import assign_block, block_row_bytes, block_rows_for, row_blocks, squared_norms
-from ._validation import RandomState
+from .._lib.memmap import gather_rows
+from .._lib.validation import RandomState
+from .lloyd import lloyd
 
 
 def default_local_trials(n_clusters: int) -> int:

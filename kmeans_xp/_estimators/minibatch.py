@@ -19,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import (
+from .._algorithms.lloyd import labels_and_inertia
+from .._backends import segment_sum_for
+from .._core.primitives import assign_block, squared_norms
+from .._lib.compat import (
     Array,
     accumulation_dtype,
     array_device,
@@ -27,15 +30,22 @@ from ._array_api import (
     library_name,
     to_numpy,
 )
-from ._backends import segment_sum_for
-from ._base import (
+from .._lib.validation import (
+    check_data,
+    check_initial_centers,
+    check_integer,
+    check_non_negative_real,
+    check_random_state,
+    check_tolerance,
+)
+from .base import (
     UNCHANGED,
     ClustererMixin,
     MetadataRequestsMixin,
     ParamsMixin,
     feature_names_of,
 )
-from ._kmeans import (
+from .kmeans import (
     FittedCentersMixin,
     _check_init,
     _initial_centers,
@@ -44,16 +54,6 @@ from ._kmeans import (
     _Prepared,
     _resolve_n_init,
     warn_if_fewer_clusters,
-)
-from ._lloyd import labels_and_inertia
-from ._primitives import assign_block, squared_norms
-from ._validation import (
-    check_data,
-    check_initial_centers,
-    check_integer,
-    check_non_negative_real,
-    check_random_state,
-    check_tolerance,
 )
 
 

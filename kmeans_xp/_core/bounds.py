@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ._array_api import Array
+from .._lib.compat import Array
 
 
 def as_upper_bound(values: Array, dtype, *, xp: ModuleType) -> Array:

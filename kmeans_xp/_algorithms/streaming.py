@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array_api import to_numpy
-from ._memmap import mapped_file
+from .._lib.compat import to_numpy
+from .._lib.memmap import mapped_file
 
 # Per row of X, the device state a fit keeps besides X, for the streaming budget: a Lloyd pass
 # holds labels, partial distances and weights (12-16 bytes), the final labels are int64 (8),
@@ -389,7 +389,7 @@ class _TorchCudaCopier(_StagedCopier):
 
 
 def _copier_for(xp: ModuleType, device: Any) -> _HostCopier:
-    from ._array_api import is_cupy, on_gpu
+    from .._lib.compat import is_cupy, on_gpu
 
     if is_cupy(xp):
         return _CupyCopier(xp, device)

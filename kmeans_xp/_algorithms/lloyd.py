@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ._array_api import (
+from .._backends import (
+    AssignFactory,
+    assign_and_sum_for,
+    assign_for,
+    distances_to_centers_for,
+    host_threads_held,
+    labels_and_inertia_for,
+    segment_sum_for,
+)
+from .._core.primitives import cupy_pass_row_bytes, row_blocks, squared_norms
+from .._lib.compat import (
     Array,
     accumulation_dtype,
     array_device,
@@ -30,16 +40,6 @@ from ._array_api import (
     take_rows,
     to_numpy,
 )
-from ._backends import (
-    AssignFactory,
-    assign_and_sum_for,
-    assign_for,
-    distances_to_centers_for,
-    host_threads_held,
-    labels_and_inertia_for,
-    segment_sum_for,
-)
-from ._primitives import cupy_pass_row_bytes, row_blocks, squared_norms
 
 
 def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tuple[Array, float]:

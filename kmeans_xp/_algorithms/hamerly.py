@@ -36,10 +36,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from ._array_api import Array, accumulation_dtype, array_device, itemsize
-from ._backends import host_threads_held, nearest_two_for, segment_sum_for
-from ._bounds import as_lower_bound, as_upper_bound
-from ._lloyd import (
+from .._backends import host_threads_held, nearest_two_for, segment_sum_for
+from .._core.bounds import as_lower_bound, as_upper_bound
+from .._core.primitives import row_blocks, squared_norms
+from .._lib.compat import Array, accumulation_dtype, array_device, itemsize
+from .lloyd import (
     _centers_from_sums,
     _sum_by_label,
     pass_for,
@@ -48,7 +49,6 @@ from ._lloyd import (
     stop_after_iteration,
     sums_after_repair,
 )
-from ._primitives import row_blocks, squared_norms
 
 # Distances behind the bounds come from the GEMM form in float64. Their rounding error is far
 # below 1e-7 of the data's scale except between nearly coincident points (a genuine tie), so

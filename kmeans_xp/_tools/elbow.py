@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ._array_api import to_numpy
-from ._dask import as_dask_array, check_known_rows, is_dask_collection
-from ._kmeans import KMeans
-from ._metrics import silhouette_score, subsample_rows
-from ._validation import check_data
+from .._algorithms.dask import as_dask_array, check_known_rows, is_dask_collection
+from .._estimators.kmeans import KMeans
+from .._lib.compat import to_numpy
+from .._lib.validation import check_data
+from .metrics import silhouette_score, subsample_rows
 
 __all__ = ["ElbowResult", "elbow", "knee_point"]
 
@@ -165,7 +165,7 @@ def elbow(
     Examples
     --------
     >>> from kmeans_xp import elbow
-    >>> from kmeans_xp._demo import tutorial_blobs
+    >>> from kmeans_xp._tools.demo import tutorial_blobs
     >>> elbow(tutorial_blobs(), range(1, 10), random_state=0).suggested_k
     3
     """

@@ -74,8 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from . import __version__
-    from ._certified import MATMUL_PRECISIONS
+    from .. import __version__
+    from .._core.certified import MATMUL_PRECISIONS
 
     parser.add_argument("--version", action="version", version=f"kmeans-xp {__version__}")
 
@@ -196,7 +196,7 @@ def _cluster_table(centers: np.ndarray, sizes: np.ndarray) -> list[str]:
 
 
 def _progress_bar(args: argparse.Namespace, total: int, label: str):
-    from ._progress import ProgressBar
+    from .progress import ProgressBar
 
     return ProgressBar(total, label, enabled=not (args.quiet or args.json))
 
@@ -208,8 +208,8 @@ def _progress_bar(args: argparse.Namespace, total: int, label: str):
 
 def _load_input(path: Path, backend: str) -> tuple[Any, np.ndarray, str, list[str] | None]:
     """X on the backend, X on the host, where it is, and a table's column names (or None)."""
-    from ._array_api import to_backend
-    from ._datafile import read_matrix_and_header
+    from .._lib.compat import to_backend
+    from .datafile import read_matrix_and_header
 
     X_host, header = read_matrix_and_header(path)
     X, where = to_backend(X_host, backend)
@@ -217,7 +217,7 @@ def _load_input(path: Path, backend: str) -> tuple[Any, np.ndarray, str, list[st
 
 
 def _command_demo(args: argparse.Namespace, out: _Printer) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     result = run_demo(args.out, plot=not args.no_plot, random_state=args.seed, printer=out.line)
     out.document(result["summary"])
@@ -225,8 +225,8 @@ def _command_demo(args: argparse.Namespace, out: _Printer) -> int:
 
 
 def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
-    from ._array_api import to_numpy
-    from ._kmeans import KMeans
+    from .._estimators.kmeans import KMeans
+    from .._lib.compat import to_numpy
 
     X, X_host, where, header = _load_input(args.input, args.backend)
     if args.n_clusters > X_host.shape[0]:
@@ -267,7 +267,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     np.save(files["labels"], labels)
     np.save(files["centers"], centers)
     if args.plot:
-        from .plot import plot_clusters, save_figure
+        from ..plot import plot_clusters, save_figure
 
         files["plot"] = args.out / "clusters.png"
         save_figure(lambda ax: plot_clusters(X, model, ax=ax), files["plot"])
@@ -300,7 +300,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
 
 
 def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
-    from ._elbow import elbow_curve
+    from .elbow import elbow_curve
 
     if args.sample_size is not None and not args.silhouette:
         msg = "--sample-size sets the silhouette's subsample; it needs --silhouette."
@@ -330,7 +330,7 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
         bar.update(len(args.k), "done")
     summary = {"input": str(args.input), "backend": where, **result.as_dict()}
     if args.plot is not None:
-        from .plot import plot_elbow, save_figure
+        from ..plot import plot_elbow, save_figure
 
         save_figure(lambda ax: plot_elbow(result, ax=ax), args.plot)
         summary["plot"] = str(args.plot)
@@ -351,9 +351,9 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
 
 
 def _command_predict(args: argparse.Namespace, out: _Printer) -> int:
-    from ._array_api import to_numpy
-    from ._datafile import write_labels
-    from ._persistence import load
+    from .._lib.compat import to_numpy
+    from .datafile import write_labels
+    from .model_files import load
 
     X, X_host, where, header = _load_input(args.input, args.backend)
     model = load(args.model, like=X)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from ._array_api import Array, accumulation_dtype, array_device, free_device_memory
-from ._memmap import note_rows_read
+from .._lib.compat import Array, accumulation_dtype, array_device, free_device_memory
+from .._lib.memmap import note_rows_read
 
 # Host (CPU) working-memory budget for the temporaries of one block. Small enough for the
 # block's distance matrix to stay near the caches, large enough that the GEMM runs at full speed:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from ._array_api import Array, accumulation_dtype, array_device, itemsize
-from ._primitives import squared_norms
+from .._lib.compat import Array, accumulation_dtype, array_device, itemsize
+from .primitives import squared_norms
 
 # "highest": float32 products; "high": TF32 tensor-core products; "tf32x3": three TF32 products
 # of split operands (``split_for_tf32``), float32-like accuracy at tensor-core speed.
