@@ -220,12 +220,12 @@ def small_pass_anatomy(shape: tuple[int, int, int], repeats: int = 5) -> dict | 
     from cupyx.profiler import benchmark
 
     from kmeans_xp._algorithms.lloyd import _assign_and_sum
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._backends import cuda_launch
     from kmeans_xp._backends import cupy as _cupy
     from kmeans_xp._lib.compat import get_namespace
 
     n, d, k = shape
-    if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
+    if cuda_launch.small_pass(d, k, np.float32, accumulate=True) is None:
         return None
     X = mixture(cupy, n, d, k, seed=6)
     offset = X.mean(axis=0)

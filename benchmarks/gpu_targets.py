@@ -26,9 +26,7 @@ import statistics
 import time
 import traceback
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -154,12 +152,11 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
     twenty = many - one
     ratio = init / twenty if twenty > 0 else float("inf")  # a toy shape's noise
     result = {"shape": [n, d, k], "kmeans_plusplus_s": init, "lloyd_20_s": twenty, "ratio": ratio}
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._lib.options import pass_options
 
     def picks_under(switch: str | None) -> tuple[float, object]:
-        """One timed k-means++ from seed 1 with ``_cuda_kernels.<switch>`` off, and its rows."""
-        context = mock.patch.object(_cuda_kernels, switch, False) if switch else nullcontext()
-        with context:
+        """One timed k-means++ from seed 1 with the pass option ``switch`` off, and its rows."""
+        with pass_options(**({switch: False} if switch else {})):
             sync()
             start = time.perf_counter()
             indices = kmeans_plusplus(X, k, random_state=1)[1]
@@ -171,9 +168,9 @@ def init_target(xp, shape: tuple[int, int, int]) -> dict:
     # time, and whether it picks the rows the default does from the same seed.
     _, default_picks = picks_under(None)
     for switch, name in (
-        ("use_fused_kmeanspp_sampling", "cupy_sampling"),
-        ("use_kmeanspp_pruning", "unpruned"),
-        ("use_fused_kmeanspp", "standard"),
+        ("fused_kmeanspp_sampling", "cupy_sampling"),
+        ("kmeanspp_pruning", "unpruned"),
+        ("fused_kmeanspp", "standard"),
     ):
         seconds, picks = picks_under(switch)
         result[f"{name}_kmeans_plusplus_s"] = seconds

@@ -9,10 +9,8 @@ A missing library makes ``missing()`` return a reason, and the harness skips it 
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import warnings
-from unittest import mock
 
 import numpy as np
 
@@ -81,9 +79,9 @@ class KMeansXP(Implementation):
         # mma runs the tensor-core kernel at every shape, the small pass's too
         if self.small_pass:
             return None
-        from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+        from kmeans_xp._backends import cuda_launch
 
-        if _cuda_kernels.small_pass(d, k, np.float32, accumulate=True) is None:
+        if cuda_launch.small_pass(d, k, np.float32, accumulate=True) is None:
             return "no fused pass at this shape: the same kernels as kmeans_xp[cupy]"
         return None
 
@@ -92,14 +90,9 @@ class KMeansXP(Implementation):
         shape through cuBLAS, as before the fused small-k·d pass (``cupy:gemm``); ``mma`` turns
         the tensor-core kernel ``assign_mma`` on (``cupy:tf32x3:mma``), which then takes the
         small-k·d shapes too (its sums by ``segment_sum``)."""
-        from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+        from kmeans_xp._lib.options import pass_options
 
-        stack = contextlib.ExitStack()
-        if not self.small_pass:
-            stack.enter_context(mock.patch.object(_cuda_kernels, "use_small_pass", False))
-        if self.mma:
-            stack.enter_context(mock.patch.object(_cuda_kernels, "use_mma", True))
-        return stack
+        return pass_options(small_pass=self.small_pass, mma=self.mma)
 
     def missing(self) -> str | None:
         if self.backend == "numpy":
@@ -162,7 +155,7 @@ class KMeansXP(Implementation):
         """Labels of X's rows for ``centers``, by the pass a fit uses (centered by X's mean)."""
         from kmeans_xp._algorithms.lloyd import labels_and_inertia
         from kmeans_xp._backends import resolve_precision
-        from kmeans_xp._core.primitives import block_rows_for
+        from kmeans_xp._lib.budget import block_rows_for
         from kmeans_xp._lib.compat import get_namespace, itemsize, to_numpy
 
         X_dev = self._to_backend(X)

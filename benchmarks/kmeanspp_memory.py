@@ -23,7 +23,7 @@ import tracemalloc
 
 import numpy as np
 
-MODES = {  # name: (SAMPLING_CHUNK_ROWS, TRIAL_DISTANCES_MAX_BYTES)
+MODES = {  # name: (sampling_chunk_rows, trial_distances_max_bytes), as pass options
     "one chunk, trials kept": (2**22, 2**30),
     "one chunk, trials recomputed": (2**22, 0),
     "chunks, trials kept": (2**14, 2**30),
@@ -45,39 +45,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
     kmeans_xp = importlib.import_module("kmeans_xp")
-    init_module = importlib.import_module("kmeans_xp._algorithms.init")
+    options = importlib.import_module("kmeans_xp._lib.options")
     print(f"kmeans_xp from {kmeans_xp.__file__}")
 
     n, d, k = (int(v) for v in args.memory_shape.split("x"))
     X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
-    chunked = hasattr(init_module, "SAMPLING_CHUNK_ROWS")
     for name, (chunk_rows, trial_bytes) in () if args.skip_memory else MODES.items():
-        if not chunked and name != "one chunk, trials kept":
-            continue
-        if chunked:
-            init_module.SAMPLING_CHUNK_ROWS = chunk_rows
-            init_module.TRIAL_DISTANCES_MAX_BYTES = trial_bytes
-        kmeans_xp.kmeans_plusplus(X, k, random_state=0)
-        tracemalloc.start()
-        _, indices = kmeans_xp.kmeans_plusplus(X, k, random_state=0)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        with options.pass_options(
+            sampling_chunk_rows=chunk_rows, trial_distances_max_bytes=trial_bytes
+        ):
+            kmeans_xp.kmeans_plusplus(X, k, random_state=0)
+            tracemalloc.start()
+            _, indices = kmeans_xp.kmeans_plusplus(X, k, random_state=0)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
         print(f"{n} x {d} -> {k}, {name}: {peak / n:.1f} bytes per row, picks {indices[:4]}")
 
     n, d, k = (int(v) for v in args.time_shape.split("x"))
     X = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
     if args.block_bytes:
-        primitives = importlib.import_module("kmeans_xp._core.primitives")
-        primitives.HOST_BLOCK_BYTES = primitives.HOST_BLOCK_BYTES_MIN = args.block_bytes
+        budget = importlib.import_module("kmeans_xp._lib.budget")
+        budget.HOST_BLOCK_BYTES = budget.HOST_BLOCK_BYTES_MIN = args.block_bytes
     numpy_backend = importlib.import_module("kmeans_xp._backends.numpy")
     threads = ""
     if args.threads_from is not None and hasattr(numpy_backend, "_MIN_ROWS_FOR_POTENTIALS_THREADS"):
         numpy_backend._MIN_ROWS_FOR_POTENTIALS_THREADS = args.threads_from
         threads = f", pass shared from {args.threads_from} rows"
-    if chunked:
-        init_module.SAMPLING_CHUNK_ROWS, init_module.TRIAL_DISTANCES_MAX_BYTES = MODES[
-            "one chunk, trials kept"
-        ]
     kmeans_xp.kmeans_plusplus(X, 16, random_state=0)
     times = []
     for seed in range(3):

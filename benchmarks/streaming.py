@@ -6,7 +6,8 @@ with a budget of ``--budget-fraction`` of X forces streaming. The per-iteration 
 harness's difference of a (1 + iters)- and a 1-iteration fit from the same centers; the copy time
 is the median of three whole copies of X to the device (pageable host memory, as the fit reads).
 
-``--copy`` times each way blocks can reach a GPU (``kmeans_xp._streaming``): "registered" (X
+``--copy`` times each way blocks can reach a GPU (``kmeans_xp._algorithms.streaming``):
+"registered" (X
 page-locked in place for the fit, copied from directly) and "staged" (rows copied into pinned
 staging buffers first, as for a memmap). Each mode's row says which one the fit really took (a
 driver may refuse the page lock) and how long locking X took (once a fit, not in the iteration).
@@ -26,6 +27,7 @@ import numpy as np
 from kmeans_xp import ConvergenceWarning, KMeans
 from kmeans_xp._algorithms import streaming
 from kmeans_xp._lib.compat import resolve_device
+from kmeans_xp._lib.options import pass_options
 
 from .data import Shape, initial_centers, make_data
 
@@ -119,12 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode in args.copy.split(","):
         if mode not in ("registered", "staged"):
             parser.error(f"--copy: unknown mode {mode!r} (registered, staged)")
-        streaming.REGISTER_HOST_MEMORY = mode == "registered"
-        try:
+        with pass_options(register_host_memory=mode == "registered"):
             taken, lock_seconds = copy_mode_taken(X, args.device)
             seconds = iteration_seconds(X, C0, args.device, budget, args.iters)
-        finally:
-            streaming.REGISTER_HOST_MEMORY = True
         modes[mode] = {
             "taken": taken,
             "lock_ms": lock_seconds * 1e3 if taken == "registered" else 0.0,

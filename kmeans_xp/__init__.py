@@ -6,6 +6,7 @@ returns its results in the caller's library, on the caller's device.
 
 from ._estimators.kmeans import KMeans, KMeansResult, kmeans, kmeans_plusplus
 from ._estimators.minibatch import MiniBatchKMeans
+from ._lib.version import __version__
 from ._tools.elbow import ElbowResult, elbow, knee_point
 from ._tools.metrics import (
     calinski_harabasz_score,
@@ -15,8 +16,6 @@ from ._tools.metrics import (
 )
 from ._tools.model_files import load
 from .exceptions import ConvergenceWarning, ModelFileError, NotFittedError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",

@@ -6,6 +6,7 @@ A missing library or GPU skips the test; it never fails it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from kmeans_xp._lib.compat import get_namespace, to_numpy
+from kmeans_xp._lib.options import pass_options
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,11 @@ def host_reads(monkeypatch):
 
         monkeypatch.setattr(array_type, method, counted)
     return reads
+
+
+@pytest.fixture
+def use_options():
+    """``use_options(small_pass=False, ...)``: these pass options for the rest of the test
+    (``kmeans_xp._lib.options.pass_options``, entered now and left at the test's end)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **changes: stack.enter_context(pass_options(**changes))

@@ -1,5 +1,5 @@
 // Runs CUDA kernels written for NVRTC on the CPU, one OS thread per CUDA thread, so their own
-// sources (kmeans_xp/_backends/_cuda_kernels.py's KERNEL_SOURCE and MMA_SOURCE) are tested on
+// sources (kmeans_xp/_backends/cuda_launch.py's KERNEL_SOURCE and MMA_SOURCE) are tested on
 // machines without a GPU.
 //
 // What is emulated: threadIdx/blockIdx/blockDim/gridDim (x only), __syncthreads, the warp

@@ -15,10 +15,10 @@ import kmeans_xp._algorithms.init as init_module
 import kmeans_xp._algorithms.lloyd as lloyd_module
 import kmeans_xp._backends.numpy as numpy_backend
 from kmeans_xp import KMeans, kmeans
-from kmeans_xp._algorithms.hamerly import _standard_nearest_two
 from kmeans_xp._algorithms.lloyd import _assign_and_sum, _labels_and_inertia_pass, lloyd
 from kmeans_xp._backends import segment_sum_for
 from kmeans_xp._core.bounds import as_lower_bound, as_upper_bound
+from kmeans_xp._core.nearest_two import standard_nearest_two
 from kmeans_xp._core.primitives import PlainAssign
 from kmeans_xp._estimators.kmeans import _resolve_algorithm
 from kmeans_xp._lib.compat import get_namespace, on_gpu
@@ -343,7 +343,7 @@ def test_numpy_nearest_two_equals_the_standard_one(dtype, which_rows, n, d, k, b
     centers = X[:k] - offset
     rows = None if which_rows == "all" else rng.integers(0, n, size=n // 3)
     args = (X, rows, centers, centers.astype(np.float64), offset)
-    standard = _standard_nearest_two(*args, block_rows=block_rows, xp=np)
+    standard = standard_nearest_two(*args, block_rows=block_rows, xp=np)
     fast = numpy_backend.nearest_two(*args, block_rows=block_rows, xp=np)
     assert fast[0].dtype == np.int32  # labels: half the memory of the standard int64
     for name, a, b in zip(("labels", "first", "second"), fast, standard, strict=True):
@@ -388,7 +388,7 @@ def test_numpy_candidate_potentials_equal_the_standard_ones(
     trials = {}
     results = {}
     for name, potentials in (
-        ("standard", init_module._standard_candidate_potentials),
+        ("standard", init_module.standard_candidate_potentials),
         ("numpy", numpy_backend.candidate_potentials),
     ):
         trials[name] = np.full((n, t), np.nan, dtype=dtype) if keep_trials else None
@@ -464,8 +464,8 @@ def test_torch_cpu_tensors_run_numpys_passes_on_their_memory(dtype):
     through views of their memory: NumPy's results exactly, as tensors, written in place where
     NumPy's pass writes (a previous pass's labels and partials, the trial distances)."""
     torch = pytest.importorskip("torch")
-    from kmeans_xp._algorithms.lloyd import PassBuffers
-    from kmeans_xp._backends import torch as torch_backend
+    from kmeans_xp._backends import torch_cpu as torch_backend
+    from kmeans_xp._core.primitives import PassBuffers
 
     with torch_backend.threads_held_to_one():  # as a large fit's engines hold them
         rng = np.random.default_rng(5)
@@ -567,7 +567,7 @@ def test_fit_engines_hold_torchs_threads_to_one_on_cpu_tensors(monkeypatch):
     exit, and NumPy input leaves it alone."""
     torch = pytest.importorskip("torch")
     from kmeans_xp._backends import host_threads_held
-    from kmeans_xp._backends import torch as torch_backend
+    from kmeans_xp._backends import torch_cpu as torch_backend
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -640,7 +640,7 @@ def test_predict_score_transform_of_large_torch_cpu_inputs_run_numpys_passes(mon
 
 def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch):
     torch = pytest.importorskip("torch")
-    from kmeans_xp._backends import torch as torch_backend
+    from kmeans_xp._backends import torch_cpu as torch_backend
 
     X = torch.zeros((4, 2), dtype=torch.bfloat16)
     calls = []
@@ -650,12 +650,12 @@ def test_torch_tensors_numpy_cannot_view_take_the_standard_versions(monkeypatch)
     )  # fmt: skip
     assert result == "standard"
     assert calls == [2]
-    monkeypatch.setattr(hamerly_module, "_standard_nearest_two", lambda *a, **k: "standard")
+    monkeypatch.setattr(torch_backend, "standard_nearest_two", lambda *a, **k: "standard")
     assert (
         torch_backend.cpu_nearest_two(X, None, X[:1], X[:1], X[0], block_rows=2, xp=None)
         == "standard"
     )
-    monkeypatch.setattr(init_module, "_standard_candidate_potentials", lambda *a, **k: "standard")
+    monkeypatch.setattr(torch_backend, "standard_candidate_potentials", lambda *a, **k: "standard")
     got = torch_backend.cpu_candidate_potentials(
         X, X[0], X[:, 0], X[:1], X[:, 0], X[:, 0], None, block_rows=2, centered_blocks=None, xp=None
     )
@@ -724,9 +724,9 @@ def test_a_lloyd_iteration_reads_the_host_once(monkeypatch, host_reads):
     any label changed, in one transfer, however many blocks a pass has (here 32)."""
     import array_api_strict as xps
 
-    import kmeans_xp._core.primitives as primitives
+    import kmeans_xp._lib.budget as budget
 
-    monkeypatch.setattr(primitives, "HOST_BLOCK_BYTES_MIN", 64 * 192)  # 64-row blocks
+    monkeypatch.setattr(budget, "HOST_BLOCK_BYTES_MIN", 64 * 192)  # 64-row blocks
     rng = np.random.default_rng(0)
     X_host = rng.uniform(size=(2000, 3))  # no clusters: labels keep changing for a while
     X = xps.asarray(X_host)
@@ -768,9 +768,9 @@ def test_a_pass_that_fails_midway_is_not_taken_for_convergence(monkeypatch):
     import array_api_strict as xps
 
     import kmeans_xp._algorithms.lloyd as lloyd_module
-    import kmeans_xp._core.primitives as primitives
+    import kmeans_xp._lib.budget as budget
 
-    monkeypatch.setattr(primitives, "HOST_BLOCK_BYTES_MIN", 64 * 192)  # 64-row blocks
+    monkeypatch.setattr(budget, "HOST_BLOCK_BYTES_MIN", 64 * 192)  # 64-row blocks
     X_host = np.random.default_rng(0).uniform(size=(2000, 3))  # labels change for a while
     X, C0 = xps.asarray(X_host), xps.asarray(X_host[:6])
     expected = KMeans(6, init=C0, max_iter=50, tol=0, algorithm="lloyd").fit(X)

@@ -306,7 +306,7 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     """``cupy:gemm`` (cuBLAS at every shape) beside ``cupy``: the switch is set during its fit
     and restored after, even when the fit fails."""
     from benchmarks.implementations import KMeansXP, backend_impl, by_name
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._lib.options import current_options
 
     gemm = backend_impl("cupy:gemm")
     assert (gemm.name, gemm.small_pass, gemm.precision) == (
@@ -324,15 +324,15 @@ def test_gemm_variant_turns_the_fused_pass_off_only_while_it_runs():
     X = rng.normal(size=(200, 3)).astype(np.float32)
     numpy_gemm.prepare(X, X[:4].copy())
     with numpy_gemm._kernels():
-        seen.append(_cuda_kernels.use_small_pass)
+        seen.append(current_options().small_pass)
     centers, n_iter = numpy_gemm.iterate(2)
     assert seen == [False]
-    assert _cuda_kernels.use_small_pass is True
+    assert current_options().small_pass is True
     assert centers.shape == (4, 3)
     assert n_iter == 2
     with pytest.raises(RuntimeError), numpy_gemm._kernels():
         raise RuntimeError("a failed fit")
-    assert _cuda_kernels.use_small_pass is True
+    assert current_options().small_pass is True
 
 
 def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
@@ -340,7 +340,7 @@ def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
     parsed back, run at every shape (it takes the small-k·d ones too), the switch set only
     during its fit; an unknown variant, or mma without TF32 products, is refused."""
     from benchmarks.implementations import KMeansXP, backend_impl, by_name
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._lib.options import current_options
 
     mma = backend_impl("cupy:tf32x3:mma")
     assert (mma.name, mma.precision, mma.mma, mma.small_pass) == (
@@ -360,12 +360,12 @@ def test_mma_variant_turns_the_tensor_core_kernel_on_only_while_it_runs():
     numpy_mma = KMeansXP("numpy", "tf32x3", mma=True)
     seen = []
     with numpy_mma._kernels():
-        seen.append(_cuda_kernels.use_mma)
+        seen.append(current_options().mma)
     assert seen == [True]
-    assert _cuda_kernels.use_mma is False
+    assert current_options().mma is False
     with pytest.raises(RuntimeError), numpy_mma._kernels():
         raise RuntimeError("a failed fit")
-    assert _cuda_kernels.use_mma is False
+    assert current_options().mma is False
 
 
 def test_gpu_mode_without_a_gpu_reports_every_peer_skipped(tmp_path):

@@ -20,6 +20,7 @@ from kmeans_xp._core.certified import (
     split_for_tf32,
 )
 from kmeans_xp._core.primitives import assign_block, segment_sum, squared_norms
+from kmeans_xp._lib.options import pass_options
 
 
 def exact_scores(X, C) -> np.ndarray:
@@ -160,7 +161,7 @@ def test_float64_and_single_center_need_no_certificate(xp):
 
 def test_torch_best_two_equals_the_standard_one():
     torch = pytest.importorskip("torch")
-    from kmeans_xp._backends.torch import best_two
+    from kmeans_xp._backends.torch_cuda import best_two
     from kmeans_xp._core.certified import standard_best_two
     from kmeans_xp._lib.compat import get_namespace
 
@@ -332,16 +333,14 @@ def cupy_backend(backend_named):
 @pytest.mark.parametrize("every_row_ambiguous", [False, True])
 @pytest.mark.parametrize("small_pass", [True, False])
 def test_cupy_kernel_equals_standard(
-    cupy_backend, n, d, k, precision, every_row_ambiguous, small_pass, monkeypatch
+    use_options, cupy_backend, n, d, k, precision, every_row_ambiguous, small_pass, monkeypatch
 ):
     """Labels equal the float64 argmin; with a bound so wide that every row is ambiguous, the
     kernel's exact rescoring decides every label. These shapes are small enough for the fused
     small-k·d kernel; ``small_pass=False`` sends them through cuBLAS and assign_certified."""
     import cupy
 
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
-
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", small_pass)
+    use_options(small_pass=small_pass)
     if every_row_ambiguous:
         monkeypatch.setattr(certified, "_MARGIN", 1e12)
 
@@ -400,15 +399,13 @@ def test_gpu_default_fit_takes_split_tf32_at_large_k(cupy_backend, backend_named
 
 
 @pytest.fixture
-def cupy_mma(cupy_backend, monkeypatch):
+def cupy_mma(use_options, cupy_backend, monkeypatch):
     """The CuPy backend with ``assign_mma`` switched on (skipped on cards before sm_80)."""
     import cupy
 
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
-
     if cupy_backend._compute_capability(cupy.cuda.Device().id) < 80:
         pytest.skip("no TF32 mma before sm_80")
-    monkeypatch.setattr(_cuda_kernels, "use_mma", True)
+    use_options(mma=True)
     return cupy_backend
 
 
@@ -476,8 +473,9 @@ def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):
     a second pass over the first's buffers."""
     import cupy
 
-    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._backends import cuda_launch
+    from kmeans_xp._core.primitives import PassBuffers
 
     rng = np.random.default_rng(n + d)
     X = (rng.normal(size=(n, d)) + 1000.0).astype(dtype)
@@ -492,9 +490,8 @@ def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):
         _assign_and_sum, make_assign=functools.partial(cupy_backend.CertifiedAssign, xp=xp)
     )
     args = (X_gpu, C_gpu, w_gpu, o_gpu, cupy_backend.segment_sum)
-    assert _cuda_kernels.small_pass(d, k, dtype, accumulate=True) is not None
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_cuda_kernels, "use_small_pass", False)
+    assert cuda_launch.small_pass(d, k, dtype, accumulate=True) is not None
+    with pass_options(small_pass=False):
         expected = standard(*args, block_rows=n, xp=xp)
     fused = cupy_backend.assign_and_sum(*args, block_rows=n // 3 + 1, xp=xp, standard=standard)
     labels = fused[0].get()
@@ -582,8 +579,8 @@ def test_torch_cuda_assignment_equals_float64_argmin(backend_named, monkeypatch,
     """Through CuPy's kernels (when CuPy is installed) and through the standard-only version
     with torch's own matmul and topk (as without CuPy)."""
     backend = backend_named("torch_cuda")
-    import kmeans_xp._backends.torch as torch_backend
-    from kmeans_xp._backends.torch import CudaCertifiedAssign
+    import kmeans_xp._backends.torch_cuda as torch_backend
+    from kmeans_xp._backends.torch_cuda import CudaCertifiedAssign
 
     if not through_cupy:
         monkeypatch.setattr(torch_backend, "_cupy_backend", lambda: None)
@@ -600,8 +597,9 @@ def test_torch_cuda_fused_pass_equals_float64(backend_named):
     """torch CUDA tensors through CuPy's fused small-k·d pass (DLPack): the labels of a float64
     argmin, sums and counts of those labels, and labels rewritten in the previous tensors."""
     backend = backend_named("torch_cuda")
-    import kmeans_xp._backends.torch as torch_backend
-    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
+    import kmeans_xp._backends.torch_cuda as torch_backend
+    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._core.primitives import PassBuffers
 
     if torch_backend._cupy_backend() is None:
         pytest.skip("CuPy is not installed")
@@ -633,11 +631,11 @@ def test_kernels_compile_with_nvrtc():
     nvidia-cuda-nvrtc wheel); skipped elsewhere. Only on sm_80 and later do the tensor-core
     kernels hold the mma instruction."""
     nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
+    from kmeans_xp._backends import cuda_launch
 
     sources = [
-        (_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES),
-        (_cuda_kernels.MMA_SOURCE, _cuda_kernels.MMA_KERNEL_NAMES),
+        (cuda_launch.KERNEL_SOURCE, cuda_launch.KERNEL_NAMES),
+        (cuda_launch.MMA_SOURCE, cuda_launch.MMA_KERNEL_NAMES),
     ]
     for arch in ("compute_75", "compute_90"):
         for source, names in sources:
@@ -652,7 +650,7 @@ def test_kernels_compile_with_nvrtc():
             for name in names:
                 assert f".entry {name}(" in ptx
             has_mma = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" in ptx
-            assert has_mma == (names == _cuda_kernels.MMA_KERNEL_NAMES and arch == "compute_90")
+            assert has_mma == (names == cuda_launch.MMA_KERNEL_NAMES and arch == "compute_90")
 
 
 def _warp_top2_model(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """The CuPy backend's CUDA kernels, run on the CPU by ``cuda_emulator`` (no GPU, no CuPy needed).
 
 Each test launches a kernel exactly as ``_backends/_cupy.py`` does — the same ``Launch`` from
-``_cuda_kernels`` (grid, threads, arguments in the kernel's C types, shared memory) — on NumPy
+``cuda_launch`` (grid, threads, arguments in the kernel's C types, shared memory) — on NumPy
 arrays, and compares the result with a float64 brute-force reference. The GPU tests in
 test_certified.py run the same kernels on a device where one answers.
 """
@@ -13,8 +13,8 @@ import pytest
 from cuda_emulator import EmulatedModule, compiler
 from helpers import near_ties, nearest64, sq_distances64
 
-from kmeans_xp._backends import cuda_kernels as _cuda_kernels
-from kmeans_xp._backends.cuda_kernels import (
+from kmeans_xp._backends import cuda_launch
+from kmeans_xp._backends.cuda_launch import (
     assign_certified_launch,
     segment_sum_launch,
     segment_sum_sorts,
@@ -24,6 +24,7 @@ from kmeans_xp._backends.cuda_kernels import (
 )
 from kmeans_xp._core.certified import CertifiedAssign
 from kmeans_xp._core.primitives import segment_sum
+from kmeans_xp._lib.options import pass_options
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for the emulator")
 
@@ -33,14 +34,14 @@ class EmulatedModules:
     ``get_function`` taking a kernel of either, as ``_cupy._run`` does."""
 
     def __init__(self):
-        self.kernels = EmulatedModule(_cuda_kernels.KERNEL_SOURCE, _cuda_kernels.KERNEL_NAMES)
+        self.kernels = EmulatedModule(cuda_launch.KERNEL_SOURCE, cuda_launch.KERNEL_NAMES)
         self.mma = None
 
     def get_function(self, name: str):
-        if name not in _cuda_kernels.MMA_KERNEL_NAMES:
+        if name not in cuda_launch.MMA_KERNEL_NAMES:
             return self.kernels.get_function(name)
         if self.mma is None:
-            self.mma = EmulatedModule(_cuda_kernels.MMA_SOURCE, _cuda_kernels.MMA_KERNEL_NAMES)
+            self.mma = EmulatedModule(cuda_launch.MMA_SOURCE, cuda_launch.MMA_KERNEL_NAMES)
         return self.mma.get_function(name)
 
 
@@ -49,7 +50,7 @@ def gpu() -> EmulatedModules:
     return EmulatedModules()
 
 
-def run(gpu: EmulatedModules, launch: _cuda_kernels.Launch) -> None:
+def run(gpu: EmulatedModules, launch: cuda_launch.Launch) -> None:
     kernel = gpu.get_function(launch.kernel_name)
     kernel((launch.grid,), (launch.threads,), launch.arguments, shared_mem=launch.shared_bytes)
 
@@ -159,9 +160,9 @@ def run_mma(gpu, X, scorer):
     listed = np.full(m, -1, dtype=np.int64)
     threshold = np.full(m, np.nan)
     buffers = (labels, partial, n_listed, listed, threshold)
-    run(gpu, _cuda_kernels.assign_mma_launch(X, scorer, *buffers, rescore=False))
+    run(gpu, cuda_launch.assign_mma_launch(X, scorer, *buffers, rescore=False))
     rows = listed[: int(n_listed[0])].copy()
-    run(gpu, _cuda_kernels.assign_mma_launch(X, scorer, *buffers, rescore=True))
+    run(gpu, cuda_launch.assign_mma_launch(X, scorer, *buffers, rescore=True))
     return labels, partial, rows
 
 
@@ -292,7 +293,7 @@ def test_segment_sum_kernels_equal_the_standard(gpu, n, d, k, dtype):
     order = np.argsort(labels).astype(np.int64) if segment_sum_sorts(k, d) else None
     launch = segment_sum_launch(X, w, labels, order, sums, counts)
     assert launch.kernel_name.startswith("sum_sorted" if order is not None else "sum_shared")
-    assert launch.shared_bytes <= _cuda_kernels.SHARED_BYTES
+    assert launch.shared_bytes <= cuda_launch.SHARED_BYTES
     if (n, k) in ((9000, 50), (2500, 120)):  # 4096 rows a block, then 1024: three blocks each
         assert (int(launch.arguments[6]), launch.grid) == ({50: 4096, 120: 1024}[k], 3)
     run(gpu, launch)
@@ -310,11 +311,11 @@ def test_label_grouping_kernels_order_rows_by_label(gpu, n, k):
     rng = np.random.default_rng(n + k)
     labels = rng.integers(0, max(1, k - 2), size=n).astype(np.int32)
     counts = np.zeros(k, dtype=np.uint64)
-    run(gpu, _cuda_kernels.label_count_launch(labels, counts, multiprocessors=2))
+    run(gpu, cuda_launch.label_count_launch(labels, counts, multiprocessors=2))
     np.testing.assert_array_equal(counts, np.bincount(labels, minlength=k))
     next_position = np.cumsum(counts) - counts
     order = np.full(n, -1, dtype=np.int64)
-    run(gpu, _cuda_kernels.label_scatter_launch(labels, next_position, order, multiprocessors=2))
+    run(gpu, cuda_launch.label_scatter_launch(labels, next_position, order, multiprocessors=2))
     np.testing.assert_array_equal(np.sort(order), np.arange(n))
     np.testing.assert_array_equal(labels[order], np.sort(labels))
     np.testing.assert_array_equal(next_position, np.cumsum(counts))  # every cursor at its end
@@ -450,7 +451,7 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candida
     rows (the last warp's four-row sweep ends past them) of 37 features (not a multiple of a
     lane group's 8), weights with zeros, some rows' nearest distance still +inf; then the
     update: the least potential wins, distances and weights follow."""
-    assert len(KMEANSPP_CANDIDATES[16]) == _cuda_kernels.KMEANSPP_MAX_TRIALS
+    assert len(KMEANSPP_CANDIDATES[16]) == cuda_launch.KMEANSPP_MAX_TRIALS
     rng = np.random.default_rng(7)
     n, d = 701, 37
     X = (rng.normal(size=(n, d)) + 20.0).astype(dtype)
@@ -462,7 +463,7 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candida
     candidates = np.array(KMEANSPP_CANDIDATES[n_candidates], dtype=np.int64)
     trial_sq = np.full((n, n_candidates), np.nan, dtype=dtype)
     potentials = np.zeros(n_candidates)
-    run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+    run(gpu, cuda_launch.kmeanspp_trials_launch(
         X, offset, candidates, closest, w, trial_sq, potentials, multiprocessors=1,
     ))  # fmt: skip
     exact = sq_distances64(X - offset, (X - offset)[candidates])
@@ -475,7 +476,7 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candida
 
     chosen = np.full(1, -1, dtype=np.int64)
     before = closest.copy()
-    run(gpu, _cuda_kernels.kmeanspp_update_launch(
+    run(gpu, cuda_launch.kmeanspp_update_launch(
         trial_sq, potentials, candidates, closest, chosen, multiprocessors=1,
     ))  # fmt: skip
     best = int(np.argmin(potentials))
@@ -485,13 +486,13 @@ def test_kmeanspp_step_kernels_equal_the_float64_reference(gpu, dtype, n_candida
     # Without kept trial distances (hundreds of millions of rows): the same potentials, and the
     # winner's distances computed again from X come out the same, bit for bit.
     again = np.zeros(n_candidates)
-    run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+    run(gpu, cuda_launch.kmeanspp_trials_launch(
         X, offset, candidates, before, w, None, again, multiprocessors=1,
     ))  # fmt: skip
     np.testing.assert_array_equal(again, potentials)
     from_x = before.copy()
     chosen_again = np.full(1, -1, dtype=np.int64)
-    run(gpu, _cuda_kernels.kmeanspp_update_from_x_launch(
+    run(gpu, cuda_launch.kmeanspp_update_from_x_launch(
         X, offset, again, candidates, from_x, chosen_again, multiprocessors=1,
     ))  # fmt: skip
     assert chosen_again[0] == chosen[0]
@@ -508,22 +509,22 @@ def test_kmeanspp_update_breaks_ties_by_the_first_candidate(gpu):
         candidates = np.array(candidates, dtype=np.int64)
         trial_sq = np.empty((6, 2), dtype=np.float32)
         potentials = np.zeros(2)
-        run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+        run(gpu, cuda_launch.kmeanspp_trials_launch(
             X, np.zeros(2, np.float32), candidates, closest, w, trial_sq, potentials,
             multiprocessors=1,
         ))  # fmt: skip
         assert potentials[0] == potentials[1]
         chosen = np.full(1, -1, dtype=np.int64)
-        run(gpu, _cuda_kernels.kmeanspp_update_launch(
+        run(gpu, cuda_launch.kmeanspp_update_launch(
             trial_sq, potentials, candidates, closest.copy(), chosen, multiprocessors=1,
         ))  # fmt: skip
         assert chosen[0] == candidates[0]
 
 
 def sample_on_the_emulator(gpu, w, closest, uniforms, *, weights_only=False):
-    totals = np.full(_cuda_kernels._KMEANSPP_SAMPLE_THREADS, np.nan)
+    totals = np.full(cuda_launch._KMEANSPP_SAMPLE_THREADS, np.nan)
     picked = np.full(len(uniforms), -1, dtype=np.int64)
-    for launch in _cuda_kernels.kmeanspp_sample_launches(
+    for launch in cuda_launch.kmeanspp_sample_launches(
         w, closest, np.ascontiguousarray(uniforms, dtype=np.float64), totals, picked,
         weights_only=weights_only,
     ):  # fmt: skip
@@ -533,13 +534,14 @@ def sample_on_the_emulator(gpu, w, closest, uniforms, *, weights_only=False):
 
 def standard_sample(w, closest, uniforms, *, weights_only=False):
     """What ``_init.kmeans_plusplus_indices`` draws: its chunked cumulative-sum sampling."""
-    from kmeans_xp._algorithms import init as _init
+    from kmeans_xp._core.seeding import sample_in_chunks
     from kmeans_xp._lib.compat import get_namespace
+    from kmeans_xp._lib.options import current_options
 
     increments = w.astype(np.float64) if weights_only else w.astype(np.float64) * closest
-    return _init._sample_in_chunks(
+    return sample_in_chunks(
         lambda a, b: increments[a:b], len(w), np.asarray(uniforms, dtype=np.float64),
-        xp=get_namespace(increments), chunk_rows=_init.SAMPLING_CHUNK_ROWS,
+        xp=get_namespace(increments), chunk_rows=current_options().sampling_chunk_rows,
     )  # fmt: skip
 
 
@@ -593,7 +595,7 @@ def test_kmeanspp_sampling_kernels_at_the_boundaries_between_rows(gpu):
 def scan_as_the_kernel_does(values):
     """The kernels' block_inclusive_scan (Hillis-Steele, 256 threads) in NumPy: the same
     additions in the same order."""
-    v = np.zeros(_cuda_kernels._KMEANSPP_SAMPLE_THREADS)
+    v = np.zeros(cuda_launch._KMEANSPP_SAMPLE_THREADS)
     v[: len(values)] = values
     offset = 1
     while offset < len(v):
@@ -637,10 +639,10 @@ def test_kmeanspp_sampling_parts():
     """At most one part a thread of the pick's block and one a 256 rows, none empty, together
     the rows."""
     for n in (1, 255, 256, 257, 70_000, 1_048_576, 10**8 + 7):
-        parts, part_rows = _cuda_kernels.kmeanspp_sample_parts(n)
-        assert 1 <= parts <= _cuda_kernels._KMEANSPP_SAMPLE_THREADS
+        parts, part_rows = cuda_launch.kmeanspp_sample_parts(n)
+        assert 1 <= parts <= cuda_launch._KMEANSPP_SAMPLE_THREADS
         assert (parts - 1) * part_rows < n <= parts * part_rows
-        assert parts <= -(-n // _cuda_kernels._KMEANSPP_SAMPLE_MIN_PART_ROWS)
+        assert parts <= -(-n // cuda_launch._KMEANSPP_SAMPLE_MIN_PART_ROWS)
 
 
 def kmeanspp_step(gpu, X, offset, w, candidates, state, *, step, prune):
@@ -653,14 +655,14 @@ def kmeanspp_step(gpu, X, offset, w, candidates, state, *, step, prune):
     pruning = {}
     if prune and step > 0:
         gaps = np.full(len(chosen) * t, np.nan)
-        run(gpu, _cuda_kernels.kmeanspp_gaps_launch(X, offset, chosen, step, candidates, gaps))
+        run(gpu, cuda_launch.kmeanspp_gaps_launch(X, offset, chosen, step, candidates, gaps))
         pruning = {"nearest": nearest, "gaps": gaps}
     trial_sq = np.full((n, t), np.nan, dtype=X.dtype)
     potentials = np.zeros(t)
-    run(gpu, _cuda_kernels.kmeanspp_trials_launch(
+    run(gpu, cuda_launch.kmeanspp_trials_launch(
         X, offset, candidates, closest, w, trial_sq, potentials, multiprocessors=1, **pruning
     ))  # fmt: skip
-    run(gpu, _cuda_kernels.kmeanspp_update_launch(
+    run(gpu, cuda_launch.kmeanspp_update_launch(
         trial_sq, potentials, candidates, closest, chosen[step : step + 1], multiprocessors=1,
         nearest=nearest, index=step,
     ))  # fmt: skip
@@ -702,15 +704,15 @@ def test_kmeanspp_pruning_skips_far_rows_and_changes_nothing(gpu, dtype):
     np.testing.assert_array_equal(before[1][: 3 * n_blob], np.repeat([0, 1, 2], n_blob))
 
     gaps = np.full(4 * 4, np.nan)
-    run(gpu, _cuda_kernels.kmeanspp_gaps_launch(
+    run(gpu, cuda_launch.kmeanspp_gaps_launch(
         X, offset, chosen, 3, np.array(steps[3], dtype=np.int64), gaps
     ))  # fmt: skip
     points = (X - offset).astype(np.float64)
     expected = sq_distances64(points[chosen[:3]], points[steps[3]]).ravel()
     np.testing.assert_allclose(gaps[:12], expected, rtol=1e-12)
     closest_before, nearest_before = before
-    assert f"#define KMEANSPP_PRUNE {_cuda_kernels.KMEANSPP_PRUNE}" in _cuda_kernels.KERNEL_SOURCE
-    reach = _cuda_kernels.KMEANSPP_PRUNE * closest_before[:, None]
+    assert f"#define KMEANSPP_PRUNE {cuda_launch.KMEANSPP_PRUNE}" in cuda_launch.KERNEL_SOURCE
+    reach = cuda_launch.KMEANSPP_PRUNE * closest_before[:, None]
     far = (gaps[:12].reshape(3, 4)[nearest_before] >= reach).all(axis=1)
     skipped = np.isinf(pruned).all(axis=1)
     assert not np.isinf(full).any()
@@ -723,21 +725,21 @@ def test_kmeanspp_pruning_skips_far_rows_and_changes_nothing(gpu, dtype):
 def test_kmeanspp_kernels_take_at_most_their_register_budget_of_candidates():
     """More than KMEANSPP_MAX_TRIALS candidates (n_local_trials set high) go to the standard
     version, as do candidate rows beyond shared memory."""
-    most = _cuda_kernels.KMEANSPP_MAX_TRIALS
-    assert _cuda_kernels.kmeanspp_applies(128, most, np.float32)
-    assert not _cuda_kernels.kmeanspp_applies(128, most + 1, np.float32)
-    assert not _cuda_kernels.kmeanspp_applies(2048, 8, np.float32)  # 64 KiB of candidates
-    assert f"#define KMEANSPP_MAX_TRIALS {most}" in _cuda_kernels.KERNEL_SOURCE
-    group = _cuda_kernels._KMEANSPP_GROUP  # lanes per row: sizes the grid and shared memory
-    assert f"#define KMEANSPP_GROUP {group}" in _cuda_kernels.KERNEL_SOURCE
+    most = cuda_launch.KMEANSPP_MAX_TRIALS
+    assert cuda_launch.kmeanspp_applies(128, most, np.float32)
+    assert not cuda_launch.kmeanspp_applies(128, most + 1, np.float32)
+    assert not cuda_launch.kmeanspp_applies(2048, 8, np.float32)  # 64 KiB of candidates
+    assert f"#define KMEANSPP_MAX_TRIALS {most}" in cuda_launch.KERNEL_SOURCE
+    group = cuda_launch._KMEANSPP_GROUP  # lanes per row: sizes the grid and shared memory
+    assert f"#define KMEANSPP_GROUP {group}" in cuda_launch.KERNEL_SOURCE
     # The float kernel's launch bound is for the launches' block size.
-    threads = _cuda_kernels._KMEANSPP_THREADS
-    assert f"#define KMEANSPP_THREADS {threads}" in _cuda_kernels.KERNEL_SOURCE
+    threads = cuda_launch._KMEANSPP_THREADS
+    assert f"#define KMEANSPP_THREADS {threads}" in cuda_launch.KERNEL_SOURCE
     assert most % group == 0
     assert 32 % group == 0
 
 
-def test_small_pass_applies_only_where_it_fits(monkeypatch):
+def test_small_pass_applies_only_where_it_fits(use_options, monkeypatch):
     """Up to 64 features, shared memory within 48 KiB; off when ``use_small_pass`` is."""
     assert small_pass(32, 64, np.float32, accumulate=True).kernel_name.endswith("float_32")
     assert small_pass(33, 8, np.float64, accumulate=False).kernel_name.endswith("double_64")
@@ -746,8 +748,8 @@ def test_small_pass_applies_only_where_it_fits(monkeypatch):
     assert small_pass(32, 128, np.float32, accumulate=True) is None  # 17 + 33 KiB of sums
     for d, k in [(1, 1), (32, 64), (64, 100), (8, 500)]:
         plan = small_pass(d, k, np.float32, accumulate=True)
-        assert plan is None or plan.shared_bytes <= _cuda_kernels.SHARED_BYTES
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+        assert plan is None or plan.shared_bytes <= cuda_launch.SHARED_BYTES
+    use_options(small_pass=False)
     assert small_pass(32, 64, np.float32, accumulate=True) is None
 
 
@@ -758,11 +760,11 @@ def test_small_pass_rows_per_thread_agree_with_the_kernels():
 
     defined = re.findall(
         r"^DEFINE_LLOYD_PASS_SMALL\((\w+), \w+, (\d+), (\d+)\)$",
-        _cuda_kernels.KERNEL_SOURCE, flags=re.MULTILINE,
+        cuda_launch.KERNEL_SOURCE, flags=re.MULTILINE,
     )  # fmt: skip
-    assert len(defined) == 2 * len(_cuda_kernels.SMALL_PASS_WIDTHS)
+    assert len(defined) == 2 * len(cuda_launch.SMALL_PASS_WIDTHS)
     for dtype, width, rows in defined:
-        assert _cuda_kernels.SMALL_PASS_ROWS[dtype][int(width)] == int(rows), (dtype, width)
+        assert cuda_launch.SMALL_PASS_ROWS[dtype][int(width)] == int(rows), (dtype, width)
     plan = small_pass(32, 64, np.float32, accumulate=True)
     # shape B of issue 4: one row a thread, measured faster than two on an H200
     assert (plan.kernel_name, plan.rows_per_thread) == ("lloyd_pass_small_float_32", 1)
@@ -775,28 +777,26 @@ def test_mma_launch_sizes_agree_with_the_kernel():
     import re
 
     defined = dict(
-        re.findall(r"^#define (MMA_\w+) (\d+)$", _cuda_kernels.MMA_SOURCE, flags=re.MULTILINE)
+        re.findall(r"^#define (MMA_\w+) (\d+)$", cuda_launch.MMA_SOURCE, flags=re.MULTILINE)
     )
     names = ("MMA_ROWS", "MMA_CENTERS", "MMA_STRIDE", "MMA_THREADS")
     for name in names:
-        assert int(defined[name]) == getattr(_cuda_kernels, name), name
+        assert int(defined[name]) == getattr(cuda_launch, name), name
     rows, centers, stride = (int(defined[n]) for n in names[:3])
     # the two tiles; per row its index and threshold; per row from 4 warps best and second-best
     # (or the nearest, a double) and a label; per row |x|^2
     layout = 4 * (rows + centers) * stride + 16 * rows + 4 * rows * (8 + 4) + 4 * rows
-    assert layout == _cuda_kernels.MMA_SHARED_BYTES
-    assert _cuda_kernels.MMA_SHARED_BYTES <= _cuda_kernels.SHARED_BYTES
+    assert layout == cuda_launch.MMA_SHARED_BYTES
+    assert cuda_launch.MMA_SHARED_BYTES <= cuda_launch.SHARED_BYTES
     X, C = random_problem(300, 5, 7)
     buffers = [np.empty(1) for _ in range(5)]
     for rescore in (False, True):
-        launch = _cuda_kernels.assign_mma_launch(
-            X, mma_scorer(C, "high"), *buffers, rescore=rescore
-        )
-        assert (launch.grid, launch.threads) == (3, _cuda_kernels.MMA_THREADS)
+        launch = cuda_launch.assign_mma_launch(X, mma_scorer(C, "high"), *buffers, rescore=rescore)
+        assert (launch.grid, launch.threads) == (3, cuda_launch.MMA_THREADS)
     vector = {}  # the `vector` argument: 16-byte tile loads where d % 4 == 0 and aligned
     for d in (8, 5):
         X, C = random_problem(300, d, 7)
-        launch = _cuda_kernels.assign_mma_launch(X, mma_scorer(C, "high"), *buffers, rescore=False)
+        launch = cuda_launch.assign_mma_launch(X, mma_scorer(C, "high"), *buffers, rescore=False)
         vector[d] = int(launch.arguments[10])
     assert vector == {8: 1, 5: 0}
 
@@ -864,7 +864,9 @@ def cupy_on_the_emulator(gpu, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("use_small_pass", [True, False])
-def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype, use_small_pass):
+def test_cupy_pass_glue_on_the_emulator(
+    use_options, cupy_on_the_emulator, monkeypatch, dtype, use_small_pass
+):
     """``_cupy.assign_and_sum`` over three blocks, fused or through cuBLAS's stand-in: labels,
     sums and counts of the float64 reference; a second pass over its buffers counts the five
     labels it changes back; ``CertifiedAssign`` alone gives the same labels."""
@@ -872,10 +874,11 @@ def test_cupy_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch, dtype
 
     import array_api_compat.numpy as xp
 
-    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
+    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._core.primitives import PassBuffers
 
     _cupy = cupy_on_the_emulator
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", use_small_pass)
+    use_options(small_pass=use_small_pass)
     rng = np.random.default_rng(0)
     n, d, k = 450, 8, 12  # the emulator runs a warp per row on the cuBLAS path: keep n small
     X = (rng.normal(size=(n, d)) + 50.0).astype(dtype)
@@ -929,7 +932,7 @@ def record_launches(_cupy, monkeypatch) -> set:
 @pytest.mark.parametrize("precision", ["high", "tf32x3"])
 @pytest.mark.parametrize("use_mma", [True, False])
 def test_cupy_tensor_core_glue_on_the_emulator(
-    cupy_on_the_emulator, monkeypatch, precision, use_mma
+    use_options, cupy_on_the_emulator, monkeypatch, precision, use_mma
 ):
     """``_cupy.CertifiedAssign`` in a tensor-core precision: with ``use_mma`` the fused kernel
     and the rescoring of the rows it lists (nothing through cuBLAS), else cuBLAS's stand-in and
@@ -938,7 +941,7 @@ def test_cupy_tensor_core_glue_on_the_emulator(
     _cupy = cupy_on_the_emulator
     import array_api_compat.numpy as xp
 
-    monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
+    use_options(mma=use_mma)
     launched = record_launches(_cupy, monkeypatch)
     for X, C in (random_problem(300, 70, 20), near_ties(n=200, d=70, k=20)):
         X, C = X.view(_HostArray), C.view(_HostArray)
@@ -955,7 +958,9 @@ def test_cupy_tensor_core_glue_on_the_emulator(
 
 
 @pytest.mark.parametrize("use_mma", [True, False])
-def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, monkeypatch, use_mma):
+def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(
+    use_options, cupy_on_the_emulator, monkeypatch, use_mma
+):
     """A shape the one-kernel small pass takes (d = 8, k = 12), fitted in "tf32x3": with
     ``use_mma`` the pass is the tensor-core assignment and ``segment_sum``'s sums, else the small
     pass (in float32: "tf32x3" then changes nothing); the labels and sums of the float64
@@ -967,7 +972,7 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, mon
     from kmeans_xp._algorithms.lloyd import _assign_and_sum
 
     _cupy = cupy_on_the_emulator
-    monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
+    use_options(mma=use_mma)
     launched = record_launches(_cupy, monkeypatch)
     X, C = random_problem(300, 8, 12)
     w = np.ones(300, dtype=np.float32)
@@ -991,14 +996,14 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(cupy_on_the_emulator, mon
 
 @pytest.mark.parametrize("use_mma", [True, False])
 def test_x_is_centered_once_where_tensor_cores_replace_the_small_pass(
-    cupy_on_the_emulator, monkeypatch, use_mma
+    use_options, cupy_on_the_emulator, monkeypatch, use_mma
 ):
     """At a small-k·d shape the fused pass subtracts the offset in its kernel (no copy); where
     the tensor-core assignment takes the fit instead, its passes would copy X − offset block by
     block, so X is centered once, as on the cuBLAS path."""
     from kmeans_xp import _backends
 
-    monkeypatch.setattr(_cuda_kernels, "use_mma", use_mma)
+    use_options(mma=use_mma)
     monkeypatch.setattr(_backends, "pass_runs_cupy_kernels", lambda xp, device: True)
     monkeypatch.setattr(_backends, "is_cupy", lambda xp: True)
     X = np.arange(120, dtype=np.float32).reshape(30, 4).view(_HostArray)
@@ -1039,7 +1044,7 @@ def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
     [(None, True, True), (128, True, True), (128, True, False), (128, False, True)],
 )
 def test_cupy_kmeans_plusplus_glue_on_the_emulator(
-    cupy_on_the_emulator, monkeypatch, chunk_rows, keep_trials, fused_sampling
+    use_options, cupy_on_the_emulator, monkeypatch, chunk_rows, keep_trials, fused_sampling
 ):
     """``_cupy.kmeans_plusplus_indices`` (four launches per center, two of them the sampling's
     over two parts of 200 rows; or the standard sampling) picks the rows the standard version
@@ -1048,13 +1053,12 @@ def test_cupy_kmeans_plusplus_glue_on_the_emulator(
     rows), and without kept trial distances (as past 1 GiB of them: the winner's distances
     from X again). (float32 only: seconds of emulation each; the float64 kernels are tested
     above.)"""
-    import kmeans_xp._algorithms.init as init_module
 
-    monkeypatch.setattr(_cuda_kernels, "use_fused_kmeanspp_sampling", fused_sampling)
+    use_options(fused_kmeanspp_sampling=fused_sampling)
     if chunk_rows is not None:
-        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", chunk_rows)
+        use_options(sampling_chunk_rows=chunk_rows)
     if not keep_trials:
-        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+        use_options(trial_distances_max_bytes=0)
     dtype = np.float32
     import array_api_compat.numpy as xp
 
@@ -1084,8 +1088,7 @@ def test_cupy_kmeans_plusplus_glue_on_the_emulator(
         is None
     )
     assert generator.uniform() == np.random.default_rng(0).uniform()  # nothing drawn
-    with pytest.MonkeyPatch.context() as patch:  # the benchmark's switch to the standard one
-        patch.setattr(_cuda_kernels, "use_fused_kmeanspp", False)
+    with pass_options(fused_kmeanspp=False):  # the benchmark's switch to the standard one
         assert (
             _cupy.kmeans_plusplus_indices(
                 X.view(_HostArray), 9, w, generator, offset=offset, n_local_trials=4, xp=xp
@@ -1095,7 +1098,7 @@ def test_cupy_kmeans_plusplus_glue_on_the_emulator(
 
 
 def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch):
-    """``_torch.cuda_assign_and_sum`` hands tensors to CuPy's fused pass through DLPack
+    """``torch_cuda.cuda_assign_and_sum`` hands tensors to CuPy's fused pass through DLPack
     (here: CPU tensors shared with NumPy arrays) and writes the next pass's labels into the
     previous pass's tensors; shapes the fused pass does not take go to ``standard``."""
     torch = pytest.importorskip("torch")
@@ -1105,11 +1108,12 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
     import array_api_compat.torch as xp
     import cupy
 
-    from kmeans_xp._algorithms.lloyd import PassBuffers, _assign_and_sum
-    from kmeans_xp._backends import torch as _torch
+    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._backends import torch_cpu, torch_cuda
+    from kmeans_xp._core.primitives import PassBuffers
 
-    monkeypatch.setattr(_torch, "_cupy_backend", lambda: cupy_on_the_emulator)
-    monkeypatch.setattr(_torch, "_on_torch_stream", lambda tensor: contextlib.nullcontext())
+    monkeypatch.setattr(torch_cuda, "_cupy_backend", lambda: cupy_on_the_emulator)
+    monkeypatch.setattr(torch_cuda, "_on_torch_stream", lambda tensor: contextlib.nullcontext())
     monkeypatch.setattr(cupy, "from_dlpack", lambda tensor: tensor.numpy().view(_HostArray))
     rng = np.random.default_rng(1)
     n, d, k = 300, 5, 7
@@ -1122,11 +1126,11 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
     def standard(*a, **kw):
         standard_calls.append(a[1].shape)
         return _assign_and_sum(
-            *a, make_assign=functools.partial(_torch.CertifiedAssign, xp=xp), **kw
+            *a, make_assign=functools.partial(torch_cuda.CertifiedAssign, xp=xp), **kw
         )
 
-    labels, partial, sums, counts = _torch.cuda_assign_and_sum(
-        *args, _torch.index_add_segment_sum, block_rows=128, xp=xp, standard=standard
+    labels, partial, sums, counts = torch_cuda.cuda_assign_and_sum(
+        *args, torch_cpu.segment_sum, block_rows=128, xp=xp, standard=standard
     )
     assert standard_calls == []
     np.testing.assert_array_equal(labels.numpy(), nearest64(X, C))
@@ -1135,8 +1139,8 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
     np.testing.assert_allclose(counts.numpy(), expected_counts)
     buffers = PassBuffers(labels, partial)
     labels[:3] = (labels[:3] + 1) % k
-    returned = _torch.cuda_assign_and_sum(
-        *args, _torch.index_add_segment_sum, block_rows=128, xp=xp, out=buffers, standard=standard
+    returned = torch_cuda.cuda_assign_and_sum(
+        *args, torch_cpu.segment_sum, block_rows=128, xp=xp, out=buffers, standard=standard
     )
     assert returned[0] is labels  # written in place
     assert isinstance(buffers.n_changed, torch.Tensor)  # read with the fit's other scalars
@@ -1145,7 +1149,7 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
     # d = 70: beyond the fused pass.
     wide = [torch.from_numpy(np.tile(a, (1, 14))) for a in (X, C)]
     wide += [torch.from_numpy(w), torch.zeros(70)]
-    _torch.cuda_assign_and_sum(
-        *wide, _torch.index_add_segment_sum, block_rows=128, xp=xp, standard=standard
+    torch_cuda.cuda_assign_and_sum(
+        *wide, torch_cpu.segment_sum, block_rows=128, xp=xp, standard=standard
     )
     assert standard_calls == [(k, 70)]

@@ -9,16 +9,17 @@ from helpers import blobs
 import kmeans_xp._algorithms.init as init_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans, kmeans_plusplus
 from kmeans_xp._algorithms.init import default_local_trials, random_indices
+from kmeans_xp._lib.options import pass_options
 
 
 @pytest.fixture(params=["in memory", "in chunks, trials recomputed"])
-def sampling(request, monkeypatch):
+def sampling(use_options, request, monkeypatch):
     """k-means++ as it runs on ordinary data, and as on hundreds of millions of rows: the
     D²-sampling through chunks (here of 2 rows) and the winner's distances from a second pass
     instead of the kept trial distances."""
     if request.param != "in memory":
-        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 2)
-        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+        use_options(sampling_chunk_rows=2)
+        use_options(trial_distances_max_bytes=0)
     return request.param
 
 
@@ -106,7 +107,7 @@ def test_kmeans_plusplus_samples_with_d2_probabilities(weighted, sampling):
     assert statistic < chi2.ppf(0.999, df=len(expected) - 1)
 
 
-def test_chunked_sampling_picks_what_the_in_memory_one_picks(xp, monkeypatch):
+def test_chunked_sampling_picks_what_the_in_memory_one_picks(xp):
     """Chunks change only the rounding of the cumulative sums: the same seed picks the same
     rows, with weights (whole chunks of zero weight included) and without."""
     rng = np.random.default_rng(8)
@@ -117,23 +118,21 @@ def test_chunked_sampling_picks_what_the_in_memory_one_picks(xp, monkeypatch):
         expected = [
             kmeans_plusplus(X, 12, sample_weight=weights, random_state=s)[1] for s in (0, 1)
         ]
-        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 64)
-        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
-        got = [kmeans_plusplus(X, 12, sample_weight=weights, random_state=s)[1] for s in (0, 1)]
-        monkeypatch.undo()
+        with pass_options(sampling_chunk_rows=64, trial_distances_max_bytes=0):
+            got = [kmeans_plusplus(X, 12, sample_weight=weights, random_state=s)[1] for s in (0, 1)]
         for e, g in zip(expected, got, strict=True):
             np.testing.assert_array_equal(xp.to_numpy(g), xp.to_numpy(e))
 
 
-def test_kmeans_plusplus_memory_per_row_is_bounded(monkeypatch):
+def test_kmeans_plusplus_memory_per_row_is_bounded(use_options, monkeypatch):
     """Without the kept trial distances, k-means++ holds ‖x‖², D² and the weights per row (16
     bytes for float32 X) plus chunk and block temporaries: measured with tracemalloc."""
     import tracemalloc
 
     n = 200_000
     X = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
-    monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 2**14)
-    monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+    use_options(sampling_chunk_rows=2**14)
+    use_options(trial_distances_max_bytes=0)
     kmeans_plusplus(X, 16, random_state=0)  # first-call allocations (caches) are not per row
     tracemalloc.start()
     kmeans_plusplus(X, 16, random_state=0)
@@ -173,7 +172,7 @@ def test_chunked_sampling_frees_each_chunks_cumulative_sum():
     xp = types.SimpleNamespace(**{n: getattr(compat, n) for n in dir(compat) if n[0] != "_"})
     xp.cumulative_sum, xp.stack = cumulative_sum, stack
     weights = np.random.default_rng(0).uniform(size=1000)
-    picked = init_module._sample_in_chunks(
+    picked = init_module.sample_in_chunks(
         lambda a, b: weights[a:b], 1000, np.array([0.3, 0.9]), xp=xp, chunk_rows=100
     )
     assert seen_at_stack == [0]
@@ -270,14 +269,14 @@ def test_kmeans_parallel_candidates_never_weightless_and_carry_all_weight(xp):
         np.testing.assert_allclose(weights, np.bincount(nearest, w, len(rows)), rtol=1e-12)
 
 
-def test_kmeans_parallel_in_sampling_chunks_draws_the_same_candidates(xp, monkeypatch):
+def test_kmeans_parallel_in_sampling_chunks_draws_the_same_candidates(use_options, xp, monkeypatch):
     """At scale the rounds test rows chunk by chunk (uniforms drawn per chunk, in row order) and
     the first row is drawn through chunks: the candidates are those of one chunk."""
     rng = np.random.default_rng(4)
     X = rng.normal(size=(500, 3))
     w = rng.uniform(0.1, 2.0, size=500)
     expected = [_parallel_candidates(X, 9, w, seed, xp=xp) for seed in (0, 1)]
-    monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 64)
+    use_options(sampling_chunk_rows=64)
     got = [_parallel_candidates(X, 9, w, seed, xp=xp) for seed in (0, 1)]
     for (rows_e, weights_e), (rows_g, weights_g) in zip(expected, got, strict=True):
         np.testing.assert_array_equal(xp.to_numpy(rows_g), xp.to_numpy(rows_e))
@@ -314,7 +313,9 @@ def test_kmeans_parallel_passes_over_x_do_not_grow_with_k(monkeypatch):
     X, _ = blobs(500, np.random.default_rng(11).normal(scale=5.0, size=(40, 3)), seed=11)
     rows_seen = {"n": 0}
     inner = {"active": False}
-    sq_distances = init_module._sq_distances
+    import kmeans_xp._core.seeding as seeding_module
+
+    sq_distances = init_module.sq_distances
     plusplus = init_module.kmeans_plusplus_indices
 
     def counting_sq_distances(X_block, *args, **kwargs):
@@ -329,9 +330,10 @@ def test_kmeans_parallel_passes_over_x_do_not_grow_with_k(monkeypatch):
         finally:
             inner["active"] = False
 
-    monkeypatch.setattr(init_module, "_sq_distances", counting_sq_distances)
+    monkeypatch.setattr(init_module, "sq_distances", counting_sq_distances)
+    monkeypatch.setattr(seeding_module, "sq_distances", counting_sq_distances)
     monkeypatch.setattr(init_module, "kmeans_plusplus_indices", flagged_plusplus)
-    # The standard k-means++ pass, whose rows _sq_distances counts (NumPy's own skips it).
+    # The standard k-means++ pass, whose rows sq_distances counts (NumPy's own skips it).
     monkeypatch.setattr(init_module, "candidate_potentials_for", lambda xp: None)
     passes = {}
     for k in (2, 40):
@@ -396,14 +398,16 @@ def test_kmeans_parallel_n_init_auto_is_one_and_kmeans_function_takes_its_parame
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_kmeans_plusplus_reads_nothing_back_per_center(monkeypatch, host_reads, chunked):
+def test_kmeans_plusplus_reads_nothing_back_per_center(
+    use_options, monkeypatch, host_reads, chunked
+):
     """No host round trip per center (slow on a GPU): the number of device-to-host reads does
     not grow with k."""
     import array_api_strict as xps
 
     if chunked:
-        monkeypatch.setattr(init_module, "SAMPLING_CHUNK_ROWS", 64)
-        monkeypatch.setattr(init_module, "TRIAL_DISTANCES_MAX_BYTES", 0)
+        use_options(sampling_chunk_rows=64)
+        use_options(trial_distances_max_bytes=0)
     X = xps.asarray(np.random.default_rng(0).normal(size=(400, 3)))
     counts = []
     for k in (4, 16):

@@ -95,14 +95,15 @@ def test_same_seed_same_result_on_every_backend(xp):
 
 
 @pytest.mark.parametrize("unit_weights", [True, False])
-def test_lloyd_through_the_gemm_path_with_a_refill_matches_numpy(xp, monkeypatch, unit_weights):
+def test_lloyd_through_the_gemm_path_with_a_refill_matches_numpy(
+    use_options, xp, monkeypatch, unit_weights
+):
     """A Lloyd fit through the GEMM path (the fused small-k·d pass switched off), from an init
     whose last center takes no row: on a GPU this runs CuPy's kernels on X centered once per
     fit, blocks sized by CuPy's own count, and the refill's moved sums (unit weights) or a new
     pass; the result equals NumPy's from the same init."""
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    use_options(small_pass=False)
     X, _ = blobs(60, [[0, 0, 0], [6, 0, 0], [0, 6, 0], [0, 0, 6]], seed=8)
     X = X + 50.0  # far from the origin: centering matters
     init = np.concatenate([X[[0, 60, 120]], [[500.0, 500.0, 500.0]]])

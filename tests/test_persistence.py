@@ -167,7 +167,7 @@ def test_edited_metadata_is_caught_by_the_checksum(tmp_path):
 
 def test_a_consistent_but_invalid_file_is_rejected(tmp_path):
     """A forged file with a recomputed checksum still has to make sense."""
-    from kmeans_xp._tools.model_files import _digest
+    from kmeans_xp._estimators.state import digest as _digest
 
     path = saved_model(tmp_path)
 
@@ -239,7 +239,7 @@ def test_kmeans_parallel_parameters_survive_a_model_file(tmp_path):
 
 def test_feature_names_survive_a_model_file(tmp_path):
     pd = pytest.importorskip("pandas")
-    from kmeans_xp._tools.model_files import _digest
+    from kmeans_xp._estimators.state import digest as _digest
 
     frame = pd.DataFrame(tutorial_blobs(), columns=["width", "height"])
     KMeans(3, random_state=0).fit(frame).save(tmp_path / "named.npz")
@@ -265,7 +265,7 @@ def test_feature_names_survive_a_model_file(tmp_path):
 
 def forged(change):
     """A ``rewrite`` change that edits the arrays and metadata, then recomputes the checksum."""
-    from kmeans_xp._tools.model_files import _digest
+    from kmeans_xp._estimators.state import digest as _digest
 
     def forge(arrays):
         metadata = metadata_of(arrays)
@@ -369,19 +369,19 @@ def test_a_torch_device_parameter_survives_a_model_file(backend_named, tmp_path)
 def test_device_objects_are_stored_by_name_and_loaded_as_names_without_their_library(
     monkeypatch,
 ):
-    from kmeans_xp._tools.model_files import _device_from_json, _json_param
+    from kmeans_xp._estimators.state import device_from_json, json_param
 
     cupy = pytest.importorskip("cupy")  # a Device object needs no GPU to exist
-    stored = _json_param("device", cupy.cuda.Device(1))
+    stored = json_param("device", cupy.cuda.Device(1))
     assert stored == {"cupy": 1}
-    assert _device_from_json(stored).id == 1
+    assert device_from_json(stored).id == 1
     for library in ("torch", "cupy"):
         monkeypatch.setitem(sys.modules, library, None)  # import fails: not installed here
-    assert _device_from_json({"torch": "cuda:1"}) == "cuda:1"
-    assert _device_from_json({"cupy": 3}) == "cuda:3"
-    assert _device_from_json("cpu") == "cpu"
+    assert device_from_json({"torch": "cuda:1"}) == "cuda:1"
+    assert device_from_json({"cupy": 3}) == "cuda:3"
+    assert device_from_json("cpu") == "cpu"
     with pytest.raises(TypeError, match=r"device=object\(\) cannot be stored in a model file"):
-        _json_param("device", _Opaque())
+        json_param("device", _Opaque())
 
 
 class _Opaque:

@@ -9,7 +9,8 @@ import pytest
 
 from kmeans_xp import KMeans, NotFittedError, elbow, silhouette_score
 from kmeans_xp._tools.demo import tutorial_blobs
-from kmeans_xp.plot import plot_clusters, plot_elbow, plot_silhouette, project_2d
+from kmeans_xp._tools.plots import project_2d
+from kmeans_xp.plot import plot_clusters, plot_elbow, plot_silhouette
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

@@ -18,6 +18,7 @@ from kmeans_xp._algorithms.lloyd import (
 )
 from kmeans_xp._backends import segment_sum_for
 from kmeans_xp._core import primitives as _primitives
+from kmeans_xp._lib import budget
 
 
 def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
@@ -36,33 +37,34 @@ def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
     assert _kmeans._pass_block_rows(prep, k, lloyd) == 7_000  # NumPy: the fit's blocks
     monkeypatch.setattr(_kmeans, "pass_runs_cupy_kernels", lambda xp, device: True)
     free = 2 * 2**30
-    monkeypatch.setattr(_primitives, "free_device_memory", lambda xp, device: free)
+    monkeypatch.setattr(budget, "free_device_memory", lambda xp, device: free)
     rows = _kmeans._pass_block_rows(prep, k, lloyd)
-    budget = free // _primitives.DEVICE_BLOCK_FRACTION
-    assert rows == budget // _primitives.cupy_pass_row_bytes(d, k, 4)
-    assert rows > 4 * (budget // _primitives.block_row_bytes(d, k))
+    block_bytes = free // budget.DEVICE_BLOCK_FRACTION
+    assert rows == block_bytes // budget.cupy_pass_row_bytes(d, k, 4)
+    assert rows > 4 * (block_bytes // budget.block_row_bytes(d, k))
     assert _kmeans._pass_block_rows(prep, k, hamerly) == 7_000
 
 
-def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(xp, monkeypatch):
+def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(
+    use_options, xp, monkeypatch
+):
     """``_backends.centered_for_passes``: X − offset where CuPy's kernels run the passes, the
     cuBLAS path would subtract the offset per block and X fits the budget; None where the fused
     small-k·d pass subtracts in its kernel, over budget, on the host, or where other libraries'
     passes run (they subtract per block themselves)."""
     from kmeans_xp import _backends
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     X = xp.asarray(np.arange(120, dtype=np.float32).reshape(30, 4))
     offset = xp.asarray(np.full(4, 2.0, dtype=np.float32))
     kwargs = {"xp": xp.xp, "device": xp.device}
     on_cupy_kernels = _backends.pass_runs_cupy_kernels(xp.xp, xp.device)
     if xp.name == "torch_cuda":
-        from kmeans_xp._backends import torch as _torch
+        from kmeans_xp._backends import torch_cuda
 
-        assert on_cupy_kernels == (_torch._cupy_backend() is not None)  # CuPy installed?
+        assert on_cupy_kernels == (torch_cuda._cupy_backend() is not None)  # CuPy installed?
     else:
         assert on_cupy_kernels == (xp.name == "cupy")
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    use_options(small_pass=False)
     if not on_cupy_kernels:
         assert _backends.centered_for_passes(X, offset, 3, budget=10**6, **kwargs) is None
         monkeypatch.setattr(_backends, "pass_runs_cupy_kernels", lambda xp, device: True)
@@ -70,19 +72,18 @@ def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(xp, 
     np.testing.assert_array_equal(xp.to_numpy(centered), np.arange(120).reshape(30, 4) - 2.0)
     assert _backends.centered_for_passes(X, offset, 3, budget=479, **kwargs) is None  # 480 B
     assert _backends.centered_for_passes(X, offset, 3, budget=None, **kwargs) is None  # host
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", True)
+    use_options(small_pass=True)
     contiguous = xp.name != "array_api_strict"  # the standard does not say: not assumed
     fused = _backends.centered_for_passes(X, offset, 3, budget=10**6, **kwargs)
     assert (fused is None) == contiguous  # the fused pass takes contiguous X itself
 
 
-def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(monkeypatch):
+def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(use_options, monkeypatch):
     """Free memory was measured before the copy: if the copy's allocation fails anyway, the
     passes subtract the offset per block (None), the fit does not die."""
     import array_api_compat.numpy as np_namespace
 
     from kmeans_xp import _backends
-    from kmeans_xp._backends import cuda_kernels as _cuda_kernels
 
     class OutOfMemoryOnSubtraction:
         shape, dtype = (30, 4), np.float32
@@ -91,7 +92,7 @@ def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(monkeypatch)
             raise MemoryError("out of memory allocating 480 bytes")
 
     monkeypatch.setattr(_backends, "pass_runs_cupy_kernels", lambda xp, device: True)
-    monkeypatch.setattr(_cuda_kernels, "use_small_pass", False)
+    use_options(small_pass=False)
     centered = _backends.centered_for_passes(
         OutOfMemoryOnSubtraction(), np.zeros(4, np.float32), 3, xp=np_namespace, device="cpu",
         budget=10**6,
@@ -141,23 +142,20 @@ def test_c_contiguity_is_read_from_every_library(xp):
 
 def test_row_blocks_cover_every_row_once():
     for n, b in [(1, 1), (10, 3), (10, 10), (10, 100), (7, 1)]:
-        rows = [i for start, stop in _primitives.row_blocks(n, b) for i in range(start, stop)]
+        rows = [i for start, stop in budget.row_blocks(n, b) for i in range(start, stop)]
         assert rows == list(range(n))
 
 
 def test_block_rows_respect_the_budget(xp):
-    budget = 1 << 20
-    rows = _primitives.block_rows_for(
-        10**6, 64, 256, 4, xp=xp.xp, device=xp.device, max_block_bytes=budget
+    limit = 1 << 20
+    rows = budget.block_rows_for(
+        10**6, 64, 256, 4, xp=xp.xp, device=xp.device, max_block_bytes=limit
     )
     assert 1 <= rows < 10**6
-    assert rows * 8 * (4 * 256 + 2 * 64) <= budget
+    assert rows * 8 * (4 * 256 + 2 * 64) <= limit
     # Never more rows than X has, never fewer than one.
-    assert _primitives.block_rows_for(5, 2, 3, 4, xp=xp.xp, device=xp.device) == 5
-    assert (
-        _primitives.block_rows_for(5, 2, 10**9, 4, xp=xp.xp, device=xp.device, max_block_bytes=1)
-        == 1
-    )
+    assert budget.block_rows_for(5, 2, 3, 4, xp=xp.xp, device=xp.device) == 5
+    assert budget.block_rows_for(5, 2, 10**9, 4, xp=xp.xp, device=xp.device, max_block_bytes=1) == 1
 
 
 def test_free_cupy_memory_counts_the_pools_cache_and_its_limit(monkeypatch):
@@ -194,14 +192,14 @@ def test_free_cupy_memory_counts_the_pools_cache_and_its_limit(monkeypatch):
 
 def test_host_blocks_shrink_with_small_data():
     def block_bytes(n, d, k):
-        rows = _primitives.block_rows_for(n, d, k, 4, xp=np, device="cpu")
+        rows = budget.block_rows_for(n, d, k, 4, xp=np, device="cpu")
         return rows * (8 * (4 * k + 2 * d) + 16)
 
     # A quarter of X (12.8 MB here), not the full 16 MiB host budget ...
     assert block_bytes(100_000, 32, 64) <= 100_000 * 32 * 4 // 4
     # ... but never below 1 MiB, and at most 16 MiB for large X.
     assert block_bytes(2_000, 32, 64) > 2**20 - 8 * (4 * 64 + 2 * 32) - 16
-    assert 15 * 2**20 < block_bytes(10**7, 64, 256) <= _primitives.HOST_BLOCK_BYTES
+    assert 15 * 2**20 < block_bytes(10**7, 64, 256) <= budget.HOST_BLOCK_BYTES
 
 
 @pytest.mark.parametrize(("n", "d", "k"), [(50, 3, 4), (1, 1, 1), (40, 1, 7), (9, 5, 9)])
@@ -344,12 +342,12 @@ def test_repair_chunks_fit_the_block_budget():
     assert rows > 1_048_576
     # 100 M x 64 -> 1024 beside 2 GB: CuPy blocks of ~32 000 rows (1/8 of ~1.6 GB free)
     rows = repair_chunk_rows(32_000, 64, 1024, 4)
-    budget = 32_000 * _primitives.cupy_pass_row_bytes(64, 1024, 4)
-    assert rows * _REPAIR_ROW_BYTES <= budget < 2**28
+    block_bytes = 32_000 * budget.cupy_pass_row_bytes(64, 1024, 4)
+    assert rows * _REPAIR_ROW_BYTES <= block_bytes < 2**28
     # The standard count's blocks (NumPy on the host): chunks within the host's block budget.
-    host_rows = _primitives.block_rows_for(10**6, 128, 1024, 4, xp=np, device="cpu")
+    host_rows = budget.block_rows_for(10**6, 128, 1024, 4, xp=np, device="cpu")
     rows = repair_chunk_rows(host_rows, 128, 1024, 4)
-    assert rows * _REPAIR_ROW_BYTES <= _primitives.HOST_BLOCK_BYTES
+    assert rows * _REPAIR_ROW_BYTES <= budget.HOST_BLOCK_BYTES
 
 
 def test_numpy_update_without_scipy_equals_the_sparse_one(monkeypatch):

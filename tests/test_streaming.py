@@ -345,7 +345,9 @@ def test_x_in_ram_is_locked_in_place_and_copied_from_directly(monkeypatch):
     assert log[-1] == ("unlock", X.ctypes.data)
 
 
-def test_only_ordinary_writable_contiguous_memory_is_locked_in_place(tmp_path, monkeypatch):
+def test_only_ordinary_writable_contiguous_memory_is_locked_in_place(
+    use_options, tmp_path, monkeypatch
+):
     X = mixture(n=50)
     assert streaming.lockable_in_place(X)
     assert streaming.lockable_in_place(X[10:20])
@@ -359,7 +361,7 @@ def test_only_ordinary_writable_contiguous_memory_is_locked_in_place(tmp_path, m
         mapped = np.load(path, mmap_mode=mode)
         assert not streaming.lockable_in_place(mapped)
         assert not streaming.lockable_in_place(np.asarray(mapped))  # a plain view of the mapping
-    monkeypatch.setattr(streaming, "REGISTER_HOST_MEMORY", False)
+    use_options(register_host_memory=False)
     assert streaming._StagedCopier(np, "cpu").register(X) == "staged"
 
 

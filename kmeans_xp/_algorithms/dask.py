@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from .._backends import segment_sum_for
-from .._core.primitives import block_rows_for, squared_norms
+from .._core.primitives import squared_norms
+from .._lib.budget import block_rows_for
 from .._lib.compat import (
     array_device,
     get_namespace,

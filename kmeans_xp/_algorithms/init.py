@@ -9,7 +9,7 @@ makes no host round trip per center and the same seed picks the same points on e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from types import ModuleType
 
@@ -23,10 +23,18 @@ from .._backends import (
 )
 from .._core.primitives import (
     assign_block,
+    squared_norms,
+)
+from .._core.seeding import (
+    chunk_bounds,
+    sample_in_chunks,
+    sq_distances,
+    standard_candidate_potentials,
+)
+from .._lib.budget import (
     block_row_bytes,
     block_rows_for,
     row_blocks,
-    squared_norms,
 )
 from .._lib.compat import (
     Array,
@@ -39,6 +47,7 @@ from .._lib.compat import (
     to_numpy,
 )
 from .._lib.memmap import gather_rows
+from .._lib.options import current_options
 from .._lib.validation import RandomState
 from .lloyd import lloyd
 
@@ -48,120 +57,24 @@ def default_local_trials(n_clusters: int) -> int:
     return 2 + int(math.log(n_clusters))
 
 
-def _sample_by_cumulative(cumulative: Array, uniforms: Array, *, xp: ModuleType) -> Array:
-    """Indices drawn with probability proportional to the increments of ``cumulative``.
-
-    ``side="right"`` never returns an index whose increment is zero (a point of weight or
-    distance zero) unless every increment is zero.
-    """
-    n = cumulative.shape[0]
-    targets = uniforms * cumulative[-1]
-    indices = xp.searchsorted(cumulative, targets, side="right")
-    return xp.clip(indices, max=n - 1)
-
-
-def _sq_distances(X_block: Array, x_sq_norms: Array, centers: Array, *, xp: ModuleType) -> Array:
-    """Squared distances, (m, c), of centered rows to centered centers, clipped at 0."""
-    c_sq = squared_norms(centers, xp=xp)
-    sq = x_sq_norms[:, None] - 2.0 * (X_block @ centers.T) + c_sq[None, :]
-    return xp.clip(sq, min=0.0)
-
-
-# The (n, n_local_trials) distances to the candidates are kept, so the winner's column updates
-# the nearest distances without a second pass over X, while they take at most this many bytes;
-# beyond it (hundreds of millions of rows) the winner's distances are computed in a second pass.
-TRIAL_DISTANCES_MAX_BYTES = 2**30
-# Rows per chunk of the D²-sampling's cumulative sums: one float64 temporary of this length.
-SAMPLING_CHUNK_ROWS = 2**22
-
-
-def _chunks(n_samples: int, chunk_rows: int) -> list[tuple[int, int]]:
-    """(start, stop) of consecutive chunks of an (n,) vector (not row blocks of X: nothing is
-    reported to ``_memmap``)."""
-    return [(a, min(a + chunk_rows, n_samples)) for a in range(0, n_samples, chunk_rows)]
-
-
-def _sample_in_chunks(
-    increments: Callable[[int, int], Array],
-    n_samples: int,
-    uniforms: Array,
-    *,
-    xp: ModuleType,
-    chunk_rows: int,
-) -> Array:
-    """``_sample_by_cumulative`` over increments produced chunk by chunk, never n at once.
-
-    ``increments(start, stop)`` gives the non-negative weights of rows start:stop (in float64).
-    A first walk finds each chunk's total (the last element of its cumulative sum); each target
-    ``u · total`` picks a chunk, then a row inside it. With one chunk this is exactly
-    ``_sample_by_cumulative``; with several, a row of zero increment is still never picked (the
-    target inside its chunk is kept below the chunk's total).
-    """
-    chunks = _chunks(n_samples, chunk_rows)
-    if len(chunks) == 1:
-        return _sample_by_cumulative(xp.cumulative_sum(increments(0, n_samples)), uniforms, xp=xp)
-    # Each total copied out of its chunk's cumulative sum, so the sum itself is freed at once:
-    # a view of its last element kept every chunk's sum alive until the stack (8 bytes a row
-    # of X: at 100 M rows the 0.8 GB that broke a fit's 2 GB budget on an H200).
-    totals = xp.stack(
-        [xp.asarray(xp.cumulative_sum(increments(a, b))[-1], copy=True) for a, b in chunks]
-    )
-    ends = xp.cumulative_sum(totals)
-    targets = uniforms * ends[-1]
-    which = xp.clip(xp.searchsorted(ends, targets, side="right"), max=len(chunks) - 1)
-    starts = ends - totals
-    inside = targets - xp.take(starts, which, axis=0)
-    picked = xp.zeros_like(which)
-    for index, (a, b) in enumerate(chunks):
-        cumulative = xp.cumulative_sum(increments(a, b))
-        below_total = xp.nextafter(cumulative[-1], xp.zeros_like(cumulative[-1]))
-        local = xp.searchsorted(cumulative, xp.minimum(inside, below_total), side="right")
-        picked = xp.where(which == index, xp.clip(local, max=b - a - 1) + a, picked)
-    return picked
-
-
-def _standard_candidate_potentials(
-    X: Array, offset: Array, x_sq: Array, candidates: Array, closest: Array, weights: Array,
-    trial_sq: Array | None, *, block_rows: int, centered_blocks: list[Array] | None,
-    xp: ModuleType,
-) -> Array:  # fmt: skip
-    """Potential Σ w·min(D², d(x, c)²) of each (centered) candidate c, summed block by block in
-    the accumulation dtype of ``closest`` (D², per row); each block's distances to the
-    candidates are written to ``trial_sq`` when it is given. ``centered_blocks``: X's blocks
-    already centered by ``offset`` (else each block is centered as it is read); ``weights``
-    are cast to the accumulation dtype block by block (no copy where they already are).
-    ``_backends.candidate_potentials_for`` gives a library's own version (NumPy's)."""
-    acc = closest.dtype
-    potential = None
-    for a, b in row_blocks(X.shape[0], block_rows):
-        if centered_blocks is not None:
-            block = centered_blocks[a // block_rows]
-        else:
-            block = X[a:b, :] - offset
-        sq = _sq_distances(block, x_sq[a:b], candidates, xp=xp)
-        if trial_sq is not None:
-            trial_sq[a:b, :] = sq
-        d_block = xp.minimum(closest[a:b, None], xp.astype(sq, acc))
-        part = xp.sum(xp.astype(weights[a:b], acc, copy=False)[:, None] * d_block, axis=0)
-        potential = part if potential is None else potential + part
-    return potential
-
-
 def kmeans_plusplus_state_bytes(n_samples: int, n_local_trials: int, x_itemsize: int) -> int:
     """Device bytes k-means++ holds besides X and the fit's weights: ‖x‖² and D² (float64) per
     row, the weights in float64 (the standard version, up to one sampling chunk), the trial
     distances while kept, and one sampling chunk's increments and cumulative sums (float64).
     CuPy's kernels (for torch CUDA too) hold less: D², the kept trial distances, the chunk."""
     trials = n_samples * n_local_trials * x_itemsize
-    kept = trials if trials <= TRIAL_DISTANCES_MAX_BYTES else 0
-    return n_samples * (x_itemsize + 16) + kept + 16 * min(n_samples, SAMPLING_CHUNK_ROWS)
+    options = current_options()
+    kept = trials if trials <= options.trial_distances_max_bytes else 0
+    chunk = min(n_samples, options.sampling_chunk_rows)
+    return n_samples * (x_itemsize + 16) + kept + 16 * chunk
 
 
 def kmeans_parallel_state_bytes(n_samples: int, x_itemsize: int) -> int:
     """Device bytes k-means|| holds besides X and the fit's weights: ‖x‖² and D² (float64) per
     row, and per sampling chunk the uniforms, the weights in float64, their products and the
     test (float64 temporaries, 48 bytes a row with room to spare)."""
-    return n_samples * (x_itemsize + 8) + 48 * min(n_samples, SAMPLING_CHUNK_ROWS)
+    chunk = min(n_samples, current_options().sampling_chunk_rows)
+    return n_samples * (x_itemsize + 8) + 48 * chunk
 
 
 def init_state_bytes(init: object, n_samples: int, n_clusters: int, x_itemsize: int) -> int:
@@ -198,9 +111,10 @@ def kmeans_plusplus_indices(
     Prior validation of the data is assumed. Each step draws ``n_local_trials`` candidates with
     probability ∝ w·D(x)² and keeps the one that lowers the potential Σ w·D(x)² the most.
     Distances are computed on row blocks of X, centered by ``offset``, one pass over X per
-    center (two when the trial distances would pass ``TRIAL_DISTANCES_MAX_BYTES``). Memory per
-    row: ‖x‖² in X's dtype and D² in float64, plus the trial distances while they fit; the
-    sampling works through chunks of ``SAMPLING_CHUNK_ROWS``. A library's own version
+    center (two when the trial distances would pass the ``trial_distances_max_bytes`` pass
+    option). Memory per row: ‖x‖² in X's dtype and D² in float64, plus the trial distances
+    while they fit; the sampling works through chunks of ``sampling_chunk_rows`` (pass
+    options). A library's own version
     (``_backends.kmeans_plusplus_for``: CuPy's kernels, for torch CUDA tensors too) runs
     instead where it applies, drawing the same random numbers.
     """
@@ -224,7 +138,7 @@ def kmeans_plusplus_indices(
     # and writing a centered copy. Larger X, and streamed X, are centered block by block.
     # NumPy's own potentials pass centers each block into a buffer it reuses (no copy needed).
     own_potentials = None if is_host_rows(X) else candidate_potentials_for(xp)
-    potentials = own_potentials or _standard_candidate_potentials
+    potentials = own_potentials or standard_candidate_potentials
     n_features = X.shape[1]
     once = (
         not is_numpy(xp)  # (torch CPU tensors use it where NumPy's pass does not serve them)
@@ -248,25 +162,27 @@ def kmeans_plusplus_indices(
     # All random numbers at once, in one host->device copy.
     uniforms_host = rng.uniform(size=1 + (n_clusters - 1) * n_local_trials)
     uniforms = xp.asarray(uniforms_host, dtype=acc, device=device)
-    sample = partial(_sample_in_chunks, n_samples=n_samples, xp=xp, chunk_rows=SAMPLING_CHUNK_ROWS)
+    options = current_options()
+    chunk_rows = options.sampling_chunk_rows
+    sample = partial(sample_in_chunks, n_samples=n_samples, xp=xp, chunk_rows=chunk_rows)
 
     first = sample(lambda a, b: xp.astype(weights[a:b], acc), uniforms=uniforms[:1])
     chosen = [first]
     closest = xp.empty((n_samples,), dtype=acc, device=device)
     first_center = take_rows(X, first, xp) - offset
     for a, b in blocks():
-        d = _sq_distances(centered(a, b), x_sq[a:b], first_center, xp=xp)
+        d = sq_distances(centered(a, b), x_sq[a:b], first_center, xp=xp)
         closest[a:b] = xp.astype(d[:, 0], acc)
 
     # Up to one sampling chunk the weights are kept in float64 too (a cast per block and step
     # costs 2-3 % of the time there); beyond, they are cast block by block.
-    in_one_chunk = n_samples <= SAMPLING_CHUNK_ROWS
+    in_one_chunk = n_samples <= chunk_rows
     w_acc = xp.astype(weights, acc) if in_one_chunk else None
 
     def weights_acc(a: int, b: int) -> Array:
         return w_acc[a:b] if in_one_chunk else xp.astype(weights[a:b], acc)
 
-    keep_trials = n_samples * n_local_trials * itemsize(X, xp) <= TRIAL_DISTANCES_MAX_BYTES
+    keep_trials = n_samples * n_local_trials * itemsize(X, xp) <= options.trial_distances_max_bytes
     trial_sq = None
     if keep_trials:
         trial_sq = xp.empty((n_samples, n_local_trials), dtype=X.dtype, device=device)
@@ -296,7 +212,7 @@ def kmeans_plusplus_indices(
         else:
             winner = xp.take(candidate_centers, best, axis=0)
             for a, b in blocks():
-                new = _sq_distances(centered(a, b), x_sq[a:b], winner, xp=xp)[:, 0]
+                new = sq_distances(centered(a, b), x_sq[a:b], winner, xp=xp)[:, 0]
                 closest[a:b] = xp.minimum(closest[a:b], xp.astype(new, acc))
 
     return xp.concat(chosen)
@@ -401,7 +317,8 @@ def kmeans_parallel_candidates(
     def centered(start: int, stop: int) -> Array:
         return X[start:stop, :] - offset
 
-    chunks = _chunks(n_samples, SAMPLING_CHUNK_ROWS)  # work on (n,) vectors: no n-long temporary
+    chunk_rows = current_options().sampling_chunk_rows
+    chunks = chunk_bounds(n_samples, chunk_rows)  # work on (n,) vectors: no n-long temporary
 
     def w_acc(a: int, b: int) -> Array:
         return xp.astype(weights[a:b], acc)
@@ -415,14 +332,12 @@ def kmeans_parallel_candidates(
         """Lower each row's smallest squared distance (``closest``, in place) to the given
         centered centers; ``first``: set it."""
         for a, b in blocks_for(centers.shape[0]):
-            sq = _sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp)
+            sq = sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp)
             nearest = xp.astype(xp.min(sq, axis=1), acc)
             closest[a:b] = nearest if first else xp.minimum(closest[a:b], nearest)
 
     first_uniform = xp.asarray(rng.uniform(size=1), dtype=acc, device=device)
-    chosen = [
-        _sample_in_chunks(w_acc, n_samples, first_uniform, xp=xp, chunk_rows=SAMPLING_CHUNK_ROWS)
-    ]
+    chosen = [sample_in_chunks(w_acc, n_samples, first_uniform, xp=xp, chunk_rows=chunk_rows)]
     lower_closest(take_rows(X, chosen[0], xp) - offset, first=True)
     n_chosen = 1
     for _ in range(n_rounds):

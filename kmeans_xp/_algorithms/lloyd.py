@@ -26,7 +26,8 @@ from .._backends import (
     labels_and_inertia_for,
     segment_sum_for,
 )
-from .._core.primitives import cupy_pass_row_bytes, row_blocks, squared_norms
+from .._core.primitives import PassBuffers, squared_norms
+from .._lib.budget import cupy_pass_row_bytes, row_blocks
 from .._lib.compat import (
     Array,
     accumulation_dtype,
@@ -78,21 +79,6 @@ def minus_offset(A: Array, offset: Array | None) -> Array:
     """``A - offset``: rows of X centered as the passes use them; A itself where X was centered
     once for the whole fit (``lloyd``'s ``x_centered``: the passes then get ``offset=None``)."""
     return A if offset is None else A - offset
-
-
-@dataclass
-class PassBuffers:
-    """A pass's labels and partial distances, given to the next pass to overwrite.
-
-    The next pass counts, block by block on the device, the labels it changes (``n_changed``,
-    set when it ends), so a fit holds one labels array and one partials array, not the previous
-    pass's beside the new one's: 8 bytes per row less on a GPU (4 + 4), more where labels are
-    int64.
-    """
-
-    labels: Array
-    partial: Array
-    n_changed: Any = None
 
 
 def _assign_and_sum(

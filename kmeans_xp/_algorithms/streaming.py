@@ -32,11 +32,12 @@ import numpy as np
 
 from .._lib.compat import to_numpy
 from .._lib.memmap import mapped_file
+from .._lib.options import current_options
 
 # Per row of X, the device state a fit keeps besides X, for the streaming budget: a Lloyd pass
 # holds labels, partial distances and weights (12-16 bytes), the final labels are int64 (8),
 # k-means++ holds ‖x‖², D² in float64 and the weights (16) — plus its trial distances while they
-# take at most ``_init.TRIAL_DISTANCES_MAX_BYTES``, which this does not count.
+# take at most the ``trial_distances_max_bytes`` pass option, which this does not count.
 STATE_BYTES_PER_ROW = 32
 
 
@@ -211,11 +212,6 @@ def copy_rows_in_parallel(target: np.ndarray, source: np.ndarray) -> None:
         done.result()
 
 
-# Whether GPU copiers page-lock X in place when they can (False: always stage; for benchmarks
-# that compare the two).
-REGISTER_HOST_MEMORY = True
-
-
 def lockable_in_place(host: np.ndarray) -> bool:
     """Whether ``host`` is ordinary process memory a driver may page-lock where it is: C-ordered,
     writable, and not a file mapping (a memmap's pages come from disk and may exceed RAM)."""
@@ -265,7 +261,7 @@ class _StagedCopier(_HostCopier):
         """Page-lock ``host`` in place ("registered"), or, where it is not ordinary memory or the
         driver refuses (limits on locked memory, already registered), copy through pinned
         staging buffers ("staged")."""
-        if not (REGISTER_HOST_MEMORY and lockable_in_place(host)):
+        if not (current_options().register_host_memory and lockable_in_place(host)):
             return "staged"
         try:
             self.lock(host)

@@ -22,13 +22,10 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 from .._core import primitives as _primitives
 from .._lib.compat import (
     Array,
     array_device,
-    is_c_contiguous,
     is_cupy,
     is_host_rows,
     is_numpy,
@@ -38,6 +35,7 @@ from .._lib.compat import (
     out_of_memory_errors,
     release_cached_memory,
 )
+from .cuda_launch import fused_pass_takes
 
 # centers -> (X_block -> (labels, partial squared distances)); see ``assign_for``.
 AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
@@ -46,18 +44,18 @@ AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
 def host_threads_held(engine: Callable) -> Callable:
     """Decorate a fit's engine ``engine(X, centers or n_clusters, ..., xp=...)``: on torch CPU
     tensors with n·k at least NumPy's threads threshold, torch's own threads are held to one
-    while it runs (``_torch.threads_held_to_one``), and NumPy's passes then serve the tensors
-    (see ``_torch.cpu_assign_and_sum``); elsewhere it runs as it is."""
+    while it runs (``torch_cpu.threads_held_to_one``), and NumPy's passes then serve the tensors
+    (see ``torch_cpu.cpu_assign_and_sum``); elsewhere it runs as it is."""
 
     @functools.wraps(engine)
     def run(X: Array, centers: Any, *args: Any, xp: ModuleType, **kwargs: Any) -> Any:
         if is_torch(xp) and not is_host_rows(X) and not on_gpu(xp, X.device):
             from . import numpy as _numpy
-            from . import torch as _torch
+            from . import torch_cpu
 
             n_clusters = centers if isinstance(centers, int) else centers.shape[0]
             if X.shape[0] * n_clusters >= _numpy.MIN_SCORES_FOR_THREADS:
-                with _torch.threads_held_to_one():
+                with torch_cpu.threads_held_to_one():
                     return engine(X, centers, *args, xp=xp, **kwargs)
         return engine(X, centers, *args, xp=xp, **kwargs)
 
@@ -72,14 +70,23 @@ def segment_sum_for(xp: ModuleType) -> Callable:
 
         return _numpy.segment_sum
     if is_torch(xp):
-        from . import torch as _torch
-
-        return _torch.segment_sum
+        return _torch_segment_sum
     if is_cupy(xp):
         from . import cupy as _cupy
 
         return _cupy.segment_sum
     return _primitives.segment_sum
+
+
+def _torch_segment_sum(X_block: Array, *args: Any, **kwargs: Any) -> tuple[Array, Array]:
+    """``segment_sum`` for tensors, by the device of the block."""
+    if X_block.is_cuda:
+        from . import torch_cuda
+
+        return torch_cuda.segment_sum(X_block, *args, **kwargs)
+    from . import torch_cpu
+
+    return torch_cpu.segment_sum(X_block, *args, **kwargs)
 
 
 def assign_and_sum_for(
@@ -97,12 +104,14 @@ def assign_and_sum_for(
         from . import cupy as _cupy
 
         return partial(_cupy.assign_and_sum, standard=standard, precision=precision)
-    if is_torch(xp):
-        from . import torch as _torch
+    if is_torch(xp) and on_gpu(xp, device):
+        from . import torch_cuda
 
-        if on_gpu(xp, device):
-            return partial(_torch.cuda_assign_and_sum, standard=standard)
-        return partial(_torch.cpu_assign_and_sum, standard=standard)
+        return partial(torch_cuda.cuda_assign_and_sum, standard=standard)
+    if is_torch(xp):
+        from . import torch_cpu
+
+        return partial(torch_cpu.cpu_assign_and_sum, standard=standard)
     return None
 
 
@@ -115,9 +124,9 @@ def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
 
         return _cupy.kmeans_plusplus_indices
     if is_torch(xp):
-        from . import torch as _torch
+        from . import torch_cuda
 
-        return _torch.cuda_kmeans_plusplus_indices
+        return torch_cuda.cuda_kmeans_plusplus_indices
     return None
 
 
@@ -155,7 +164,7 @@ def resolve_precision(precision: str, X: Array, n_clusters: int, *, xp: ModuleTy
 def _tf32_tensor_cores(X: Array, xp: ModuleType) -> bool:
     """Whether the GPU holding X (a CuPy array or torch CUDA tensor) has TF32 tensor cores
     (sm_80 or later)."""
-    from .cuda_kernels import MMA_MIN_COMPUTE_CAPABILITY  # TF32 mma: sm_80 on
+    from .cuda_launch import MMA_MIN_COMPUTE_CAPABILITY  # TF32 mma: sm_80 on
 
     if is_torch(xp):
         import torch
@@ -170,25 +179,14 @@ def _tf32_tensor_cores(X: Array, xp: ModuleType) -> bool:
 def pass_runs_cupy_kernels(xp: ModuleType, device: Any) -> bool:
     """Whether a Lloyd pass on ``xp``/``device`` runs CuPy's kernels: CuPy arrays, or torch CUDA
     tensors with CuPy installed (through DLPack). Their memory per row is CuPy's
-    (``_primitives.cupy_pass_row_bytes``), not the standard pass's."""
+    (``budget.cupy_pass_row_bytes``), not the standard pass's."""
     if is_cupy(xp):
         return True
     if is_torch(xp) and on_gpu(xp, device):
-        from . import torch as _torch
+        from . import torch_cuda
 
-        return _torch._cupy_backend() is not None
+        return torch_cuda._cupy_backend() is not None
     return False
-
-
-def fused_pass_takes(X: Array, n_clusters: int, *, xp: ModuleType) -> bool:
-    """Whether CuPy's fused small-k·d pass (``_cuda_kernels.small_pass``) takes X: C-contiguous,
-    and few enough features and centers for its shared memory. It subtracts the offset in its
-    kernel."""
-    from .cuda_kernels import small_pass
-
-    dtype = np.float32 if itemsize(X, xp) == 4 else np.float64
-    fits = small_pass(X.shape[1], n_clusters, dtype, accumulate=True) is not None
-    return fits and is_c_contiguous(X)
 
 
 def fused_pass_runs(X: Array, n_clusters: int, precision: str, *, xp: ModuleType) -> bool:
@@ -236,16 +234,16 @@ def centered_for_passes(
 
 
 def candidate_potentials_for(xp: ModuleType) -> Callable | None:
-    """A library's own version of ``_init._standard_candidate_potentials`` (k-means++'s pass
+    """A library's own version of ``_init.standard_candidate_potentials`` (k-means++'s pass
     over X per center on the host), or None to use the standard one."""
     if is_numpy(xp):
         from . import numpy as _numpy
 
         return _numpy.candidate_potentials
     if is_torch(xp):  # NumPy's on CPU tensors
-        from . import torch as _torch
+        from . import torch_cpu
 
-        return _torch.cpu_candidate_potentials
+        return torch_cpu.cpu_candidate_potentials
     return None
 
 
@@ -256,9 +254,9 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
 
         return _numpy.nearest_two
     if is_torch(xp):  # NumPy's on CPU tensors
-        from . import torch as _torch
+        from . import torch_cpu
 
-        return _torch.cpu_nearest_two
+        return torch_cpu.cpu_nearest_two
     return None
 
 
@@ -270,9 +268,9 @@ def distances_to_centers_for(xp: ModuleType, device: Any, standard: Callable) ->
 
         return _numpy.distances_to_centers
     if is_torch(xp) and not on_gpu(xp, device):
-        from . import torch as _torch
+        from . import torch_cpu
 
-        return partial(_torch.cpu_distances_to_centers, standard=standard)
+        return partial(torch_cpu.cpu_distances_to_centers, standard=standard)
     return None
 
 
@@ -285,9 +283,9 @@ def labels_and_inertia_for(xp: ModuleType, device: Any, standard: Callable) -> C
 
         return _numpy.labels_and_inertia
     if is_torch(xp) and not on_gpu(xp, device):
-        from . import torch as _torch
+        from . import torch_cpu
 
-        return partial(_torch.cpu_labels_and_inertia, standard=standard)
+        return partial(torch_cpu.cpu_labels_and_inertia, standard=standard)
     return None
 
 
@@ -305,7 +303,7 @@ def assign_for(xp: ModuleType, device: Any, precision: str = "highest") -> Assig
 
         return partial(_cupy.CertifiedAssign, xp=xp, precision=precision)
     if on_gpu(xp, device):
-        from . import torch as _torch
+        from . import torch_cuda
 
-        return partial(_torch.CudaCertifiedAssign, xp=xp, precision=precision)
+        return partial(torch_cuda.CudaCertifiedAssign, xp=xp, precision=precision)
     return partial(_primitives.PlainAssign, xp=xp)

@@ -4,7 +4,7 @@ and (switched off until measured on a GPU) the certified assignment on tensor co
 
 Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, and CUDA kernels compiled by
 NVRTC on first use), so CuPy users need nothing else.
-The kernels' source is plain text in ``_cuda_kernels.py``, which does not import CuPy, so a test
+The kernels' source is plain text in ``cuda_launch.py``, which does not import CuPy, so a test
 can compile it without a GPU and run it on the CPU (``tests/cuda_emulator.py``).
 
 Status: tested on the CPU emulator and, by ``ci/gpu.sh``, against the standard-only versions
@@ -23,9 +23,11 @@ import numpy as np
 
 from .._core.certified import TENSOR_CORE_PRECISIONS
 from .._core.certified import CertifiedAssign as _StandardCertifiedAssign
-from .._core.primitives import row_blocks
-from . import cuda_kernels as _cuda_kernels
-from .cuda_kernels import (
+from .._core.seeding import sample_in_chunks
+from .._lib.budget import row_blocks
+from .._lib.options import current_options
+from . import cuda_launch
+from .cuda_launch import (
     KERNEL_SOURCE,
     MMA_KERNEL_NAMES,
     MMA_SOURCE,
@@ -76,7 +78,7 @@ def _compute_capability(device_id: int) -> int:
 
 def tensor_cores(dtype: np.dtype, device_id: int, precision: str) -> bool:
     """Whether the tensor-core assignment (``assign_mma``) takes a fit of ``dtype`` data in
-    ``precision`` on this device (``_cuda_kernels.mma_applies``)."""
+    ``precision`` on this device (``cuda_launch.mma_applies``)."""
     return mma_applies(dtype, precision, _compute_capability(device_id))
 
 
@@ -84,7 +86,7 @@ def small_pass_plan(
     n_features: int, n_clusters: int, dtype: np.dtype, device_id: int, precision: str, *,
     accumulate: bool,
 ) -> SmallPass | None:  # fmt: skip
-    """The one-kernel small-k·d pass for this fit (``_cuda_kernels.small_pass``), or None: where
+    """The one-kernel small-k·d pass for this fit (``cuda_launch.small_pass``), or None: where
     it does not apply, or where the tensor-core assignment takes the fit instead."""
     if tensor_cores(dtype, device_id, precision):
         return None
@@ -113,7 +115,7 @@ def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
 class CertifiedAssign(_StandardCertifiedAssign):
     """``_certified.CertifiedAssign`` in one or two kernels. Labels are int32.
 
-    Small k·d (``_cuda_kernels.small_pass``): one ``lloyd_pass_small`` launch scores each row
+    Small k·d (``cuda_launch.small_pass``): one ``lloyd_pass_small`` launch scores each row
     against centers held in shared memory, in X's dtype on the CUDA cores — no cuBLAS, so
     ``precision`` has no effect and the float32 bound applies.
 
@@ -125,7 +127,7 @@ class CertifiedAssign(_StandardCertifiedAssign):
     products leave 8–19 % while clusters are split) cost little, and no flag is read back to
     the host.
 
-    Where ``_cuda_kernels.mma_applies`` (float32, "high" or "tf32x3", sm_80 or later, and the
+    Where ``cuda_launch.mma_applies`` (float32, "high" or "tf32x3", sm_80 or later, and the
     kernel switched on), ``assign_mma`` computes the TF32 products on tensor cores and keeps
     only each row's best two, so the (m, k) products never reach memory; the rows it cannot
     settle are listed on the device, and a second launch computes their products again and
@@ -179,7 +181,7 @@ class CertifiedAssign(_StandardCertifiedAssign):
                                    rescore=rescore))  # fmt: skip
 
     def run_small_pass(self, plan: SmallPass, X_block, offset, labels, partial, **accumulate):
-        """``_cuda_kernels.small_pass_launch`` on these centers, on the block's device."""
+        """``cuda_launch.small_pass_launch`` on these centers, on the block's device."""
         _run(
             small_pass_launch(
                 plan, X_block, offset, self.centers, self, labels, partial,
@@ -205,7 +207,7 @@ def assign_and_sum(
     """``_lloyd._assign_and_sum`` for CuPy: at small k·d one ``lloyd_pass_small`` launch per
     block assigns, counts the changed labels and sums (X read once, ``offset`` subtracted in the
     kernel, nothing n × k long in memory); elsewhere, and where the tensor-core assignment takes
-    ``precision`` (``_cuda_kernels.mma_applies``), ``standard`` (whose ``CertifiedAssign`` runs
+    ``precision`` (``cuda_launch.mma_applies``), ``standard`` (whose ``CertifiedAssign`` runs
     cuBLAS or the tensor-core kernel)."""
     n_samples, d = X.shape
     k = centers.shape[0]
@@ -245,33 +247,31 @@ def kmeans_plusplus_indices(
     n_local_trials: int,
     xp: ModuleType,
 ) -> cupy.ndarray | None:
-    """``_init.kmeans_plusplus_indices`` in four or five kernel launches per center: the
-    D²-sampling of its candidates in two (``kmeanspp_sample_*``: sums of w·D² by parts, then
-    the draws; where ``use_fused_kmeanspp_sampling`` is off, the standard version's cumulative
-    sums and searches, chunk by chunk beyond ``_init.SAMPLING_CHUNK_ROWS``), then
-    ``kmeanspp_trials``, which reads X once, with ``offset`` subtracted in the kernel, for the
-    distances to every candidate and their potentials; ``kmeanspp_update`` takes the best
-    candidate and lowers the nearest distances — from the kept trial distances while they fit
-    ``_init.TRIAL_DISTANCES_MAX_BYTES``, else (``kmeanspp_update_from_x``) from a second read of
-    X. With the trial distances kept (and ``use_kmeanspp_pruning``), ``kmeanspp_gaps`` first
-    measures the candidates against the centers chosen so far, and the trials skip reading
-    every row that no candidate can come nearer than its nearest center (the triangle
-    inequality; the same results bit for bit). State: D² in float64 (8 bytes a row), each
-    row's nearest center while pruning (4), the trial distances while kept (and one sampling
-    chunk's temporaries where the standard sampling runs). The standard version launches about
-    25 small kernels per center. Nothing goes back to the host until the end.
+    """``init.kmeans_plusplus_indices`` in four or five kernel launches per center: the D²-sampling
+    of its candidates in two (``kmeanspp_sample_*``: sums of w·D² by parts, then the draws; where
+    the ``fused_kmeanspp_sampling`` pass option is off, the standard version's cumulative sums and
+    searches, chunk by chunk beyond ``sampling_chunk_rows``), then ``kmeanspp_trials``, which reads
+    X once, with ``offset`` subtracted in the kernel, for the distances to every candidate and their
+    potentials; ``kmeanspp_update`` takes the best candidate and lowers the nearest distances — from
+    the kept trial distances while they fit ``trial_distances_max_bytes``, else
+    (``kmeanspp_update_from_x``) from a second read of X. With the trial distances kept (and the
+    ``kmeanspp_pruning`` pass option), ``kmeanspp_gaps`` first measures the candidates against the
+    centers chosen so far, and the trials skip reading every row that no candidate can come nearer
+    than its nearest center (the triangle inequality; the same results bit for bit). State: D² in
+    float64 (8 bytes a row), each row's nearest center while pruning (4), the trial distances while
+    kept (and one sampling chunk's temporaries where the standard sampling runs). The standard
+    version launches about 25 small kernels per center. Nothing goes back to the host until the end.
 
     Returns None, having drawn nothing from ``rng``, where it does not apply (X not
-    C-contiguous, or ``_cuda_kernels.kmeanspp_applies`` false); the caller checks that X is on
+    C-contiguous, or ``cuda_launch.kmeanspp_applies`` false); the caller checks that X is on
     the device.
     """
-    from .._algorithms import init as _init
-
     n_samples, n_features = X.shape
     trials = n_local_trials
     if not X.flags.c_contiguous or not kmeanspp_applies(n_features, trials, X.dtype):
         return None
-    keep_trials = n_samples * trials * X.dtype.itemsize <= _init.TRIAL_DISTANCES_MAX_BYTES
+    options = current_options()
+    keep_trials = n_samples * trials * X.dtype.itemsize <= options.trial_distances_max_bytes
     with X.device:
         sms = _multiprocessors(X.device.id)
         uniforms = cupy.asarray(rng.uniform(size=1 + (n_clusters - 1) * trials), cupy.float64)
@@ -282,13 +282,13 @@ def kmeans_plusplus_indices(
         potentials = cupy.zeros((n_clusters, trials), dtype=cupy.float64)
         chosen = cupy.empty(n_clusters, dtype=cupy.int64)
 
-        fused_sampling = _cuda_kernels.use_fused_kmeanspp_sampling
-        sample_totals = cupy.empty(_cuda_kernels._KMEANSPP_SAMPLE_THREADS, dtype=cupy.float64)
+        fused_sampling = options.fused_kmeanspp_sampling
+        sample_totals = cupy.empty(cuda_launch._KMEANSPP_SAMPLE_THREADS, dtype=cupy.float64)
         drawn = cupy.empty(trials, dtype=cupy.int64)
         # Pruning rows by the triangle inequality (kmeanspp_trials) needs each row's nearest
         # center: 4 bytes a row, held only beside the kept trial distances (and within what
         # _init.kmeans_plusplus_state_bytes counts: 8 + 4 bytes a row here against 16 + X's).
-        prune = keep_trials and _cuda_kernels.use_kmeanspp_pruning
+        prune = keep_trials and options.kmeanspp_pruning
         nearest = cupy.zeros(n_samples, dtype=cupy.int32) if prune else None
         gaps = cupy.empty(n_clusters * trials, dtype=cupy.float64) if prune else None
 
@@ -308,9 +308,9 @@ def kmeans_plusplus_indices(
                 ):  # fmt: skip
                     _run(launch)
             else:
-                candidates = _init._sample_in_chunks(
+                candidates = sample_in_chunks(
                     sampling_weights, n_samples, uniforms[lo : lo + count], xp=xp,
-                    chunk_rows=_init.SAMPLING_CHUNK_ROWS,
+                    chunk_rows=options.sampling_chunk_rows,
                 )  # fmt: skip
             step_sq = None
             if trial_sq is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._core.bounds import as_lower_bound, as_upper_bound
-from .._core.primitives import host_workspace_bytes
+from .._lib.budget import host_workspace_bytes
 from .._lib.memmap import note_rows_read
 
 try:  # SciPy is optional: with it the update is a sparse product, several times faster.
@@ -330,7 +330,7 @@ def candidate_potentials(
     closest: np.ndarray, weights: np.ndarray, trial_sq: np.ndarray | None, *, block_rows: int,
     centered_blocks: object, xp: ModuleType,
 ) -> np.ndarray:  # fmt: skip
-    """``_init._standard_candidate_potentials`` for NumPy: the same potentials and trial
+    """``_init.standard_candidate_potentials`` for NumPy: the same potentials and trial
     distances (same operands and operations, block partials added in block order), into buffers
     allocated once per call and with the blocks shared out to one thread per core. Bit for bit
     where BLAS rounds a product's rows the same whatever its thread count (see
@@ -377,7 +377,7 @@ def _potentials_of_rows(shared, lo: int, hi: int, block_rows: int) -> list[np.nd
         np.subtract(X[start:stop], offset, out=block[:m])
         s = sq[:m]
         np.matmul(block[:m], candidates_t, out=s)
-        # x² − 2·x·c + c², as _init._sq_distances: a − 2p equals a + (−2p) exactly.
+        # x² − 2·x·c + c², as _init.sq_distances: a − 2p equals a + (−2p) exactly.
         s *= -2.0
         s += x_sq[start:stop, None]
         s += c_sq

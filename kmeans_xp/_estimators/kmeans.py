@@ -39,7 +39,7 @@ from .._algorithms.lloyd import (
 from .._algorithms.streaming import STATE_BYTES_PER_ROW, HostRows
 from .._backends import centered_for_passes, pass_runs_cupy_kernels, resolve_precision
 from .._core.certified import check_precision
-from .._core.primitives import (
+from .._lib.budget import (
     block_row_bytes,
     block_rows_for,
     cupy_pass_row_bytes,
@@ -70,6 +70,7 @@ from .._lib.validation import (
     check_tolerance,
     check_values,
 )
+from .._lib.version import __version__
 from ..exceptions import ConvergenceWarning, sklearn_compatible
 from .base import (
     ClustererMixin,
@@ -78,6 +79,7 @@ from .base import (
     ParamsMixin,
     feature_names_of,
 )
+from .state import FORMAT_NAME, FORMAT_VERSION, jsonable_params, write_model_file
 
 _INIT_STRINGS = ("k-means++", "k-means||", "random")
 _ALGORITHMS = ("auto", "lloyd", "hamerly", "elkan")
@@ -663,9 +665,59 @@ class FittedCentersMixin(FeatureNamesMixin):
         ...     np.array([[0.2], [9.5]])).tolist()
         True
         """
-        from .._tools.model_files import save_model
+        self._check_is_fitted()
+        write_model_file(path, *self._model_state())
 
-        save_model(self, path)
+    def _model_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted model as a model file's metadata and arrays (NumPy), for ``save``."""
+        params, init_array = jsonable_params(self)
+        centers = to_numpy(self.cluster_centers_)
+        arrays = {
+            "cluster_centers": centers,
+            "offset": to_numpy(self._offset).astype(centers.dtype, copy=False),
+        }
+        labels = getattr(self, "labels_", None)  # a MiniBatchKMeans may have none
+        if labels is not None:
+            if is_dask_collection(labels):  # a Dask fit's labels live on the workers
+                labels = labels.compute()
+            arrays["labels"] = to_numpy(labels).astype(np.int64, copy=False)
+        if init_array is not None:
+            arrays["init"] = init_array
+        inertia, n_iter = getattr(self, "inertia_", None), getattr(self, "n_iter_", None)
+        metadata = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "kmeans_xp_version": __version__,
+            "params": params,
+            "n_clusters": int(centers.shape[0]),
+            "n_features_in": int(self.n_features_in_),
+            "dtype": str(centers.dtype),
+            "inertia": None if inertia is None else float(inertia),
+            "n_iter": None if n_iter is None else int(n_iter),
+            "fitted_with": library_name(self.cluster_centers_),
+        }
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            metadata["feature_names_in"] = [str(name) for name in names]
+        return metadata, arrays
+
+    def _restore_model_state(
+        self, metadata: dict[str, Any], arrays: dict[str, np.ndarray], *, xp: Any, device: Any
+    ) -> None:
+        """The fitted attributes from a checked model file's metadata and arrays (``load``),
+        the arrays moved to namespace ``xp`` on ``device``."""
+        self.cluster_centers_ = move_to(arrays["cluster_centers"], xp, device)
+        if "labels" in arrays:
+            self.labels_ = move_to(arrays["labels"], xp, device)
+        if metadata["inertia"] is not None:
+            self.inertia_ = float(metadata["inertia"])
+        if metadata["n_iter"] is not None:
+            self.n_iter_ = int(metadata["n_iter"])
+        self.n_features_in_ = int(metadata["n_features_in"])
+        if "feature_names_in" in metadata:
+            self.feature_names_in_ = np.asarray(metadata["feature_names_in"], dtype=object)
+        self._offset = move_to(arrays["offset"], xp, device)
+        self._fitted_cache = {}
 
     # ---- using the fitted centers ------------------------------------------------------------
 
@@ -868,8 +920,8 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     training mean (X itself is not copied); sums and inertia accumulate in float64 where the
     device has it.
     On a GPU (CuPy, or PyTorch CUDA tensors) every assignment of float32 data is certified: each
-    row's score error has a proven bound (``kmeans_xp._core.certified``), and the rows whose best and
-    second-best centers lie within twice that bound are scored again in float64 — typically
+    row's score error has a proven bound (``kmeans_xp._core.certified``), and the rows whose
+    best and second-best centers lie within twice that bound are scored again in float64 — typically
     under 0.2 % of rows with float32 products, more with TF32 while the centers still move. GPU
     k-means libraries that skip this step label 0.07–0.1 % of points wrongly. A pass that runs
     out of device memory is run again with half the rows per block.

@@ -28,6 +28,7 @@ from .._lib.compat import (
     array_device,
     get_namespace,
     library_name,
+    move_to,
     to_numpy,
 )
 from .._lib.validation import (
@@ -55,6 +56,7 @@ from .kmeans import (
     _resolve_n_init,
     warn_if_fewer_clusters,
 )
+from .state import MINIBATCH_FORMAT_NAME, rng_from_json, rng_to_json
 
 
 class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMixin):
@@ -360,16 +362,39 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         dtype = self.cluster_centers_.dtype
         return X if X.dtype == dtype else xp.astype(X, dtype)
 
-    def _restore_step_state(
-        self, centers: Array, weight_sums: Array, *, batch_size: int, since_reassign: int
+    def _model_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """KMeans's model-file state, and what ``partial_fit`` goes on from: the centers'
+        running sums, the step count, the batch size, the reassignment counter and the random
+        generator's state."""
+        metadata, arrays = super()._model_state()
+        state = self._step_state
+        arrays["step_centers"] = to_numpy(state.centers)
+        arrays["step_weight_sums"] = to_numpy(state.weight_sums)
+        metadata["format"] = MINIBATCH_FORMAT_NAME
+        metadata["minibatch"] = {
+            "n_steps": int(self.n_steps_),
+            "batch_size": int(state.batch_size),
+            "since_reassign": int(state.since_reassign),
+            "rng": rng_to_json(self._rng),
+        }
+        return metadata, arrays
+
+    def _restore_model_state(
+        self, metadata: dict[str, Any], arrays: dict[str, np.ndarray], *, xp: Any, device: Any
     ) -> None:
-        """The step state of a loaded model (``_persistence.load``), after its fitted
-        attributes: partial_fit then goes on from it as the saved model would have."""
+        """KMeans's fitted attributes, then the step state: ``partial_fit`` goes on from it as
+        the saved model would have."""
+        super()._restore_model_state(metadata, arrays, xp=xp, device=device)
+        values = metadata["minibatch"]
         self._step_state = _StepState(
-            centers, weight_sums, offset=self._offset, dtype=self.cluster_centers_.dtype,
-            batch_size=batch_size, since_reassign=since_reassign,
+            move_to(arrays["step_centers"], xp, device),
+            move_to(arrays["step_weight_sums"], xp, device),
+            offset=self._offset, dtype=self.cluster_centers_.dtype,
+            batch_size=values["batch_size"], since_reassign=values["since_reassign"],
         )  # fmt: skip
         self._counts = self._step_state.weight_sums
+        self.n_steps_ = values["n_steps"]
+        self._rng = rng_from_json(values["rng"])
 
     def _set_state(self, state: _StepState, prep: _Prepared, n_steps: int) -> None:
         self.cluster_centers_ = state.centers_x() + prep.offset

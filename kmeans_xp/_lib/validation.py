@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.primitives import row_blocks
+from .budget import row_blocks
 from .compat import (
     Array,
     accumulation_dtype,

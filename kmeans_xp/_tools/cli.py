@@ -74,8 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from .. import __version__
     from .._core.certified import MATMUL_PRECISIONS
+    from .._lib.version import __version__
 
     parser.add_argument("--version", action="version", version=f"kmeans-xp {__version__}")
 
@@ -267,7 +267,7 @@ def _command_fit(args: argparse.Namespace, out: _Printer) -> int:
     np.save(files["labels"], labels)
     np.save(files["centers"], centers)
     if args.plot:
-        from ..plot import plot_clusters, save_figure
+        from .plots import plot_clusters, save_figure
 
         files["plot"] = args.out / "clusters.png"
         save_figure(lambda ax: plot_clusters(X, model, ax=ax), files["plot"])
@@ -330,7 +330,7 @@ def _command_elbow(args: argparse.Namespace, out: _Printer) -> int:
         bar.update(len(args.k), "done")
     summary = {"input": str(args.input), "backend": where, **result.as_dict()}
     if args.plot is not None:
-        from ..plot import plot_elbow, save_figure
+        from .plots import plot_elbow, save_figure
 
         save_figure(lambda ax: plot_elbow(result, ax=ax), args.plot)
         summary["plot"] = str(args.plot)

@@ -66,7 +66,7 @@ def run_demo(
 
 
 def _write_plots(X: np.ndarray, model: KMeans, curve: ElbowResult, out_dir: Path) -> list[Path]:
-    from ..plot import plot_clusters, plot_elbow, save_figure
+    from .plots import plot_clusters, plot_elbow, save_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     save_figure(

@@ -22,11 +22,13 @@ import numpy as np
 from .._algorithms.lloyd import column_mean_and_variance
 from .._backends import segment_sum_for
 from .._core.primitives import (
+    squared_norms,
+)
+from .._lib.budget import (
     DEVICE_BLOCK_BYTES_MAX,
     DEVICE_BLOCK_FRACTION,
     block_rows_for,
     row_blocks,
-    squared_norms,
 )
 from .._lib.compat import Array, accumulation_dtype, free_device_memory
 from .._lib.validation import check_data, check_labels, check_random_state, check_values

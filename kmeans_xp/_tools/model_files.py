@@ -1,5 +1,6 @@
-"""Model files: a fitted ``KMeans`` or ``MiniBatchKMeans`` as an ``.npz`` of arrays plus JSON
-metadata, never a pickle.
+"""Model files: ``load`` reads a fitted ``KMeans`` or ``MiniBatchKMeans`` back from the
+``.npz`` of arrays plus JSON metadata that their ``save`` writes (``_estimators.state``), never
+a pickle.
 
 Loading a file cannot run code: arrays are read with ``allow_pickle=False`` and the metadata is
 JSON. Every field is checked on load (format, version, shapes, dtypes, finite values, label range)
@@ -9,211 +10,27 @@ damaged or edited file raises ``ModelFileError`` instead of giving wrong predict
 
 from __future__ import annotations
 
-import hashlib
 import json
-import numbers
 import os
 import zipfile
 from typing import Any
 
 import numpy as np
 
-from .._algorithms.dask import is_dask_collection
-from .._lib.compat import (
-    array_device,
-    as_supported_array,
-    get_namespace,
-    is_supported_array,
-    library_name,
-    move_to,
-    to_numpy,
+from .._estimators.kmeans import KMeans
+from .._estimators.minibatch import MiniBatchKMeans
+from .._estimators.state import (
+    BASE_ARRAYS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MINIBATCH_ARRAYS,
+    MINIBATCH_FORMAT_NAME,
+    device_from_json,
+    digest,
+    rng_from_json,
 )
+from .._lib.compat import array_device, get_namespace, is_supported_array, move_to
 from ..exceptions import ModelFileError
-
-FORMAT_NAME = "kmeans_xp.KMeans"
-MINIBATCH_FORMAT_NAME = "kmeans_xp.MiniBatchKMeans"  # a KMeans file's fields, and partial_fit's
-FORMAT_VERSION = 1
-# Always present; "init" when init is an array. A MiniBatchKMeans file adds its step state
-# (MINIBATCH_ARRAYS), and holds labels only when the model has them (compute_labels).
-_ARRAYS = ("cluster_centers", "labels", "offset")
-MINIBATCH_ARRAYS = ("step_centers", "step_weight_sums")
-
-
-def _digest(arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    h.update(json.dumps(metadata, sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _jsonable_params(model: Any) -> tuple[dict[str, Any], np.ndarray | None]:
-    """The model's parameters as JSON values, and an explicit init array (saved beside them)."""
-    params = model.get_params()
-    init_array = None
-    init = params["init"]
-    if callable(init):
-        msg = (
-            "init is a callable, and a model file never stores code; set init to 'k-means++', "
-            "'k-means||', 'random' or an array (e.g. model.set_params(init='k-means++')) before "
-            "saving."
-        )
-        raise TypeError(msg)
-    if not isinstance(init, str):
-        init_array = to_numpy(as_supported_array(init, "init"))
-        params["init"] = None
-    random_state = params["random_state"]
-    if not (
-        random_state is None
-        or (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool))
-    ):
-        params["random_state"] = None  # a Generator's state is not kept (documented in save)
-    return {name: _json_param(name, value) for name, value in params.items()}, init_array
-
-
-def _json_param(name: str, value: Any) -> Any:
-    """A parameter as a JSON value: NumPy scalars as Python ones, a device by its library and
-    name (``_device_from_json`` undoes it)."""
-    if value is None or isinstance(value, str | bool):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    module = type(value).__module__
-    if name == "device" and module.startswith("torch"):
-        return {"torch": str(value)}
-    if name == "device" and module.startswith("cupy"):
-        return {"cupy": int(value.id)}
-    msg = f"{name}={value!r} cannot be stored in a model file; set a plain value before saving."
-    raise TypeError(msg)
-
-
-def _device_from_json(value: Any) -> Any:
-    """The ``device`` parameter back from ``_json_param``'s form: a torch.device or
-    cupy.cuda.Device where that library is installed, else its name ('cuda:N', 'cpu'), so that
-    the file loads on any machine (the device matters only to a new fit)."""
-    if not isinstance(value, dict):
-        return value
-    if "torch" in value:
-        try:
-            import torch
-        except ImportError:
-            return str(value["torch"])
-        return torch.device(value["torch"])
-    try:
-        import cupy
-    except ImportError:
-        return f"cuda:{value['cupy']}"
-    return cupy.cuda.Device(value["cupy"])
-
-
-def save_model(model: Any, path: str | os.PathLike) -> None:
-    """Write a fitted model to ``path`` (exactly that name; ``.npz`` is the usual suffix)."""
-    from .. import __version__
-
-    model._check_is_fitted()
-    minibatch = _is_minibatch(model)
-    params, init_array = _jsonable_params(model)
-    centers = to_numpy(model.cluster_centers_)
-    arrays = {
-        "cluster_centers": centers,
-        "offset": to_numpy(model._offset).astype(centers.dtype, copy=False),
-    }
-    labels = getattr(model, "labels_", None)  # a MiniBatchKMeans may have none
-    if labels is not None:
-        if is_dask_collection(labels):  # a Dask fit's labels live on the workers
-            labels = labels.compute()
-        arrays["labels"] = to_numpy(labels).astype(np.int64, copy=False)
-    if init_array is not None:
-        arrays["init"] = init_array
-    inertia, n_iter = getattr(model, "inertia_", None), getattr(model, "n_iter_", None)
-    metadata = {
-        "format": MINIBATCH_FORMAT_NAME if minibatch else FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "kmeans_xp_version": __version__,
-        "params": params,
-        "n_clusters": int(centers.shape[0]),
-        "n_features_in": int(model.n_features_in_),
-        "dtype": str(centers.dtype),
-        "inertia": None if inertia is None else float(inertia),
-        "n_iter": None if n_iter is None else int(n_iter),
-        "fitted_with": library_name(model.cluster_centers_),
-    }
-    if minibatch:
-        state = model._step_state
-        arrays["step_centers"] = to_numpy(state.centers)
-        arrays["step_weight_sums"] = to_numpy(state.weight_sums)
-        metadata["minibatch"] = {
-            "n_steps": int(model.n_steps_),
-            "batch_size": int(state.batch_size),
-            "since_reassign": int(state.since_reassign),
-            "rng": _rng_to_json(model._rng),
-        }
-    names = getattr(model, "feature_names_in_", None)
-    if names is not None:
-        metadata["feature_names_in"] = [str(name) for name in names]
-    metadata["sha256"] = _digest(arrays, metadata)
-    with open(path, "wb") as f:
-        np.savez(f, metadata=np.asarray(json.dumps(metadata, sort_keys=True)), **arrays)
-
-
-def _is_minibatch(model: Any) -> bool:
-    from .._estimators.minibatch import MiniBatchKMeans
-
-    return isinstance(model, MiniBatchKMeans)
-
-
-def _rng_to_json(rng: Any) -> dict[str, Any]:
-    """A ``numpy.random.Generator``'s or ``RandomState``'s state as JSON values (its arrays,
-    e.g. MT19937's key, as lists with their dtype), so that a loaded MiniBatchKMeans draws what
-    the saved one would have drawn next."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: plain(item) for key, item in value.items()}
-        if isinstance(value, np.ndarray):
-            return {"array": value.tolist(), "dtype": value.dtype.str}
-        if isinstance(value, np.generic):
-            return value.item()
-        return value
-
-    if isinstance(rng, np.random.RandomState):
-        return {"kind": "RandomState", "state": plain(rng.get_state(legacy=False))}
-    return {"kind": "Generator", "state": plain(rng.bit_generator.state)}
-
-
-def _rng_from_json(value: Any) -> Any:
-    """``_rng_to_json`` undone; ValueError (or TypeError, KeyError) where it is not such a
-    state."""
-
-    def arrays(item: Any) -> Any:
-        if isinstance(item, dict) and set(item) == {"array", "dtype"}:
-            return np.asarray(item["array"], dtype=np.dtype(item["dtype"]))
-        if isinstance(item, dict):
-            return {key: arrays(inner) for key, inner in item.items()}
-        return item
-
-    state = arrays(value["state"])
-    name = state["bit_generator"]
-    bit_generator = getattr(np.random, name, None) if isinstance(name, str) else None
-    if not (isinstance(bit_generator, type) and issubclass(bit_generator, np.random.BitGenerator)):
-        msg = f"unknown bit generator {name!r}"
-        raise ValueError(msg)
-    if value["kind"] == "RandomState":
-        rng = np.random.RandomState(bit_generator())
-        rng.set_state(state)
-        return rng
-    if value["kind"] != "Generator":
-        msg = f"unknown generator kind {value['kind']!r}"
-        raise ValueError(msg)
-    generator = bit_generator()
-    generator.state = state
-    return np.random.Generator(generator)
 
 
 def _bad(path: Any, why: str) -> ModelFileError:
@@ -260,12 +77,12 @@ def _check(path: Any, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -
         )
     minibatch = metadata["format"] == MINIBATCH_FORMAT_NAME
     optional = {"init"} | ({"labels"} if minibatch else set())
-    expected = set(_ARRAYS) | (set(MINIBATCH_ARRAYS) if minibatch else set())
+    expected = set(BASE_ARRAYS) | (set(MINIBATCH_ARRAYS) if minibatch else set())
     expected = (expected - optional) | (optional & set(arrays))
     if set(arrays) != expected:
         raise _bad(path, f"it holds arrays {sorted(arrays)}, expected {sorted(expected)}")
     stored_digest = metadata.pop("sha256", None)
-    if stored_digest != _digest(arrays, metadata):
+    if stored_digest != digest(arrays, metadata):
         raise _bad(path, "its checksum does not match: the file was modified after it was saved")
     centers, offset = arrays["cluster_centers"], arrays["offset"]
     k, d = metadata.get("n_clusters"), metadata.get("n_features_in")
@@ -333,7 +150,7 @@ def _check_minibatch_state(
     ):
         raise _bad(path, f"its mini-batch state {values!r} lacks non-negative {counts}")
     try:
-        _rng_from_json(values.get("rng"))
+        rng_from_json(values.get("rng"))
     except (TypeError, ValueError, KeyError) as exc:
         raise _bad(path, f"its random generator state cannot be restored ({exc!r})") from None
 
@@ -369,9 +186,6 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
     -----
     Loading never unpickles: it cannot run code from the file.
     """
-    from .._estimators.kmeans import KMeans
-    from .._estimators.minibatch import MiniBatchKMeans
-
     if like is None:
         xp, device = get_namespace(np.empty(0)), "cpu"
     else:
@@ -384,36 +198,15 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
         xp, device = get_namespace(like), array_device(like)
     metadata, arrays = _read(path)
     _check(path, metadata, arrays)
-    minibatch = metadata["format"] == MINIBATCH_FORMAT_NAME
-    estimator = MiniBatchKMeans if minibatch else KMeans
+    estimator = MiniBatchKMeans if metadata["format"] == MINIBATCH_FORMAT_NAME else KMeans
     params = dict(metadata["params"])
     if "init" in arrays:
         params["init"] = move_to(arrays["init"], xp, device)
     if "device" in params:
-        params["device"] = _device_from_json(params["device"])
+        params["device"] = device_from_json(params["device"])
     try:
         model = estimator(**params)
     except TypeError as exc:
         raise _bad(path, f"its parameters do not fit {estimator.__name__} ({exc})") from None
-    model.cluster_centers_ = move_to(arrays["cluster_centers"], xp, device)
-    if "labels" in arrays:
-        model.labels_ = move_to(arrays["labels"], xp, device)
-    if metadata["inertia"] is not None:
-        model.inertia_ = float(metadata["inertia"])
-    if metadata["n_iter"] is not None:
-        model.n_iter_ = int(metadata["n_iter"])
-    model.n_features_in_ = int(metadata["n_features_in"])
-    if "feature_names_in" in metadata:
-        model.feature_names_in_ = np.asarray(metadata["feature_names_in"], dtype=object)
-    model._offset = move_to(arrays["offset"], xp, device)
-    model._fitted_cache = {}
-    if minibatch:
-        values = metadata["minibatch"]
-        model._restore_step_state(
-            move_to(arrays["step_centers"], xp, device),
-            move_to(arrays["step_weight_sums"], xp, device),
-            batch_size=values["batch_size"], since_reassign=values["since_reassign"],
-        )  # fmt: skip
-        model.n_steps_ = values["n_steps"]
-        model._rng = _rng_from_json(values["rng"])
+    model._restore_model_state(metadata, arrays, xp=xp, device=device)
     return model
