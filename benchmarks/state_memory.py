@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kmeans_xp:
         sys.path.insert(0, args.kmeans_xp)
     kmeans_xp = importlib.import_module("kmeans_xp")
-    kmeans_module = importlib.import_module("kmeans_xp._estimators.kmeans")
+    kmeans_module = importlib.import_module("kmeans_xp._algorithms.prepare")
     streaming = importlib.import_module("kmeans_xp._algorithms.streaming")
     import array_api_strict as xps
 

@@ -4,7 +4,9 @@ The same code clusters NumPy arrays on the CPU, CuPy arrays and PyTorch tensors 
 returns its results in the caller's library, on the caller's device.
 """
 
-from ._estimators.kmeans import KMeans, KMeansResult, kmeans, kmeans_plusplus
+from ._algorithms.fit import KMeansResult
+from ._estimators.functions import kmeans, kmeans_plusplus
+from ._estimators.kmeans import KMeans
 from ._estimators.minibatch import MiniBatchKMeans
 from ._lib.version import __version__
 from ._tools.elbow import ElbowResult, elbow, knee_point

@@ -15,12 +15,12 @@ import kmeans_xp._algorithms.init as init_module
 import kmeans_xp._algorithms.lloyd as lloyd_module
 import kmeans_xp._backends.numpy as numpy_backend
 from kmeans_xp import KMeans, kmeans
+from kmeans_xp._algorithms.fit import iteration_for
 from kmeans_xp._algorithms.lloyd import _assign_and_sum, _labels_and_inertia_pass, lloyd
 from kmeans_xp._backends import segment_sum_for
 from kmeans_xp._core.bounds import as_lower_bound, as_upper_bound
 from kmeans_xp._core.nearest_two import standard_nearest_two
 from kmeans_xp._core.primitives import PlainAssign
-from kmeans_xp._estimators.kmeans import _resolve_algorithm
 from kmeans_xp._lib.compat import get_namespace, on_gpu
 
 
@@ -155,9 +155,9 @@ def test_hamerly_stops_early_on_tol_like_lloyd():
 def test_algorithm_choice():
     np_xp = get_namespace(np.zeros(1))
     assert not on_gpu(np_xp, "cpu")
-    assert _resolve_algorithm("auto", np_xp, "cpu") is hamerly_module.hamerly
-    assert _resolve_algorithm("lloyd", np_xp, "cpu") is lloyd
-    assert _resolve_algorithm("elkan", np_xp, "cpu") is hamerly_module.hamerly
+    assert iteration_for("auto", np_xp, "cpu") is hamerly_module.hamerly
+    assert iteration_for("lloyd", np_xp, "cpu") is lloyd
+    assert iteration_for("elkan", np_xp, "cpu") is hamerly_module.hamerly
     with pytest.raises(ValueError, match="algorithm must be one of 'auto', 'lloyd', 'hamerly'"):
         KMeans(2, algorithm="full").fit(np.zeros((4, 1)))
 
@@ -166,7 +166,7 @@ def test_auto_is_lloyd_on_a_gpu(xp):
     if not (xp.name == "cupy" or xp.name == "torch_cuda"):
         pytest.skip("a GPU backend")
     X = xp.asarray(np.zeros((4, 1)))
-    assert _resolve_algorithm("auto", xp.xp, X.device) is lloyd
+    assert iteration_for("auto", xp.xp, X.device) is lloyd
 
 
 # ---- NumPy's own assign-and-sum pass -----------------------------------------------------------

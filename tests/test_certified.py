@@ -239,10 +239,11 @@ def test_auto_precision_on_torch_follows_cupys_kernels(backend_named, monkeypatc
 def test_fit_predict_and_score_resolve_auto_precision(monkeypatch):
     """The estimator's default reaches no pass unresolved: fit, predict and score each ask
     ``resolve_precision`` with "auto" and pass on its answer."""
-    import kmeans_xp._estimators.kmeans as kmeans_module
+    import kmeans_xp._algorithms.fit as fit_module
+    import kmeans_xp._estimators.fitted as fitted_module
 
     asked, given = [], []
-    real = kmeans_module.resolve_precision
+    real = fit_module.resolve_precision
 
     def spy(precision, X, n_clusters, *, xp):
         asked.append((precision, n_clusters))
@@ -254,8 +255,9 @@ def test_fit_predict_and_score_resolve_auto_precision(monkeypatch):
 
     from kmeans_xp._algorithms.lloyd import labels_and_inertia
 
-    monkeypatch.setattr(kmeans_module, "resolve_precision", spy)
-    monkeypatch.setattr(kmeans_module, "labels_and_inertia", assign_spy)
+    for module in (fit_module, fitted_module):  # the fit; predict and score
+        monkeypatch.setattr(module, "resolve_precision", spy)
+        monkeypatch.setattr(module, "labels_and_inertia", assign_spy)
     X = np.random.default_rng(0).normal(size=(60, 3))
     km = KMeans(3, random_state=0).fit(X)
     km.predict(X)

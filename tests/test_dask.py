@@ -118,6 +118,41 @@ def test_dask_bad_sample_weight(client, weights, error, match):
         KMeans(8, init="random", random_state=0).fit(dX, sample_weight=da.from_array(weights))
 
 
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"algorithm": "bogus"}, r"algorithm must be one of 'auto', 'lloyd', 'hamerly', 'elkan'"),
+        ({"verbose": -1}, r"verbose must be"),
+        ({"n_init": "always"}, r"n_init must be 'auto' or an integer"),
+        ({"init": "kmeans"}, r"init must be 'k-means\+\+', 'k-means\|\|', 'random'"),
+    ],
+)
+def test_dask_fit_refuses_the_parameters_an_in_memory_fit_refuses(client, params, match):
+    """One validator: what an in-memory fit refuses, a Dask fit refuses with the same message."""
+    X = mixture(seed=6)
+    with pytest.raises(ValueError, match=match):
+        KMeans(8, random_state=0, **params).fit(X)
+    with pytest.raises(ValueError, match=match):
+        KMeans(8, random_state=0, **params).fit(da.from_array(X, chunks=1000))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dask_random_init_picks_the_rows_an_in_memory_fit_picks(client, weighted):
+    """Same seed, same initial rows: one iteration from init='random' gives the in-memory
+    centers, for every seed, with and without weights."""
+    X = mixture(seed=7)
+    w = np.random.default_rng(8).uniform(0.5, 2.0, len(X)) if weighted else None
+    dX = da.from_array(X, chunks=(900, 5))
+    dw = None if w is None else da.from_array(w, chunks=900)
+    for seed in range(5):
+        params = {"init": "random", "n_init": 1, "max_iter": 1, "random_state": seed}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            local = KMeans(8, algorithm="lloyd", **params).fit(X, sample_weight=w)
+            remote = KMeans(8, **params).fit(dX, sample_weight=dw)
+        np.testing.assert_allclose(remote.cluster_centers_, local.cluster_centers_, rtol=1e-9)
+
+
 def test_dask_float64_weights_beyond_float32_x_are_refused_before_the_cast(client):
     dX = da.from_array(mixture(seed=6).astype(np.float32), chunks=1000)
     with warnings.catch_warnings():

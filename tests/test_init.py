@@ -323,10 +323,11 @@ def test_kmeans_parallel_passes_over_x_do_not_grow_with_k(monkeypatch):
             rows_seen["n"] += X_block.shape[0]
         return sq_distances(X_block, *args, **kwargs)
 
-    def flagged_plusplus(*args, **kwargs):
-        inner["active"] = True
+    def flagged_plusplus(X_seen, *args, **kwargs):
+        # Only k-means||'s reclustering of its candidates (fewer rows than X) is left out.
+        inner["active"] = X_seen.shape[0] < X.shape[0]
         try:
-            return plusplus(*args, **kwargs)
+            return plusplus(X_seen, *args, **kwargs)
         finally:
             inner["active"] = False
 

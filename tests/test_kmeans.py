@@ -9,8 +9,11 @@ import pytest
 from helpers import assert_labels_are_argmin, blobs, inertia64, nearest64, same_partition
 
 import kmeans_xp
-import kmeans_xp._estimators.kmeans as kmeans_module
+import kmeans_xp._algorithms.fit as fit_module
+import kmeans_xp._algorithms.init as init_module
+import kmeans_xp._algorithms.prepare as prepare_module
 from kmeans_xp import ConvergenceWarning, KMeans, kmeans
+from kmeans_xp._estimators.params import resolve_n_init
 from kmeans_xp._lib.compat import get_namespace, library_name, to_numpy
 
 THREE_CENTERS = [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0]]
@@ -222,7 +225,8 @@ def test_single_feature(xp):
 def test_results_do_not_depend_on_the_block_size(xp, monkeypatch):
     X, _ = blobs(100, [*THREE_CENTERS, [0.0, 10.0]], seed=8)
     whole = KMeans(n_clusters=4, random_state=3, tol=0).fit(xp.asarray(X))
-    monkeypatch.setattr(kmeans_module, "block_rows_for", lambda *a, **k: 7)
+    monkeypatch.setattr(prepare_module, "block_rows_for", lambda *a, **k: 7)
+    monkeypatch.setattr(init_module, "block_rows_for", lambda *a, **k: 7)
     blocked = KMeans(n_clusters=4, random_state=3, tol=0).fit(xp.asarray(X))
     np.testing.assert_array_equal(xp.to_numpy(blocked.labels_), xp.to_numpy(whole.labels_))
     np.testing.assert_allclose(
@@ -295,10 +299,10 @@ def test_n_init_keeps_the_best_run(xp):
 
 
 def test_n_init_auto():
-    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", "k-means++") == 1
-    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", "random") == 10
-    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", np.zeros((2, 2))) == 1
-    assert kmeans_xp._estimators.kmeans._resolve_n_init("auto", lambda X, k, rs: X[:k]) == 10
+    assert resolve_n_init("auto", "k-means++") == 1
+    assert resolve_n_init("auto", "random") == 10
+    assert resolve_n_init("auto", np.zeros((2, 2))) == 1
+    assert resolve_n_init("auto", lambda X, k, rs: X[:k]) == 10
 
 
 def test_explicit_init_with_n_init_warns_and_runs_once(xp):
@@ -462,14 +466,14 @@ def test_runs_with_equal_inertia_keep_the_first(xp, monkeypatch):
     """Two runs finding the same partition tie; rounding must not pick the later one."""
     X, _ = blobs(20, THREE_CENTERS, seed=18)
     calls = []
-    real = kmeans_xp._estimators.kmeans.labels_and_inertia
+    real = fit_module.labels_and_inertia
 
     def last_run_a_hair_lower(*args, **kwargs):
         labels, inertia = real(*args, **kwargs)
         calls.append(inertia)
         return labels, inertia * (1 - 1e-13 * len(calls))
 
-    monkeypatch.setattr(kmeans_module, "labels_and_inertia", last_run_a_hair_lower)
+    monkeypatch.setattr(fit_module, "labels_and_inertia", last_run_a_hair_lower)
     km = KMeans(n_clusters=3, init="random", n_init=3, random_state=0).fit(xp.asarray(X))
     first_alone = KMeans(n_clusters=3, init="random", n_init=1, random_state=0).fit(xp.asarray(X))
     np.testing.assert_array_equal(xp.to_numpy(km.labels_), xp.to_numpy(first_alone.labels_))
@@ -479,14 +483,14 @@ def test_runs_with_equal_inertia_keep_the_first(xp, monkeypatch):
 def test_distinct_labels_are_counted_chunk_by_chunk(xp, labels, monkeypatch):
     """Chunks of 2 labels (a value seen in several chunks counts once) give the count of one
     ``unique``; the fit's fewer-clusters warning reads it without copying all labels."""
-    monkeypatch.setattr(kmeans_module, "_DISTINCT_CHUNK_ROWS", 2)
+    monkeypatch.setattr(fit_module, "_DISTINCT_CHUNK_ROWS", 2)
     array = xp.asarray(np.asarray(labels, dtype=np.int64))
-    assert kmeans_module.count_distinct_labels(array, get_namespace(array)) == len(set(labels))
+    assert fit_module.count_distinct_labels(array, get_namespace(array)) == len(set(labels))
 
 
 def test_fewer_clusters_warning_counts_over_chunks(xp, monkeypatch):
     """Two distinct rows, three clusters asked, labels read three rows at a time."""
-    monkeypatch.setattr(kmeans_module, "_DISTINCT_CHUNK_ROWS", 3)
+    monkeypatch.setattr(fit_module, "_DISTINCT_CHUNK_ROWS", 3)
     X = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]] * 5)
     with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(2\)"):
         KMeans(3, random_state=0).fit(xp.asarray(X))

@@ -27,22 +27,23 @@ def test_cupy_lloyd_passes_size_blocks_by_their_own_bytes(monkeypatch):
     and other libraries, keep the fit's blocks."""
     import array_api_compat.numpy as np_namespace
 
+    from kmeans_xp._algorithms import prepare
+    from kmeans_xp._algorithms.data import PreparedData
     from kmeans_xp._algorithms.hamerly import hamerly
     from kmeans_xp._algorithms.lloyd import lloyd
-    from kmeans_xp._estimators import kmeans as _kmeans
 
     n, d, k = 100_000_000, 64, 1024  # issue 4's memory target
     X = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (n, d), (0, 0))
-    prep = _kmeans._Prepared(X, np_namespace, "cpu", None, 7_000, None, 1.0, X)
-    assert _kmeans._pass_block_rows(prep, k, lloyd) == 7_000  # NumPy: the fit's blocks
-    monkeypatch.setattr(_kmeans, "pass_runs_cupy_kernels", lambda xp, device: True)
+    prep = PreparedData(X, np_namespace, "cpu", None, 7_000, None, 1.0, X)
+    assert prepare.pass_block_rows(prep, k, lloyd) == 7_000  # NumPy: the fit's blocks
+    monkeypatch.setattr(prepare, "pass_runs_cupy_kernels", lambda xp, device: True)
     free = 2 * 2**30
     monkeypatch.setattr(budget, "free_device_memory", lambda xp, device: free)
-    rows = _kmeans._pass_block_rows(prep, k, lloyd)
+    rows = prepare.pass_block_rows(prep, k, lloyd)
     block_bytes = free // budget.DEVICE_BLOCK_FRACTION
     assert rows == block_bytes // budget.cupy_pass_row_bytes(d, k, 4)
     assert rows > 4 * (block_bytes // budget.block_row_bytes(d, k))
-    assert _kmeans._pass_block_rows(prep, k, hamerly) == 7_000
+    assert prepare.pass_block_rows(prep, k, hamerly) == 7_000
 
 
 def test_x_is_centered_once_only_where_cupy_kernels_would_copy_it_per_block(

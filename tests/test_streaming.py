@@ -84,7 +84,7 @@ def test_streamed_fit_equals_the_in_memory_fit(device, streams, weighted):
 
 @pytest.mark.parametrize("init", ["k-means++", "k-means||", "random"])
 def test_streamed_inits_match_the_in_memory_ones(device, streams, init):
-    from kmeans_xp._estimators.kmeans import device_state_bytes
+    from kmeans_xp._algorithms.prepare import device_state_bytes
 
     X = mixture(seed=2)
     expected = KMeans(6, init=init, random_state=3, algorithm="lloyd").fit(X)
@@ -201,7 +201,7 @@ def test_a_streamed_fit_stays_within_max_device_bytes(streams, init):
     per row than Lloyd: before the budget counted them, such fits passed it by 60 %.)"""
     import tracemalloc
 
-    from kmeans_xp._estimators.kmeans import device_state_bytes
+    from kmeans_xp._algorithms.prepare import device_state_bytes
 
     n = 200_000
     X = mixture(n=n, d=4)

@@ -33,11 +33,13 @@ from .._lib.compat import (
 )
 from .._lib.validation import (
     check_frame_columns,
+    check_initial_centers,
     check_magnitude,
     check_values,
     check_weight_scale,
 )
-from .init import reduce_candidates
+from .fit import FitSettings
+from .init import ParallelInit, initial_centers, reduce_candidates
 from .lloyd import distances_to_centers, labels_and_inertia, pass_for, stop_after_iteration
 
 
@@ -297,22 +299,26 @@ def _check_value_stats(
     )  # fmt: skip
 
 
-def fit_dask(
-    X, sample_weight, n_clusters, *, init, max_iter, tol, verbose, rng, oversampling_factor,
-    n_rounds,
-):  # fmt: skip
-    """(centers (NumPy, X's dtype), labels (Dask), inertia, n_iter, offset (NumPy))."""
+def fit_dask(X: Any, sample_weight: Any, settings: FitSettings):
+    """One init (``settings.n_init`` is not read: each init costs passes over the cluster) and
+    its Lloyd iterations, each a map-reduce over the chunks. Returns centers (NumPy, X's
+    dtype), labels (Dask), inertia, n_iter and the offset (NumPy)."""
     import dask
 
+    n_clusters, max_iter, verbose = settings.n_clusters, settings.max_iter, settings.verbose
     X, w, mean, mean_variance = prepare_dask(as_dask_array(X), sample_weight, n_clusters)
     offset = mean.astype(X.dtype)
-    tol_abs = tol * mean_variance
+    tol_abs = settings.tol * mean_variance
     x_parts = X.to_delayed()[:, 0].tolist()
     w_parts = w.to_delayed().tolist()
-    centers = _initial_centers(
-        X, w, x_parts, w_parts, n_clusters, init, rng, offset, tol_abs, oversampling_factor,
-        n_rounds,
-    )  # fmt: skip
+    parallel = ParallelInit(settings.oversampling_factor, settings.n_rounds, tol_abs)
+    seeding = DaskSeeding(X, w, x_parts, w_parts, offset)
+    init = settings.init
+    if not isinstance(init, str) and not callable(init):
+        init = seeding.checked(init, n_clusters)
+    centers = initial_centers(
+        seeding, n_clusters, init, settings.rng, sample_weight is None, parallel
+    )
     run = dask.delayed(_chunk_pass, nout=2)
     starts = np.cumsum((0, *X.chunks[0][:-1]))
     # Centers are kept centered by `offset`, in X's dtype, exactly as the in-memory loop does.
@@ -449,87 +455,109 @@ def score_dask(X, sample_weight, centers, offset, *, estimator: str) -> float:
     return -float(sum(dask.compute(*[inertia(x, wt) for x, wt in parts])))
 
 
-def _initial_centers(
-    X, w, x_parts, w_parts, k, init, rng, offset, tol, oversampling_factor, n_rounds
-):  # fmt: skip
-    import dask
+class DaskSeeding:
+    """``init.Seeding`` for a Dask array: random rows and explicit centers as in memory,
+    k-means|| as map-reduce rounds over the chunks, k-means++ refused (a pass per center)."""
 
-    if not isinstance(init, str):
-        given = init(X, k, rng) if callable(init) else init
-        centers = (to_numpy(given) if is_supported_array(given) else np.asarray(given)).astype(
-            X.dtype
-        )
-        if centers.shape != (k, X.shape[1]) or not np.all(np.isfinite(centers)):
-            msg = f"init must be a finite array of shape ({k}, {X.shape[1]}), got {centers.shape}."
-            raise ValueError(msg)
-        return centers
-    if init == "k-means++":
+    def __init__(self, X: Any, w: Any, x_parts: list, w_parts: list, offset: np.ndarray):
+        self.X, self.w, self.x_parts, self.w_parts, self.offset = X, w, x_parts, w_parts, offset
+        self.n_samples = X.shape[0]
+        self.source = X
+
+    def kmeans_plusplus(self, n_clusters: int, rng: Any) -> np.ndarray:
         msg = (
             "init='k-means++' reads X once per center, which on a Dask array means k passes over "
             "the cluster; use init='k-means||' (n_rounds + 2 passes) for Dask input."
         )
         raise ValueError(msg)
-    if init == "random":
-        rows = np.sort(rng.choice(X.shape[0], size=k, replace=False))
-        return to_numpy(X[rows].compute())
-    # k-means||: one row ∝ weight, then rounds of oversampled D²-sampling, each a map over chunks.
-    weights_total = dask.compute(*[dask.delayed(_total)(p) for p in w_parts])
-    weights_total = np.asarray(weights_total, dtype=np.float64)
-    part = rng.choice(len(w_parts), p=weights_total / weights_total.sum())
-    w_part = to_numpy(dask.compute(w_parts[part])[0]).astype(np.float64)
-    row = rng.choice(len(w_part), p=w_part / w_part.sum())
-    start = sum(X.chunks[0][:part])
-    candidates = [to_numpy(X[start + row : start + row + 1].compute())]
-    closest = dask.persist(
-        *[dask.delayed(_chunk_closest)(x, candidates[0], offset, None) for x in x_parts]
-    )
-    for _ in range(n_rounds):
-        potential = float(
-            sum(
-                dask.compute(
-                    *[
-                        dask.delayed(_weighted_sum)(wt, c)
-                        for wt, c in zip(w_parts, closest, strict=True)
-                    ]
+
+    def weights_on_host(self) -> np.ndarray:
+        return to_numpy(self.w.compute())
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Rows of X in the order of ``indices`` (read in ascending order, once each)."""
+        order = np.argsort(indices, kind="stable")
+        picked = to_numpy(self.X[indices[order]].compute())
+        rows = np.empty_like(picked)
+        rows[order] = picked
+        return rows
+
+    def checked(self, centers: Any, n_clusters: int) -> np.ndarray:
+        """Explicit centers checked as in memory, against a row-less stand-in of X on the host
+        (the centers live on the host beside a Dask fit)."""
+        if is_supported_array(centers):
+            centers = to_numpy(centers)
+        stand_in = np.lib.stride_tricks.as_strided(
+            np.zeros(1, dtype=self.X.dtype), shape=self.X.shape, strides=(0, 0)
+        )
+        xp = get_namespace(stand_in)
+        return check_initial_centers(centers, stand_in, n_clusters, xp=xp, device="cpu")
+
+    def kmeans_parallel(self, k: int, rng: Any, parallel: ParallelInit) -> np.ndarray:
+        """k-means||: one row ∝ weight, then rounds of oversampled D²-sampling, each a map over
+        the chunks; the candidates, weighted by the rows nearest them, reduced to k on the
+        host."""
+        import dask
+
+        X, x_parts, w_parts, offset = self.X, self.x_parts, self.w_parts, self.offset
+        oversampling_factor, n_rounds, tol = parallel
+        weights_total = dask.compute(*[dask.delayed(_total)(p) for p in w_parts])
+        weights_total = np.asarray(weights_total, dtype=np.float64)
+        part = rng.choice(len(w_parts), p=weights_total / weights_total.sum())
+        w_part = to_numpy(dask.compute(w_parts[part])[0]).astype(np.float64)
+        row = rng.choice(len(w_part), p=w_part / w_part.sum())
+        start = sum(X.chunks[0][:part])
+        candidates = [to_numpy(X[start + row : start + row + 1].compute())]
+        closest = dask.persist(
+            *[dask.delayed(_chunk_closest)(x, candidates[0], offset, None) for x in x_parts]
+        )
+        for _ in range(n_rounds):
+            potential = float(
+                sum(
+                    dask.compute(
+                        *[
+                            dask.delayed(_weighted_sum)(wt, c)
+                            for wt, c in zip(w_parts, closest, strict=True)
+                        ]
+                    )
                 )
             )
+            if potential <= 0:
+                break
+            threshold = (oversampling_factor * k, potential)
+            seeds = rng.integers(0, 2**63 - 1, size=len(x_parts))
+            picked = dask.compute(
+                *[
+                    dask.delayed(_chunk_sample)(x, wt, c, threshold, int(s))
+                    for x, wt, c, s in zip(x_parts, w_parts, closest, seeds, strict=True)
+                ]
+            )
+            new = np.concatenate(picked)
+            if new.shape[0] == 0:
+                continue
+            candidates.append(new)
+            closest = dask.persist(
+                *[
+                    dask.delayed(_chunk_closest)(x, new, offset, c)
+                    for x, c in zip(x_parts, closest, strict=True)
+                ]
+            )
+        candidate_rows = np.concatenate(candidates).astype(X.dtype)
+        if candidate_rows.shape[0] < k:
+            extra = np.sort(rng.choice(X.shape[0], size=k - candidate_rows.shape[0], replace=False))
+            candidate_rows = np.concatenate([candidate_rows, to_numpy(X[extra].compute())])
+        candidate_weights = sum(
+            dask.compute(
+                *[
+                    dask.delayed(_chunk_candidate_weights)(x, wt, candidate_rows, offset)
+                    for x, wt in zip(x_parts, w_parts, strict=True)
+                ]
+            )
         )
-        if potential <= 0:
-            break
-        threshold = (oversampling_factor * k, potential)
-        seeds = rng.integers(0, 2**63 - 1, size=len(x_parts))
-        picked = dask.compute(
-            *[
-                dask.delayed(_chunk_sample)(x, wt, c, threshold, int(s))
-                for x, wt, c, s in zip(x_parts, w_parts, closest, seeds, strict=True)
-            ]
+        xp = get_namespace(candidate_rows)
+        return reduce_candidates(
+            candidate_rows, candidate_weights.astype(X.dtype), k, rng, offset=offset, tol=tol, xp=xp
         )
-        new = np.concatenate(picked)
-        if new.shape[0] == 0:
-            continue
-        candidates.append(new)
-        closest = dask.persist(
-            *[
-                dask.delayed(_chunk_closest)(x, new, offset, c)
-                for x, c in zip(x_parts, closest, strict=True)
-            ]
-        )
-    candidate_rows = np.concatenate(candidates).astype(X.dtype)
-    if candidate_rows.shape[0] < k:
-        extra = np.sort(rng.choice(X.shape[0], size=k - candidate_rows.shape[0], replace=False))
-        candidate_rows = np.concatenate([candidate_rows, to_numpy(X[extra].compute())])
-    candidate_weights = sum(
-        dask.compute(
-            *[
-                dask.delayed(_chunk_candidate_weights)(x, wt, candidate_rows, offset)
-                for x, wt in zip(x_parts, w_parts, strict=True)
-            ]
-        )
-    )
-    xp = get_namespace(candidate_rows)
-    return reduce_candidates(
-        candidate_rows, candidate_weights.astype(X.dtype), k, rng, offset=offset, tol=tol, xp=xp
-    )
 
 
 def _weighted_sum(w_chunk, closest):

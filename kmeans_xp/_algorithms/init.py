@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from functools import partial
 from types import ModuleType
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -48,7 +49,8 @@ from .._lib.compat import (
 )
 from .._lib.memmap import gather_rows
 from .._lib.options import current_options
-from .._lib.validation import RandomState
+from .._lib.validation import RandomState, check_initial_centers
+from .data import PreparedData
 from .lloyd import lloyd
 
 
@@ -384,9 +386,16 @@ def kmeans_parallel_candidates(
 
 
 def random_indices(
-    n_samples: int, n_clusters: int, weights: Array, rng: RandomState, *, uniform_weights: bool
+    n_samples: int,
+    n_clusters: int,
+    weights: Array | None,
+    rng: RandomState,
+    *,
+    uniform_weights: bool,
 ) -> np.ndarray:
-    """Host indices of ``n_clusters`` distinct rows, chosen with probability ∝ weight."""
+    """Host indices of ``n_clusters`` distinct rows, chosen with probability ∝ weight (any
+    library's weights; None with ``uniform_weights``). Uniform draws are scikit-learn's
+    (``rng.permutation(n)[:k]``), which holds n indices on the host while it draws."""
     if uniform_weights:
         return rng.permutation(n_samples)[:n_clusters]
     p = to_numpy(weights).astype(np.float64)
@@ -396,3 +405,103 @@ def random_indices(
         order = np.argsort(-p, kind="stable")
         return order[:n_clusters]
     return rng.choice(n_samples, size=n_clusters, replace=False, p=p / p.sum())
+
+
+class ParallelInit(NamedTuple):
+    """The k-means|| settings of one fit."""
+
+    oversampling_factor: float
+    n_rounds: int
+    tol: float  # absolute, for the Lloyd iterations on the weighted candidates
+
+
+class Seeding(Protocol):
+    """Where the initial centers come from: X in memory (``InMemorySeeding``) or on a Dask
+    cluster (``dask.DaskSeeding``). ``initial_centers`` asks it for what ``init`` names."""
+
+    n_samples: int
+    source: Any  # X as the caller gave it, for a callable init
+
+    def kmeans_plusplus(self, n_clusters: int, rng: RandomState) -> Array: ...
+
+    def kmeans_parallel(
+        self, n_clusters: int, rng: RandomState, parallel: ParallelInit
+    ) -> Array: ...
+
+    def weights_on_host(self) -> np.ndarray: ...
+
+    def rows(self, indices: np.ndarray) -> Array: ...
+
+    def checked(self, centers: Any, n_clusters: int) -> Array: ...
+
+
+def initial_centers(
+    seeding: Seeding,
+    n_clusters: int,
+    init: Any,
+    rng: RandomState,
+    uniform_weights: bool,
+    parallel: ParallelInit,
+) -> Array:
+    """The initial centers ``init`` names (checked settings), from ``seeding``'s data: one
+    dispatcher for every kind of data, so the same seed picks the same rows everywhere."""
+    if isinstance(init, str) and init == "k-means||":
+        return seeding.kmeans_parallel(n_clusters, rng, parallel)
+    if isinstance(init, str) and init == "k-means++":
+        return seeding.kmeans_plusplus(n_clusters, rng)
+    if isinstance(init, str):  # "random"
+        weights = None if uniform_weights else seeding.weights_on_host()
+        rows = random_indices(
+            seeding.n_samples, n_clusters, weights, rng, uniform_weights=uniform_weights
+        )
+        return seeding.rows(rows)
+    if callable(init):
+        return seeding.checked(init(seeding.source, n_clusters, rng), n_clusters)
+    return init  # an explicit array, checked once by the caller (``seeding.checked``)
+
+
+class InMemorySeeding:
+    """``Seeding`` for X in memory (or streamed from the host), prepared for a fit."""
+
+    def __init__(self, data: PreparedData):
+        self.data = data
+        self.n_samples = data.X.shape[0]
+        self.source = data.source
+
+    def kmeans_plusplus(self, n_clusters: int, rng: RandomState) -> Array:
+        data = self.data
+        n_local_trials = default_local_trials(n_clusters)
+        indices = kmeans_plusplus_indices(
+            data.X, n_clusters, data.weights, rng, offset=data.offset,
+            n_local_trials=n_local_trials, block_rows=seeding_block_rows(data, n_local_trials),
+            xp=data.xp,
+        )  # fmt: skip
+        return take_rows(data.X, indices, data.xp)
+
+    def kmeans_parallel(self, n_clusters: int, rng: RandomState, parallel: ParallelInit) -> Array:
+        data = self.data
+        return kmeans_parallel_centers(
+            data.X, n_clusters, data.weights, rng, offset=data.offset,
+            oversampling_factor=parallel.oversampling_factor, n_rounds=parallel.n_rounds,
+            tol=parallel.tol, xp=data.xp,
+        )  # fmt: skip
+
+    def weights_on_host(self) -> np.ndarray:
+        return to_numpy(self.data.weights)
+
+    def rows(self, indices: np.ndarray) -> Array:
+        data = self.data
+        return take_rows(data.X, data.xp.asarray(indices, device=data.device), data.xp)
+
+    def checked(self, centers: Any, n_clusters: int) -> Array:
+        data = self.data
+        return check_initial_centers(centers, data.X, n_clusters, xp=data.xp, device=data.device)
+
+
+def seeding_block_rows(prep: PreparedData, n_local_trials: int) -> int:
+    """Row blocks for k-means++, whose temporaries are n_local_trials wide, not n_clusters."""
+    n_samples, n_features = prep.X.shape
+    return block_rows_for(
+        n_samples, n_features, n_local_trials, itemsize(prep.X, prep.xp),
+        xp=prep.xp, device=prep.device,
+    )  # fmt: skip

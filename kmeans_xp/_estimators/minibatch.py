@@ -19,7 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from .._algorithms.data import PreparedData
+from .._algorithms.fit import KMeansResult, warn_if_fewer_clusters
+from .._algorithms.init import InMemorySeeding, ParallelInit, initial_centers
 from .._algorithms.lloyd import labels_and_inertia
+from .._algorithms.prepare import prepare_data
 from .._backends import segment_sum_for
 from .._core.primitives import assign_block, squared_norms
 from .._lib.compat import (
@@ -37,7 +41,6 @@ from .._lib.validation import (
     check_integer,
     check_non_negative_real,
     check_random_state,
-    check_tolerance,
 )
 from .base import (
     UNCHANGED,
@@ -46,16 +49,8 @@ from .base import (
     ParamsMixin,
     feature_names_of,
 )
-from .kmeans import (
-    FittedCentersMixin,
-    _check_init,
-    _initial_centers,
-    _ParallelInit,
-    _prepare,
-    _Prepared,
-    _resolve_n_init,
-    warn_if_fewer_clusters,
-)
+from .fitted import FittedCentersMixin
+from .params import check_fit_settings
 from .state import MINIBATCH_FORMAT_NAME, rng_from_json, rng_to_json
 
 
@@ -175,7 +170,7 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         """
         settings = self._checked_settings()
         names = feature_names_of(X)
-        prep = _prepare(X, settings["n_clusters"], sample_weight)
+        prep = prepare_data(X, settings["n_clusters"], sample_weight)
         xp, n_samples = prep.xp, prep.X.shape[0]
         rng = check_random_state(self.random_state)
         batch_size = min(settings["batch_size"], n_samples)
@@ -249,8 +244,8 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         if started:
             self._check_feature_names(X, stacklevel=3)
             X = self._checked_batch(X)
-        # The first batch must hold at least n_clusters rows (_prepare says so); later ones any.
-        prep = _prepare(X, settings["n_clusters"] if not started else 1, sample_weight)
+        # The first batch must hold at least n_clusters rows (prepare_data says so); later ones any.
+        prep = prepare_data(X, settings["n_clusters"] if not started else 1, sample_weight)
         if not started:
             self._rng = check_random_state(self.random_state)
             init = self.init
@@ -299,9 +294,13 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
     # ---- helpers -----------------------------------------------------------------------------
 
     def _checked_settings(self) -> dict[str, Any]:
-        _check_init(self.init)
-        verbose = self.verbose
-        check_integer(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", minimum=0)
+        """The parameters checked: those KMeans shares by its validator (3 runs for "auto" with
+        random inits, as scikit-learn), then the mini-batch ones."""
+        shared = check_fit_settings(
+            n_clusters=self.n_clusters, init=self.init, n_init=self.n_init,
+            max_iter=self.max_iter, tol=self.tol, verbose=self.verbose,
+            random_state=self.random_state, random_runs=3,
+        )  # fmt: skip
         if self.max_no_improvement is not None:
             check_integer(self.max_no_improvement, "max_no_improvement", minimum=0)
         if self.init_size is not None:
@@ -310,14 +309,14 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
             msg = f"compute_labels must be True or False, got {self.compute_labels!r}."
             raise TypeError(msg)
         return {
-            "n_clusters": check_integer(self.n_clusters, "n_clusters", minimum=1),
-            "max_iter": check_integer(self.max_iter, "max_iter", minimum=1),
+            "n_clusters": shared.n_clusters,
+            "max_iter": shared.max_iter,
             "batch_size": check_integer(self.batch_size, "batch_size", minimum=1),
-            "tol": check_tolerance(self.tol),
+            "tol": shared.tol,
             "reassignment_ratio": check_non_negative_real(
                 self.reassignment_ratio, "reassignment_ratio"
             ),
-            "n_init": _resolve_n_init(self.n_init, self.init, random_runs=3),
+            "n_init": shared.n_init,
         }
 
     def _resolved_init_size(self, batch_size: int, n_samples: int) -> int:
@@ -336,12 +335,13 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
             init_size = 3 * k
         return max(k, min(init_size, n_samples))
 
-    def _init_on(self, sample: _Prepared, rng: Any, init: Any = None) -> Array:
+    def _init_on(self, sample: PreparedData, rng: Any, init: Any = None) -> Array:
         init = self.init if init is None else init
-        parallel = _ParallelInit(2.0, 5, 0.0)
-        return _initial_centers(
-            sample, self.n_clusters, init, rng, uniform_weights=False, parallel=parallel
-        )
+        parallel = ParallelInit(2.0, 5, 0.0)
+        return initial_centers(
+            InMemorySeeding(sample), self.n_clusters, init, rng, uniform_weights=False,
+            parallel=parallel,
+        )  # fmt: skip
 
     def _checked_batch(self, X: Any) -> Array:
         X, xp, device = check_data(X, "X")
@@ -396,16 +396,15 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         self.n_steps_ = values["n_steps"]
         self._rng = rng_from_json(values["rng"])
 
-    def _set_state(self, state: _StepState, prep: _Prepared, n_steps: int) -> None:
-        self.cluster_centers_ = state.centers_x() + prep.offset
+    def _set_state(self, state: _StepState, prep: PreparedData, n_steps: int) -> None:
+        centers = state.centers_x() + prep.offset
+        result = KMeansResult(centers, None, None, None)
+        self._set_fitted(result, n_features=prep.X.shape[1], offset=prep.offset)
         self._counts = state.weight_sums
-        self._offset = prep.offset
-        self._fitted_cache = {}
         self.n_steps_ = n_steps
-        self.n_features_in_ = int(prep.X.shape[1])
 
 
-def _rows(prep: _Prepared, rows: np.ndarray) -> _Prepared:
+def _rows(prep: PreparedData, rows: np.ndarray) -> PreparedData:
     """The given rows of X and their weights, on X's device (a copy, batch-sized)."""
     xp = prep.xp
     index = xp.asarray(rows, device=prep.device)
@@ -439,7 +438,7 @@ class _StepState:
         self.since_reassign = since_reassign
 
     @classmethod
-    def starting(cls, centers: Array, prep: _Prepared, batch_size: int) -> _StepState:
+    def starting(cls, centers: Array, prep: PreparedData, batch_size: int) -> _StepState:
         """The state before the first step, from initial centers in X's coordinates."""
         xp = prep.xp
         k = centers.shape[0]
