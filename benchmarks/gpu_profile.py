@@ -219,9 +219,9 @@ def small_pass_anatomy(shape: tuple[int, int, int], repeats: int = 5) -> dict | 
     import cupy
     from cupyx.profiler import benchmark
 
-    from kmeans_xp._algorithms.lloyd import _assign_and_sum
     from kmeans_xp._backends import cuda_launch
     from kmeans_xp._backends import cupy as _cupy
+    from kmeans_xp._core.passes import standard_assign_and_sum
     from kmeans_xp._lib.compat import get_namespace
 
     n, d, k = shape
@@ -234,7 +234,7 @@ def small_pass_anatomy(shape: tuple[int, int, int], repeats: int = 5) -> dict | 
     xp = get_namespace(X)
     rows = n  # one block: the kernels alone
     standard = functools.partial(
-        _assign_and_sum, make_assign=functools.partial(_cupy.CertifiedAssign, xp=xp)
+        standard_assign_and_sum, make_assign=functools.partial(_cupy.CertifiedAssign, xp=xp)
     )
 
     def fused():

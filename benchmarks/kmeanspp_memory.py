@@ -1,15 +1,14 @@
 """``python -m benchmarks.kmeanspp_memory``: k-means++'s memory per row and its time.
 
-Memory: ``tracemalloc``'s peak during ``kmeans_plusplus(X, k)`` divided by n, on the second call
-in the process (the first also holds one-off caches), for the ways ``_init`` can run: in one
-sampling chunk with the trial distances kept (the default for n ≤ 2^22), and at the scale where
-the sampling goes through chunks and the winner's distances are recomputed. Time: median of
-three calls at a larger shape; ``--block-bytes B`` times it with a block budget of B bytes
-instead of the CPU's 16 MiB (e.g. 2**30, as a GPU has: X in one block); ``--threads-from N``
-sets from how many rows NumPy's pass per center shares its blocks between threads (0: always, a
-huge number: never; a checkout without that pass ignores it). ``--kmeans-xp PATH``
-measures the package at PATH (another checkout), for before/after comparisons; modes it does
-not know are skipped.
+Memory: ``tracemalloc``'s peak during ``kmeans_plusplus(X, k)`` divided by n, on the second call in
+the process (the first also holds one-off caches), for the ways ``_algorithms.init`` can run: in one
+sampling chunk with the trial distances kept (the default for n ≤ 2^22), and at the scale where the
+sampling goes through chunks and the winner's distances are recomputed. Time: median of three calls
+at a larger shape; ``--block-bytes B`` times it with a block budget of B bytes instead of the CPU's
+16 MiB (e.g. 2**30, as a GPU has: X in one block); ``--threads-from N`` sets from how many rows
+NumPy's pass per center shares its blocks between threads (0: always, a huge number: never; a
+checkout without that pass ignores it). ``--kmeans-xp PATH`` measures the package at PATH (another
+checkout), for before/after comparisons; modes it does not know are skipped.
 """
 
 from __future__ import annotations

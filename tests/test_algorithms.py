@@ -16,10 +16,11 @@ import kmeans_xp._algorithms.lloyd as lloyd_module
 import kmeans_xp._backends.numpy as numpy_backend
 from kmeans_xp import KMeans, kmeans
 from kmeans_xp._algorithms.fit import iteration_for
-from kmeans_xp._algorithms.lloyd import _assign_and_sum, _labels_and_inertia_pass, lloyd
+from kmeans_xp._algorithms.lloyd import lloyd
 from kmeans_xp._backends import segment_sum_for
 from kmeans_xp._core.bounds import as_lower_bound, as_upper_bound
 from kmeans_xp._core.nearest_two import standard_nearest_two
+from kmeans_xp._core.passes import standard_assign_and_sum, standard_labels_and_inertia
 from kmeans_xp._core.primitives import PlainAssign
 from kmeans_xp._lib.compat import get_namespace, on_gpu
 
@@ -213,7 +214,7 @@ def test_numpy_pass_equals_the_standard_pass(
     w = rng.uniform(size=n).astype(dtype)
     offset = X.mean(axis=0)
     args = (X, centers, w, offset, segment_sum_for(np))
-    standard = _assign_and_sum(
+    standard = standard_assign_and_sum(
         *args, block_rows=block_rows, xp=np, make_assign=partial(PlainAssign, xp=np)
     )
     fast = numpy_backend.assign_and_sum(*args, block_rows=block_rows, xp=np)
@@ -238,7 +239,7 @@ def test_numpy_labels_and_inertia_equal_the_standard_pass(
     rng, X, offset, centers = off_origin_problem(n, d, k, dtype)
     w = rng.uniform(size=n).astype(dtype) if weighted else None
     args = (X, centers, centers - offset, w, offset)
-    standard = _labels_and_inertia_pass(
+    standard = standard_labels_and_inertia(
         *args, make_assign=partial(PlainAssign, xp=np), block_rows=block_rows, xp=np
     )
     fast = numpy_backend.labels_and_inertia(*args, block_rows=block_rows, xp=np)
@@ -369,7 +370,7 @@ def test_numpy_candidate_potentials_equal_the_standard_ones(
 ):
     """k-means++'s pass per center: the same potentials and trial distances, bit for bit, on one
     thread and several (each block's partial added in block order; products this small run on
-    one BLAS thread either way, see ``assign_and_sum``), and each block reported to ``_memmap``
+    one BLAS thread either way, see ``assign_and_sum``), and each block reported to ``_lib.memmap``
     once."""
     if threads > 1:
         pytest.importorskip("threadpoolctl")
@@ -835,7 +836,7 @@ def test_lloyd_on_x_centered_once_equals_centering_per_block(xp, unit_weights, c
 def test_read_scalars_reads_the_device_once_and_passes_the_rest(xp, host_reads):
     """The loop's scalars: the namespace's own in one transfer (array-api-strict counts it),
     Python numbers and None as they are, another library's value on its own."""
-    from kmeans_xp._algorithms.lloyd import read_scalars
+    from kmeans_xp._algorithms.iterations import read_scalars
 
     values = [xp.asarray(np.array(3)), xp.asarray(np.array(0.25)), None, 7, np.float64(1.5)]
     values.append(np.array(2.0))  # NumPy's: another library's value except on NumPy

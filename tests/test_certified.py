@@ -298,9 +298,13 @@ def test_out_of_memory_retries_with_smaller_blocks(xp, monkeypatch):
     import kmeans_xp._backends.numpy as numpy_backend
 
     monkeypatch.setattr(numpy_backend, "assign_and_sum", refusing(numpy_backend.assign_and_sum))
-    monkeypatch.setattr(lloyd_module, "_assign_and_sum", refusing(lloyd_module._assign_and_sum))
     monkeypatch.setattr(
-        lloyd_module, "_labels_and_inertia_pass", refusing(lloyd_module._labels_and_inertia_pass)
+        lloyd_module, "standard_assign_and_sum", refusing(lloyd_module.standard_assign_and_sum)
+    )
+    monkeypatch.setattr(
+        lloyd_module,
+        "standard_labels_and_inertia",
+        refusing(lloyd_module.standard_labels_and_inertia),
     )
     got = KMeans(4, random_state=0, algorithm="lloyd").fit(X)
     assert max(seen) > 64
@@ -469,14 +473,14 @@ def test_cupy_mma_fragments_on_the_card(cupy_mma, precision):
 @pytest.mark.parametrize(("n", "d", "k"), [(20000, 32, 64), (5000, 3, 7), (3000, 64, 16)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):
-    """``_cupy.assign_and_sum`` (one lloyd_pass_small launch per block) against the standard
+    """``cupy.assign_and_sum`` (one lloyd_pass_small launch per block) against the standard
     pass with the cuBLAS assignment: same labels, partials, sums and counts, with data far from
     the origin, zero weights, an empty cluster, several blocks, and the changed-label count of
     a second pass over the first's buffers."""
     import cupy
 
-    from kmeans_xp._algorithms.lloyd import _assign_and_sum
     from kmeans_xp._backends import cuda_launch
+    from kmeans_xp._core.passes import standard_assign_and_sum
     from kmeans_xp._core.primitives import PassBuffers
 
     rng = np.random.default_rng(n + d)
@@ -489,7 +493,7 @@ def test_cupy_fused_pass_equals_the_standard_pass(cupy_backend, n, d, k, dtype):
     X_gpu, C_gpu, w_gpu, o_gpu = (cupy.asarray(a) for a in (X, C, w, offset))
     xp = cupy_backend_namespace(X_gpu)
     standard = functools.partial(
-        _assign_and_sum, make_assign=functools.partial(cupy_backend.CertifiedAssign, xp=xp)
+        standard_assign_and_sum, make_assign=functools.partial(cupy_backend.CertifiedAssign, xp=xp)
     )
     args = (X_gpu, C_gpu, w_gpu, o_gpu, cupy_backend.segment_sum)
     assert cuda_launch.small_pass(d, k, dtype, accumulate=True) is not None
@@ -600,7 +604,7 @@ def test_torch_cuda_fused_pass_equals_float64(backend_named):
     argmin, sums and counts of those labels, and labels rewritten in the previous tensors."""
     backend = backend_named("torch_cuda")
     import kmeans_xp._backends.torch_cuda as torch_backend
-    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._core.passes import standard_assign_and_sum
     from kmeans_xp._core.primitives import PassBuffers
 
     if torch_backend._cupy_backend() is None:
@@ -608,7 +612,7 @@ def test_torch_cuda_fused_pass_equals_float64(backend_named):
     X, C = near_ties(n=20000, d=32, k=64)
     w = np.random.default_rng(0).uniform(size=len(X)).astype(np.float32)
     args = [backend.asarray(a) for a in (X, C, w, np.zeros(32, np.float32))]
-    standard = functools.partial(_assign_and_sum, make_assign=None)  # must not be called
+    standard = functools.partial(standard_assign_and_sum, make_assign=None)  # must not be called
     labels, partial, sums, counts = torch_backend.cuda_assign_and_sum(
         *args, torch_backend.segment_sum, block_rows=7000, xp=backend.xp, standard=standard
     )

@@ -1,6 +1,6 @@
 """The CuPy backend's CUDA kernels, run on the CPU by ``cuda_emulator`` (no GPU, no CuPy needed).
 
-Each test launches a kernel exactly as ``_backends/_cupy.py`` does — the same ``Launch`` from
+Each test launches a kernel exactly as ``_backends/cupy.py`` does — the same ``Launch`` from
 ``cuda_launch`` (grid, threads, arguments in the kernel's C types, shared memory) — on NumPy
 arrays, and compares the result with a float64 brute-force reference. The GPU tests in
 test_certified.py run the same kernels on a device where one answers.
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler for 
 
 class EmulatedModules:
     """Both CUDA sources (``KERNEL_SOURCE``, and ``MMA_SOURCE``, compiled on first use), with
-    ``get_function`` taking a kernel of either, as ``_cupy._run`` does."""
+    ``get_function`` taking a kernel of either, as ``cupy._run`` does."""
 
     def __init__(self):
         self.kernels = EmulatedModule(cuda_launch.KERNEL_SOURCE, cuda_launch.KERNEL_NAMES)
@@ -141,7 +141,7 @@ def test_assign_certified_rescoring_ties_go_to_the_lowest_index(gpu):
 
 
 def mma_scorer(C, precision: str, *, every_row_ambiguous: bool = False) -> CertifiedAssign:
-    """The float32 scorer ``_cupy.CertifiedAssign`` hands ``assign_mma_launch``."""
+    """The float32 scorer ``cupy.CertifiedAssign`` hands ``assign_mma_launch``."""
     scorer = CertifiedAssign(C, xp=np, precision=precision)
     scorer.precision = precision
     scorer.centers = np.ascontiguousarray(C, dtype=np.float32)
@@ -151,7 +151,7 @@ def mma_scorer(C, precision: str, *, every_row_ambiguous: bool = False) -> Certi
 
 
 def run_mma(gpu, X, scorer):
-    """assign_mma then its rescoring, as ``_cupy.CertifiedAssign`` launches them: labels,
+    """assign_mma then its rescoring, as ``cupy.CertifiedAssign`` launches them: labels,
     partials and the rows listed."""
     m = X.shape[0]
     labels = np.full(m, -1, dtype=np.int32)
@@ -398,7 +398,7 @@ def test_small_pass_settles_near_ties(gpu):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_small_pass_sums_counts_and_changes_like_the_standard_pass(gpu, n, d, k, dtype):
     """The whole Lloyd pass: X far from the origin with its mean subtracted in the kernel,
-    weights with zeros, one cluster left empty, two row blocks (as ``_cupy.assign_and_sum`` runs
+    weights with zeros, one cluster left empty, two row blocks (as ``cupy.assign_and_sum`` runs
     them), grid-stride tiles (one multiprocessor: 4 blocks for up to 6 tiles), labels compared
     with the previous pass's."""
     rng = np.random.default_rng(n + d)
@@ -533,7 +533,7 @@ def sample_on_the_emulator(gpu, w, closest, uniforms, *, weights_only=False):
 
 
 def standard_sample(w, closest, uniforms, *, weights_only=False):
-    """What ``_init.kmeans_plusplus_indices`` draws: its chunked cumulative-sum sampling."""
+    """What ``init.kmeans_plusplus_indices`` draws: its chunked cumulative-sum sampling."""
     from kmeans_xp._core.seeding import sample_in_chunks
     from kmeans_xp._lib.compat import get_namespace
     from kmeans_xp._lib.options import current_options
@@ -813,7 +813,7 @@ def test_emulator_refuses_what_a_gpu_would(gpu):
         kernel((1,), (launch.threads,), launch.arguments, shared_mem=1 << 20)
 
 
-# ---- _cupy.py's own Python, with NumPy standing in for CuPy -------------------------------------
+# ---- cupy.py's own Python, with NumPy standing in for CuPy -------------------------------------
 
 
 class _FakeDevice:
@@ -836,7 +836,7 @@ class _HostArray(np.ndarray):
 
 @pytest.fixture
 def cupy_on_the_emulator(gpu, monkeypatch):
-    """``_backends._cupy`` with its ``cupy`` replaced by NumPy (arrays as ``_HostArray``) and its
+    """``_backends.cupy`` with its ``cupy`` replaced by NumPy (arrays as ``_HostArray``) and its
     launches run by the emulator: the backend's Python (buffers, blocks, launch arguments, the
     fall-back to cuBLAS) runs on a machine where CuPy imports but no GPU answers."""
     pytest.importorskip("cupy")
@@ -867,14 +867,14 @@ def cupy_on_the_emulator(gpu, monkeypatch):
 def test_cupy_pass_glue_on_the_emulator(
     use_options, cupy_on_the_emulator, monkeypatch, dtype, use_small_pass
 ):
-    """``_cupy.assign_and_sum`` over three blocks, fused or through cuBLAS's stand-in: labels,
+    """``cupy.assign_and_sum`` over three blocks, fused or through cuBLAS's stand-in: labels,
     sums and counts of the float64 reference; a second pass over its buffers counts the five
     labels it changes back; ``CertifiedAssign`` alone gives the same labels."""
     import functools
 
     import array_api_compat.numpy as xp
 
-    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._core.passes import standard_assign_and_sum
     from kmeans_xp._core.primitives import PassBuffers
 
     _cupy = cupy_on_the_emulator
@@ -887,7 +887,7 @@ def test_cupy_pass_glue_on_the_emulator(
     w = rng.uniform(size=n).astype(dtype)
     X, C, w, offset = (a.view(_HostArray) for a in (X, C, w, offset))
     standard = functools.partial(
-        _assign_and_sum, make_assign=functools.partial(_cupy.CertifiedAssign, xp=xp)
+        standard_assign_and_sum, make_assign=functools.partial(_cupy.CertifiedAssign, xp=xp)
     )
     args = (X, C, w, offset, _cupy.segment_sum)
     labels, partial, sums, counts = _cupy.assign_and_sum(
@@ -917,7 +917,7 @@ def test_cupy_pass_glue_on_the_emulator(
 
 
 def record_launches(_cupy, monkeypatch) -> set:
-    """The names of the kernels ``_cupy`` launches from now on (they still run)."""
+    """The names of the kernels ``_backends.cupy`` launches from now on (they still run)."""
     launched = set()
     run_launch = _cupy._run
 
@@ -934,7 +934,7 @@ def record_launches(_cupy, monkeypatch) -> set:
 def test_cupy_tensor_core_glue_on_the_emulator(
     use_options, cupy_on_the_emulator, monkeypatch, precision, use_mma
 ):
-    """``_cupy.CertifiedAssign`` in a tensor-core precision: with ``use_mma`` the fused kernel
+    """``cupy.CertifiedAssign`` in a tensor-core precision: with ``use_mma`` the fused kernel
     and the rescoring of the rows it lists (nothing through cuBLAS), else cuBLAS's stand-in and
     ``assign_certified``; float64 labels either way, for rows well apart and rows on bisectors.
     On a card before sm_80 the fused kernel is not used."""
@@ -969,7 +969,7 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(
 
     import array_api_compat.numpy as xp
 
-    from kmeans_xp._algorithms.lloyd import _assign_and_sum
+    from kmeans_xp._core.passes import standard_assign_and_sum
 
     _cupy = cupy_on_the_emulator
     use_options(mma=use_mma)
@@ -978,7 +978,7 @@ def test_cupy_pass_takes_tensor_cores_at_small_k_d_too(
     w = np.ones(300, dtype=np.float32)
     X, C, w = (a.view(_HostArray) for a in (X, C, w))
     make_assign = functools.partial(_cupy.CertifiedAssign, xp=xp, precision="tf32x3")
-    standard = functools.partial(_assign_and_sum, make_assign=make_assign)
+    standard = functools.partial(standard_assign_and_sum, make_assign=make_assign)
     labels, _, sums, counts = _cupy.assign_and_sum(
         X, C, w, None, _cupy.segment_sum, block_rows=1000, xp=xp, standard=standard,
         precision="tf32x3",
@@ -1019,7 +1019,7 @@ def test_x_is_centered_once_where_tensor_cores_replace_the_small_pass(
 
 
 def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
-    """``_cupy.segment_sum`` where k·(d+1) sums exceed shared memory: rows grouped by
+    """``cupy.segment_sum`` where k·(d+1) sums exceed shared memory: rows grouped by
     ``order_by_label`` (label_count, cumsum, label_scatter), then sum_sorted."""
     import array_api_compat.numpy as xp
 
@@ -1046,7 +1046,7 @@ def test_cupy_segment_sum_glue_on_the_emulator(cupy_on_the_emulator):
 def test_cupy_kmeans_plusplus_glue_on_the_emulator(
     use_options, cupy_on_the_emulator, monkeypatch, chunk_rows, keep_trials, fused_sampling
 ):
-    """``_cupy.kmeans_plusplus_indices`` (four launches per center, two of them the sampling's
+    """``cupy.kmeans_plusplus_indices`` (four launches per center, two of them the sampling's
     over two parts of 200 rows; or the standard sampling) picks the rows the standard version
     picks from the same seed, on weighted data far from the origin; it declines (drawing
     nothing) for X that is not C-contiguous; with sampling chunks of 128 rows too (as past 4 M
@@ -1108,8 +1108,8 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
     import array_api_compat.torch as xp
     import cupy
 
-    from kmeans_xp._algorithms.lloyd import _assign_and_sum
     from kmeans_xp._backends import torch_cpu, torch_cuda
+    from kmeans_xp._core.passes import standard_assign_and_sum
     from kmeans_xp._core.primitives import PassBuffers
 
     monkeypatch.setattr(torch_cuda, "_cupy_backend", lambda: cupy_on_the_emulator)
@@ -1125,7 +1125,7 @@ def test_torch_cuda_pass_glue_on_the_emulator(cupy_on_the_emulator, monkeypatch)
 
     def standard(*a, **kw):
         standard_calls.append(a[1].shape)
-        return _assign_and_sum(
+        return standard_assign_and_sum(
             *a, make_assign=functools.partial(torch_cuda.CertifiedAssign, xp=xp), **kw
         )
 

@@ -136,6 +136,25 @@ def test_dask_fit_refuses_the_parameters_an_in_memory_fit_refuses(client, params
         KMeans(8, random_state=0, **params).fit(da.from_array(X, chunks=1000))
 
 
+def test_dask_verbose_lines_are_the_in_memory_ones(client, capsys):
+    """One driver prints every loop's lines: a Dask fit's iterations and stop reason read as the
+    in-memory fit's from the same centers (without the inertia, which would cost a pass)."""
+    X = mixture(seed=4)
+    C0 = X[:8].copy()
+    KMeans(8, init=C0, algorithm="lloyd", verbose=1).fit(X)
+    local = capsys.readouterr().out.splitlines()
+    KMeans(8, init=C0, verbose=1).fit(da.from_array(X, chunks=(1000, 5)))
+    remote = capsys.readouterr().out.splitlines()
+    iterations = [line for line in local if line.startswith("Iteration ")]
+    assert len(iterations) == sum(line.startswith("Iteration ") for line in remote) > 1
+    assert remote[-1] == local[-1]  # the same stop rule, iteration and shift
+    assert remote[-1].startswith("Converged at iteration")
+    for mine, theirs in zip(remote[-3:-1], local[-3:-1], strict=True):
+        assert mine.split(": ")[0] == theirs.split(": ")[0]
+        assert "center shift" in mine
+        assert "inertia" not in mine
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_dask_random_init_picks_the_rows_an_in_memory_fit_picks(client, weighted):
     """Same seed, same initial rows: one iteration from init='random' gives the in-memory

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 from helpers import sq_distances64
 
-from kmeans_xp._algorithms.lloyd import (
+from kmeans_xp._algorithms.repair import (
     _REPAIR_CHUNK_ROWS,
     _REPAIR_ROW_BYTES,
-    _sum_by_label,
     relocate_empty_clusters,
     repair_chunk_rows,
     sums_after_relocation,
 )
 from kmeans_xp._backends import segment_sum_for
 from kmeans_xp._core import primitives as _primitives
+from kmeans_xp._core.passes import (
+    sum_by_label,
+)
 from kmeans_xp._lib import budget
 
 
@@ -104,7 +106,7 @@ def test_centering_once_is_skipped_when_its_copy_runs_out_of_memory(use_options,
 def test_relocation_retries_with_smaller_chunks_when_memory_runs_out(xp, monkeypatch):
     """The repair's chunks come from a budget measured before the fit: when one still runs out
     of memory, the repair runs again with half the rows per chunk, to the same result."""
-    import kmeans_xp._algorithms.lloyd as lloyd_module
+    import kmeans_xp._algorithms.repair as repair_module
 
     rng = np.random.default_rng(1)
     n, k = 100, 6
@@ -113,7 +115,7 @@ def test_relocation_retries_with_smaller_chunks_when_memory_runs_out(xp, monkeyp
     weights = xp.asarray(np.ones(n))
     counts = xp.asarray(np.bincount(xp.to_numpy(labels), minlength=k).astype(np.float64))
     expected = relocate_empty_clusters(labels, sq_dist, weights, counts, xp=xp.xp, chunk_rows=64)
-    original, tried = lloyd_module.relocate_empty_clusters, []
+    original, tried = repair_module.relocate_empty_clusters, []
 
     def short_of_memory(*args, chunk_rows, **kwargs):
         tried.append(chunk_rows)
@@ -121,8 +123,8 @@ def test_relocation_retries_with_smaller_chunks_when_memory_runs_out(xp, monkeyp
             raise MemoryError(f"out of memory at {chunk_rows} rows")
         return original(*args, chunk_rows=chunk_rows, **kwargs)
 
-    monkeypatch.setattr(lloyd_module, "relocate_empty_clusters", short_of_memory)
-    got = lloyd_module.relocate_retrying_on_oom(
+    monkeypatch.setattr(repair_module, "relocate_empty_clusters", short_of_memory)
+    got = repair_module.relocate_retrying_on_oom(
         labels, sq_dist, weights, counts, xp=xp.xp, device=xp.device, chunk_rows=64
     )
     assert tried == [64, 32, 16]
@@ -281,9 +283,9 @@ def test_relocate_empty_clusters_takes_the_farthest_weighted_points(xp):
 
 @pytest.mark.parametrize("chunk_rows", [3, 7, 1000])
 def test_relocate_empty_clusters_in_chunks_equals_a_full_sort(xp, monkeypatch, chunk_rows):
-    import kmeans_xp._algorithms.lloyd as lloyd_module
+    import kmeans_xp._algorithms.repair as repair_module
 
-    monkeypatch.setattr(lloyd_module, "_REPAIR_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(repair_module, "_REPAIR_CHUNK_ROWS", chunk_rows)
     rng = np.random.default_rng(chunk_rows)
     n, k = 60, 9
     labels = rng.integers(0, 5, size=n)  # clusters 5..8 are empty
@@ -319,13 +321,13 @@ def test_sums_after_relocation_equal_a_new_pass(xp, dtype):
     segment_sum = segment_sum_for(xp.xp)
     X_, labels_, w_, offset_ = (xp.asarray(a) for a in (X, labels, w, offset))
     kwargs = {"block_rows": 64, "xp": xp.xp}
-    sums, counts = _sum_by_label(X_, labels_, w_, offset_, k, segment_sum, **kwargs)
+    sums, counts = sum_by_label(X_, labels_, w_, offset_, k, segment_sum, **kwargs)
     relocation = relocate_empty_clusters(labels_, xp.asarray(sq_dist), w_, counts, xp=xp.xp)
     assert xp.to_numpy(relocation.rows).tolist()[0] == 17
     new_sums, new_counts = sums_after_relocation(
         X_, relocation, w_, offset_, sums, counts, segment_sum, xp=xp.xp
     )
-    ref_sums, ref_counts = _sum_by_label(
+    ref_sums, ref_counts = sum_by_label(
         X_, relocation.labels, w_, offset_, k, segment_sum, **kwargs
     )
     np.testing.assert_array_equal(xp.to_numpy(new_counts), xp.to_numpy(ref_counts))

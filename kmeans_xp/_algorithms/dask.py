@@ -40,7 +40,8 @@ from .._lib.validation import (
 )
 from .fit import FitSettings
 from .init import ParallelInit, initial_centers, reduce_candidates
-from .lloyd import distances_to_centers, labels_and_inertia, pass_for, stop_after_iteration
+from .iterations import IterationStep, centers_from_sums, run_iterations
+from .lloyd import distances_to_centers, labels_and_inertia, pass_for
 
 
 def is_dask_collection(X: Any) -> bool:
@@ -280,7 +281,7 @@ def _value_stats(X: Any, given: Any) -> tuple[Any, ...]:
 def _check_value_stats(
     X, n_bad, largest, n_bad_w, w_largest, n_negative, total, *, fitted_largest: float = 0.0
 ) -> None:
-    """The in-memory checks of X and the weights (``_validation``), on computed statistics
+    """The in-memory checks of X and the weights (``_lib.validation``), on computed statistics
     (``fitted_largest``: the largest |value| of fitted centers that weighted distances are to,
     as ``score`` takes it in memory)."""
     for name, count in (("X", n_bad), ("sample_weight", n_bad_w)):
@@ -319,40 +320,11 @@ def fit_dask(X: Any, sample_weight: Any, settings: FitSettings):
     centers = initial_centers(
         seeding, n_clusters, init, settings.rng, sample_weight is None, parallel
     )
-    run = dask.delayed(_chunk_pass, nout=2)
-    starts = np.cumsum((0, *X.chunks[0][:-1]))
     # Centers are kept centered by `offset`, in X's dtype, exactly as the in-memory loop does.
-    centered = (centers - offset).astype(X.dtype)
-    previous = [None] * len(x_parts)
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        passes = [
-            run(x, wt, centered, offset, p)
-            for x, wt, p in zip(x_parts, w_parts, previous, strict=True)
-        ]
-        labels, stats = _persist_and_fetch(passes)
-        sums = sum(s for s, _, _ in stats)
-        counts = sum(c for _, c, _ in stats)
-        changed = sum(ch for _, _, ch in stats)
-        n_empty = int(np.sum(counts == 0))
-        if n_empty:
-            labels, sums, counts, changed = _refill_empty_clusters(
-                x_parts, w_parts, labels, starts, centered, offset, counts, n_empty
-            )
-        previous = labels
-        has_weight = counts > 0
-        means = (sums / np.where(has_weight, counts, 1.0)[:, None]).astype(X.dtype)
-        new = np.where(has_weight[:, None], means, centered)
-        shift = float(np.sum((new - centered).astype(np.float64) ** 2))
-        centered = new
-        if verbose:
-            moved = "" if changed < 0 else f"{changed} label(s) changed, "
-            print(f"Iteration {n_iter}: {moved}center shift {shift:.3e}")
-        if stop_after_iteration(
-            n_iter, unchanged=changed == 0, shift=shift, tol=tol_abs, inertia=None,
-            n_empty=n_empty,
-        ):  # fmt: skip
-            break
+    centered, n_iter = run_iterations(
+        _DaskLloydStep(X, x_parts, w_parts, offset), (centers - offset).astype(X.dtype),
+        max_iter=max_iter, tol=tol_abs, verbose=verbose,
+    )  # fmt: skip
     centers = centered + offset
     labels = X.map_blocks(
         _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
@@ -369,6 +341,38 @@ def fit_dask(X: Any, sample_weight: Any, settings: FitSettings):
         )
     )
     return centers, labels.persist(), float(inertia), n_iter, offset
+
+
+class _DaskLloydStep:
+    """One Lloyd iteration as a map-reduce: each chunk's pass runs on its worker (labels stay
+    there, for the next pass to count changes against); sums and counts come back, and the
+    update is the in-memory one."""
+
+    def __init__(self, X: Any, x_parts: list, w_parts: list, offset: np.ndarray):
+        import dask
+
+        self.x_parts, self.w_parts, self.offset = x_parts, w_parts, offset
+        self.run = dask.delayed(_chunk_pass, nout=2)
+        self.starts = np.cumsum((0, *X.chunks[0][:-1]))
+        self.previous = [None] * len(x_parts)
+
+    def __call__(self, n_iter: int, centered: np.ndarray) -> IterationStep:
+        parts = zip(self.x_parts, self.w_parts, self.previous, strict=True)
+        passes = [self.run(x, wt, centered, self.offset, p) for x, wt, p in parts]
+        labels, stats = _persist_and_fetch(passes)
+        sums = sum(s for s, _, _ in stats)
+        counts = sum(c for _, c, _ in stats)
+        changed = sum(ch for _, _, ch in stats)
+        n_empty = int(np.sum(counts == 0))
+        if n_empty:
+            labels, sums, counts, changed = _refill_empty_clusters(
+                self.x_parts, self.w_parts, labels, self.starts, centered, self.offset, counts,
+                n_empty,
+            )  # fmt: skip
+        self.previous = labels
+        new = centers_from_sums(sums, counts, centered, xp=get_namespace(centered))
+        shift = float(np.sum((new - centered).astype(np.float64) ** 2))
+        return IterationStep(new, shift, changed, n_empty, None)
 
 
 def _refill_empty_clusters(x_parts, w_parts, labels, starts, centers, offset, counts, n_empty):

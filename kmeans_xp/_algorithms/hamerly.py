@@ -22,10 +22,10 @@ The iterations are Lloyd's: a checked row gets Lloyd's own argmin (same GEMM for
 same center updates, same empty-cluster repair, same stopping rules; labels can differ only at
 genuine near-ties, where a skipped row keeps a label that rounding would have flipped. It pays
 off on CPUs, where a skipped row saves its GEMM share; on a GPU the dense GEMM is cheaper than
-the gathers, and ``_kmeans`` keeps plain Lloyd there.
+the gathers, and ``_algorithms.fit`` keeps plain Lloyd there.
 
-Per row the state is a label and two bounds: the bounds are computed in float64 and stored in
-X's dtype, rounded outward (``_bounds``), and NumPy's passes keep int32 labels, so a float32 fit
+Per row the state is a label and two bounds: the bounds are computed in float64 and stored in X's
+dtype, rounded outward (``_core.bounds``), and NumPy's passes keep int32 labels, so a float32 fit
 holds 12 bytes per row instead of 24.
 
 Everything is standard array API (boolean-mask ``__setitem__`` scatters the checked rows back).
@@ -39,16 +39,19 @@ from types import ModuleType
 from .._backends import host_threads_held, nearest_two_for, segment_sum_for
 from .._core.bounds import as_lower_bound, as_upper_bound
 from .._core.nearest_two import standard_nearest_two
+from .._core.passes import (
+    sum_by_label,
+)
 from .._core.primitives import squared_norms
 from .._lib.budget import row_blocks
 from .._lib.compat import Array, accumulation_dtype, array_device, itemsize
+from .iterations import IterationStep, centers_from_sums, run_iterations
 from .lloyd import (
-    _centers_from_sums,
-    _sum_by_label,
     pass_for,
+)
+from .repair import (
     relocate_retrying_on_oom,
     repair_chunk_rows,
-    stop_after_iteration,
     sums_after_repair,
 )
 
@@ -149,131 +152,169 @@ def hamerly(
 ) -> tuple[Array, int]:
     """Lloyd iterations from ``initial_centers``, pruned by Hamerly's bounds.
 
-    Same contract as ``_lloyd.lloyd``: returns the final centers (X's dtype, uncentered) and the
+    Same contract as ``lloyd.lloyd``: returns the final centers (X's dtype, uncentered) and the
     number of iterations run; stops on unchanged labels, on a squared center shift ≤ ``tol``, or
     after ``max_iter`` iterations. ``precision`` applies to the plain passes before the bounds
     start (the bounded passes take their distances in float64).
     """
-    n_samples = X.shape[0]
-    n_clusters = initial_centers.shape[0]
-    device = array_device(X)
-    acc = accumulation_dtype(xp, device)
-    segment_sum = segment_sum_for(xp)
-    centers = initial_centers - offset  # centered, X's dtype (as in lloyd)
-    # The scale of the data, for the bounds' slack: the largest centered row norm.
-    scale = 0.0
-    for start, stop in row_blocks(n_samples, block_rows):
-        block = xp.astype(X[start:stop, :], acc) - xp.astype(offset, acc)
-        scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
-    unit_weights = bool(xp.all(weights == 1))
-    chunk_rows = min(_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, n_samples // 16))
-    plain_pass = pass_for(xp, array_device(X), precision)
-    bounded = False  # set once few labels change; until then an iteration is a plain Lloyd pass
-    fallbacks, retry_at = 0, 0  # bounds dropped so far, and the iteration they may return after
-    labels = upper = lower = sums = counts = None
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        c_acc = xp.astype(centers, acc)
-        slack = _BOUND_SLACK * (scale + float(xp.max(xp.abs(c_acc))) * centers.shape[1] ** 0.5)
-        previous = labels
-        half_gaps = None
-        if bounded and upper is not None:
-            half_gaps = _half_gaps(c_acc, slack, xp=xp)
-            to_check = _rows_to_check(
-                labels, upper, lower, half_gaps, slack, chunk_rows=chunk_rows, xp=xp
-            )
-            if to_check > _FALLBACK_FRACTION * n_samples:
-                # The bounds would prune little (the centers are close for the points' spread),
-                # and checking most rows one by one costs more than a plain pass: drop them, and
-                # try again after twice as many plain passes as last time, so that bounds that
-                # keep failing cost a few passes in all, not one in two.
-                bounded, upper, lower = False, None, None
-                fallbacks += 1
-                retry_at = n_iter + 2**fallbacks
-        if not bounded:  # early iterations: most rows move, bounds would only add work
-            labels, _, sums, counts = plain_pass(
-                X, centers, weights, offset, segment_sum, block_rows=block_rows, xp=xp
-            )
-            n_changed = None if previous is None else _count(labels != previous, xp)
-        elif upper is None:  # the switch to bounds: every row
-            labels, upper, lower = _nearest_two(
-                X, None, centers, c_acc, offset, block_rows=block_rows, xp=xp
-            )
-            sums, counts = _sum_by_label(
-                X, labels, weights, offset, n_clusters, segment_sum, block_rows=block_rows, xp=xp
-            )
-            n_changed = None if previous is None else _count(labels != previous, xp)
-            previous = None  # from here on labels change in place; no copy is kept
-        else:
-            sums, counts, n_changed = _reassign(
-                X, weights, offset, centers, c_acc, labels, upper, lower, sums, counts, slack,
-                half_gaps, segment_sum=segment_sum, block_rows=block_rows,
-                chunk_rows=chunk_rows, xp=xp,
-            )  # fmt: skip
-            if n_changed and not unit_weights:
-                # Weighted counts updated by subtraction could leave a 1e-17 where a cluster
-                # lost all its weight; recompute them (unit weights count exactly).
-                sums, counts = _sum_by_label(
-                    X, labels, weights, offset, n_clusters, segment_sum,
-                    block_rows=block_rows, xp=xp,
-                )  # fmt: skip
+    step = _HamerlyStep(
+        X, weights, offset=offset, block_rows=block_rows, xp=xp, precision=precision,
+        verbose=verbose,
+    )  # fmt: skip
+    centers, n_iter = run_iterations(
+        step, initial_centers - offset, max_iter=max_iter, tol=tol, verbose=verbose,
+        on_iteration=on_iteration,
+    )  # fmt: skip
+    return centers + offset, n_iter
 
-        n_empty = int(xp.sum(xp.astype(counts == 0, xp.int64)))
-        sq_dist = None
+
+class _HamerlyStep:
+    """One iteration on centered centers (X's dtype, as in Lloyd): a plain Lloyd pass until few
+    labels change, then passes pruned by each row's label and bounds, kept here between
+    iterations; empty clusters refilled; the bounds loosened by how far the centers moved."""
+
+    def __init__(
+        self, X: Array, weights: Array, *, offset: Array, block_rows: int, xp: ModuleType,
+        precision: str, verbose: bool,
+    ):  # fmt: skip
+        self.X, self.weights, self.offset, self.xp = X, weights, offset, xp
+        self.block_rows, self.verbose = block_rows, verbose
+        self.acc = accumulation_dtype(xp, array_device(X))
+        self.segment_sum = segment_sum_for(xp)
+        self.plain_pass = pass_for(xp, array_device(X), precision)
+        self.scale = _largest_row_norm(X, offset, block_rows=block_rows, xp=xp)
+        self.unit_weights = bool(xp.all(weights == 1))
+        n_samples = X.shape[0]
+        self.chunk_rows = min(_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, n_samples // 16))
+        self.bounded = False  # set once few labels change; until then plain Lloyd passes
+        self.fallbacks, self.retry_at = 0, 0  # bounds dropped so far; when they may return
+        self.labels = self.upper = self.lower = self.sums = self.counts = None
+
+    def __call__(self, n_iter: int, centers: Array) -> IterationStep:
+        xp, acc = self.xp, self.acc
+        c_acc = xp.astype(centers, acc)
+        slack = _BOUND_SLACK * (self.scale + float(xp.max(xp.abs(c_acc))) * centers.shape[1] ** 0.5)
+        half_gaps = self._drop_bounds_that_prune_little(n_iter, c_acc, slack)
+        n_changed = self._assign(centers, c_acc, slack, half_gaps)
+        n_empty = int(xp.sum(xp.astype(self.counts == 0, xp.int64)))
+        sq_dist = repaired = None
         if n_empty:
-            sq_dist = _exact_sq_distances(X, labels, c_acc, offset, block_rows=block_rows, xp=xp)
-            before = labels
-            relocation = relocate_retrying_on_oom(
-                labels, sq_dist, weights, counts, xp=xp, device=array_device(X),
-                chunk_rows=repair_chunk_rows(block_rows, X.shape[1], n_clusters, itemsize(X, xp)),
-            )  # fmt: skip
-            labels = relocation.labels
-            sums, counts = sums_after_repair(
-                X, relocation, weights, offset, sums, counts, segment_sum,
-                unit_weights=unit_weights, block_rows=block_rows, xp=xp,
-            )  # fmt: skip
-            repaired = labels != before
+            sq_dist, repaired = self._repair(c_acc)
             # The pass's changes plus the repair's (a row both moved counts twice: an upper
             # bound, which only delays the switch to bounds); unknown stays unknown.
             n_changed = None if n_changed is None else n_changed + _count(repaired, xp)
-            before = None
-            if not verbose:
-                sq_dist = None
-        new_centers = _centers_from_sums(sums, counts, centers, xp=xp)
+        new_centers = centers_from_sums(self.sums, self.counts, centers, xp=xp)
         step = xp.astype(new_centers - centers, acc)
         moves = xp.sqrt(xp.sum(step * step, axis=1))
         shift = float(xp.sum(moves * moves))
         inertia = None
-        if verbose:
+        if self.verbose:
             # After a repair sq_dist holds the distances before it, which is what Lloyd prints.
             if sq_dist is None:
                 sq_dist = _exact_sq_distances(
-                    X, labels, c_acc, offset, block_rows=block_rows, xp=xp
+                    self.X, self.labels, c_acc, self.offset, block_rows=self.block_rows, xp=xp
                 )
-            inertia = float(xp.sum(xp.astype(weights, acc) * sq_dist))
-        centers = new_centers
-        if not bounded:
-            bounded = (
-                n_iter >= retry_at
+            inertia = float(xp.sum(xp.astype(self.weights, acc) * sq_dist))
+        if not self.bounded:
+            self.bounded = (
+                n_iter >= self.retry_at
                 and n_changed is not None
-                and n_changed <= _SWITCH_FRACTION * n_samples
+                and n_changed <= _SWITCH_FRACTION * self.X.shape[0]
             )
-        elif upper is not None:
+        elif self.upper is not None:
             # Rows the repair moved by hand have no bounds: they are checked next time.
             _loosen(
-                upper, lower, labels, moves, repaired if n_empty else None,
-                chunk_rows=chunk_rows, xp=xp,
+                self.upper, self.lower, self.labels, moves, repaired, chunk_rows=self.chunk_rows,
+                xp=xp,
             )  # fmt: skip
-        if on_iteration is not None:
-            on_iteration(n_iter)
-        if stop_after_iteration(
-            n_iter, unchanged=n_changed == 0, shift=shift, tol=tol, inertia=inertia, n_empty=n_empty
-        ):
-            break
-    else:
-        if verbose:
-            print(f"Stopped after max_iter={max_iter} iterations without converging.")
-    return centers + offset, n_iter
+        return IterationStep(new_centers, shift, n_changed, n_empty, inertia)
+
+    def _drop_bounds_that_prune_little(self, n_iter: int, c_acc: Array, slack: float):
+        """The half gaps between centers where bounds are kept (None otherwise), after dropping
+        bounds that most rows would fail: the centers are close for the points' spread, and
+        checking most rows one by one costs more than a plain pass. They are tried again
+        after twice as many plain passes as last time, so that bounds that keep failing cost
+        a few passes in all, not one in two."""
+        if not (self.bounded and self.upper is not None):
+            return None
+        half_gaps = _half_gaps(c_acc, slack, xp=self.xp)
+        to_check = _rows_to_check(
+            self.labels, self.upper, self.lower, half_gaps, slack, chunk_rows=self.chunk_rows,
+            xp=self.xp,
+        )  # fmt: skip
+        if to_check <= _FALLBACK_FRACTION * self.X.shape[0]:
+            return half_gaps
+        self.bounded, self.upper, self.lower = False, None, None
+        self.fallbacks += 1
+        self.retry_at = n_iter + 2**self.fallbacks
+        return None
+
+    def _assign(self, centers: Array, c_acc: Array, slack: float, half_gaps) -> int | None:
+        """This iteration's labels, sums and counts (and bounds); the labels changed, or None
+        where not known (the first pass)."""
+        X, xp, offset, block_rows = self.X, self.xp, self.offset, self.block_rows
+        n_clusters = centers.shape[0]
+        previous = self.labels
+        if not self.bounded:  # early iterations: most rows move, bounds would only add work
+            self.labels, _, self.sums, self.counts = self.plain_pass(
+                X, centers, self.weights, offset, self.segment_sum, block_rows=block_rows, xp=xp
+            )
+            return None if previous is None else _count(self.labels != previous, xp)
+        if self.upper is None:  # the switch to bounds: every row
+            self.labels, self.upper, self.lower = _nearest_two(
+                X, None, centers, c_acc, offset, block_rows=block_rows, xp=xp
+            )
+            self.sums, self.counts = sum_by_label(
+                X, self.labels, self.weights, offset, n_clusters, self.segment_sum,
+                block_rows=block_rows, xp=xp,
+            )  # fmt: skip
+            # From here on labels change in place; no copy is kept.
+            return None if previous is None else _count(self.labels != previous, xp)
+        self.sums, self.counts, n_changed = _reassign(
+            X, self.weights, offset, centers, c_acc, self.labels, self.upper, self.lower,
+            self.sums, self.counts, slack, half_gaps, segment_sum=self.segment_sum,
+            block_rows=block_rows, chunk_rows=self.chunk_rows, xp=xp,
+        )  # fmt: skip
+        if n_changed and not self.unit_weights:
+            # Weighted counts updated by subtraction could leave a 1e-17 where a cluster lost
+            # all its weight; recompute them (unit weights count exactly).
+            self.sums, self.counts = sum_by_label(
+                X, self.labels, self.weights, offset, n_clusters, self.segment_sum,
+                block_rows=block_rows, xp=xp,
+            )  # fmt: skip
+        return n_changed
+
+    def _repair(self, c_acc: Array) -> tuple[Array, Array]:
+        """Empty clusters refilled with the farthest rows (as Lloyd does); returns the squared
+        distances before the repair and which rows it moved."""
+        X, xp = self.X, self.xp
+        sq_dist = _exact_sq_distances(
+            X, self.labels, c_acc, self.offset, block_rows=self.block_rows, xp=xp
+        )
+        before = self.labels
+        chunk_rows = repair_chunk_rows(
+            self.block_rows, X.shape[1], self.counts.shape[0], itemsize(X, xp)
+        )
+        relocation = relocate_retrying_on_oom(
+            before, sq_dist, self.weights, self.counts, xp=xp, device=array_device(X),
+            chunk_rows=chunk_rows,
+        )  # fmt: skip
+        self.labels = relocation.labels
+        self.sums, self.counts = sums_after_repair(
+            X, relocation, self.weights, self.offset, self.sums, self.counts, self.segment_sum,
+            unit_weights=self.unit_weights, block_rows=self.block_rows, xp=xp,
+        )  # fmt: skip
+        return sq_dist, self.labels != before
+
+
+def _largest_row_norm(X: Array, offset: Array, *, block_rows: int, xp: ModuleType) -> float:
+    """The scale of the data, for the bounds' slack: the largest centered row norm."""
+    acc = accumulation_dtype(xp, array_device(X))
+    scale = 0.0
+    for start, stop in row_blocks(X.shape[0], block_rows):
+        block = xp.astype(X[start:stop, :], acc) - xp.astype(offset, acc)
+        scale = max(scale, float(xp.max(squared_norms(block, xp=xp))) ** 0.5)
+    return scale
 
 
 def _loosen(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._backends import pass_runs_cupy_kernels
+from .._core.passes import column_mean_and_variance
 from .._lib.budget import block_row_bytes, block_rows_for, cupy_pass_row_bytes
 from .._lib.compat import (
     Array,
@@ -21,7 +22,7 @@ from .._lib.compat import (
 from .._lib.validation import check_data, check_integer, check_sample_weight, check_values
 from .data import PreparedData
 from .init import init_state_bytes
-from .lloyd import column_mean_and_variance, lloyd
+from .lloyd import lloyd
 from .streaming import STATE_BYTES_PER_ROW, HostRows
 
 

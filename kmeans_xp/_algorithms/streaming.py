@@ -61,7 +61,7 @@ class HostRows:
         Host-to-device traffic so far.
     """
 
-    is_host_rows = True  # how ``_array_api`` recognises it without importing this module
+    is_host_rows = True  # how ``_lib.compat`` recognises it without importing this module
 
     def __init__(self, host: np.ndarray, xp: ModuleType, device: Any, *, block_rows: int):
         self.host, self.xp, self.device = host, xp, device

@@ -1,17 +1,17 @@
 """Library-specific fast versions of the primitives, chosen by namespace in one place.
 
 On a GPU (CuPy, or torch CUDA tensors) the assignment is also *certified*: labels are those of
-a float64 argmin (``_certified``), with a fused CuPy kernel where CuPy is installed.
+a float64 argmin (``_core.certified``), with a fused CuPy kernel where CuPy is installed.
 
 Each module here implements ``segment_sum`` with the same signature and results as
 ``kmeans_xp._core.primitives.segment_sum`` (tested equal on random data); NumPy and CuPy also have
 their own version of the whole assign-and-sum pass of a Lloyd iteration
-(``_lloyd._assign_and_sum``; CuPy's fuses it into one kernel at small k·d), CuPy of k-means++
-(``_init.kmeans_plusplus_indices``), both serving torch CUDA tensors through DLPack, and NumPy
-of Hamerly's nearest-two search (``_hamerly._nearest_two``), of k-means++'s pass per center and
+(``passes.standard_assign_and_sum``; CuPy's fuses it into one kernel at small k·d), CuPy of
+k-means++ (``init.kmeans_plusplus_indices``), both serving torch CUDA tensors through DLPack, and
+NumPy of Hamerly's nearest-two search (``hamerly._nearest_two``), of k-means++'s pass per center and
 of the labels-and-inertia and distance passes behind ``predict``, ``score`` and ``transform``;
-NumPy's serve torch CPU tensors in large passes (``host_threads_held``). A library without a
-module here uses the standard-only versions.
+NumPy's serve torch CPU tensors in large passes (``host_threads_held``). A library without a module
+here uses the standard-only versions.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from .._core import primitives as _primitives
+from .._core.primitives import AssignFactory
 from .._lib.compat import (
     Array,
     array_device,
@@ -36,9 +37,6 @@ from .._lib.compat import (
     release_cached_memory,
 )
 from .cuda_launch import fused_pass_takes
-
-# centers -> (X_block -> (labels, partial squared distances)); see ``assign_for``.
-AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
 
 
 def host_threads_held(engine: Callable) -> Callable:
@@ -92,10 +90,10 @@ def _torch_segment_sum(X_block: Array, *args: Any, **kwargs: Any) -> tuple[Array
 def assign_and_sum_for(
     xp: ModuleType, device: Any, standard: Callable, precision: str = "highest"
 ) -> Callable | None:
-    """A library's own version of ``_lloyd._assign_and_sum``, or None to use ``standard`` (the
-    standard pass with the device's assignment), which CuPy's (and torch CUDA's, through it)
-    also falls back on for shapes its fused kernel does not take (and CuPy's where its
-    tensor-core assignment takes ``precision``)."""
+    """A library's own version of ``passes.standard_assign_and_sum``, or None to use ``standard``
+    (the standard pass with the device's assignment), which CuPy's (and torch CUDA's, through it)
+    also falls back on for shapes its fused kernel does not take (and CuPy's where its tensor-core
+    assignment takes ``precision``)."""
     if is_numpy(xp):
         from . import numpy as _numpy
 
@@ -116,7 +114,7 @@ def assign_and_sum_for(
 
 
 def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
-    """A library's own ``_init.kmeans_plusplus_indices`` (CuPy's fused kernels, also for torch
+    """A library's own ``init.kmeans_plusplus_indices`` (CuPy's fused kernels, also for torch
     CUDA tensors), or None. It returns None itself for inputs it does not take (torch CPU
     tensors among them), and the standard version runs."""
     if is_cupy(xp):
@@ -234,7 +232,7 @@ def centered_for_passes(
 
 
 def candidate_potentials_for(xp: ModuleType) -> Callable | None:
-    """A library's own version of ``_init.standard_candidate_potentials`` (k-means++'s pass
+    """A library's own version of ``seeding.standard_candidate_potentials`` (k-means++'s pass
     over X per center on the host), or None to use the standard one."""
     if is_numpy(xp):
         from . import numpy as _numpy
@@ -248,7 +246,7 @@ def candidate_potentials_for(xp: ModuleType) -> Callable | None:
 
 
 def nearest_two_for(xp: ModuleType) -> Callable | None:
-    """A library's own version of ``_hamerly._nearest_two``, or None to use the standard one."""
+    """A library's own version of ``hamerly._nearest_two``, or None to use the standard one."""
     if is_numpy(xp):
         from . import numpy as _numpy
 
@@ -261,7 +259,7 @@ def nearest_two_for(xp: ModuleType) -> Callable | None:
 
 
 def distances_to_centers_for(xp: ModuleType, device: Any, standard: Callable) -> Callable | None:
-    """A library's own version of ``_lloyd.distances_to_centers`` (``transform``), or None to
+    """A library's own version of ``lloyd.distances_to_centers`` (``transform``), or None to
     use ``standard``: NumPy's, also on torch CPU tensors' memory in large passes."""
     if is_numpy(xp):
         from . import numpy as _numpy
@@ -275,7 +273,7 @@ def distances_to_centers_for(xp: ModuleType, device: Any, standard: Callable) ->
 
 
 def labels_and_inertia_for(xp: ModuleType, device: Any, standard: Callable) -> Callable | None:
-    """A library's own version of ``_lloyd._labels_and_inertia_pass`` (``predict``, ``score``,
+    """A library's own version of ``passes.standard_labels_and_inertia`` (``predict``, ``score``,
     a fit's final labels), or None to use ``standard``: NumPy's, also on torch CPU tensors'
     memory in large passes."""
     if is_numpy(xp):
@@ -291,7 +289,7 @@ def labels_and_inertia_for(xp: ModuleType, device: Any, standard: Callable) -> C
 
 def assign_for(xp: ModuleType, device: Any, precision: str = "highest") -> AssignFactory:
     """How a pass assigns its blocks: a factory taking the (centered) centers once per pass and
-    returning ``assign(X_block) -> (labels, partial)`` with ``_primitives.assign_block``'s
+    returning ``assign(X_block) -> (labels, partial)`` with ``primitives.assign_block``'s
     meaning.
 
     On a GPU the labels are certified equal to a float64 argmin, and ``precision="high"`` lets

@@ -124,7 +124,7 @@ def _blocks(items: int, per_block: int) -> int:
 
 def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launch:
     """``assign_certified`` over a block's (m, k) products: one warp per row. ``scorer`` is the
-    ``_certified.CertifiedAssign`` whose centers gave the products (‖c‖², float64 centers,
+    ``certified.CertifiedAssign`` whose centers gave the products (‖c‖², float64 centers,
     bound), with contiguous ``c_sq`` and ``centers_wide``."""
     m, d = X_block.shape
     k = products.shape[1]
@@ -173,7 +173,7 @@ def assign_mma_launch(
     (int64, m long), their thresholds to ``listed_threshold`` (float64, m long) and their count
     into ``n_listed`` (one uint64, zeroed first). With ``rescore``, ``rescore_mma_*``: the
     listed rows' labels and partials, from exact distances to the centers within their
-    thresholds. ``scorer`` is the ``_certified.CertifiedAssign`` of the centers (float32
+    thresholds. ``scorer`` is the ``certified.CertifiedAssign`` of the centers (float32
     ``centers`` and ``c_sq``, float64 ``centers_wide``, the bound)."""
     m, d = X_block.shape
     k = scorer.centers.shape[0]
@@ -414,7 +414,7 @@ def kmeanspp_sample_parts(n_rows: int) -> tuple[int, int]:
 def kmeanspp_sample_launches(
     weights, closest, uniforms, totals, picked, *, weights_only: bool
 ) -> tuple[Launch, Launch]:
-    """D²-sampling of a k-means++ step (``_init.sample_in_chunks`` with increments ``w`` when
+    """D²-sampling of a k-means++ step (``seeding.sample_in_chunks`` with increments ``w`` when
     ``weights_only``, else ``w·closest``): ``kmeanspp_sample_totals`` writes each part's total
     into ``totals`` (float64, ``_KMEANSPP_SAMPLE_THREADS`` long), then ``kmeanspp_sample_pick``
     writes into ``picked`` (int64, as long as ``uniforms``) the row each uniform draws."""

@@ -113,7 +113,7 @@ def matmul_precision(dtype: np.dtype, precision: str) -> Iterator[None]:
 
 
 class CertifiedAssign(_StandardCertifiedAssign):
-    """``_certified.CertifiedAssign`` in one or two kernels. Labels are int32.
+    """``certified.CertifiedAssign`` in one or two kernels. Labels are int32.
 
     Small k·d (``cuda_launch.small_pass``): one ``lloyd_pass_small`` launch scores each row
     against centers held in shared memory, in X's dtype on the CUDA cores — no cuBLAS, so
@@ -204,7 +204,7 @@ def assign_and_sum(
     standard: Callable,
     precision: str = "highest",
 ) -> tuple[cupy.ndarray, cupy.ndarray, cupy.ndarray, cupy.ndarray]:
-    """``_lloyd._assign_and_sum`` for CuPy: at small k·d one ``lloyd_pass_small`` launch per
+    """``passes.standard_assign_and_sum`` for CuPy: at small k·d one ``lloyd_pass_small`` launch per
     block assigns, counts the changed labels and sums (X read once, ``offset`` subtracted in the
     kernel, nothing n × k long in memory); elsewhere, and where the tensor-core assignment takes
     ``precision`` (``cuda_launch.mma_applies``), ``standard`` (whose ``CertifiedAssign`` runs
@@ -341,7 +341,7 @@ def kmeans_plusplus_indices(
 
 
 def split_for_tf32(A: cupy.ndarray, *, tail_at: int) -> cupy.ndarray:
-    """``_certified.split_for_tf32`` for a contiguous float32 (m, d) array, in one kernel: the
+    """``certified.split_for_tf32`` for a contiguous float32 (m, d) array, in one kernel: the
     head keeps 10 mantissa bits (cleared, not rounded), which the bound allows."""
     m, d = A.shape
     out = cupy.empty((m, 3 * d), dtype=cupy.float32)
@@ -358,7 +358,7 @@ def segment_sum(
     *,
     xp: ModuleType,
 ) -> tuple[cupy.ndarray, cupy.ndarray]:
-    """``_primitives.segment_sum`` on the device, in float64.
+    """``primitives.segment_sum`` on the device, in float64.
 
     When k·(d+1) float64 accumulators fit in 48 KiB of shared memory, each thread block sums
     its rows privately and adds the result once; otherwise rows are visited in label order

@@ -35,7 +35,7 @@ def segment_sum(
     *,
     xp: ModuleType,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``_primitives.segment_sum`` for NumPy, accumulating in float64.
+    """``primitives.segment_sum`` for NumPy, accumulating in float64.
 
     With SciPy installed: a sparse (n_clusters × m) one-hot matrix of the weights times the
     block in float64. Without: ``np.bincount`` over flattened (label, feature) indices. Measured
@@ -92,9 +92,9 @@ def assign_and_sum(
     xp: ModuleType,
     out=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``_lloyd._assign_and_sum`` for NumPy: the same pass, into buffers allocated once (``out``'s
-    when given, counting the labels it changes), with the row blocks shared out to one thread
-    per core.
+    """``passes.standard_assign_and_sum`` for NumPy: the same pass, into buffers allocated once
+    (``out``'s when given, counting the labels it changes), with the row blocks shared out to one
+    thread per core.
 
     The standard-only pass allocates several 0.1–2 MB temporaries per block. glibc serves those
     from the heap top and gives the memory back between blocks, so every block faults its pages in
@@ -216,7 +216,7 @@ def labels_and_inertia(
     block_rows: int,
     xp: ModuleType,
 ) -> tuple[np.ndarray, float | None]:
-    """``_lloyd._labels_and_inertia_pass`` for NumPy (``predict``, ``score`` and a fit's final
+    """``passes.standard_labels_and_inertia`` for NumPy (``predict``, ``score`` and a fit's final
     labels): the same operations block by block, into buffers allocated once per thread, with
     the blocks shared between threads from ``MIN_SCORES_FOR_THREADS`` as in ``assign_and_sum``.
 
@@ -280,7 +280,7 @@ def _label_rows(
 def distances_to_centers(
     X: np.ndarray, centers: np.ndarray, *, offset: np.ndarray, block_rows: int, xp: ModuleType
 ) -> np.ndarray:
-    """``_lloyd.distances_to_centers`` for NumPy (``transform``): the same float64 operations
+    """``lloyd.distances_to_centers`` for NumPy (``transform``): the same float64 operations
     block by block, written straight into the (n, k) result in X's dtype, from buffers
     allocated once per thread, blocks shared between the cores from ``MIN_SCORES_FOR_THREADS``.
     Equal to the standard version (with ``assign_and_sum``'s caveat on BLAS kernels that round a
@@ -330,7 +330,7 @@ def candidate_potentials(
     closest: np.ndarray, weights: np.ndarray, trial_sq: np.ndarray | None, *, block_rows: int,
     centered_blocks: object, xp: ModuleType,
 ) -> np.ndarray:  # fmt: skip
-    """``_init.standard_candidate_potentials`` for NumPy: the same potentials and trial
+    """``seeding.standard_candidate_potentials`` for NumPy: the same potentials and trial
     distances (same operands and operations, block partials added in block order), into buffers
     allocated once per call and with the blocks shared out to one thread per core. Bit for bit
     where BLAS rounds a product's rows the same whatever its thread count (see
@@ -513,7 +513,7 @@ def nearest_two(
     block_rows: int,
     xp: ModuleType,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``_hamerly._nearest_two`` for NumPy: the same results, into buffers allocated once.
+    """``hamerly._nearest_two`` for NumPy: the same results, into buffers allocated once.
 
     The standard version makes a block-sized copy of the scores (to mask the nearest column)
     and several other temporaries per block; like the standard pass (see ``assign_and_sum``),

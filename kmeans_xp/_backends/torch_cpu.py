@@ -98,8 +98,8 @@ def cpu_assign_and_sum(
     X: torch.Tensor, centers: torch.Tensor, weights: torch.Tensor, offset: torch.Tensor | None,
     segment_sum: Callable, *, block_rows: int, xp: ModuleType, standard: Callable, out=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``_lloyd._assign_and_sum`` for CPU tensors: NumPy's pass (``_numpy.assign_and_sum``) on
-    the tensors' memory, or ``standard`` where it does not apply. ``out``'s labels and partials
+    """``passes.standard_assign_and_sum`` for CPU tensors: NumPy's pass (``numpy.assign_and_sum``)
+    on the tensors' memory, or ``standard`` where it does not apply. ``out``'s labels and partials
     (a previous pass's results) are overwritten in place, as NumPy's pass does."""
     if not _numpy_views_apply(X):
         return standard(
@@ -123,7 +123,7 @@ def cpu_nearest_two(
     X: torch.Tensor, rows: torch.Tensor | None, centers: torch.Tensor, centers_acc: torch.Tensor,
     offset: torch.Tensor, *, block_rows: int, xp: ModuleType,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``_hamerly._nearest_two`` for tensors: NumPy's on CPU tensors' memory, else the standard
+    """``hamerly._nearest_two`` for tensors: NumPy's on CPU tensors' memory, else the standard
     version."""
     if not _numpy_views_apply(X):
         return standard_nearest_two(
@@ -143,7 +143,7 @@ def cpu_candidate_potentials(
     closest: torch.Tensor, weights: torch.Tensor, trial_sq: torch.Tensor | None, *,
     block_rows: int, centered_blocks: list[torch.Tensor] | None, xp: ModuleType,
 ) -> torch.Tensor:  # fmt: skip
-    """``_init.standard_candidate_potentials`` for tensors: NumPy's on CPU tensors' memory
+    """``seeding.standard_candidate_potentials`` for tensors: NumPy's on CPU tensors' memory
     (``trial_sq`` written in place), else the standard version."""
     if not _numpy_views_apply(X):
         return standard_candidate_potentials(
@@ -165,7 +165,7 @@ def cpu_labels_and_inertia(
     weights: torch.Tensor | None, offset: torch.Tensor, *, block_rows: int, xp: ModuleType,
     standard: Callable,
 ) -> tuple[torch.Tensor, float | None]:  # fmt: skip
-    """``_lloyd._labels_and_inertia_pass`` for tensors: NumPy's (``_numpy.labels_and_inertia``)
+    """``passes.standard_labels_and_inertia`` for tensors: NumPy's (``numpy.labels_and_inertia``)
     on CPU tensors' memory, else ``standard``."""
     if not _numpy_views_apply(X):
         return standard(X, centers, centered, weights, offset, block_rows=block_rows, xp=xp)
@@ -182,7 +182,7 @@ def cpu_distances_to_centers(
     X: torch.Tensor, centers: torch.Tensor, *, offset: torch.Tensor, block_rows: int,
     xp: ModuleType, standard: Callable,
 ) -> torch.Tensor:  # fmt: skip
-    """``_lloyd.distances_to_centers`` for tensors: NumPy's on CPU tensors' memory, else
+    """``lloyd.distances_to_centers`` for tensors: NumPy's on CPU tensors' memory, else
     ``standard``."""
     if not _numpy_views_apply(X):
         return standard(X, centers, offset=offset, block_rows=block_rows, xp=xp)

@@ -35,7 +35,7 @@ def segment_sum(
 
 @functools.cache
 def _cupy_backend() -> ModuleType | None:
-    """``_backends._cupy`` when CuPy imports and sees a GPU (its kernels then serve torch CUDA
+    """``_backends.cupy`` when CuPy imports and sees a GPU (its kernels then serve torch CUDA
     tensors through DLPack, without copies), else None."""
     try:
         import cupy
@@ -81,7 +81,7 @@ def _matmul_with(precision: str) -> Callable[[torch.Tensor, torch.Tensor], torch
 
 
 def best_two(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_certified.standard_best_two`` by one ``torch.topk``: labels, best and second-best
+    """``certified.standard_best_two`` by one ``torch.topk``: labels, best and second-best
     scores per row. On an exact tie the label may be either index; the certificate flags such
     rows (their gap is 0) and rescores them, so the final label is the float64 argmin's."""
     values, indices = torch.topk(scores, 2, dim=1, largest=False, sorted=True)
@@ -144,8 +144,8 @@ def cuda_assign_and_sum(
     out=None,
     standard: Callable,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_lloyd._assign_and_sum`` for CUDA tensors: CuPy's fused small-k·d pass through DLPack
-    (no copies; labels and partials written into ``out``'s tensors in place) where CuPy is
+    """``passes.standard_assign_and_sum`` for CUDA tensors: CuPy's fused small-k·d pass through
+    DLPack (no copies; labels and partials written into ``out``'s tensors in place) where CuPy is
     installed and the shape takes it; otherwise ``standard``."""
     backend = _cupy_backend()
     n_clusters, n_features = centers.shape
@@ -186,7 +186,7 @@ def cuda_kmeans_plusplus_indices(
     n_local_trials: int,
     xp: ModuleType,
 ) -> torch.Tensor | None:
-    """CuPy's k-means++ kernels (``_cupy.kmeans_plusplus_indices``) for CUDA tensors, through
+    """CuPy's k-means++ kernels (``cupy.kmeans_plusplus_indices``) for CUDA tensors, through
     DLPack; None (nothing drawn) without CuPy, for CPU tensors, or where CuPy's declines."""
     backend = _cupy_backend()
     if backend is None or not X.is_cuda:

@@ -127,7 +127,7 @@ class CertifiedAssign:
     """``assign_block`` for one set of centered centers, with ambiguous rows scored in float64.
 
     Call it on centered row blocks; it returns (labels, partial squared distances) like
-    ``_primitives.assign_block``. Only float32 data are certified: in float64 the scores already
+    ``primitives.assign_block``. Only float32 data are certified: in float64 the scores already
     are what the certificate would recompute.
 
     Parameters

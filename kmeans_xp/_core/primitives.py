@@ -11,11 +11,15 @@ their reference and the path for any other array-API library.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from .._lib.compat import Array, accumulation_dtype, array_device
+
+# centers -> (X_block -> (labels, partial squared distances)); see ``_backends.assign_for``.
+AssignFactory = Callable[[Array], Callable[[Array], tuple[Array, Array]]]
 
 
 def squared_norms(A: Array, *, xp: ModuleType) -> Array:

@@ -36,7 +36,7 @@ def sq_distances(X_block: Array, x_sq_norms: Array, centers: Array, *, xp: Modul
 
 def chunk_bounds(n_samples: int, chunk_rows: int) -> list[tuple[int, int]]:
     """(start, stop) of consecutive chunks of an (n,) vector (not row blocks of X: nothing is
-    reported to ``_memmap``)."""
+    reported to ``_lib.memmap``)."""
     return [(a, min(a + chunk_rows, n_samples)) for a in range(0, n_samples, chunk_rows)]
 
 

@@ -73,7 +73,7 @@ def host_workspace_bytes(data_bytes: int) -> int:
     small blocks, so the workspace stays a fraction of X: at 100k x 32 -> 64 (X 12 MiB) a quarter
     of X costs 2% per iteration against 16 MiB. NumPy's threaded passes give each thread a
     block's buffers, so they run on fewer threads where the cores' buffers together would pass
-    this (``_backends._numpy._split_blocks``)."""
+    this (``_backends.numpy._split_blocks``)."""
     return max(data_bytes // 4, HOST_BLOCK_BYTES_MIN)
 
 
@@ -93,7 +93,7 @@ def block_row_bytes(n_features: int, width: int) -> int:
 
 
 def cupy_pass_row_bytes(n_features: int, n_clusters: int, itemsize: int) -> int:
-    """What one row of a block holds in CuPy's Lloyd pass (``_backends._cupy``) and in the
+    """What one row of a block holds in CuPy's Lloyd pass (``_backends.cupy``) and in the
     final labels-and-inertia pass, whichever holds more: the k products in X's dtype, the
     centered row, its split copy for "tf32x3" (3d), the row, its center and their squared
     difference in float64 (3d doubles), and labels, partials and sort order (32 bytes).
@@ -106,7 +106,7 @@ def cupy_pass_row_bytes(n_features: int, n_clusters: int, itemsize: int) -> int:
 def row_blocks(n_samples: int, block_rows: int) -> Iterator[tuple[int, int]]:
     """Yield (start, stop) of consecutive row blocks covering ``range(n_samples)``.
 
-    Each block is reported to ``_memmap`` once the caller asks for the next, so a fit on a
+    Each block is reported to ``_lib.memmap`` once the caller asks for the next, so a fit on a
     ``numpy.memmap`` keeps its resident pages bounded (a no-op otherwise).
     """
     for start in range(0, n_samples, block_rows):

@@ -40,7 +40,7 @@ Array = Any  # an array of any supported library; the standard has no static typ
 
 
 def is_host_rows(x: Any) -> bool:
-    """Whether ``x`` is a ``_streaming.HostRows`` (host data a device reads in row blocks)."""
+    """Whether ``x`` is a ``streaming.HostRows`` (host data a device reads in row blocks)."""
     return getattr(x, "is_host_rows", False)
 
 
@@ -132,9 +132,9 @@ def as_supported_array(x: Any, name: str) -> Array:
 
     Anything else (lists, pandas objects, JAX arrays, ...) is converted with ``numpy.asarray``, as
     scikit-learn does; ``np.matrix`` and masked arrays with nothing masked become plain arrays.
-    Refused with a TypeError: Dask arrays and DataFrames, rather than silently computed into
-    memory (the estimator's fit and predict take them through ``_dask``); sparse matrices; masked
-    arrays with masked values.
+    Refused with a TypeError: Dask arrays and DataFrames, rather than silently computed into memory
+    (the estimator's fit and predict take them through ``_algorithms.dask``); sparse matrices;
+    masked arrays with masked values.
     """
     _refuse_sparse(x, name)
     if isinstance(x, np.ma.MaskedArray):

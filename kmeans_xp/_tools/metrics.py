@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .._algorithms.lloyd import column_mean_and_variance
 from .._backends import segment_sum_for
+from .._core.passes import column_mean_and_variance
 from .._core.primitives import (
     squared_norms,
 )

@@ -462,7 +462,7 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 16, 2)
 DEFINE_LLOYD_PASS_SMALL(double, double, 32, 1)
 DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
 
-// One step of greedy k-means++ over all rows (kmeans_xp/_init.py's kmeans_plusplus_indices):
+// One step of greedy k-means++ over all rows (kmeans_xp/_algorithms/init.py's kmeans_plusplus_indices):
 // the squared distances of each row (`offset` subtracted) to t <= KMEANSPP_MAX_TRIALS candidate
 // rows of X, held in shared memory, written to trial_sq (m, t) unless it is null (then
 // kmeanspp_update_from_x computes the winner's again), and each candidate's potential
@@ -734,7 +734,7 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
 }
 
 // k-means++'s D²-sampling of a step's candidates on the device, in two launches with no n-long
-// temporary (the standard version, kmeans_xp/_init.py's _sample_in_chunks, makes the increments
+// temporary (the standard version, kmeans_xp/_core/seeding.py's sample_in_chunks, makes the increments
 // and their cumulative sum in float64 and searches it: about ten small launches a center).
 // Row i's increment is w_i (the first step: `weights_only`, D² still +inf) or w_i * closest_i,
 // in float64 as there. The rows are cut into n_parts <= blockDim.x contiguous parts of part_rows
@@ -742,12 +742,12 @@ __device__ void kmeanspp_update_from_x(const T* __restrict__ x, const T* __restr
 // kmeanspp_sample_totals (a block a part) sums each slice in row order and scans the slices:
 // the part's total. kmeanspp_sample_pick (a block a target u * total) scans the parts' totals
 // and takes the first part whose cumulative total exceeds the target (the last if none), as
-// _sample_in_chunks takes a chunk; inside it, the slices' sums again (bit for bit the same), and
+// sample_in_chunks takes a chunk; inside it, the slices' sums again (bit for bit the same), and
 // the first row of positive increment whose cumulative sum (its slice's start by the scan, plus
 // its slice's running sum) exceeds the target's remainder — searchsorted's side "right", and a
 // row of zero weight or zero D² is never picked, also where the scan's rounding leaves a slice's
 // start above the previous slice's end. If no row qualifies (a remainder at the part's very end,
-// which _sample_in_chunks keeps below the chunk's total), the part's last row of positive
+// which sample_in_chunks keeps below the chunk's total), the part's last row of positive
 // increment: the row that clamp gives; if every increment is zero, the part's last row, as the
 // standard version's clip gives.
 // The sums' order differs from a cumulative sum's, so a pick can differ from the standard
