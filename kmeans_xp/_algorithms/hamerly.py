@@ -12,11 +12,9 @@ only pays once most rows stay put. So the loop starts with plain Lloyd passes an
 bounds once an iteration changes at most ``_SWITCH_FRACTION`` of the labels. Where the centers
 stay close for the points' spread (data without clear clusters), most rows keep failing their
 test even then; when more than ``_FALLBACK_FRACTION`` of them fail, the bounds are dropped for
-plain passes and tried again after 2, 4, 8... plain passes. Measured on the 2-core CI machine
-(``python -m benchmarks.algorithms``, benchmarks/RESULTS.md), default fits of standard normal
-float32 data went from 6.8×, 4.5× and 1.5× the time of plain Lloyd to 1.5×, 1.1× and 1.1× (at
-20 000 × 768 → 50, 50 000 × 256 → 100, 100 000 × 64 → 256); fits of clustered data keep their
-bounds and their times (1.37× faster than plain Lloyd at 1 000 000 × 64 → 256).
+plain passes and tried again after 2, 4, 8... plain passes, so that on data without clusters a
+fit costs little more than plain Lloyd, while clustered data keep their bounds and their gain
+(``python -m benchmarks.algorithms`` measures both; benchmarks/RESULTS.md has the numbers).
 
 The iterations are Lloyd's: a checked row gets Lloyd's own argmin (same GEMM form, same dtype),
 same center updates, same empty-cluster repair, same stopping rules; labels can differ only at
@@ -64,12 +62,8 @@ _BOUND_SLACK = 1e-7
 _SWITCH_FRACTION = 0.1
 # Bounds are dropped, and plain passes resume, when more than this fraction of the rows fail
 # their test in an iteration: checking them one by one (a gather for the exact own distance, a
-# gather for the distances to all centers) cost about 4.5 plain passes an iteration where nearly
-# every row failed (profile in benchmarks/RESULTS.md). Default fits on the 2-core CI machine (an
-# ad-hoc sweep, 2026-11-27): 0.5, 0.3 and 0.15 gave 1.48, 1.22 and 1.21 s at 20 000 × 768 → 50
-# of normal data, and the same times within 4 % at 50 000 × 256 → 100 and 100 000 × 64 → 256
-# (normal) and at the harness's 1 000 000 × 64 → 256 and 200 000 × 128 → 1024 mixtures, except
-# 0.94 against 0.68 s for 0.5 at 50 000 × 256 → 100 (mixture).
+# gather for the distances to all centers) costs several plain passes where nearly every row
+# fails. The value sits in the flat middle of the sweep in benchmarks/RESULTS.md.
 _FALLBACK_FRACTION = 0.3
 # Rows per chunk of the bound tests: their temporaries (~40 bytes per row) stay a few MiB and at
 # most ~1/16 of the rows, with few enough chunks that the per-chunk calls cost nothing next to

@@ -29,8 +29,7 @@ def repair_chunk_rows(block_rows: int, n_features: int, n_clusters: int, itemsiz
     """Rows per chunk of ``relocate_empty_clusters`` within the memory a pass's block of
     ``block_rows`` rows may use, and at least ``_REPAIR_CHUNK_ROWS``. The block's budget is
     taken at the leanest count of a row's bytes (CuPy's pass, ``cupy_pass_row_bytes``), so the
-    chunk stays within it whichever count sized the blocks: at issue 4's 100 M x 64 -> 1024
-    beside 2 GB, ~3 M rows (200 MB), not the 22 M the standard count would allow."""
+    chunk stays within it whichever count sized the blocks."""
     budget = block_rows * cupy_pass_row_bytes(n_features, n_clusters, itemsize)
     return max(_REPAIR_CHUNK_ROWS, budget // _REPAIR_ROW_BYTES)
 

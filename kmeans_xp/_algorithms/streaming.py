@@ -183,9 +183,8 @@ class HostRows:
 # ---- how each library copies host rows into a device buffer ----------------------------------
 
 # The copy of host rows into a pinned staging buffer runs in chunks on this many threads (NumPy
-# releases the GIL): on the H200 machine a streamed iteration at 4 M x 64 -> 256 took 286 ms
-# against 80 ms of GPU work, 35 of them the device copies (benchmarks.gpu_profile, 2026-11-27)
-# — the rest mostly this host copy, on one thread.
+# releases the GIL): on one thread this host copy, not the GPU's work or the device copy, is
+# what a streamed iteration waits for.
 STAGING_THREADS = min(8, os.cpu_count() or 1)
 STAGING_CHUNK_BYTES = 16 * 2**20
 _staging_pool: ThreadPoolExecutor | None = None

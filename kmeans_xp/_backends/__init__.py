@@ -128,14 +128,10 @@ def kmeans_plusplus_for(xp: ModuleType) -> Callable | None:
     return None
 
 
-# "auto" takes split-TF32 products ("tf32x3") from this many centers up. On an H200 (2026-11-27,
-# benchmarks/RESULTS.md) a CuPy iteration took 7.5 ms instead of 10.6 at 1 M x 128 -> 1024,
-# 13.8 instead of 28.4 at 131 k x 256 -> 16 384 and 46 instead of 72 at 8.4 M x 128 -> 1024;
-# torch CUDA tensors on the same kernels 7.2 instead of 10.6, 14.1 instead of 28.5 and 45
-# instead of 70. Splitting X costs a pass that reads it and writes it three times over, whatever
-# k is, and the products save (by the same run's GEMM floors: 6.5 ms in float32, 2.6 split, at
-# A) about 3e-14 s per row, feature and center against about 6e-12 s per row and feature for
-# the split traffic at HBM's rate: even at k ~ 200 (derived); 256 keeps clear of it.
+# "auto" takes split-TF32 products ("tf32x3") from this many centers up. Splitting X costs a
+# pass that reads it and writes it three times over, whatever k is, while the tensor-core
+# products save time in proportion to k: the two break even near k ~ 200 on HBM-class memory
+# (derived from the GEMM floors in benchmarks/RESULTS.md), and 256 keeps clear of it.
 AUTO_TF32X3_MIN_CLUSTERS = 256
 
 
@@ -145,7 +141,7 @@ def resolve_precision(precision: str, X: Array, n_clusters: int, *, xp: ModuleTy
     installed) on a card with TF32 tensor cores (sm_80 or later) and at least
     ``AUTO_TF32X3_MIN_CLUSTERS`` centers, where it was measured faster with the same
     (certified, float64-argmin) labels; "highest" otherwise — on the CPU, for float64, for
-    torch CUDA without CuPy and X streamed from the host (not measured there), and at small k.
+    torch CUDA without CuPy and X streamed from the host, and at small k.
     Any other mode is returned as given."""
     if precision != "auto":
         return precision
@@ -216,8 +212,8 @@ def centered_for_passes(
     """X − ``offset`` once for all of a fit's Lloyd passes, where CuPy's kernels run them
     (``pass_runs_cupy_kernels``), the cuBLAS path or the tensor-core assignment would subtract
     it block by block (not the fused small-k·d pass, which subtracts in its kernel without a
-    copy: ``fused_pass_runs``) and the copy fits ``budget`` bytes: at 1 M x 128 on an H200 the
-    per-block copies took 1.08 ms of an 11.5 ms iteration. None elsewhere, or when the copy's
+    copy: ``fused_pass_runs``) and the copy fits ``budget`` bytes: a copy per block per
+    iteration costs about a tenth of an iteration there. None elsewhere, or when the copy's
     allocation fails (the passes then subtract ``offset`` themselves)."""
     if budget is None or not pass_runs_cupy_kernels(xp, device):
         return None

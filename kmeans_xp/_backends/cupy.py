@@ -1,14 +1,13 @@
 """CuPy versions of the primitives: the certified assignment's fused best-two-and-rescore
 pass, an update without contended atomics, at small k·d the whole Lloyd pass in one kernel,
-and (switched off until measured on a GPU) the certified assignment on tensor cores.
+and (off by default: the ``mma`` pass option) the certified assignment on tensor cores.
 
 Everything here is CuPy alone (cuBLAS through ``cupy.matmul``, and CUDA kernels compiled by
 NVRTC on first use), so CuPy users need nothing else.
-The kernels' source is plain text in ``cuda_launch.py``, which does not import CuPy, so a test
-can compile it without a GPU and run it on the CPU (``tests/cuda_emulator.py``).
-
-Status: tested on the CPU emulator and, by ``ci/gpu.sh``, against the standard-only versions
-on an H200 (benchmarks/RESULTS.md has the times); the tensor-core kernels on the emulator only.
+The kernels are CUDA C++ files (``cuda/*.cu``) that ``cuda_launch.py`` reads and sizes without
+importing CuPy, so a test can compile them without a GPU and run them on the CPU
+(``tests/cuda_emulator.py``). Each is tested against the standard-only version it replaces, on
+the emulator and, by ``ci/gpu.sh``, on a GPU.
 """
 
 from __future__ import annotations

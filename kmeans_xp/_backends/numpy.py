@@ -38,10 +38,8 @@ def segment_sum(
     """``primitives.segment_sum`` for NumPy, accumulating in float64.
 
     With SciPy installed: a sparse (n_clusters × m) one-hot matrix of the weights times the
-    block in float64. Without: ``np.bincount`` over flattened (label, feature) indices. Measured
-    per iteration over 16 384-row blocks on the 2-core CI machine (see benchmarks/RESULTS.md):
-    1M x 64 -> 256, 27 ms sparse against 142 ms bincount; 200k x 128 -> 1024, 13 ms against
-    64 ms. ``np.add.at`` is slower still.
+    block in float64, several times faster. Without: ``np.bincount`` over flattened (label,
+    feature) indices; ``np.add.at`` is slower still (benchmarks/RESULTS.md compares them).
     """
     if _sparse is not None:
         return _segment_sum_sparse(X_block, labels, weights, n_clusters)
@@ -76,7 +74,7 @@ def label_dtype(n_clusters: int) -> np.dtype:
 # Rows of float64 data gathered before one sparse update product (a multiple of the block rows):
 # one product per chunk instead of per block keeps scipy's k×d result allocations rare. At most
 # this many bytes in all threads together, and at most 1/16 of X's size, so that the chunks stay a
-# small part of a fit's memory (8 MiB and 1/8 measured the same speed, 7.5 MiB more at 200k × 128).
+# small part of a fit's memory (larger chunks were no faster).
 UPDATE_CHUNK_BYTES = 4 * 2**20
 UPDATE_CHUNK_FRACTION_OF_X = 16
 
@@ -98,9 +96,8 @@ def assign_and_sum(
 
     The standard-only pass allocates several 0.1–2 MB temporaries per block. glibc serves those
     from the heap top and gives the memory back between blocks, so every block faults its pages in
-    again: measured on the 2-core CI machine at 200 000 × 128 → 1024 with 481-row blocks,
-    1.35 s per pass against 0.32 s with glibc told to keep its memory (MALLOC_TOP_PAD_ and
-    friends), and about 0.23 s for this version (see benchmarks/RESULTS.md). Here each block
+    again, which can cost several times the pass's arithmetic (benchmarks/RESULTS.md). Here each
+    block
     writes into buffers that live for the whole pass, and rows are converted to float64 for the
     update in chunks, so the pass allocates O(1) times.
 
@@ -109,10 +106,10 @@ def assign_and_sum(
     BLAS is held to one thread inside each, as scikit-learn does with OpenMP (for large passes
     only; see ``MIN_SCORES_FOR_THREADS``). Labels and partial distances are bit-identical to
     the standard pass (same GEMM operands, same operations) where BLAS rounds a product's rows
-    the same whatever its thread count, as OpenBLAS's SkylakeX kernels do on the CI machine;
-    its Haswell kernels (``OPENBLAS_CORETYPE=Haswell``) do not once a product is large enough
-    for several threads (at 200 000 × 128 → 256, 10 080 partials differed in their last bits,
-    the labels not), so labels can then differ at genuine near-ties. Sums agree to rounding.
+    the same whatever its thread count, as OpenBLAS's SkylakeX kernels do; its Haswell kernels
+    (``OPENBLAS_CORETYPE=Haswell``) do not once a product is large enough for several threads
+    (partials then differ in their last bits), so labels can then differ at genuine near-ties.
+    Sums agree to rounding.
     """
     n_samples = X.shape[0]
     if offset is None:  # X was centered once for the whole fit
@@ -224,8 +221,7 @@ def labels_and_inertia(
     Σ w·‖x − c‖² from the float64 differences with ``centers``, one sum per block, added in
     block order whichever thread made them. Labels and inertia are the standard pass's (with
     ``assign_and_sum``'s caveat on BLAS kernels that round a row differently on several
-    threads). On the 2-core CI machine at 1 000 000 × 64 → 256, ``predict`` took 277 ms with
-    the standard pass, 146.5–148.5 ms with this one and 190 ms with scikit-learn's
+    threads). It makes ``predict`` about twice as fast as the standard pass
     (benchmarks/RESULTS.md).
     """
     n_samples = X.shape[0]
@@ -285,8 +281,8 @@ def distances_to_centers(
     allocated once per thread, blocks shared between the cores from ``MIN_SCORES_FOR_THREADS``.
     Equal to the standard version (with ``assign_and_sum``'s caveat on BLAS kernels that round a
     row differently on several threads), which also allocates every block's temporaries and
-    joins the blocks at the end, a second copy of the result: on the 2-core CI machine at
-    200 000 × 128 → 1024, 1451 ms against 551 (scikit-learn: 875; benchmarks/RESULTS.md).
+    joins the blocks at the end, a second copy of the result (benchmarks/RESULTS.md has the
+    times).
     """
     n_samples, n_clusters = X.shape[0], centers.shape[0]
     out = np.empty((n_samples, n_clusters), dtype=X.dtype)
@@ -335,13 +331,11 @@ def candidate_potentials(
     allocated once per call and with the blocks shared out to one thread per core. Bit for bit
     where BLAS rounds a product's rows the same whatever its thread count (see
     ``assign_and_sum``: with OpenBLAS's Haswell kernels some trial distances differ in their
-    last bits at 200 000 × 128; the potentials and picks were the same).
+    last bits; the potentials and picks stay the same).
 
-    k-means++ runs this once per center, reading X each time. Measured on the 2-core CI machine
-    (``python -m benchmarks.kmeanspp_memory --skip-memory``, 2026-11-27), ms a center before
-    this version and with it: 17.6–18.5 and 12.9–13.0 at 200 000 × 128 → 64, 65.3–65.5 and 43.7
-    at 1 000 000 × 64 → 32 (benchmarks/RESULTS.md). ``centered_blocks`` is not used: each block
-    is centered into a buffer of its thread's.
+    k-means++ runs this once per center, reading X each time, so its speed is k-means++'s
+    (``python -m benchmarks.kmeanspp_memory --skip-memory`` times it). ``centered_blocks`` is
+    not used: each block is centered into a buffer of its thread's.
     """
     n_samples = X.shape[0]
     if n_samples < _MIN_ROWS_FOR_POTENTIALS_THREADS:
@@ -397,16 +391,12 @@ def _potentials_of_rows(shared, lo: int, hi: int, block_rows: int) -> list[np.nd
 # Fewer blocks than this per thread, and a pass runs on one thread: too little work to share.
 _MIN_BLOCKS_PER_THREAD = 2
 # Nor below this many scores (n × k) per pass: switching BLAS to one thread and back costs more
-# than the threads save. Measured per Lloyd iteration on the 2-core CI machine, one thread against
-# two: 100 000 × 32 → 64 (6.4M scores) 9.7 against 10.8 ms; 200 000 × 128 → 1024 (205M) 223
-# against 184 ms; 1 000 000 × 64 → 256 (256M) 275 against 179 ms.
+# than the threads save (the crossover in benchmarks/RESULTS.md lies between 6M and 200M).
 MIN_SCORES_FOR_THREADS = 2**24
 # k-means++'s pass per center (``candidate_potentials``) shares its blocks between threads from
 # this many rows: its per-row work (a few candidates' distances, minima and weighted sums) counts
-# more than d. Measured per center on the 2-core CI machine, one thread against two (`python -m
-# benchmarks.kmeanspp_memory --skip-memory --time-shape N×D×64 --threads-from ...`, 2026-11-27):
-# 10 000 × 32 0.57–0.59 against 0.62–0.71 ms, 16 000 × 32 0.94–0.96 against 0.93–0.94 ms,
-# 30 000 × 32 1.68–1.71 against 1.44 ms, 50 000 × 8 2.17–2.18 against 1.55–1.58 ms.
+# more than d. Threads break even near this size (``python -m benchmarks.kmeanspp_memory
+# --skip-memory --threads-from N`` finds the crossover).
 _MIN_ROWS_FOR_POTENTIALS_THREADS = 2**14
 _pool: ThreadPoolExecutor | None = None
 _controller = None
@@ -562,7 +552,7 @@ def nearest_two(
         np.add(row_starts[:m], nearest, out=flat[:m])
         s.reshape(-1)[flat[:m]] = np.inf
         # The runner-up's value through its argmin: NumPy's argmin along rows is SIMD, its min
-        # is not (measured 0.07 against 0.34 ns per score at 1817 x 256).
+        # is not (several times faster per score).
         np.argmin(s, axis=1, out=second_index[:m])
         np.add(row_starts[:m], second_index[:m], out=flat[:m])
         np.take(s.reshape(-1), flat[:m], out=runner_up[:m])

@@ -51,14 +51,11 @@ _held_threads = 1
 def threads_held_to_one() -> Iterator[None]:
     """torch's intra-op threads held to one for a fit on CPU tensors (re-entrant; restored when
     the outermost exits). They spin for a while after each torch operation, and beside the
-    threads of NumPy's passes and BLAS on the same cores that cost more than they save:
-    measured on the 2-core CI machine, a Lloyd iteration through NumPy's passes took 27.8 ms at
-    100 000 × 32 → 64 and 336 ms at 200 000 × 128 → 1024 with torch's two threads, 12.9 and
-    154 ms with one (the standard pass before: 14.9 and 274). Like scikit-learn's own BLAS limit
-    during a fit, the setting is the process's: other threads' torch operations run on one
-    thread meanwhile. Holding it around each pass instead cost more (115 ms an iteration at
-    100 000 × 32 → 64): the setting changes once per fit (benchmarks/RESULTS.md, "torch CPU
-    tensors on NumPy's passes")."""
+    threads of NumPy's passes and BLAS on the same cores that cost more than they save (about
+    twice the iteration time; benchmarks/RESULTS.md, "torch CPU tensors on NumPy's passes").
+    Like scikit-learn's own BLAS limit during a fit, the setting is the process's: other
+    threads' torch operations run on one thread meanwhile. It changes once per fit, not around
+    each pass, which cost more than it saved."""
     global _held_depth, _held_threads
     with _held_lock:
         if _held_depth == 0:
@@ -77,9 +74,8 @@ def threads_held_to_one() -> Iterator[None]:
 
 def _numpy_views_apply(X: torch.Tensor) -> bool:
     """Whether NumPy's versions run on tensor ``X``: float32/float64 on the CPU, within a fit's
-    engine holding torch's threads (``_backends.host_threads_held``: large fits only; at
-    100 000 × 32 → 64 a default fit took 0.45 s through NumPy's passes against 0.30 s on the
-    standard ones with torch's threads)."""
+    engine holding torch's threads (``_backends.host_threads_held``: large fits only; below
+    that size torch's own threads on the standard passes are faster)."""
     return _held_depth > 0 and X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64)
 
 

@@ -1,11 +1,11 @@
 """Nearest-center assignment whose labels are those of an exact (float64) argmin.
 
-The GEMM form of the squared distance, ‖c‖² − 2·x·c, computed in float32 — and more so with
-TF32 tensor-core products — can pick the wrong center when two centers are almost equally near:
-GPU k-means libraries that skip this get 0.07–0.1 % of labels wrong (DESIGN.md §4). Here every
-row's score error has an a-priori bound, ``a·‖x‖ + b`` for all centers at once
-(``score_error_coefficients``); a row whose best and second-best scores are within twice that bound
-is *ambiguous* and is scored again in float64. Every other row's label is provably the argmin
+The GEMM form of the squared distance, ‖c‖² − 2·x·c, computed in float32 — and more so with TF32
+tensor-core products — can pick the wrong center when two centers are almost equally near: GPU
+k-means libraries that skip this get a fraction of a percent of labels wrong (benchmarks/RESULTS.md
+counts them). Here every row's score error has an a-priori bound, ``a·‖x‖ + b`` for all centers at
+once (``score_error_coefficients``); a row whose best and second-best scores are within twice that
+bound is *ambiguous* and is scored again in float64. Every other row's label is provably the argmin
 of the exact scores, so all labels are the float64 argmin, up to ties in float64 itself.
 
 ``CertifiedAssign`` is the standard-only version (and the reference the CuPy kernel is tested

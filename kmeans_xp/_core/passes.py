@@ -48,9 +48,7 @@ def column_mean_and_variance(X: Array, *, xp: ModuleType, block_rows: int) -> tu
 
 def column_sums(A: Array, *, xp: ModuleType) -> Array:
     """Sums over the rows of a 2-D block. On CuPy a matrix-vector product (cuBLAS): CuPy's own
-    reduction along axis 0 of a C-ordered array (no CUB path for it) took ~8 ms per
-    0.5 M x 128 float64 block on an H200 (benchmarks.gpu_profile, 2026-11-27) — 50 ms of every
-    fit's set-up at shape A."""
+    reduction along axis 0 of a C-ordered array has no CUB path and is many times slower."""
     if is_cupy(xp):
         ones = xp.ones((A.shape[0],), dtype=A.dtype, device=array_device(A))
         return xp.matmul(ones, A)

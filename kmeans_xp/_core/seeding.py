@@ -60,8 +60,8 @@ def sample_in_chunks(
     if len(chunks) == 1:
         return sample_by_cumulative(xp.cumulative_sum(increments(0, n_samples)), uniforms, xp=xp)
     # Each total copied out of its chunk's cumulative sum, so the sum itself is freed at once:
-    # a view of its last element kept every chunk's sum alive until the stack (8 bytes a row
-    # of X: at 100 M rows the 0.8 GB that broke a fit's 2 GB budget on an H200).
+    # a view of its last element would keep every chunk's sum alive until the stack (8 bytes a
+    # row of X beside the fit's budget).
     totals = xp.stack(
         [xp.asarray(xp.cumulative_sum(increments(a, b))[-1], copy=True) for a, b in chunks]
     )

@@ -35,7 +35,7 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         ``"k-means||"``: scalable k-means++ (Bahmani et al. 2012): ``n_rounds`` rounds of
         oversampled D²-sampling, then weighted k-means++ and a few Lloyd iterations on the
         candidates; ``n_rounds + 2`` passes over X however large k is. Better when n·k is large
-        (see benchmarks/RESULTS.md for the measured trade-off), and the init to use on Dask.
+        (benchmarks/RESULTS.md compares the two), and the init to use on Dask.
         ``"random"``: ``n_clusters`` distinct rows, chosen with probability ∝ sample weight.
         An array: the initial centers (a NumPy array, a list or an array of X's library).
         A callable: ``init(X, n_clusters, random_state)`` returning such an array.
@@ -75,10 +75,9 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         head and tail, three TF32 products in one GEMM of depth 3·n_features — about float32's
         accuracy (few rows rescored) at tensor-core speed. ``"auto"``: ``"tf32x3"`` for float32
         CuPy arrays, and torch CUDA tensors where CuPy is installed (they run its kernels), on an
-        Ampere or later GPU with at least 256 clusters (on an H200 it took 29-51 % off an
-        iteration at 1 M × 128 → 1024, 131 k × 256 → 16 384 and 8.4 M × 128 → 1024), else
-        ``"highest"`` (torch CUDA without CuPy and X streamed from the host included: not
-        measured there). Whatever the mode, the labels are *certified*: a row
+        Ampere or later GPU with at least 256 clusters, where it was measured faster, else
+        ``"highest"`` (torch CUDA without CuPy and X streamed from the host included). Whatever
+        the mode, the labels are *certified*: a row
         whose two nearest centers are too close to call at that precision is scored again in
         float64, so labels equal a float64 argmin (see Notes); ``inertia_`` is computed exactly
         at the end. No effect on a CPU or for float64 data.

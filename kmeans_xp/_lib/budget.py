@@ -14,9 +14,8 @@ from .compat import free_device_memory
 from .memmap import note_rows_read
 
 # Host (CPU) working-memory budget for the temporaries of one block. Small enough for the
-# block's distance matrix to stay near the caches, large enough that the GEMM runs at full speed:
-# on the 2-core CI machine, 16 MiB beat 1, 4 and 64 MiB at all three benchmark shapes
-# (e.g. 200k x 128 -> 1024: 1348 / 501 / 353 / 365 ms per iteration).
+# block's distance matrix to stay near the caches, large enough that the GEMM runs at full speed
+# (the block-size sweep behind this value is in benchmarks/RESULTS.md).
 HOST_BLOCK_BYTES = 16 * 2**20
 
 
@@ -26,10 +25,8 @@ HOST_BLOCK_BYTES_MIN = 2**20
 # On a GPU: a fraction of free device memory, within these bounds. ``block_row_bytes`` counts 32
 # bytes per row and center, about 8 times what CuPy's pass holds (float32 products), so 8 GiB
 # there means blocks of ~1 GiB of products; CuPy's Lloyd passes count their own bytes
-# (``cupy_pass_row_bytes``), so 8 GiB is ~6 GiB of products: on an H200 at 1 M x 128 -> 1024,
-# 2 GiB (by the 32-byte count) gave 17 blocks whose GEMMs cuBLAS ran with 64 x 64 tiles,
-# 7.7 ms an iteration, 8 GiB five blocks at 6.69 ms, one GEMM of all rows 6.5 ms
-# (benchmarks.gpu_profile, 2026-11-27).
+# (``cupy_pass_row_bytes``), so 8 GiB is ~6 GiB of products. Few large blocks matter on a GPU:
+# cuBLAS picks small tiles for short GEMMs, and each block costs a launch sequence.
 DEVICE_BLOCK_FRACTION = 8
 
 
@@ -98,8 +95,8 @@ def cupy_pass_row_bytes(n_features: int, n_clusters: int, itemsize: int) -> int:
     centered row, its split copy for "tf32x3" (3d), the row, its center and their squared
     difference in float64 (3d doubles), and labels, partials and sort order (32 bytes).
     ``block_row_bytes`` counts 8 bytes per product for the standard-only pass's temporaries:
-    for CuPy that made blocks 4-8 times smaller than its memory budget allowed (at issue 4's
-    memory target, 100 M x 64 -> 1024 beside 2 GB, ~8 000-row blocks: 12 000 blocks a pass)."""
+    for CuPy that would make blocks 4-8 times smaller than its memory budget allows, and a
+    pass over a large X thousands of small launches."""
     return itemsize * (n_clusters + 4 * n_features) + 24 * n_features + 32
 
 

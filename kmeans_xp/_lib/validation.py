@@ -249,15 +249,11 @@ def check_magnitude(
     and the labels arbitrary.
 
     At the other end, results below the dtype's smallest normal number t lose precision, and
-    GPUs may flush them to zero (CuPy compiles its kernels with ``-ftz=true``). On an H200
-    (2026-11-27), default fits of three float32 blobs whose largest |value| was twice the
-    earlier limit sqrt(t / 4d), where squared distances are subnormal, merged two blobs for 26
-    of 40 seeds on torch CUDA (CuPy and NumPy: none); from given or random centers the fit was
-    right, so k-means++'s picks went wrong (where exactly the flush happens was not traced). So
-    values must reach sqrt(d·t / ε) (ε the dtype's epsilon): a squared distance's d terms then
-    lose less to a flush (d·t) than it carries in rounding at the data's scale (ε·M²); there no
-    seed went wrong on any of the three. M = 0 is not an error: constant data are clustered as
-    such.
+    GPUs may flush them to zero (CuPy compiles its kernels with ``-ftz=true``): where squared
+    distances are subnormal, k-means++ on a GPU can pick wrong rows (benchmarks/RESULTS.md has
+    the seeds that did). So values must reach sqrt(d·t / ε) (ε the dtype's epsilon): a squared
+    distance's d terms then lose less to a flush (d·t) than it carries in rounding at the data's
+    scale (ε·M²). M = 0 is not an error: constant data are clustered as such.
     """
     n_samples, n_features = shape
     highest = math.sqrt(min(float(finfo.max), _FLOAT64_MAX / n_samples) / (16 * n_features))

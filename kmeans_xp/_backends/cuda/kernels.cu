@@ -96,10 +96,8 @@ __device__ void assign_certified(const T* __restrict__ products, const T* __rest
     }
     // The warp scores the row's candidates one at a time, its lanes on the features (their
     // loads in flight together, then shuffles): with each lane walking all d features of its
-    // own candidates (and of |x|^2) alone, one dependent load after another, the rows TF32
-    // leaves ambiguous (14 % at 1 M x 128 -> 1024) cost "high" about a millisecond a pass on an
-    // H200 (this kernel took 2.82 ms there in "high", 1.75 in float32 products in an earlier
-    // run; the cause is read from the source, not measured).
+    // own candidates (and of |x|^2) alone, one dependent load after another, the many rows TF32
+    // leaves ambiguous would each wait on a chain of loads.
     // Candidates in increasing index, the strictly nearer kept: ties go to the lowest index.
     // 3 bounds rather than 2: room for the rounding of the scores themselves (a superset of the
     // candidates costs a few more exact distances, never a wrong label).
@@ -435,10 +433,8 @@ __device__ void lloyd_pass_small(const T* __restrict__ x, const T* __restrict__ 
 }
 
 // R = 2 rows a thread up to 16 features, else 1. Two rows of 64 values would not leave room in
-// registers; double D = 32 took 168 (ptxas 13.0, sm_90), one block of 256 per SM instead of two.
-// Float D = 32 (issue 4's shape B) took 128 registers with R = 2 and ran slower than R = 1 on an
-// H200: 8.40 against 6.86 ms per Lloyd iteration at 10 M x 32 -> 64 (`python -m benchmarks gpu`,
-// 2026-11-27; 8.75 the run before, 7.74 before R = 2 came in). No launch bound:
+// registers; at D = 32 two rows take so many registers (double: one block of 256 per SM instead
+// of two; float: 128) that one row a thread runs faster (benchmarks/RESULTS.md). No launch bound:
 // __launch_bounds__(256, 2) made ptxas spill at float D = 32 (R = 2) and take more registers
 // elsewhere. SMALL_PASS_ROWS in Python says the same (a test checks).
 #define DEFINE_LLOYD_PASS_SMALL(T, SUFFIX, D, R)                                                \
@@ -473,7 +469,7 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
 // at once (t independent sums), then three butterfly shuffles inside the group give each of its
 // lanes the t totals, and lane `sub` writes and accounts candidates sub and sub + G. With a
 // whole warp per row (as before) each row cost five shuffles per candidate and one row's chain
-// of loads at a time; a profile at 1 M x 128 took 0.90 ms a center where reading X takes 0.13.
+// of loads at a time, several times slower than reading X.
 // A group's loads are 8 consecutive values of its row: four rows make four full 32-byte
 // sectors. Every lane keeps its candidates' potentials in registers across its rows; the block
 // adds them up in shared memory and into `potentials` once.
@@ -481,8 +477,7 @@ DEFINE_LLOYD_PASS_SMALL(double, double, 64, 1)
 // The feature loop is unrolled 4 times, and `offset` is read from shared memory:
 // compiled with d unknown and not unrolled (SASS, sm_90, CUDA 13.0), each pass of the loop
 // loaded one value of the row and one of `offset` from global memory and used them at once, so
-// a warp had one load in flight and waited for it 16 times a row at d = 128 — consistent with
-// the 0.88 ms a center measured on an H200 where reading X takes 0.13 (inferred; not counted).
+// a warp had one load in flight and waited for it d / 8 times a row.
 // The additions keep their order (features sub, sub + G, ... per lane): the same sums.
 //
 // Shared memory: t * (blockDim / G) doubles, then t * d values of T, then d values of T.
@@ -1102,8 +1097,8 @@ __device__ void sum_sorted(const T* __restrict__ x, const T* __restrict__ w,
         double total = 0.0, weight = 0.0;
         // SUM_BATCH rows' values loaded before they are added, in the same order: with the
         // label test and its atomics between them, the compiler had issued each load just
-        // before its add (SASS, sm_90, CUDA 13.0: one load in flight per warp, 0.47 ms a pass
-        // at 1 M x 128 -> 1024 on an H200 where reading X takes about 0.11).
+        // before its add (SASS, sm_90: one load in flight per warp, a pass several times slower
+        // than reading X).
         for (int p0 = 0; p0 < rows; p0 += SUM_BATCH) {
             T v[SUM_BATCH];
 #pragma unroll
