@@ -50,8 +50,10 @@ def _twin(ours: type, theirs: type) -> type:
 def __getattr__(name: str) -> type:
     """The twins by their pickled names, made on demand (the process unpickling one may not have
     raised one yet; the process that pickled it had scikit-learn imported)."""
-    ours = {"_SklearnNotFittedError": NotFittedError,
-            "_SklearnConvergenceWarning": ConvergenceWarning}.get(name)  # fmt: skip
+    ours = {
+        "_SklearnNotFittedError": NotFittedError,
+        "_SklearnConvergenceWarning": ConvergenceWarning,
+    }.get(name)
     if ours is None:
         msg = f"module {__name__!r} has no attribute {name!r}"
         raise AttributeError(msg)

@@ -106,9 +106,14 @@ def _chunk_pass(X_chunk, w_chunk, centers, offset, previous):
     o = xp.asarray(offset, dtype=X_chunk.dtype)
     c = xp.asarray(centers, dtype=X_chunk.dtype)  # centered, as the pass takes them
     labels, _, sums, counts = pass_(
-        X_chunk, c, w_chunk, o, segment_sum_for(xp), block_rows=_block_rows(X_chunk, c.shape[0]),
+        X_chunk,
+        c,
+        w_chunk,
+        o,
+        segment_sum_for(xp),
+        block_rows=_block_rows(X_chunk, c.shape[0]),
         xp=xp,
-    )  # fmt: skip
+    )
     changed = -1 if previous is None else int(xp.sum(xp.astype(labels != previous, xp.int64)))
     return labels, (to_numpy(sums), to_numpy(counts), changed)
 
@@ -230,8 +235,9 @@ def prepare_dask(X: Any, sample_weight: Any, n_clusters: int):
     X, w = dask.persist(X, w)
     *stats, mean, var = dask.compute(
         *_value_stats(X, given),
-        X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
-    )  # fmt: skip
+        X.mean(axis=0, dtype=np.float64),
+        X.var(axis=0, dtype=np.float64),
+    )
     _check_value_stats(X, *stats)
     return X, w, to_numpy(mean), float(np.mean(to_numpy(var)))
 
@@ -273,9 +279,13 @@ def _value_stats(X: Any, given: Any) -> tuple[Any, ...]:
     import dask.array as da
 
     return (
-        (~da.isfinite(X)).sum(), abs(X).max(), (~da.isfinite(given)).sum(), abs(given).max(),
-        (given < 0).sum(), given.sum(dtype=np.float64),
-    )  # fmt: skip
+        (~da.isfinite(X)).sum(),
+        abs(X).max(),
+        (~da.isfinite(given)).sum(),
+        abs(given).max(),
+        (given < 0).sum(),
+        given.sum(dtype=np.float64),
+    )
 
 
 def _check_value_stats(
@@ -293,11 +303,15 @@ def _check_value_stats(
             raise ValueError(msg)
     check_magnitude(float(largest), "X", np.finfo(X.dtype), X.dtype, shape=X.shape)
     check_weight_scale(
-        int(n_negative), float(w_largest), float(total),
+        int(n_negative),
+        float(w_largest),
+        float(total),
         x_largest=max(float(largest), fitted_largest),
-        n_features=X.shape[1], x_finfo=np.finfo(X.dtype), x_dtype=X.dtype,
+        n_features=X.shape[1],
+        x_finfo=np.finfo(X.dtype),
+        x_dtype=X.dtype,
         acc_max=float(np.finfo(np.float64).max),
-    )  # fmt: skip
+    )
 
 
 def fit_dask(X: Any, sample_weight: Any, settings: FitSettings):
@@ -322,14 +336,21 @@ def fit_dask(X: Any, sample_weight: Any, settings: FitSettings):
     )
     # Centers are kept centered by `offset`, in X's dtype, exactly as the in-memory loop does.
     centered, n_iter = run_iterations(
-        _DaskLloydStep(X, x_parts, w_parts, offset), (centers - offset).astype(X.dtype),
-        max_iter=max_iter, tol=tol_abs, verbose=verbose,
-    )  # fmt: skip
+        _DaskLloydStep(X, x_parts, w_parts, offset),
+        (centers - offset).astype(X.dtype),
+        max_iter=max_iter,
+        tol=tol_abs,
+        verbose=verbose,
+    )
     centers = centered + offset
     labels = X.map_blocks(
-        _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
+        _chunk_predict,
+        centers,
+        offset,
+        drop_axis=1,
+        dtype=np.int64,
         meta=chunk_meta(X, 1, np.int64),
-    )  # fmt: skip
+    )
     inertia = sum(
         dask.compute(
             *[
@@ -366,9 +387,15 @@ class _DaskLloydStep:
         n_empty = int(np.sum(counts == 0))
         if n_empty:
             labels, sums, counts, changed = _refill_empty_clusters(
-                self.x_parts, self.w_parts, labels, self.starts, centered, self.offset, counts,
+                self.x_parts,
+                self.w_parts,
+                labels,
+                self.starts,
+                centered,
+                self.offset,
+                counts,
                 n_empty,
-            )  # fmt: skip
+            )
         self.previous = labels
         new = centers_from_sums(sums, counts, centered, xp=get_namespace(centered))
         shift = float(np.sum((new - centered).astype(np.float64) ** 2))
@@ -429,9 +456,13 @@ def predict_dask(X, centers, offset, *, estimator: str):
     too large for K-Means raises ValueError when it is computed."""
     X = _rows_for_model(X, centers, estimator)
     return X.map_blocks(
-        _chunk_predict, centers, offset, drop_axis=1, dtype=np.int64,
+        _chunk_predict,
+        centers,
+        offset,
+        drop_axis=1,
+        dtype=np.int64,
         meta=chunk_meta(X, 1, np.int64),
-    )  # fmt: skip
+    )
 
 
 def transform_dask(X, centers, offset, *, estimator: str):
@@ -439,9 +470,13 @@ def transform_dask(X, centers, offset, *, estimator: str):
     centers, in X's dtype; chunks are checked as in ``predict_dask``."""
     X = _rows_for_model(X, centers, estimator)
     return X.map_blocks(
-        _chunk_distances, centers, offset, chunks=(X.chunks[0], (centers.shape[0],)),
-        dtype=X.dtype, meta=chunk_meta(X, 2, X.dtype),
-    )  # fmt: skip
+        _chunk_distances,
+        centers,
+        offset,
+        chunks=(X.chunks[0], (centers.shape[0],)),
+        dtype=X.dtype,
+        meta=chunk_meta(X, 2, X.dtype),
+    )
 
 
 def score_dask(X, sample_weight, centers, offset, *, estimator: str) -> float:

@@ -94,16 +94,28 @@ def run_fit(
         if settings.verbose:
             print(f"Initialization complete (run {run + 1} of {settings.n_init}).")
         centers, n_iter = iterate(
-            data.X if X_pass is None else X_pass, centers, data.weights, offset=data.offset,
-            max_iter=settings.max_iter, tol=tol, verbose=bool(settings.verbose),
-            block_rows=pass_rows, xp=xp, precision=precision,
+            data.X if X_pass is None else X_pass,
+            centers,
+            data.weights,
+            offset=data.offset,
+            max_iter=settings.max_iter,
+            tol=tol,
+            verbose=bool(settings.verbose),
+            block_rows=pass_rows,
+            xp=xp,
+            precision=precision,
             on_iteration=None if on_iteration is None else partial(on_iteration, run),
             **centered,
-        )  # fmt: skip
+        )
         labels, inertia = labels_and_inertia(
-            data.X, centers, data.weights, offset=data.offset, block_rows=pass_rows, xp=xp,
+            data.X,
+            centers,
+            data.weights,
+            offset=data.offset,
+            block_rows=pass_rows,
+            xp=xp,
             precision=precision,
-        )  # fmt: skip
+        )
         # Runs within a relative 1e-9 are ties, and the earlier run wins: two runs that find the
         # same partition differ only in rounding (GPU atomics change the last bit from run to
         # run), and that must not decide which labels a seed gives.
@@ -135,9 +147,14 @@ def _centered_once(
     if iterate is not lloyd or is_host_rows(data.X):
         return None
     return centered_for_passes(
-        data.X, data.offset, n_clusters, xp=data.xp, device=data.device,
-        budget=device_block_bytes(data.xp, data.device), precision=precision,
-    )  # fmt: skip
+        data.X,
+        data.offset,
+        n_clusters,
+        xp=data.xp,
+        device=data.device,
+        budget=device_block_bytes(data.xp, data.device),
+        precision=precision,
+    )
 
 
 # Rows of labels whose distinct values are found at once: ``unique_values`` copies and sorts

@@ -75,18 +75,31 @@ _GAP_BLOCK_ROWS = 128
 
 
 def _nearest_two(
-    X: Array, rows: Array | None, centers: Array, centers_acc: Array, offset: Array, *,
-    block_rows: int, xp: ModuleType,
-) -> tuple[Array, Array, Array]:  # fmt: skip
+    X: Array,
+    rows: Array | None,
+    centers: Array,
+    centers_acc: Array,
+    offset: Array,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, Array, Array]:
     """``standard_nearest_two``, or the library's own version of it where there is one."""
     search = nearest_two_for(xp) or standard_nearest_two
     return search(X, rows, centers, centers_acc, offset, block_rows=block_rows, xp=xp)
 
 
 def _distance_to_own(
-    X: Array, rows: Array | None, labels: Array, centers: Array, offset: Array, *,
-    block_rows: int, xp: ModuleType, squared: bool = False,
-) -> Array:  # fmt: skip
+    X: Array,
+    rows: Array | None,
+    labels: Array,
+    centers: Array,
+    offset: Array,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+    squared: bool = False,
+) -> Array:
     """Exact distance (squared if asked) from each given row (all when None) to its own center
     (accumulation dtype)."""
     acc = centers.dtype
@@ -152,13 +165,22 @@ def hamerly(
     start (the bounded passes take their distances in float64).
     """
     step = _HamerlyStep(
-        X, weights, offset=offset, block_rows=block_rows, xp=xp, precision=precision,
+        X,
+        weights,
+        offset=offset,
+        block_rows=block_rows,
+        xp=xp,
+        precision=precision,
         verbose=verbose,
-    )  # fmt: skip
+    )
     centers, n_iter = run_iterations(
-        step, initial_centers - offset, max_iter=max_iter, tol=tol, verbose=verbose,
+        step,
+        initial_centers - offset,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
         on_iteration=on_iteration,
-    )  # fmt: skip
+    )
     return centers + offset, n_iter
 
 
@@ -168,9 +190,16 @@ class _HamerlyStep:
     iterations; empty clusters refilled; the bounds loosened by how far the centers moved."""
 
     def __init__(
-        self, X: Array, weights: Array, *, offset: Array, block_rows: int, xp: ModuleType,
-        precision: str, verbose: bool,
-    ):  # fmt: skip
+        self,
+        X: Array,
+        weights: Array,
+        *,
+        offset: Array,
+        block_rows: int,
+        xp: ModuleType,
+        precision: str,
+        verbose: bool,
+    ):
         self.X, self.weights, self.offset, self.xp = X, weights, offset, xp
         self.block_rows, self.verbose = block_rows, verbose
         self.acc = accumulation_dtype(xp, array_device(X))
@@ -218,9 +247,14 @@ class _HamerlyStep:
         elif self.upper is not None:
             # Rows the repair moved by hand have no bounds: they are checked next time.
             _loosen(
-                self.upper, self.lower, self.labels, moves, repaired, chunk_rows=self.chunk_rows,
+                self.upper,
+                self.lower,
+                self.labels,
+                moves,
+                repaired,
+                chunk_rows=self.chunk_rows,
                 xp=xp,
-            )  # fmt: skip
+            )
         return IterationStep(new_centers, shift, n_changed, n_empty, inertia)
 
     def _drop_bounds_that_prune_little(self, n_iter: int, c_acc: Array, slack: float):
@@ -233,9 +267,14 @@ class _HamerlyStep:
             return None
         half_gaps = _half_gaps(c_acc, slack, xp=self.xp)
         to_check = _rows_to_check(
-            self.labels, self.upper, self.lower, half_gaps, slack, chunk_rows=self.chunk_rows,
+            self.labels,
+            self.upper,
+            self.lower,
+            half_gaps,
+            slack,
+            chunk_rows=self.chunk_rows,
             xp=self.xp,
-        )  # fmt: skip
+        )
         if to_check <= _FALLBACK_FRACTION * self.X.shape[0]:
             return half_gaps
         self.bounded, self.upper, self.lower = False, None, None
@@ -259,23 +298,48 @@ class _HamerlyStep:
                 X, None, centers, c_acc, offset, block_rows=block_rows, xp=xp
             )
             self.sums, self.counts = sum_by_label(
-                X, self.labels, self.weights, offset, n_clusters, self.segment_sum,
-                block_rows=block_rows, xp=xp,
-            )  # fmt: skip
+                X,
+                self.labels,
+                self.weights,
+                offset,
+                n_clusters,
+                self.segment_sum,
+                block_rows=block_rows,
+                xp=xp,
+            )
             # From here on labels change in place; no copy is kept.
             return None if previous is None else _count(self.labels != previous, xp)
         self.sums, self.counts, n_changed = _reassign(
-            X, self.weights, offset, centers, c_acc, self.labels, self.upper, self.lower,
-            self.sums, self.counts, slack, half_gaps, segment_sum=self.segment_sum,
-            block_rows=block_rows, chunk_rows=self.chunk_rows, xp=xp,
-        )  # fmt: skip
+            X,
+            self.weights,
+            offset,
+            centers,
+            c_acc,
+            self.labels,
+            self.upper,
+            self.lower,
+            self.sums,
+            self.counts,
+            slack,
+            half_gaps,
+            segment_sum=self.segment_sum,
+            block_rows=block_rows,
+            chunk_rows=self.chunk_rows,
+            xp=xp,
+        )
         if n_changed and not self.unit_weights:
             # Weighted counts updated by subtraction could leave a 1e-17 where a cluster lost
             # all its weight; recompute them (unit weights count exactly).
             self.sums, self.counts = sum_by_label(
-                X, self.labels, self.weights, offset, n_clusters, self.segment_sum,
-                block_rows=block_rows, xp=xp,
-            )  # fmt: skip
+                X,
+                self.labels,
+                self.weights,
+                offset,
+                n_clusters,
+                self.segment_sum,
+                block_rows=block_rows,
+                xp=xp,
+            )
         return n_changed
 
     def _repair(self, c_acc: Array) -> tuple[Array, Array]:
@@ -290,14 +354,27 @@ class _HamerlyStep:
             self.block_rows, X.shape[1], self.counts.shape[0], itemsize(X, xp)
         )
         relocation = relocate_retrying_on_oom(
-            before, sq_dist, self.weights, self.counts, xp=xp, device=array_device(X),
+            before,
+            sq_dist,
+            self.weights,
+            self.counts,
+            xp=xp,
+            device=array_device(X),
             chunk_rows=chunk_rows,
-        )  # fmt: skip
+        )
         self.labels = relocation.labels
         self.sums, self.counts = sums_after_repair(
-            X, relocation, self.weights, self.offset, self.sums, self.counts, self.segment_sum,
-            unit_weights=self.unit_weights, block_rows=self.block_rows, xp=xp,
-        )  # fmt: skip
+            X,
+            relocation,
+            self.weights,
+            self.offset,
+            self.sums,
+            self.counts,
+            self.segment_sum,
+            unit_weights=self.unit_weights,
+            block_rows=self.block_rows,
+            xp=xp,
+        )
         return sq_dist, self.labels != before
 
 
@@ -312,9 +389,15 @@ def _largest_row_norm(X: Array, offset: Array, *, block_rows: int, xp: ModuleTyp
 
 
 def _loosen(
-    upper: Array, lower: Array, labels: Array, moves: Array, unbounded: Array | None, *,
-    chunk_rows: int, xp,
-) -> None:  # fmt: skip
+    upper: Array,
+    lower: Array,
+    labels: Array,
+    moves: Array,
+    unbounded: Array | None,
+    *,
+    chunk_rows: int,
+    xp,
+) -> None:
     """Bounds after the centers moved, in place: u grows by its center's move, l shrinks by the
     largest move of the others; rows where ``unbounded`` is true get u = inf, l = 0. Chunk by
     chunk, so no n-long temporary is made."""
@@ -332,8 +415,9 @@ def _loosen(
         )
         new_lower = as_lower_bound(
             lower[start:stop] - xp.where(own_labels == biggest, runner_up, largest),
-            lower.dtype, xp=xp,
-        )  # fmt: skip
+            lower.dtype,
+            xp=xp,
+        )
         if unbounded is not None:
             new_upper = xp.where(unbounded[start:stop], inf, new_upper)
             new_lower = xp.where(unbounded[start:stop], zero, new_lower)
@@ -346,9 +430,15 @@ def _count(mask: Array, xp: ModuleType) -> int:
 
 
 def _rows_to_check(
-    labels: Array, upper: Array, lower: Array, half_gaps: Array, slack: float, *,
-    chunk_rows: int, xp: ModuleType,
-) -> int:  # fmt: skip
+    labels: Array,
+    upper: Array,
+    lower: Array,
+    half_gaps: Array,
+    slack: float,
+    *,
+    chunk_rows: int,
+    xp: ModuleType,
+) -> int:
     """How many rows fail their bound test (``_reassign`` checks exactly these)."""
     total = 0
     for start, stop in row_blocks(labels.shape[0], chunk_rows):
@@ -358,9 +448,16 @@ def _rows_to_check(
 
 
 def _bound_test(
-    labels: Array, upper: Array, lower: Array, half_gaps: Array, slack: float, start: int,
-    stop: int, *, xp: ModuleType,
-) -> tuple[Array, Array]:  # fmt: skip
+    labels: Array,
+    upper: Array,
+    lower: Array,
+    half_gaps: Array,
+    slack: float,
+    start: int,
+    stop: int,
+    *,
+    xp: ModuleType,
+) -> tuple[Array, Array]:
     """For rows start:stop: the bound a row's upper bound must stay under, max(s, l), and which
     rows fail it (may change cluster)."""
     bound = xp.maximum(xp.take(half_gaps, labels[start:stop], axis=0), lower[start:stop])
@@ -368,9 +465,24 @@ def _bound_test(
 
 
 def _reassign(
-    X, weights, offset, centers_x, centers, labels, upper, lower, sums, counts, slack, half_gaps,
-    *, segment_sum, block_rows, chunk_rows, xp,
-):  # fmt: skip
+    X,
+    weights,
+    offset,
+    centers_x,
+    centers,
+    labels,
+    upper,
+    lower,
+    sums,
+    counts,
+    slack,
+    half_gaps,
+    *,
+    segment_sum,
+    block_rows,
+    chunk_rows,
+    xp,
+):
     """One pruned assignment: check only rows whose bounds allow a change; update the sums.
 
     ``half_gaps``: ``_half_gaps(centers, slack)``. ``labels``, ``upper`` and ``lower`` are
@@ -385,9 +497,14 @@ def _reassign(
             continue
         local = xp.nonzero(check)[0]
         own = _distance_to_own(
-            X, local + start, xp.take(chunk_labels, local, axis=0), centers, offset,
-            block_rows=block_rows, xp=xp,
-        )  # fmt: skip
+            X,
+            local + start,
+            xp.take(chunk_labels, local, axis=0),
+            centers,
+            offset,
+            block_rows=block_rows,
+            xp=xp,
+        )
         # Scatter into a fresh copy of the chunk, then write it back by slice: the standard
         # promises nothing about writes through views.
         chunk_upper = xp.where(check, xp.zeros_like(upper[start:stop]), upper[start:stop])

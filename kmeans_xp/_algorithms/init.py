@@ -9,8 +9,7 @@ makes no host round trip per center and the same seed picks the same points on e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, NamedTuple, Protocol
 
@@ -120,7 +119,6 @@ def kmeans_plusplus_indices(
     (``_backends.kmeans_plusplus_for``: CuPy's kernels, for torch CUDA tensors too) runs
     instead where it applies, drawing the same random numbers.
     """
-    n_samples = X.shape[0]
     fused = kmeans_plusplus_for(xp)
     if fused is not None and not is_host_rows(X):
         picked = fused(
@@ -128,96 +126,132 @@ def kmeans_plusplus_indices(
         )
         if picked is not None:
             return picked
-    device = array_device(X)
-    acc = accumulation_dtype(xp, device)
-    block_rows = _walk_rows(X, block_rows)
-
-    def blocks():  # a fresh walk each time: row_blocks reports each block as it is read
-        return row_blocks(n_samples, block_rows)
-
-    # X centered once for all k steps when the copy takes at most the memory one block may (small
-    # X; on a GPU, up to the block budget): each step then reads X once, instead of reading it
-    # and writing a centered copy. Larger X, and streamed X, are centered block by block.
-    # NumPy's own potentials pass centers each block into a buffer it reuses (no copy needed).
-    own_potentials = None if is_host_rows(X) else candidate_potentials_for(xp)
-    potentials = own_potentials or standard_candidate_potentials
-    n_features = X.shape[1]
-    once = (
-        not is_numpy(xp)  # (torch CPU tensors use it where NumPy's pass does not serve them)
-        and not is_host_rows(X)
-        and (
-            n_samples * n_features * itemsize(X, xp)
-            <= block_rows * block_row_bytes(n_features, n_local_trials)
-        )
-    )
-    centered_blocks = [X[a:b, :] - offset for a, b in blocks()] if once else None
-
-    def centered(start: int, stop: int) -> Array:
-        if centered_blocks is not None:
-            return centered_blocks[start // block_rows]
-        return X[start:stop, :] - offset
-
-    x_sq = xp.empty((n_samples,), dtype=X.dtype, device=device)
-    for a, b in blocks():
-        x_sq[a:b] = squared_norms(centered(a, b), xp=xp)
-
     # All random numbers at once, in one host->device copy.
     uniforms_host = rng.uniform(size=1 + (n_clusters - 1) * n_local_trials)
-    uniforms = xp.asarray(uniforms_host, dtype=acc, device=device)
-    options = current_options()
-    chunk_rows = options.sampling_chunk_rows
-    sample = partial(sample_in_chunks, n_samples=n_samples, xp=xp, chunk_rows=chunk_rows)
-
-    first = sample(lambda a, b: xp.astype(weights[a:b], acc), uniforms=uniforms[:1])
-    chosen = [first]
-    closest = xp.empty((n_samples,), dtype=acc, device=device)
-    first_center = take_rows(X, first, xp) - offset
-    for a, b in blocks():
-        d = sq_distances(centered(a, b), x_sq[a:b], first_center, xp=xp)
-        closest[a:b] = xp.astype(d[:, 0], acc)
-
-    # Up to one sampling chunk the weights are kept in float64 too (a cast per block and step
-    # costs 2-3 % of the time there); beyond, they are cast block by block.
-    in_one_chunk = n_samples <= chunk_rows
-    w_acc = xp.astype(weights, acc) if in_one_chunk else None
-
-    def weights_acc(a: int, b: int) -> Array:
-        return w_acc[a:b] if in_one_chunk else xp.astype(weights[a:b], acc)
-
-    keep_trials = n_samples * n_local_trials * itemsize(X, xp) <= options.trial_distances_max_bytes
-    trial_sq = None
-    if keep_trials:
-        trial_sq = xp.empty((n_samples, n_local_trials), dtype=X.dtype, device=device)
-
-    weights_for_potentials = w_acc if in_one_chunk else weights
-
-    def d2_weights(a: int, b: int) -> Array:
-        return weights_acc(a, b) * closest[a:b]
-
+    state = _GreedySeeding(X, weights, offset, n_local_trials, block_rows=block_rows, xp=xp)
+    uniforms = xp.asarray(uniforms_host, dtype=state.acc, device=state.device)
+    chosen = [state.first(uniforms[:1])]
     for step in range(1, n_clusters):
         lo = 1 + (step - 1) * n_local_trials
-        candidates = sample(d2_weights, uniforms=uniforms[lo : lo + n_local_trials])
-        candidate_centers = gather_rows(X, candidates, xp) - offset
-        potential = potentials(
-            X, offset, x_sq, candidate_centers, closest, weights_for_potentials, trial_sq,
-            block_rows=block_rows, centered_blocks=centered_blocks, xp=xp,
-        )  # fmt: skip
-        best = xp.reshape(xp.argmin(potential), (1,))
-        chosen.append(xp.take(candidates, best, axis=0))
-        # The winner's distances lower the nearest distances in place, a block at a time: from
-        # the kept trial distances, or from a second pass over X.
-        if keep_trials:
-            for a in range(0, n_samples, block_rows):
-                b = min(a + block_rows, n_samples)
-                new = xp.astype(xp.take(trial_sq[a:b, :], best, axis=1)[:, 0], acc)
-                closest[a:b] = xp.minimum(closest[a:b], new)
-        else:
-            winner = xp.take(candidate_centers, best, axis=0)
-            for a, b in blocks():
-                new = sq_distances(centered(a, b), x_sq[a:b], winner, xp=xp)[:, 0]
-                closest[a:b] = xp.minimum(closest[a:b], xp.astype(new, acc))
-
+        chosen.append(state.step(uniforms[lo : lo + n_local_trials]))
     return xp.concat(chosen)
+
+
+class _GreedySeeding:
+    """The standard version's state between k-means++ steps: ‖x‖² per row, each row's squared
+    distance to its nearest chosen center (D², in the accumulation dtype), and the trial
+    distances of the last step while they fit the ``trial_distances_max_bytes`` pass option."""
+
+    def __init__(
+        self,
+        X: Array,
+        weights: Array,
+        offset: Array,
+        n_local_trials: int,
+        *,
+        block_rows: int,
+        xp: ModuleType,
+    ):
+        self.X, self.weights, self.offset, self.xp = X, weights, offset, xp
+        self.n_samples, n_features = X.shape
+        self.device = array_device(X)
+        self.acc = accumulation_dtype(xp, self.device)
+        self.block_rows = _walk_rows(X, block_rows)
+        # NumPy's own potentials pass centers each block into a buffer it reuses (no copy).
+        own_potentials = None if is_host_rows(X) else candidate_potentials_for(xp)
+        self.potentials = own_potentials or standard_candidate_potentials
+        # X centered once for all k steps when the copy takes at most the memory one block may
+        # (small X; on a GPU, up to the block budget): each step then reads X once, instead of
+        # reading it and writing a centered copy. Larger X, and streamed X, are centered block
+        # by block (torch CPU tensors use the copy where NumPy's pass does not serve them).
+        once = (
+            not is_numpy(xp)
+            and not is_host_rows(X)
+            and self.n_samples * n_features * itemsize(X, xp)
+            <= self.block_rows * block_row_bytes(n_features, n_local_trials)
+        )
+        self.centered_blocks = [X[a:b, :] - offset for a, b in self.blocks()] if once else None
+        self.x_sq = xp.empty((self.n_samples,), dtype=X.dtype, device=self.device)
+        for a, b in self.blocks():
+            self.x_sq[a:b] = squared_norms(self.centered(a, b), xp=xp)
+        options = current_options()
+        self.chunk_rows = options.sampling_chunk_rows
+        # Up to one sampling chunk the weights are kept in float64 too (a cast per block and
+        # step costs a few percent there); beyond, they are cast block by block.
+        in_one_chunk = self.n_samples <= self.chunk_rows
+        self.w_acc = xp.astype(weights, self.acc) if in_one_chunk else None
+        trial_bytes = self.n_samples * n_local_trials * itemsize(X, xp)
+        self.trial_sq = None
+        if trial_bytes <= options.trial_distances_max_bytes:
+            shape = (self.n_samples, n_local_trials)
+            self.trial_sq = xp.empty(shape, dtype=X.dtype, device=self.device)
+        self.closest = xp.empty((self.n_samples,), dtype=self.acc, device=self.device)
+
+    def blocks(self) -> Iterator[tuple[int, int]]:
+        """A fresh walk over X (``row_blocks`` reports each block as it is read)."""
+        return row_blocks(self.n_samples, self.block_rows)
+
+    def centered(self, start: int, stop: int) -> Array:
+        if self.centered_blocks is not None:
+            return self.centered_blocks[start // self.block_rows]
+        return self.X[start:stop, :] - self.offset
+
+    def weights_acc(self, start: int, stop: int) -> Array:
+        if self.w_acc is not None:
+            return self.w_acc[start:stop]
+        return self.xp.astype(self.weights[start:stop], self.acc)
+
+    def sample(self, increments: Callable[[int, int], Array], uniforms: Array) -> Array:
+        return sample_in_chunks(
+            increments, self.n_samples, uniforms, xp=self.xp, chunk_rows=self.chunk_rows
+        )
+
+    def first(self, uniform: Array) -> Array:
+        """The first center, drawn by weight alone; D² becomes every row's distance to it."""
+        xp = self.xp
+        first = self.sample(lambda a, b: xp.astype(self.weights[a:b], self.acc), uniform)
+        center = take_rows(self.X, first, xp) - self.offset
+        for a, b in self.blocks():
+            d = sq_distances(self.centered(a, b), self.x_sq[a:b], center, xp=xp)
+            self.closest[a:b] = xp.astype(d[:, 0], self.acc)
+        return first
+
+    def step(self, uniforms: Array) -> Array:
+        """One greedy step: candidates drawn ∝ w·D², the one that lowers the potential most
+        kept, D² lowered by its distances. Returns its row index (shape (1,))."""
+        xp = self.xp
+        candidates = self.sample(lambda a, b: self.weights_acc(a, b) * self.closest[a:b], uniforms)
+        candidate_centers = gather_rows(self.X, candidates, xp) - self.offset
+        potential = self.potentials(
+            self.X,
+            self.offset,
+            self.x_sq,
+            candidate_centers,
+            self.closest,
+            self.weights if self.w_acc is None else self.w_acc,
+            self.trial_sq,
+            block_rows=self.block_rows,
+            centered_blocks=self.centered_blocks,
+            xp=xp,
+        )
+        best = xp.reshape(xp.argmin(potential), (1,))
+        self._lower_closest(best, candidate_centers)
+        return xp.take(candidates, best, axis=0)
+
+    def _lower_closest(self, best: Array, candidate_centers: Array) -> None:
+        """The winner's distances lower D² in place, a block at a time: from the kept trial
+        distances, or from a second pass over X."""
+        xp, acc, closest = self.xp, self.acc, self.closest
+        if self.trial_sq is not None:
+            for a in range(0, self.n_samples, self.block_rows):
+                b = min(a + self.block_rows, self.n_samples)
+                new = xp.astype(xp.take(self.trial_sq[a:b, :], best, axis=1)[:, 0], acc)
+                closest[a:b] = xp.minimum(closest[a:b], new)
+            return
+        winner = xp.take(candidate_centers, best, axis=0)
+        for a, b in self.blocks():
+            new = sq_distances(self.centered(a, b), self.x_sq[a:b], winner, xp=xp)[:, 0]
+            closest[a:b] = xp.minimum(closest[a:b], xp.astype(new, acc))
 
 
 # Lloyd iterations that refine k-means++'s pick among the weighted k-means|| candidates (as
@@ -245,13 +279,24 @@ def kmeans_parallel_centers(
     rows of X.
     """
     candidates, candidate_weights = kmeans_parallel_candidates(
-        X, n_clusters, weights, rng, offset=offset,
-        oversampling_factor=oversampling_factor, n_rounds=n_rounds, xp=xp,
-    )  # fmt: skip
+        X,
+        n_clusters,
+        weights,
+        rng,
+        offset=offset,
+        oversampling_factor=oversampling_factor,
+        n_rounds=n_rounds,
+        xp=xp,
+    )
     return reduce_candidates(
-        gather_rows(X, candidates, xp), candidate_weights, n_clusters, rng,
-        offset=offset, tol=tol, xp=xp,
-    )  # fmt: skip
+        gather_rows(X, candidates, xp),
+        candidate_weights,
+        n_clusters,
+        rng,
+        offset=offset,
+        tol=tol,
+        xp=xp,
+    )
 
 
 def reduce_candidates(
@@ -269,18 +314,34 @@ def reduce_candidates(
     m, n_features = candidate_rows.shape
     n_local_trials = default_local_trials(n_clusters)
     block_rows = block_rows_for(
-        m, n_features, max(n_clusters, n_local_trials), itemsize(candidate_rows, xp),
-        xp=xp, device=array_device(candidate_rows),
-    )  # fmt: skip
+        m,
+        n_features,
+        max(n_clusters, n_local_trials),
+        itemsize(candidate_rows, xp),
+        xp=xp,
+        device=array_device(candidate_rows),
+    )
     picked = kmeans_plusplus_indices(
-        candidate_rows, n_clusters, candidate_weights, rng, offset=offset,
-        n_local_trials=n_local_trials, block_rows=block_rows, xp=xp,
-    )  # fmt: skip
+        candidate_rows,
+        n_clusters,
+        candidate_weights,
+        rng,
+        offset=offset,
+        n_local_trials=n_local_trials,
+        block_rows=block_rows,
+        xp=xp,
+    )
     centers, _ = lloyd(
-        candidate_rows, xp.take(candidate_rows, picked, axis=0), candidate_weights,
-        offset=offset, max_iter=PARALLEL_RECLUSTER_MAX_ITER, tol=tol, verbose=False,
-        block_rows=block_rows, xp=xp,
-    )  # fmt: skip
+        candidate_rows,
+        xp.take(candidate_rows, picked, axis=0),
+        candidate_weights,
+        offset=offset,
+        max_iter=PARALLEL_RECLUSTER_MAX_ITER,
+        tol=tol,
+        verbose=False,
+        block_rows=block_rows,
+        xp=xp,
+    )
     return centers
 
 
@@ -472,19 +533,30 @@ class InMemorySeeding:
         data = self.data
         n_local_trials = default_local_trials(n_clusters)
         indices = kmeans_plusplus_indices(
-            data.X, n_clusters, data.weights, rng, offset=data.offset,
-            n_local_trials=n_local_trials, block_rows=seeding_block_rows(data, n_local_trials),
+            data.X,
+            n_clusters,
+            data.weights,
+            rng,
+            offset=data.offset,
+            n_local_trials=n_local_trials,
+            block_rows=seeding_block_rows(data, n_local_trials),
             xp=data.xp,
-        )  # fmt: skip
+        )
         return take_rows(data.X, indices, data.xp)
 
     def kmeans_parallel(self, n_clusters: int, rng: RandomState, parallel: ParallelInit) -> Array:
         data = self.data
         return kmeans_parallel_centers(
-            data.X, n_clusters, data.weights, rng, offset=data.offset,
-            oversampling_factor=parallel.oversampling_factor, n_rounds=parallel.n_rounds,
-            tol=parallel.tol, xp=data.xp,
-        )  # fmt: skip
+            data.X,
+            n_clusters,
+            data.weights,
+            rng,
+            offset=data.offset,
+            oversampling_factor=parallel.oversampling_factor,
+            n_rounds=parallel.n_rounds,
+            tol=parallel.tol,
+            xp=data.xp,
+        )
 
     def weights_on_host(self) -> np.ndarray:
         return to_numpy(self.data.weights)
@@ -502,6 +574,10 @@ def seeding_block_rows(prep: PreparedData, n_local_trials: int) -> int:
     """Row blocks for k-means++, whose temporaries are n_local_trials wide, not n_clusters."""
     n_samples, n_features = prep.X.shape
     return block_rows_for(
-        n_samples, n_features, n_local_trials, itemsize(prep.X, prep.xp),
-        xp=prep.xp, device=prep.device,
-    )  # fmt: skip
+        n_samples,
+        n_features,
+        n_local_trials,
+        itemsize(prep.X, prep.xp),
+        xp=prep.xp,
+        device=prep.device,
+    )

@@ -90,13 +90,23 @@ def lloyd(
     centers (``labels_and_inertia``), so all three always agree.
     """
     step = _LloydStep(
-        X, weights, offset=offset, x_centered=x_centered, block_rows=block_rows, xp=xp,
-        precision=precision, verbose=verbose,
-    )  # fmt: skip
+        X,
+        weights,
+        offset=offset,
+        x_centered=x_centered,
+        block_rows=block_rows,
+        xp=xp,
+        precision=precision,
+        verbose=verbose,
+    )
     centers, n_iter = run_iterations(
-        step, initial_centers - offset, max_iter=max_iter, tol=tol, verbose=verbose,
+        step,
+        initial_centers - offset,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
         on_iteration=on_iteration,
-    )  # fmt: skip
+    )
     return centers + offset, n_iter
 
 
@@ -106,9 +116,17 @@ class _LloydStep:
     the next pass to overwrite (``PassBuffers``), and the rows per block that worked."""
 
     def __init__(
-        self, X: Array, weights: Array, *, offset: Array, x_centered: bool, block_rows: int,
-        xp: ModuleType, precision: str, verbose: bool,
-    ):  # fmt: skip
+        self,
+        X: Array,
+        weights: Array,
+        *,
+        offset: Array,
+        x_centered: bool,
+        block_rows: int,
+        xp: ModuleType,
+        precision: str,
+        verbose: bool,
+    ):
         self.X, self.weights, self.xp, self.verbose = X, weights, xp, verbose
         self.device = array_device(X)
         self.block_rows = block_rows
@@ -123,11 +141,19 @@ class _LloydStep:
         rows_before = self.block_rows
         (labels, partial, sums, counts), self.block_rows = with_smaller_blocks_on_oom(
             functools.partial(
-                self.assign_and_sum, self.X, centers, self.weights, self.pass_offset,
-                self.segment_sum, xp=xp, out=self.buffers,
+                self.assign_and_sum,
+                self.X,
+                centers,
+                self.weights,
+                self.pass_offset,
+                self.segment_sum,
+                xp=xp,
+                out=self.buffers,
             ),
-            self.block_rows, xp=xp, device=self.device,
-        )  # fmt: skip
+            self.block_rows,
+            xp=xp,
+            device=self.device,
+        )
         # The labels changed since the last iteration, counted by the pass as it overwrote them;
         # not known after a retry (the failed attempt overwrote some) or a relocation.
         same_blocks = self.block_rows == rows_before
@@ -139,8 +165,9 @@ class _LloydStep:
         step = xp.astype(new_centers - centers, acc)
         n_empty, shift, n_changed = read_scalars(
             [xp.sum(xp.astype(counts == 0, xp.int64)), xp.sum(step * step), n_changed],
-            xp=xp, device=self.device,
-        )  # fmt: skip
+            xp=xp,
+            device=self.device,
+        )
         n_empty = int(n_empty)
         sq_dist = None
         if n_empty or self.verbose:
@@ -168,15 +195,28 @@ class _LloydStep:
             self.block_rows, X.shape[1], counts.shape[0], itemsize(X, xp)
         )
         relocation = relocate_retrying_on_oom(
-            labels, sq_dist, self.weights, counts, xp=xp, device=self.device,
+            labels,
+            sq_dist,
+            self.weights,
+            counts,
+            xp=xp,
+            device=self.device,
             chunk_rows=chunk_rows,
-        )  # fmt: skip
+        )
         if self.unit_weights is None:
             self.unit_weights = bool(xp.all(self.weights == 1))
         sums, counts = sums_after_repair(
-            X, relocation, self.weights, self.pass_offset, sums, counts, self.segment_sum,
-            unit_weights=self.unit_weights, block_rows=self.block_rows, xp=xp,
-        )  # fmt: skip
+            X,
+            relocation,
+            self.weights,
+            self.pass_offset,
+            sums,
+            counts,
+            self.segment_sum,
+            unit_weights=self.unit_weights,
+            block_rows=self.block_rows,
+            xp=xp,
+        )
         return relocation.labels, sums, counts
 
 

@@ -121,6 +121,11 @@ def pass_block_rows(prep: PreparedData, n_clusters: int, iterate: Callable) -> i
     n_samples, n_features = prep.X.shape
     size = itemsize(prep.X, xp)
     return block_rows_for(
-        n_samples, n_features, n_clusters, size, xp=xp, device=prep.device,
+        n_samples,
+        n_features,
+        n_clusters,
+        size,
+        xp=xp,
+        device=prep.device,
         row_bytes=cupy_pass_row_bytes(n_features, n_clusters, size),
-    )  # fmt: skip
+    )

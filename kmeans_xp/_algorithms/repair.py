@@ -164,6 +164,12 @@ def sums_after_repair(
         )
     n_clusters = sums.shape[0]
     return sum_by_label(
-        X, relocation.labels, weights, offset, n_clusters, segment_sum,
-        block_rows=block_rows, xp=xp,
-    )  # fmt: skip
+        X,
+        relocation.labels,
+        weights,
+        offset,
+        n_clusters,
+        segment_sum,
+        block_rows=block_rows,
+        xp=xp,
+    )

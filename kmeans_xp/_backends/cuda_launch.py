@@ -131,10 +131,20 @@ def assign_certified_launch(products, X_block, scorer, labels, partial) -> Launc
     scalar = np.dtype(X_block.dtype).type
     vector = k % (16 // products.dtype.itemsize) == 0 and _aligned16(products, scorer.c_sq)
     arguments = (
-        products, scorer.c_sq, X_block, scorer.centers_wide, np.int64(m), np.int32(k),
-        np.int32(d), scalar(scorer.a), scalar(scorer.b), np.int32(scorer.certify and k > 1),
-        np.int32(vector), labels, partial,
-    )  # fmt: skip
+        products,
+        scorer.c_sq,
+        X_block,
+        scorer.centers_wide,
+        np.int64(m),
+        np.int32(k),
+        np.int32(d),
+        scalar(scorer.a),
+        scalar(scorer.b),
+        np.int32(scorer.certify and k > 1),
+        np.int32(vector),
+        labels,
+        partial,
+    )
     name = f"assign_certified_{type_suffix(X_block.dtype)}"
     return Launch(name, _blocks(m * 32, _ASSIGN_THREADS), _ASSIGN_THREADS, arguments)
 
@@ -147,9 +157,11 @@ MMA_CENTERS = 128
 MMA_STRIDE = 36
 MMA_THREADS = 256
 MMA_SHARED_BYTES = (
-    4 * (MMA_ROWS + MMA_CENTERS) * MMA_STRIDE + MMA_ROWS * (8 + 8) + 4 * MMA_ROWS * (8 + 4)
+    4 * (MMA_ROWS + MMA_CENTERS) * MMA_STRIDE
+    + MMA_ROWS * (8 + 8)
+    + 4 * MMA_ROWS * (8 + 4)
     + 4 * MMA_ROWS
-)  # fmt: skip
+)
 # The lowest compute capability with TF32 mma (Ampere, sm_80).
 MMA_MIN_COMPUTE_CAPABILITY = 80
 
@@ -179,11 +191,23 @@ def assign_mma_launch(
     k = scorer.centers.shape[0]
     vector = d % 4 == 0 and _aligned16(X_block, scorer.centers)  # 16-byte tile loads
     arguments = (
-        X_block, scorer.centers, scorer.c_sq, scorer.centers_wide, np.int64(m), np.int32(k),
-        np.int32(d), np.float32(scorer.a), np.float32(scorer.b),
-        np.int32(scorer.certify and k > 1), np.int32(vector), labels, partial, n_listed, listed,
+        X_block,
+        scorer.centers,
+        scorer.c_sq,
+        scorer.centers_wide,
+        np.int64(m),
+        np.int32(k),
+        np.int32(d),
+        np.float32(scorer.a),
+        np.float32(scorer.b),
+        np.int32(scorer.certify and k > 1),
+        np.int32(vector),
+        labels,
+        partial,
+        n_listed,
+        listed,
         listed_threshold,
-    )  # fmt: skip
+    )
     kind = "rescore" if rescore else "assign"
     precision = "tf32x3" if scorer.precision == "tf32x3" else "tf32"
     name = f"{kind}_mma_{precision}"
@@ -222,15 +246,29 @@ def segment_sum_launch(X_block, weights, labels, order, sums, counts) -> Launch:
     rows = _shared_sum_rows(k, d)
     if rows is not None:
         arguments = (
-            X_block, weights, labels, np.int64(m), np.int32(d), np.int32(k), np.int64(rows),
-            sums, counts,
-        )  # fmt: skip
+            X_block,
+            weights,
+            labels,
+            np.int64(m),
+            np.int32(d),
+            np.int32(k),
+            np.int64(rows),
+            sums,
+            counts,
+        )
         shared = 8 * k * (d + 1) + 8 * k + 4 * rows
         return Launch(f"sum_shared_{suffix}", _blocks(m, rows), _SHARED_THREADS, arguments, shared)
     arguments = (
-        X_block, weights, labels, order, np.int64(m), np.int32(d),
-        np.int64(_SORTED_ROWS_PER_BLOCK), sums, counts,
-    )  # fmt: skip
+        X_block,
+        weights,
+        labels,
+        order,
+        np.int64(m),
+        np.int32(d),
+        np.int64(_SORTED_ROWS_PER_BLOCK),
+        sums,
+        counts,
+    )
     threads = min(128, 32 * _blocks(d, 32))
     grid = _blocks(m, _SORTED_ROWS_PER_BLOCK)
     shared = _SORTED_ROWS_PER_BLOCK * (8 + 8 + 4)
@@ -313,9 +351,21 @@ def vector_rows(X_block) -> bool:
 
 
 def small_pass_launch(
-    plan: SmallPass, X_block, offset, centers, scorer, labels, partial, *,
-    weights=None, sums=None, counts=None, n_changed=None, unused=None, multiprocessors: int,
-) -> Launch:  # fmt: skip
+    plan: SmallPass,
+    X_block,
+    offset,
+    centers,
+    scorer,
+    labels,
+    partial,
+    *,
+    weights=None,
+    sums=None,
+    counts=None,
+    n_changed=None,
+    unused=None,
+    multiprocessors: int,
+) -> Launch:
     """``lloyd_pass_small`` over a block: labels and partials written in place; with
     ``plan.accumulate``, the weighted sums added into ``sums``/``counts``; with ``n_changed``
     (one uint64), the labels it changes counted.
@@ -329,13 +379,27 @@ def small_pass_launch(
     scalar = np.dtype(X_block.dtype).type
     count_changed = n_changed is not None
     arguments = (
-        X_block, offset, np.int64(m), np.int32(d), centers, scorer.c_sq, scorer.centers_wide,
-        np.int32(k), scalar(scorer.a), scalar(scorer.b), np.int32(scorer.certify and k > 1),
-        weights if plan.accumulate else unused, np.int32(plan.accumulate),
-        np.int32(count_changed), np.int32(vector_rows(X_block)), labels, partial,
-        n_changed if count_changed else unused, sums if plan.accumulate else unused,
+        X_block,
+        offset,
+        np.int64(m),
+        np.int32(d),
+        centers,
+        scorer.c_sq,
+        scorer.centers_wide,
+        np.int32(k),
+        scalar(scorer.a),
+        scalar(scorer.b),
+        np.int32(scorer.certify and k > 1),
+        weights if plan.accumulate else unused,
+        np.int32(plan.accumulate),
+        np.int32(count_changed),
+        np.int32(vector_rows(X_block)),
+        labels,
+        partial,
+        n_changed if count_changed else unused,
+        sums if plan.accumulate else unused,
         counts if plan.accumulate else unused,
-    )  # fmt: skip
+    )
     tile_rows = plan.rows_per_thread * _SMALL_THREADS
     grid = max(1, min(_blocks(m, tile_rows), _SMALL_BLOCKS_PER_SM * multiprocessors))
     return Launch(plan.kernel_name, grid, _SMALL_THREADS, arguments, plan.shared_bytes)
@@ -375,9 +439,18 @@ def _kmeanspp_grid(items: int, multiprocessors: int) -> int:
 
 
 def kmeanspp_trials_launch(
-    X, offset, candidates, closest, weights, trial_sq, potentials, *, multiprocessors: int,
-    nearest=None, gaps=None,
-) -> Launch:  # fmt: skip
+    X,
+    offset,
+    candidates,
+    closest,
+    weights,
+    trial_sq,
+    potentials,
+    *,
+    multiprocessors: int,
+    nearest=None,
+    gaps=None,
+) -> Launch:
     """``kmeanspp_trials`` over all rows of contiguous X (n, d): ``candidates`` (t,) int64 row
     indices, ``closest`` (n,) float64, ``trial_sq`` (n, t) in X's dtype, written (None: not
     kept); ``potentials`` (t,) float64, added to (zero it first). With ``nearest`` (n,) int32
@@ -388,9 +461,18 @@ def kmeanspp_trials_launch(
     trial_sq = NULL if trial_sq is None else trial_sq
     pruning = (NULL, NULL) if nearest is None else (nearest, gaps)
     arguments = (
-        X, offset, np.int64(m), np.int32(d), candidates, np.int32(t), closest, weights,
-        trial_sq, potentials, *pruning,
-    )  # fmt: skip
+        X,
+        offset,
+        np.int64(m),
+        np.int32(d),
+        candidates,
+        np.int32(t),
+        closest,
+        weights,
+        trial_sq,
+        potentials,
+        *pruning,
+    )
     name = f"kmeanspp_trials_{type_suffix(X.dtype)}"
     grid = _kmeanspp_grid(_KMEANSPP_GROUP * m, multiprocessors)
     shared = kmeanspp_shared_bytes(d, t, X.dtype)
@@ -428,24 +510,41 @@ def kmeanspp_sample_launches(
         f"kmeanspp_sample_totals_{suffix}", parts, threads, (*rows, flag, totals), 8 * threads
     )
     pick = Launch(
-        f"kmeanspp_sample_pick_{suffix}", uniforms.shape[0], threads,
-        (*rows, np.int32(parts), flag, totals, uniforms, picked), 8 * (threads + 1),
-    )  # fmt: skip
+        f"kmeanspp_sample_pick_{suffix}",
+        uniforms.shape[0],
+        threads,
+        (*rows, np.int32(parts), flag, totals, uniforms, picked),
+        8 * (threads + 1),
+    )
     return sums, pick
 
 
 def kmeanspp_update_launch(
-    trial_sq, potentials, candidates, closest, chosen, *, multiprocessors: int,
-    nearest=None, index: int = 0,
-) -> Launch:  # fmt: skip
+    trial_sq,
+    potentials,
+    candidates,
+    closest,
+    chosen,
+    *,
+    multiprocessors: int,
+    nearest=None,
+    index: int = 0,
+) -> Launch:
     """``kmeanspp_update``: the best candidate into ``chosen`` (one int64), ``closest`` (n,)
     float64 lowered by its kept trial distances ``trial_sq`` (n, t), and where it is lowered
     ``nearest`` (n,) int32 set to ``index`` (the step), unless None."""
     m, t = trial_sq.shape
     arguments = (
-        np.int64(m), np.int32(t), trial_sq, potentials, candidates, closest, chosen,
-        NULL if nearest is None else nearest, np.int32(index),
-    )  # fmt: skip
+        np.int64(m),
+        np.int32(t),
+        trial_sq,
+        potentials,
+        candidates,
+        closest,
+        chosen,
+        NULL if nearest is None else nearest,
+        np.int32(index),
+    )
     name = f"kmeanspp_update_{type_suffix(trial_sq.dtype)}"
     return Launch(name, _kmeanspp_grid(m, multiprocessors), _KMEANSPP_THREADS, arguments)
 
@@ -468,8 +567,16 @@ def kmeanspp_update_from_x_launch(
     m, d = X.shape
     t = candidates.shape[0]
     arguments = (
-        X, offset, np.int64(m), np.int32(d), np.int32(t), potentials, candidates, closest, chosen
-    )  # fmt: skip
+        X,
+        offset,
+        np.int64(m),
+        np.int32(d),
+        np.int32(t),
+        potentials,
+        candidates,
+        closest,
+        chosen,
+    )
     name = f"kmeanspp_update_from_x_{type_suffix(X.dtype)}"
     grid = _kmeanspp_grid(_KMEANSPP_GROUP * m, multiprocessors)
     return Launch(name, grid, _KMEANSPP_THREADS, arguments, 2 * d * X.dtype.itemsize)

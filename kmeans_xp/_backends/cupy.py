@@ -82,9 +82,14 @@ def tensor_cores(dtype: np.dtype, device_id: int, precision: str) -> bool:
 
 
 def small_pass_plan(
-    n_features: int, n_clusters: int, dtype: np.dtype, device_id: int, precision: str, *,
+    n_features: int,
+    n_clusters: int,
+    dtype: np.dtype,
+    device_id: int,
+    precision: str,
+    *,
     accumulate: bool,
-) -> SmallPass | None:  # fmt: skip
+) -> SmallPass | None:
     """The one-kernel small-k·d pass for this fit (``cuda_launch.small_pass``), or None: where
     it does not apply, or where the tensor-core assignment takes the fit instead."""
     if tensor_cores(dtype, device_id, precision):
@@ -176,18 +181,28 @@ class CertifiedAssign(_StandardCertifiedAssign):
         listed = cupy.empty(m, dtype=cupy.int64)
         threshold = cupy.empty(m, dtype=cupy.float64)
         for rescore in (False, True):
-            _run(assign_mma_launch(X_block, self, labels, partial, n_listed, listed, threshold,
-                                   rescore=rescore))  # fmt: skip
+            _run(
+                assign_mma_launch(
+                    X_block, self, labels, partial, n_listed, listed, threshold, rescore=rescore
+                )
+            )
 
     def run_small_pass(self, plan: SmallPass, X_block, offset, labels, partial, **accumulate):
         """``cuda_launch.small_pass_launch`` on these centers, on the block's device."""
         _run(
             small_pass_launch(
-                plan, X_block, offset, self.centers, self, labels, partial,
+                plan,
+                X_block,
+                offset,
+                self.centers,
+                self,
+                labels,
+                partial,
                 unused=cupy.empty(1, dtype=cupy.float64),
-                multiprocessors=_multiprocessors(X_block.device.id), **accumulate,
+                multiprocessors=_multiprocessors(X_block.device.id),
+                **accumulate,
             )
-        )  # fmt: skip
+        )
 
 
 def assign_and_sum(
@@ -228,9 +243,16 @@ def assign_and_sum(
         weights = cupy.ascontiguousarray(weights, dtype=X.dtype)
         for start, stop in row_blocks(n_samples, block_rows):
             scorer.run_small_pass(
-                plan, X[start:stop], offset, labels[start:stop], partial[start:stop],
-                weights=weights[start:stop], sums=sums, counts=counts, n_changed=n_changed,
-            )  # fmt: skip
+                plan,
+                X[start:stop],
+                offset,
+                labels[start:stop],
+                partial[start:stop],
+                weights=weights[start:stop],
+                sums=sums,
+                counts=counts,
+                n_changed=n_changed,
+            )
     if out is not None:
         out.n_changed = n_changed
     return labels, partial, sums, counts
@@ -302,15 +324,22 @@ def kmeans_plusplus_indices(
             if fused_sampling:  # two launches, no n-long temporaries
                 candidates = drawn[:count]
                 for launch in kmeanspp_sample_launches(
-                    weights, closest, uniforms[lo : lo + count], sample_totals, candidates,
+                    weights,
+                    closest,
+                    uniforms[lo : lo + count],
+                    sample_totals,
+                    candidates,
                     weights_only=step == 0,
-                ):  # fmt: skip
+                ):
                     _run(launch)
             else:
                 candidates = sample_in_chunks(
-                    sampling_weights, n_samples, uniforms[lo : lo + count], xp=xp,
+                    sampling_weights,
+                    n_samples,
+                    uniforms[lo : lo + count],
+                    xp=xp,
                     chunk_rows=options.sampling_chunk_rows,
-                )  # fmt: skip
+                )
             step_sq = None
             if trial_sq is not None:
                 step_sq = trial_sq[: n_samples * count].reshape(n_samples, count)
@@ -321,16 +350,29 @@ def kmeans_plusplus_indices(
                 pruning = {"nearest": nearest, "gaps": gaps}
             _run(
                 kmeanspp_trials_launch(
-                    X, offset, candidates, closest, weights, step_sq, potential,
-                    multiprocessors=sms, **pruning,
+                    X,
+                    offset,
+                    candidates,
+                    closest,
+                    weights,
+                    step_sq,
+                    potential,
+                    multiprocessors=sms,
+                    **pruning,
                 )
-            )  # fmt: skip
+            )
             this = chosen[step : step + 1]
             if step_sq is not None:
                 update = kmeanspp_update_launch(
-                    step_sq, potential, candidates, closest, this, multiprocessors=sms,
-                    nearest=nearest, index=step,
-                )  # fmt: skip
+                    step_sq,
+                    potential,
+                    candidates,
+                    closest,
+                    this,
+                    multiprocessors=sms,
+                    nearest=nearest,
+                    index=step,
+                )
             else:
                 update = kmeanspp_update_from_x_launch(
                     X, offset, potential, candidates, closest, this, multiprocessors=sms

@@ -194,9 +194,12 @@ def _assign_rows(
         filled += m
         if filled + block_rows > chunk_rows or stop == hi:
             s, c = shared.segment_sum(
-                chunk[:filled], labels[chunk_start:stop], shared.weights[chunk_start:stop],
-                n_clusters, xp=shared.xp,
-            )  # fmt: skip
+                chunk[:filled],
+                labels[chunk_start:stop],
+                shared.weights[chunk_start:stop],
+                n_clusters,
+                xp=shared.xp,
+            )
             sums += s
             counts += c
             chunk_start, filled = stop, 0
@@ -322,10 +325,18 @@ def _distance_rows(X, offset, centered_t, c_sq, out, block_rows, lo, hi) -> None
 
 
 def candidate_potentials(
-    X: np.ndarray, offset: np.ndarray, x_sq: np.ndarray, candidates: np.ndarray,
-    closest: np.ndarray, weights: np.ndarray, trial_sq: np.ndarray | None, *, block_rows: int,
-    centered_blocks: object, xp: ModuleType,
-) -> np.ndarray:  # fmt: skip
+    X: np.ndarray,
+    offset: np.ndarray,
+    x_sq: np.ndarray,
+    candidates: np.ndarray,
+    closest: np.ndarray,
+    weights: np.ndarray,
+    trial_sq: np.ndarray | None,
+    *,
+    block_rows: int,
+    centered_blocks: object,
+    xp: ModuleType,
+) -> np.ndarray:
     """``seeding.standard_candidate_potentials`` for NumPy: the same potentials and trial
     distances (same operands and operations, block partials added in block order), into buffers
     allocated once per call and with the blocks shared out to one thread per core. Bit for bit

@@ -91,9 +91,17 @@ def _numpy_namespace() -> ModuleType:
 
 
 def cpu_assign_and_sum(
-    X: torch.Tensor, centers: torch.Tensor, weights: torch.Tensor, offset: torch.Tensor | None,
-    segment_sum: Callable, *, block_rows: int, xp: ModuleType, standard: Callable, out=None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    X: torch.Tensor,
+    centers: torch.Tensor,
+    weights: torch.Tensor,
+    offset: torch.Tensor | None,
+    segment_sum: Callable,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+    standard: Callable,
+    out=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``passes.standard_assign_and_sum`` for CPU tensors: NumPy's pass (``numpy.assign_and_sum``)
     on the tensors' memory, or ``standard`` where it does not apply. ``out``'s labels and partials
     (a previous pass's results) are overwritten in place, as NumPy's pass does."""
@@ -107,18 +115,30 @@ def cpu_assign_and_sum(
     if out is not None:
         views = types.SimpleNamespace(labels=_view(out.labels), partial=_view(out.partial))
     results = _numpy.assign_and_sum(
-        _view(X), _view(centers), _view(weights), _view(offset), _numpy.segment_sum,
-        block_rows=block_rows, xp=_numpy_namespace(), out=views,
-    )  # fmt: skip
+        _view(X),
+        _view(centers),
+        _view(weights),
+        _view(offset),
+        _numpy.segment_sum,
+        block_rows=block_rows,
+        xp=_numpy_namespace(),
+        out=views,
+    )
     if out is not None:
         out.n_changed = views.n_changed
     return tuple(torch.from_numpy(a) for a in results)
 
 
 def cpu_nearest_two(
-    X: torch.Tensor, rows: torch.Tensor | None, centers: torch.Tensor, centers_acc: torch.Tensor,
-    offset: torch.Tensor, *, block_rows: int, xp: ModuleType,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    X: torch.Tensor,
+    rows: torch.Tensor | None,
+    centers: torch.Tensor,
+    centers_acc: torch.Tensor,
+    offset: torch.Tensor,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``hamerly._nearest_two`` for tensors: NumPy's on CPU tensors' memory, else the standard
     version."""
     if not _numpy_views_apply(X):
@@ -128,39 +148,73 @@ def cpu_nearest_two(
     from . import numpy as _numpy
 
     results = _numpy.nearest_two(
-        _view(X), _view(rows), _view(centers), _view(centers_acc), _view(offset),
-        block_rows=block_rows, xp=_numpy_namespace(),
-    )  # fmt: skip
+        _view(X),
+        _view(rows),
+        _view(centers),
+        _view(centers_acc),
+        _view(offset),
+        block_rows=block_rows,
+        xp=_numpy_namespace(),
+    )
     return tuple(torch.from_numpy(a) for a in results)
 
 
 def cpu_candidate_potentials(
-    X: torch.Tensor, offset: torch.Tensor, x_sq: torch.Tensor, candidates: torch.Tensor,
-    closest: torch.Tensor, weights: torch.Tensor, trial_sq: torch.Tensor | None, *,
-    block_rows: int, centered_blocks: list[torch.Tensor] | None, xp: ModuleType,
-) -> torch.Tensor:  # fmt: skip
+    X: torch.Tensor,
+    offset: torch.Tensor,
+    x_sq: torch.Tensor,
+    candidates: torch.Tensor,
+    closest: torch.Tensor,
+    weights: torch.Tensor,
+    trial_sq: torch.Tensor | None,
+    *,
+    block_rows: int,
+    centered_blocks: list[torch.Tensor] | None,
+    xp: ModuleType,
+) -> torch.Tensor:
     """``seeding.standard_candidate_potentials`` for tensors: NumPy's on CPU tensors' memory
     (``trial_sq`` written in place), else the standard version."""
     if not _numpy_views_apply(X):
         return standard_candidate_potentials(
-            X, offset, x_sq, candidates, closest, weights, trial_sq,
-            block_rows=block_rows, centered_blocks=centered_blocks, xp=xp,
-        )  # fmt: skip
+            X,
+            offset,
+            x_sq,
+            candidates,
+            closest,
+            weights,
+            trial_sq,
+            block_rows=block_rows,
+            centered_blocks=centered_blocks,
+            xp=xp,
+        )
     from . import numpy as _numpy
 
     potential = _numpy.candidate_potentials(
-        _view(X), _view(offset), _view(x_sq), _view(candidates), _view(closest),
-        _view(weights), _view(trial_sq), block_rows=block_rows, centered_blocks=None,
+        _view(X),
+        _view(offset),
+        _view(x_sq),
+        _view(candidates),
+        _view(closest),
+        _view(weights),
+        _view(trial_sq),
+        block_rows=block_rows,
+        centered_blocks=None,
         xp=_numpy_namespace(),
-    )  # fmt: skip
+    )
     return torch.from_numpy(potential)
 
 
 def cpu_labels_and_inertia(
-    X: torch.Tensor, centers: torch.Tensor, centered: torch.Tensor,
-    weights: torch.Tensor | None, offset: torch.Tensor, *, block_rows: int, xp: ModuleType,
+    X: torch.Tensor,
+    centers: torch.Tensor,
+    centered: torch.Tensor,
+    weights: torch.Tensor | None,
+    offset: torch.Tensor,
+    *,
+    block_rows: int,
+    xp: ModuleType,
     standard: Callable,
-) -> tuple[torch.Tensor, float | None]:  # fmt: skip
+) -> tuple[torch.Tensor, float | None]:
     """``passes.standard_labels_and_inertia`` for tensors: NumPy's (``numpy.labels_and_inertia``)
     on CPU tensors' memory, else ``standard``."""
     if not _numpy_views_apply(X):
@@ -168,16 +222,26 @@ def cpu_labels_and_inertia(
     from . import numpy as _numpy
 
     labels, inertia = _numpy.labels_and_inertia(
-        _view(X), _view(centers), _view(centered), _view(weights), _view(offset),
-        block_rows=block_rows, xp=_numpy_namespace(),
-    )  # fmt: skip
+        _view(X),
+        _view(centers),
+        _view(centered),
+        _view(weights),
+        _view(offset),
+        block_rows=block_rows,
+        xp=_numpy_namespace(),
+    )
     return torch.from_numpy(labels), inertia
 
 
 def cpu_distances_to_centers(
-    X: torch.Tensor, centers: torch.Tensor, *, offset: torch.Tensor, block_rows: int,
-    xp: ModuleType, standard: Callable,
-) -> torch.Tensor:  # fmt: skip
+    X: torch.Tensor,
+    centers: torch.Tensor,
+    *,
+    offset: torch.Tensor,
+    block_rows: int,
+    xp: ModuleType,
+    standard: Callable,
+) -> torch.Tensor:
     """``lloyd.distances_to_centers`` for tensors: NumPy's on CPU tensors' memory, else
     ``standard``."""
     if not _numpy_views_apply(X):
@@ -185,7 +249,10 @@ def cpu_distances_to_centers(
     from . import numpy as _numpy
 
     distances = _numpy.distances_to_centers(
-        _view(X), _view(centers), offset=_view(offset), block_rows=block_rows,
+        _view(X),
+        _view(centers),
+        offset=_view(offset),
+        block_rows=block_rows,
         xp=_numpy_namespace(),
-    )  # fmt: skip
+    )
     return torch.from_numpy(distances)

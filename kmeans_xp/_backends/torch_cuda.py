@@ -96,9 +96,12 @@ class CudaCertifiedAssign:
         self.cupy_backend = _cupy_backend()
         if self.cupy_backend is None:
             self.impl = CertifiedAssign(
-                centers, xp=xp, precision=precision, matmul=_matmul_with(precision),
+                centers,
+                xp=xp,
+                precision=precision,
+                matmul=_matmul_with(precision),
                 best_two=best_two,
-            )  # fmt: skip
+            )
             return
         import cupy
 
@@ -163,11 +166,16 @@ def cuda_assign_and_sum(
         if out is not None:
             buffers = PassBuffers(cupy.from_dlpack(out.labels), cupy.from_dlpack(out.partial))
         labels, partial, sums, counts = backend.assign_and_sum(
-            X_cupy, cupy.from_dlpack(centers.contiguous()),
-            cupy.from_dlpack(weights.contiguous()), cupy.from_dlpack(offset.contiguous()),
-            backend.segment_sum, block_rows=block_rows, xp=get_namespace(X_cupy), out=buffers,
+            X_cupy,
+            cupy.from_dlpack(centers.contiguous()),
+            cupy.from_dlpack(weights.contiguous()),
+            cupy.from_dlpack(offset.contiguous()),
+            backend.segment_sum,
+            block_rows=block_rows,
+            xp=get_namespace(X_cupy),
+            out=buffers,
             standard=None,
-        )  # fmt: skip
+        )
         if out is not None:
             # A torch scalar on the device (int64, where CuPy counted in uint64), so the fit
             # reads it in one transfer with its other torch scalars.
@@ -196,8 +204,12 @@ def cuda_kmeans_plusplus_indices(
     with _on_torch_stream(X):
         X_cupy = cupy.from_dlpack(X.detach())
         picked = backend.kmeans_plusplus_indices(
-            X_cupy, n_clusters, cupy.from_dlpack(weights.contiguous()), rng,
-            offset=cupy.from_dlpack(offset.contiguous()), n_local_trials=n_local_trials,
+            X_cupy,
+            n_clusters,
+            cupy.from_dlpack(weights.contiguous()),
+            rng,
+            offset=cupy.from_dlpack(offset.contiguous()),
+            n_local_trials=n_local_trials,
             xp=get_namespace(X_cupy),
-        )  # fmt: skip
+        )
         return None if picked is None else torch.from_dlpack(picked)

@@ -12,9 +12,15 @@ from .primitives import squared_norms
 
 
 def standard_nearest_two(
-    X: Array, rows: Array | None, centers: Array, centers_acc: Array, offset: Array, *,
-    block_rows: int, xp: ModuleType,
-) -> tuple[Array, Array, Array]:  # fmt: skip
+    X: Array,
+    rows: Array | None,
+    centers: Array,
+    centers_acc: Array,
+    offset: Array,
+    *,
+    block_rows: int,
+    xp: ModuleType,
+) -> tuple[Array, Array, Array]:
     """For the given rows (all when None): nearest center, an upper bound on its distance, a
     lower bound on the second's (both bounds in X's dtype).
 

@@ -80,10 +80,18 @@ def sample_in_chunks(
 
 
 def standard_candidate_potentials(
-    X: Array, offset: Array, x_sq: Array, candidates: Array, closest: Array, weights: Array,
-    trial_sq: Array | None, *, block_rows: int, centered_blocks: list[Array] | None,
+    X: Array,
+    offset: Array,
+    x_sq: Array,
+    candidates: Array,
+    closest: Array,
+    weights: Array,
+    trial_sq: Array | None,
+    *,
+    block_rows: int,
+    centered_blocks: list[Array] | None,
     xp: ModuleType,
-) -> Array:  # fmt: skip
+) -> Array:
     """Potential Σ w·min(D², d(x, c)²) of each (centered) candidate c, summed block by block in
     the accumulation dtype of ``closest`` (D², per row); each block's distances to the
     candidates are written to ``trial_sq`` when it is given. ``centered_blocks``: X's blocks

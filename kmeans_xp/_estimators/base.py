@@ -154,11 +154,17 @@ class FeatureNamesMixin:
         given = feature_names_of(X)
         cls = type(self).__name__
         if fitted is None and given is not None:
-            warnings.warn(f"X has feature names, but {cls} was fitted without feature names.",
-                          UserWarning, stacklevel=stacklevel)  # fmt: skip
+            warnings.warn(
+                f"X has feature names, but {cls} was fitted without feature names.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         elif fitted is not None and given is None:
-            warnings.warn(f"X does not have valid feature names, but {cls} was fitted with "
-                          "feature names.", UserWarning, stacklevel=stacklevel)  # fmt: skip
+            warnings.warn(
+                f"X does not have valid feature names, but {cls} was fitted with feature names.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         elif fitted is not None and (len(fitted) != len(given) or np.any(fitted != given)):
             fitted_set, given_set = set(fitted), set(given)
             unseen = [name for name in given if name not in fitted_set]

@@ -189,9 +189,14 @@ class FittedCentersMixin(FeatureNamesMixin):
             return predict_dask(X, centers, offset, estimator=name)
         X, centers, offset, xp, block_rows, _ = self._fitted_like(X)
         labels, _ = labels_and_inertia(
-            X, centers, None, offset=offset, block_rows=block_rows, xp=xp,
+            X,
+            centers,
+            None,
+            offset=offset,
+            block_rows=block_rows,
+            xp=xp,
             precision=self._matmul_precision(X, centers.shape[0], xp),
-        )  # fmt: skip
+        )
         return labels
 
     def _fitted_on_host(self, X: Any) -> tuple[np.ndarray, np.ndarray, str]:
@@ -224,13 +229,22 @@ class FittedCentersMixin(FeatureNamesMixin):
             return score_dask(X, sample_weight, centers, offset, estimator=name)
         X, centers, offset, xp, block_rows, largest = self._fitted_like(X)
         weights = check_sample_weight(
-            sample_weight, X, xp=xp, device=array_device(X), block_rows=block_rows,
+            sample_weight,
+            X,
+            xp=xp,
+            device=array_device(X),
+            block_rows=block_rows,
             x_largest=largest,
-        )  # fmt: skip
+        )
         _, inertia = labels_and_inertia(
-            X, centers, weights, offset=offset, block_rows=block_rows, xp=xp,
+            X,
+            centers,
+            weights,
+            offset=offset,
+            block_rows=block_rows,
+            xp=xp,
             precision=self._matmul_precision(X, centers.shape[0], xp),
-        )  # fmt: skip
+        )
         return -inertia
 
     def _matmul_precision(self, X: Array, n_clusters: int, xp: Any) -> str:

@@ -100,9 +100,13 @@ def _fit(
     ``prepare.prepare_data``).
     """
     data = prepare_data(
-        X, settings.n_clusters, sample_weight, device=device, max_device_bytes=max_device_bytes,
+        X,
+        settings.n_clusters,
+        sample_weight,
+        device=device,
+        max_device_bytes=max_device_bytes,
         init=settings.init,
-    )  # fmt: skip
+    )
     try:
         best = run_fit(
             data, settings, uniform_weights=sample_weight is None, on_iteration=on_iteration
@@ -156,10 +160,17 @@ def kmeans(
     (True, 1.0)
     """
     settings = check_fit_settings(
-        n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
-        verbose=verbose, random_state=random_state, algorithm=algorithm,
-        oversampling_factor=oversampling_factor, n_rounds=n_rounds,
+        n_clusters=n_clusters,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        random_state=random_state,
+        algorithm=algorithm,
+        oversampling_factor=oversampling_factor,
+        n_rounds=n_rounds,
         matmul_precision=matmul_precision,
-    )  # fmt: skip
+    )
     result, _ = _fit(X, sample_weight, settings, device=device, max_device_bytes=max_device_bytes)
     return result

@@ -223,20 +223,30 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     def _settings(self) -> FitSettings:
         """The parameters, checked (``params.check_fit_settings``)."""
         return check_fit_settings(
-            n_clusters=self.n_clusters, init=self.init, n_init=self.n_init,
-            max_iter=self.max_iter, tol=self.tol, verbose=self.verbose,
-            random_state=self.random_state, algorithm=self.algorithm,
-            oversampling_factor=self.oversampling_factor, n_rounds=self.n_rounds,
+            n_clusters=self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+            random_state=self.random_state,
+            algorithm=self.algorithm,
+            oversampling_factor=self.oversampling_factor,
+            n_rounds=self.n_rounds,
             matmul_precision=self.matmul_precision,
-        )  # fmt: skip
+        )
 
     def _fit_in_memory(
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None
     ) -> KMeans:
         result, data = _fit(
-            X, sample_weight, self._settings(), device=self.device,
-            max_device_bytes=self.max_device_bytes, on_iteration=on_iteration,
-        )  # fmt: skip
+            X,
+            sample_weight,
+            self._settings(),
+            device=self.device,
+            max_device_bytes=self.max_device_bytes,
+            on_iteration=on_iteration,
+        )
         # The training mean: predict centers new data the same way fit did, so that
         # predict(X_train) reproduces labels_ exactly.
         self._set_fitted(result, n_features=data.X.shape[1], offset=data.offset)

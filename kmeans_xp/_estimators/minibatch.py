@@ -189,9 +189,13 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
             sample = _rows(prep, rng.integers(0, n_samples, size=init_size))
             centers = self._init_on(sample, rng, init=init)
             _, inertia = labels_and_inertia(
-                valid.X, centers, valid.weights, offset=prep.offset,
-                block_rows=valid.block_rows, xp=xp,
-            )  # fmt: skip
+                valid.X,
+                centers,
+                valid.weights,
+                offset=prep.offset,
+                block_rows=valid.block_rows,
+                xp=xp,
+            )
             if best_inertia is None or inertia < best_inertia:
                 best_centers, best_inertia = centers, inertia
 
@@ -212,9 +216,13 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         self.n_iter_ = int(-(-(step * batch_size) // n_samples))
         if self.compute_labels:
             self.labels_, self.inertia_ = labels_and_inertia(
-                prep.X, self.cluster_centers_, prep.weights, offset=prep.offset,
-                block_rows=prep.block_rows, xp=xp,
-            )  # fmt: skip
+                prep.X,
+                self.cluster_centers_,
+                prep.weights,
+                offset=prep.offset,
+                block_rows=prep.block_rows,
+                xp=xp,
+            )
             warn_if_fewer_clusters(self.labels_, settings["n_clusters"], xp)
         else:
             per_row = monitor.last if monitor.smoothed is None else monitor.smoothed
@@ -269,9 +277,13 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         self._set_state(state, prep, self.n_steps_ + 1)
         if self.compute_labels:
             self.labels_, self.inertia_ = labels_and_inertia(
-                prep.X, self.cluster_centers_, prep.weights, offset=prep.offset,
-                block_rows=prep.block_rows, xp=prep.xp,
-            )  # fmt: skip
+                prep.X,
+                self.cluster_centers_,
+                prep.weights,
+                offset=prep.offset,
+                block_rows=prep.block_rows,
+                xp=prep.xp,
+            )
         return self
 
     _methods_taking_sample_weight = ("fit", "partial_fit", "score")
@@ -297,10 +309,15 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         """The parameters checked: those KMeans shares by its validator (3 runs for "auto" with
         random inits, as scikit-learn), then the mini-batch ones."""
         shared = check_fit_settings(
-            n_clusters=self.n_clusters, init=self.init, n_init=self.n_init,
-            max_iter=self.max_iter, tol=self.tol, verbose=self.verbose,
-            random_state=self.random_state, random_runs=3,
-        )  # fmt: skip
+            n_clusters=self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+            random_state=self.random_state,
+            random_runs=3,
+        )
         if self.max_no_improvement is not None:
             check_integer(self.max_no_improvement, "max_no_improvement", minimum=0)
         if self.init_size is not None:
@@ -339,9 +356,13 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         init = self.init if init is None else init
         parallel = ParallelInit(2.0, 5, 0.0)
         return initial_centers(
-            InMemorySeeding(sample), self.n_clusters, init, rng, uniform_weights=False,
+            InMemorySeeding(sample),
+            self.n_clusters,
+            init,
+            rng,
+            uniform_weights=False,
             parallel=parallel,
-        )  # fmt: skip
+        )
 
     def _checked_batch(self, X: Any) -> Array:
         X, xp, device = check_data(X, "X")
@@ -389,9 +410,11 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         self._step_state = _StepState(
             move_to(arrays["step_centers"], xp, device),
             move_to(arrays["step_weight_sums"], xp, device),
-            offset=self._offset, dtype=self.cluster_centers_.dtype,
-            batch_size=values["batch_size"], since_reassign=values["since_reassign"],
-        )  # fmt: skip
+            offset=self._offset,
+            dtype=self.cluster_centers_.dtype,
+            batch_size=values["batch_size"],
+            since_reassign=values["since_reassign"],
+        )
         self._counts = self._step_state.weight_sums
         self.n_steps_ = values["n_steps"]
         self._rng = rng_from_json(values["rng"])
@@ -444,9 +467,12 @@ class _StepState:
         k = centers.shape[0]
         zeros = xp.zeros((k,), dtype=accumulation_dtype(xp, prep.device), device=prep.device)
         return cls(
-            centers - prep.offset, zeros, offset=prep.offset, dtype=prep.X.dtype,
+            centers - prep.offset,
+            zeros,
+            offset=prep.offset,
+            dtype=prep.X.dtype,
             batch_size=batch_size,
-        )  # fmt: skip
+        )
 
     # The namespace and the update function are looked up, not stored, so the state (and the
     # estimator holding it) pickles.

@@ -131,10 +131,14 @@ def check_frame_columns(frame: Any, name: str = "X") -> None:
         from pandas.api import types
 
         columns = [
-            (column, dtype, types.is_complex_dtype(dtype),
-             types.is_bool_dtype(dtype) or types.is_numeric_dtype(dtype))
+            (
+                column,
+                dtype,
+                types.is_complex_dtype(dtype),
+                types.is_bool_dtype(dtype) or types.is_numeric_dtype(dtype),
+            )
             for column, dtype in getattr(frame.dtypes, "items", lambda: [])()
-        ]  # fmt: skip
+        ]
     elif module.startswith("polars") and hasattr(frame, "schema"):
         columns = [
             (column, dtype, False, dtype.is_numeric() or str(dtype) == "Boolean")
@@ -338,9 +342,15 @@ def check_sample_weight(
     else:  # the sum may overflow: summed scaled, so that it does so in Python (inf, no warning)
         total = largest * float(xp.sum(xp.astype(w, acc) / largest))
     check_weight_scale(
-        n_negative, largest, total, x_largest=x_largest, n_features=X.shape[1],
-        x_finfo=xp.finfo(X.dtype), x_dtype=X.dtype, acc_max=acc_max,
-    )  # fmt: skip
+        n_negative,
+        largest,
+        total,
+        x_largest=x_largest,
+        n_features=X.shape[1],
+        x_finfo=xp.finfo(X.dtype),
+        x_dtype=X.dtype,
+        acc_max=acc_max,
+    )
     return xp.astype(w, X.dtype)
 
 

@@ -96,17 +96,26 @@ def _parser() -> argparse.ArgumentParser:
         "--init", choices=("k-means++", "k-means||", "random"), default="k-means++"
     )
     compute.add_argument(
-        "--algorithm", choices=("auto", "lloyd", "hamerly"), default="auto",
+        "--algorithm",
+        choices=("auto", "lloyd", "hamerly"),
+        default="auto",
         help="plain Lloyd passes, or Lloyd pruned by Hamerly's bounds (auto: bounds on a CPU)",
-    )  # fmt: skip
+    )
     compute.add_argument(
-        "--matmul-precision", choices=MATMUL_PRECISIONS, default="auto",
+        "--matmul-precision",
+        choices=MATMUL_PRECISIONS,
+        default="auto",
         help="GPU distance products: float32 (highest), TF32 tensor cores (high), or three TF32 "
         "products of split operands (tf32x3); auto: tf32x3 for float32 CuPy data on Ampere or "
         "later with k >= 256, else highest; labels are certified either way (default: auto)",
-    )  # fmt: skip
-    compute.add_argument("--n-init", type=_n_init, default="auto", metavar="N",
-                         help="initialisations; the best is kept (default: auto)")  # fmt: skip
+    )
+    compute.add_argument(
+        "--n-init",
+        type=_n_init,
+        default="auto",
+        metavar="N",
+        help="initialisations; the best is kept (default: auto)",
+    )
     compute.add_argument("--max-iter", type=int, default=300, metavar="N")
     compute.add_argument("--tol", type=float, default=1e-4)
     compute.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -114,50 +123,71 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="the tutorial end to end: fit, print, plot",
+        "demo",
+        parents=[common],
+        help="the tutorial end to end: fit, print, plot",
         description="Fit the tutorial's three-blob data with K=3, print the result and write "
         "clusters.png and elbow.png.",
-    )  # fmt: skip
+    )
     demo.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG files")
     demo.add_argument("--no-plot", action="store_true", help="print only, write no PNG files")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the fits (default 0)")
 
     fit = commands.add_parser(
-        "fit", parents=[common, compute], help="cluster INPUT into K clusters",
+        "fit",
+        parents=[common, compute],
+        help="cluster INPUT into K clusters",
         description="Cluster the rows of INPUT. Writes labels.npy, centers.npy, model.npz and "
         "summary.json to --out (and clusters.png with --plot).",
-    )  # fmt: skip
+    )
     fit.add_argument("input", type=Path, metavar="INPUT", help=".npy, .csv or .tsv")
     fit.add_argument("-k", "--n-clusters", type=int, required=True, metavar="K")
     fit.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
     fit.add_argument("--plot", action="store_true", help="also write clusters.png")
 
     elbow = commands.add_parser(
-        "elbow", parents=[common, compute], help="inertia for a range of K; suggest one",
+        "elbow",
+        parents=[common, compute],
+        help="inertia for a range of K; suggest one",
         description="Fit each K, print K, inertia (and silhouette) and the K at the knee of "
         "the inertia curve.",
-    )  # fmt: skip
+    )
     elbow.add_argument("input", type=Path, metavar="INPUT", help=".npy, .csv or .tsv")
-    elbow.add_argument("--k", type=_k_range, default=list(range(1, 11)), metavar="RANGE",
-                       help="Ks: 1:12 (inclusive), 2:20:2 or 2,3,5 (default 1:10)")  # fmt: skip
+    elbow.add_argument(
+        "--k",
+        type=_k_range,
+        default=list(range(1, 11)),
+        metavar="RANGE",
+        help="Ks: 1:12 (inclusive), 2:20:2 or 2,3,5 (default 1:10)",
+    )
     elbow.add_argument("--silhouette", action="store_true", help="also the mean silhouette")
-    elbow.add_argument("--sample-size", type=int, default=None, metavar="N",
-                       help="silhouette on N random rows (it costs O(n^2))")  # fmt: skip
-    elbow.add_argument("--plot", type=Path, default=None, metavar="PNG",
-                       help="write the elbow curve to this file")  # fmt: skip
+    elbow.add_argument(
+        "--sample-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="silhouette on N random rows (it costs O(n^2))",
+    )
+    elbow.add_argument(
+        "--plot", type=Path, default=None, metavar="PNG", help="write the elbow curve to this file"
+    )
 
     predict = commands.add_parser(
-        "predict", parents=[common], help="label INPUT with a saved model",
+        "predict",
+        parents=[common],
+        help="label INPUT with a saved model",
         description="Label each row of INPUT with the nearest center of MODEL (a file written "
         "by 'kmeans-xp fit' or KMeans.save). Without --out, prints one label per line.",
-    )  # fmt: skip
+    )
     predict.add_argument("model", type=Path, metavar="MODEL", help="model .npz file")
     predict.add_argument("input", type=Path, metavar="INPUT", help=".npy, .csv or .tsv")
     predict.add_argument("--out", type=Path, default=None, help="labels file (.npy or .txt)")
     predict.add_argument(
-        "--backend", choices=("auto", "numpy", "cupy", "torch"), default="auto",
+        "--backend",
+        choices=("auto", "numpy", "cupy", "torch"),
+        default="auto",
         help="array library to compute with (default: auto)",
-    )  # fmt: skip
+    )
     return parser
 
 

@@ -107,9 +107,12 @@ def _read_table(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | Non
         raise DataFileError(msg)
     try:  # fast path; on any problem, the careful parse below finds and names it
         X = np.loadtxt(
-            io.StringIO(text), delimiter=delimiter, skiprows=int(has_header), ndmin=2,
+            io.StringIO(text),
+            delimiter=delimiter,
+            skiprows=int(has_header),
+            ndmin=2,
             dtype=np.float64,
-        )  # fmt: skip
+        )
         if X.shape == (n_data, len(first)):
             return X, header
     except ValueError:

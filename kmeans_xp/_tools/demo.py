@@ -61,8 +61,13 @@ def run_demo(
         "elbow": curve.as_dict(),
         "files": [str(p) for p in written],
     }
-    return {"model": model, "elbow": curve, "inertias": curve.inertias, "written": written,
-            "summary": summary}  # fmt: skip
+    return {
+        "model": model,
+        "elbow": curve,
+        "inertias": curve.inertias,
+        "written": written,
+        "summary": summary,
+    }
 
 
 def _write_plots(X: np.ndarray, model: KMeans, curve: ElbowResult, out_dir: Path) -> list[Path]:

@@ -78,9 +78,12 @@ class _Scored:
         sums = counts = None
         for start, stop in row_blocks(self.X.shape[0], self.block_rows):
             s, c = segment_sum(
-                self.block(start, stop), self.codes[start:stop], ones[start:stop],
-                self.n_labels, xp=xp,
-            )  # fmt: skip
+                self.block(start, stop),
+                self.codes[start:stop],
+                ones[start:stop],
+                self.n_labels,
+                xp=xp,
+            )
             sums, counts = (s, c) if sums is None else (sums + s, counts + c)
         return sums / counts[:, None], counts
 
