@@ -261,6 +261,11 @@ BAD_FILES = {
     "nan.csv": ("1,2\nnan,4\n", "1 NaN or infinite value(s), the first at row 2, column 1"),
     "data.txt": ("1 2\n", "unsupported file type '.txt'"),
     "latin1.csv": (b"a,\xe9\n1,2\n", "not a UTF-8 text table"),
+    # A typo in the first row makes it neither data nor a header: refused, not dropped.
+    "typo.csv": ("1.0,2.O\n3,4\n", "line 1, column 2: '2.O' is not a number, but other"),
+    # Numbers as CSV writes them: no digit-group underscores, no other scripts' digits.
+    "underscore.csv": ("1,2\n1_000,4\n", "line 2, column 1: '1_000' is not a number"),
+    "arabic.csv": ("1,2\n\u0663,4\n", "line 2, column 1: '\u0663' is not a number"),
 }
 
 
@@ -278,6 +283,37 @@ def test_bad_input_files(tmp_path, name):
     assert lines[0].startswith(f"kmeans-xp: error: {name}: ")
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_an_npy_header_declaring_more_than_the_file_holds_is_one_error_line(tmp_path):
+    """A 236-byte .npy whose header declares 10**12 x 2 float64 values: refused from its
+    header, before any allocation (it was a MemoryError traceback)."""
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**12, 2)}
+    with open(tmp_path / "huge.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+    result = run("fit", "huge.npy", "-k", "2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kmeans-xp: error: huge.npy: the header declares shape (1000000000000, 2) of float64 "
+        "(16000000000000 bytes), but the file holds 0 bytes of data."
+    ]
+
+
+def test_a_closed_pipe_ends_predict_quietly(data_files):
+    """``kmeans-xp predict ... | head``: when the reader goes away, no error and no traceback."""
+    folder, _ = data_files
+    assert run("fit", "blobs.npy", "-k", "3", "--out", "o", "--quiet", cwd=folder).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kmeans_xp", "predict", "o/model.npz", "blobs.npy", "--json"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait() == 141
+    assert stderr == ""
 
 
 def test_bad_npy_files(tmp_path):

@@ -11,7 +11,9 @@ bars go to stderr, and only on a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 import warnings
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 EXIT_USAGE = 2  # bad input, as argparse uses for bad arguments
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command ended by SIGPIPE (128 + 13)
 
 _DESCRIPTION = """\
 K-Means on NumPy, CuPy and PyTorch arrays.
@@ -446,8 +449,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kmeans-xp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``kmeans-xp predict ... | head``): nothing more to say to it.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except MemoryError:
+        if args.debug:
+            raise
+        print("kmeans-xp: error: out of memory for this input and command.", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, TypeError, OSError, ImportError) as exc:
         if args.debug:
             raise
         print(f"kmeans-xp: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit does not fail again on
+    the closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ def read_matrix(path: str | os.PathLike) -> np.ndarray:
     """Read a 2-D float64 (or float32, from .npy) matrix of finite numbers from ``path``.
 
     ``.npy``: a 2-D array of numbers, read without pickle. ``.csv`` (comma) and ``.tsv`` (tab):
-    one row per line, numeric columns; the first line is a header when any of its fields is not
-    a number.
+    one row per line, numeric columns written as in CSV (ASCII digits, sign, point, exponent);
+    the first line is a header when none of its fields is a number (a first line that mixes
+    numbers and text is refused).
     """
     return read_matrix_and_header(path)[0]
 
@@ -62,6 +64,7 @@ def read_matrix_and_header(path: str | os.PathLike) -> tuple[np.ndarray, list[st
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    _check_npy_header(path)
     try:
         X = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -79,12 +82,52 @@ def _read_npy(path: Path) -> np.ndarray:
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
 
 
-def _is_number(field: str) -> bool:
+def _check_npy_header(path: Path) -> None:
+    """Refuse a .npy whose header declares more data than the file holds (a damaged file, or
+    one whose shape would ask for more memory than any machine has) before reading it."""
     try:
-        float(field)
-    except ValueError:
-        return False
-    return True
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            data_start = f.tell()
+    except ValueError as exc:
+        msg = f"{path}: not a readable .npy array of numbers ({exc})."
+        raise DataFileError(msg) from None
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    available = path.stat().st_size - data_start
+    if declared > available:
+        msg = (
+            f"{path}: the header declares shape {shape} of {dtype} ({declared} bytes), but the "
+            f"file holds {available} bytes of data."
+        )
+        raise DataFileError(msg)
+
+
+# A number as a CSV field holds it: ASCII digits, an optional sign, point and exponent (no
+# digit-group underscores, no other scripts' digits, which Python's float() would accept), or
+# nan/inf, which the finiteness check then reports by row and column.
+_NUMBER = re.compile(
+    r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)\s*",
+    re.ASCII | re.IGNORECASE,
+)
+# Characters a table made only of such numbers can hold; any other sends it to the careful parse.
+_NUMERIC_TEXT = re.compile(r"[0-9eE+\-.,\t \r\nnaifNAIFtyTY]*", re.ASCII)
+
+
+def _parse_number(field: str) -> float:
+    """The field's value; ValueError where it is not a number as written in CSV."""
+    if _NUMBER.fullmatch(field) is None:
+        raise ValueError(field)
+    return float(field)
+
+
+def _is_number(field: str) -> bool:
+    return _NUMBER.fullmatch(field) is not None
 
 
 def _read_table(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | None]:
@@ -99,13 +142,16 @@ def _read_table(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | Non
         msg = f"{path}: the file holds no rows."
         raise DataFileError(msg)
     first = next(csv.reader([lines[0]], delimiter=delimiter))
-    has_header = not all(_is_number(field) for field in first)
+    has_header = _first_row_is_header(path, first)
     header = [field.strip() for field in first] if has_header else None
     n_data = len(lines) - has_header
     if n_data == 0:
         msg = f"{path}: the file has a header but no data rows."
         raise DataFileError(msg)
+    body = text.split("\n", 1)[1] if has_header and "\n" in text else ("" if has_header else text)
     try:  # fast path; on any problem, the careful parse below finds and names it
+        if _NUMERIC_TEXT.fullmatch(body) is None:
+            raise ValueError("not plain ASCII numbers")
         X = np.loadtxt(
             io.StringIO(text),
             delimiter=delimiter,
@@ -120,12 +166,31 @@ def _read_table(path: Path, delimiter: str) -> tuple[np.ndarray, list[str] | Non
     return _parse_carefully(path, text, delimiter, first if has_header else None), header
 
 
+def _first_row_is_header(path: Path, fields: list[str]) -> bool:
+    """A header is a first row none of whose fields is a number. A row that mixes numbers and
+    text is a data row with a typo, not a header: it is refused, naming the field."""
+    numbers = [_is_number(field) for field in fields]
+    if all(numbers):
+        return False
+    if not any(field.strip() for field in fields):
+        msg = f"{path}: line 1, column 1: 'an empty field' is not a number."
+        raise DataFileError(msg)
+    if not any(numbers):
+        return True
+    column = numbers.index(False)
+    msg = (
+        f"{path}: line 1, column {column + 1}: {fields[column]!r} is not a number, but other "
+        "fields of line 1 are; a header row holds no numbers."
+    )
+    raise DataFileError(msg)
+
+
 def _parse_carefully(path: Path, text: str, delimiter: str, header: list[str] | None) -> np.ndarray:
     rows: list[list[float]] = []
     width = None
     for line_number, fields in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1):
-        if not fields or not "".join(fields).strip():
-            continue
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # a blank line (a line of bare delimiters is a row of empty fields)
         if header is not None and not rows and width is None:
             width = len(header)
             continue
@@ -137,13 +202,16 @@ def _parse_carefully(path: Path, text: str, delimiter: str, header: list[str] | 
         values = []
         for column, field in enumerate(fields):
             try:
-                values.append(float(field))
+                values.append(_parse_number(field))
             except ValueError:
                 name = f"{header[column]!r} ({column + 1})" if header else f"{column + 1}"
                 shown = field if field.strip() else "an empty field"
                 msg = f"{path}: line {line_number}, column {name}: {shown!r} is not a number."
                 raise DataFileError(msg) from None
         rows.append(values)
+    if not rows:
+        msg = f"{path}: the file has a header but no data rows."
+        raise DataFileError(msg)
     return np.asarray(rows, dtype=np.float64)
 
 
