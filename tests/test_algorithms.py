@@ -608,6 +608,29 @@ def test_fit_engines_hold_torchs_threads_to_one_on_cpu_tensors(monkeypatch):
         torch.set_num_threads(threads_before)
 
 
+def test_overlapping_fits_in_threads_each_restore_their_own_torch_threads():
+    """Fits of large CPU tensors in several threads at once hold torch's threads to one while
+    they run; after all of them, every thread has its own count back."""
+    torch = pytest.importorskip("torch")
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = torch.from_numpy(np.random.default_rng(0).normal(size=(300_000, 8)))
+    assert X.shape[0] * 64 >= numpy_backend.MIN_SCORES_FOR_THREADS  # NumPy's passes serve it
+    start = threading.Barrier(4)
+
+    def fit(seed):
+        torch.set_num_threads(2)
+        start.wait()  # the four fits overlap
+        KMeans(64, algorithm="lloyd", max_iter=2, random_state=seed).fit(X)
+        start.wait()  # every fit has ended before any thread looks
+        return torch.get_num_threads()
+
+    with ThreadPoolExecutor(4) as pool:
+        after = list(pool.map(fit, range(4)))
+    assert after == [2, 2, 2, 2]
+
+
 def test_predict_score_transform_of_large_torch_cpu_inputs_run_numpys_passes(monkeypatch):
     torch = pytest.importorskip("torch")
     seen = []

@@ -42,41 +42,40 @@ def segment_sum(
     return sums, counts
 
 
-_held_lock = threading.Lock()
-_held_depth = 0
-_held_threads = 1
+# Per thread: how deeply its fits hold torch's threads, and the count to give back. torch's
+# intra-op thread count is a per-thread setting, so each thread restores its own.
+_held = threading.local()
 
 
 @contextlib.contextmanager
 def threads_held_to_one() -> Iterator[None]:
-    """torch's intra-op threads held to one for a fit on CPU tensors (re-entrant; restored when
-    the outermost exits). They spin for a while after each torch operation, and beside the
-    threads of NumPy's passes and BLAS on the same cores that cost more than they save (about
-    twice the iteration time; benchmarks/RESULTS.md, "torch CPU tensors on NumPy's passes").
-    Like scikit-learn's own BLAS limit during a fit, the setting is the process's: other
-    threads' torch operations run on one thread meanwhile. It changes once per fit, not around
-    each pass, which cost more than it saved."""
-    global _held_depth, _held_threads
-    with _held_lock:
-        if _held_depth == 0:
-            _held_threads = torch.get_num_threads()
-            if _held_threads > 1:
-                torch.set_num_threads(1)
-        _held_depth += 1
+    """torch's intra-op threads held to one for a fit on CPU tensors in this thread (re-entrant;
+    restored when the outermost exits). They spin for a while after each torch operation, and
+    beside the threads of NumPy's passes and BLAS on the same cores that cost more than they
+    save (about twice the iteration time; benchmarks/RESULTS.md, "torch CPU tensors on NumPy's
+    passes"), much as scikit-learn limits BLAS's threads during a fit. The count is torch's
+    setting for the calling thread: fits in other threads hold and restore their own. It
+    changes once per fit, not around each pass, which cost more than it saved."""
+    depth = getattr(_held, "depth", 0)
+    if depth == 0:
+        _held.threads = torch.get_num_threads()
+        if _held.threads > 1:
+            torch.set_num_threads(1)
+    _held.depth = depth + 1
     try:
         yield
     finally:
-        with _held_lock:
-            _held_depth -= 1
-            if _held_depth == 0 and _held_threads > 1:
-                torch.set_num_threads(_held_threads)
+        _held.depth -= 1
+        if _held.depth == 0 and _held.threads > 1:
+            torch.set_num_threads(_held.threads)
 
 
 def _numpy_views_apply(X: torch.Tensor) -> bool:
     """Whether NumPy's versions run on tensor ``X``: float32/float64 on the CPU, within a fit's
     engine holding torch's threads (``_backends.host_threads_held``: large fits only; below
     that size torch's own threads on the standard passes are faster)."""
-    return _held_depth > 0 and X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64)
+    held = getattr(_held, "depth", 0) > 0
+    return held and X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64)
 
 
 def _view(tensor: torch.Tensor | None):
