@@ -5,7 +5,7 @@ returns its results in the caller's library, on the caller's device.
 """
 
 from ._algorithms.fit import KMeansResult
-from ._estimators.functions import kmeans, kmeans_plusplus
+from ._estimators.functions import k_means, kmeans, kmeans_plusplus
 from ._estimators.kmeans import KMeans
 from ._estimators.minibatch import MiniBatchKMeans
 from ._lib.version import __version__
@@ -31,6 +31,7 @@ __all__ = [
     "calinski_harabasz_score",
     "davies_bouldin_score",
     "elbow",
+    "k_means",
     "kmeans",
     "kmeans_plusplus",
     "knee_point",

@@ -16,11 +16,15 @@ def test_all_lists_exactly_the_public_names():
 def test_docstring_examples_run():
     import doctest
 
+    from kmeans_xp._estimators import fitted, functions
     from kmeans_xp._estimators import kmeans as _kmeans
 
-    result = doctest.testmod(_kmeans, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 6  # kmeans, KMeans, KMeans.save
-    assert result.failed == 0
+    attempted = 0
+    for module in (_kmeans, functions, fitted):  # KMeans; kmeans, k_means...; KMeans.save
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0
+        attempted += result.attempted
+    assert attempted >= 10
     from kmeans_xp._estimators import minibatch as _minibatch
 
     result = doctest.testmod(_minibatch, optionflags=doctest.NORMALIZE_WHITESPACE)

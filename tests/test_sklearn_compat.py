@@ -285,3 +285,40 @@ def test_errors_and_warnings_are_also_scikit_learns_once_it_is_imported():
     blob = pickle.dumps(caught.value).hex()
     run = subprocess.run([sys.executable, "-c", code, blob], capture_output=True, text=True)
     assert run.stdout.split() == ["True", "False", "sklearn.exceptions"], run.stderr
+
+
+# ---- where scikit-learn users expect scikit-learn's answer -----------------------------------
+
+
+def test_k_means_takes_scikit_learns_signature_and_returns_its_tuple():
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    from kmeans_xp import k_means
+
+    X = np.random.default_rng(0).normal(size=(300, 4))
+    C0 = X[:5].copy()
+    ours = k_means(X, 5, init=C0, n_init=1, copy_x=True, return_n_iter=True)
+    theirs = sklearn_cluster.k_means(X, 5, init=C0, n_init=1, copy_x=True, return_n_iter=True)
+    assert len(ours) == len(theirs) == 4
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-10)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    assert ours[2] == pytest.approx(theirs[2], rel=1e-10)
+    assert ours[3] == theirs[3]
+    assert len(k_means(X, 5, init=C0, n_init=1)) == 3
+    with pytest.raises(
+        TypeError, match="return_n_iter must be True or False, got return_n_iter='yes'"
+    ):
+        k_means(X, 5, return_n_iter="yes")
+    with pytest.raises(TypeError, match="copy_x must be True or False"):
+        k_means(X, 5, copy_x=None)
+
+
+@pytest.mark.parametrize(("batch_size", "k"), [(5, 10), (2, 10), (1024, 8), (100, 400)])
+def test_minibatch_default_init_size_is_scikit_learns(batch_size, k):
+    """3·batch_size, and 3·k only where 3·batch_size would be fewer than k rows (batch_size=5,
+    k=10: 15 rows, as scikit-learn; it was 30)."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    X = np.random.default_rng(0).normal(size=(2000, 2))
+    theirs = sklearn_cluster.MiniBatchKMeans(k, batch_size=batch_size, n_init=1, max_iter=1)
+    theirs.fit(X)
+    ours = MiniBatchKMeans(k, batch_size=batch_size)
+    assert ours._resolved_init_size(min(batch_size, len(X)), len(X)) == theirs._init_size

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .._algorithms.data import PreparedData
 from .._algorithms.fit import FitSettings, KMeansResult, run_fit
 from .._algorithms.init import kmeans_plusplus_indices, seeding_block_rows
@@ -174,3 +176,79 @@ def kmeans(
     )
     result, _ = _fit(X, sample_weight, settings, device=device, max_device_bytes=max_device_bytes)
     return result
+
+
+def k_means(
+    X: Any,
+    n_clusters: int,
+    *,
+    sample_weight: Any = None,
+    init: str | Array | Callable = "k-means++",
+    n_init: int | str = "auto",
+    max_iter: int = 300,
+    verbose: int = 0,
+    tol: float = 1e-4,
+    random_state: Any = None,
+    copy_x: bool = True,
+    algorithm: str = "lloyd",
+    return_n_iter: bool = False,
+) -> tuple:
+    """scikit-learn's ``sklearn.cluster.k_means``, with its signature and return convention.
+
+    Code written against scikit-learn runs unchanged: the same parameters (``copy_x`` is
+    checked and, as X is never modified here, has no other effect) and the same results,
+    ``(centers, labels, inertia)``, with ``n_iter`` last when ``return_n_iter`` is true. Arrays
+    come back in X's library, on X's device. :func:`kmeans` is the same fit returning a named
+    tuple.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    n_clusters : int
+    sample_weight, init, n_init, max_iter, verbose, tol, random_state, algorithm
+        As for :class:`KMeans`.
+    copy_x : bool, default True
+        Accepted for scikit-learn's API; X is never changed either way.
+    return_n_iter : bool, default False
+        Also return the number of iterations of the best run.
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+    labels : array of shape (n_samples,)
+    inertia : float
+    n_iter : int
+        Only with ``return_n_iter=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmeans_xp import k_means
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    >>> centers, labels, inertia = k_means(X, 2, random_state=0)
+    >>> inertia
+    1.0
+    >>> len(k_means(X, 2, random_state=0, return_n_iter=True))
+    4
+    """
+    if not isinstance(copy_x, bool | np.bool_):
+        msg = f"copy_x must be True or False, got copy_x={copy_x!r}."
+        raise TypeError(msg)
+    if not isinstance(return_n_iter, bool | np.bool_):
+        msg = f"return_n_iter must be True or False, got return_n_iter={return_n_iter!r}."
+        raise TypeError(msg)
+    result = kmeans(
+        X,
+        n_clusters,
+        sample_weight=sample_weight,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        random_state=random_state,
+        algorithm=algorithm,
+    )
+    if return_n_iter:
+        return result.centers, result.labels, result.inertia, result.n_iter
+    return result.centers, result.labels, result.inertia

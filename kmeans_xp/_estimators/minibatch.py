@@ -84,7 +84,8 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         disables this rule.
     init_size : int or None, default None
         Rows drawn to run the init on (and to pick the best of ``n_init`` inits). Default
-        ``3 * batch_size``, at least ``3 * n_clusters``, at most n_samples.
+        ``3 * batch_size`` (``3 * n_clusters`` where that is fewer than n_clusters rows), at
+        most n_samples, as scikit-learn.
     n_init : "auto" or int, default "auto"
         Inits tried (each on its own ``init_size`` rows); the one with the lowest inertia on one
         common draw of ``init_size`` rows is kept. "auto": 1 for k-means++, k-means|| and explicit
@@ -305,6 +306,10 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def _check_params(self) -> None:
+        """Every parameter checked as ``fit`` checks it (``load`` checks a file's this way)."""
+        self._checked_settings()
+
     def _checked_settings(self) -> dict[str, Any]:
         """The parameters checked: those KMeans shares by its validator (3 runs for "auto" with
         random inits, as scikit-learn), then the mini-batch ones."""
@@ -337,11 +342,14 @@ class MiniBatchKMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin,
         }
 
     def _resolved_init_size(self, batch_size: int, n_samples: int) -> int:
-        """scikit-learn's rule: 3·batch_size by default, at least 3·k, at most n_samples."""
+        """scikit-learn's rule: 3·batch_size by default (3·k where that is fewer than k rows),
+        at most n_samples."""
         k = self.n_clusters
         init_size = self.init_size
         if init_size is None:
-            init_size = max(3 * batch_size, 3 * k)
+            init_size = 3 * batch_size
+            if init_size < k:
+                init_size = 3 * k
         elif init_size < k:
             warnings.warn(
                 f"init_size={init_size} should be larger than n_clusters={k}. Setting it to "
