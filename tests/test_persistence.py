@@ -145,7 +145,7 @@ def _numpy():
         (lambda a: a["cluster_centers"].__setitem__((0, 0), 99.0), "checksum does not match"),
         (lambda a: a["labels"].__setitem__(0, 2), "checksum does not match"),
         (lambda a: a.pop("offset"), "holds arrays"),
-        (lambda a: a.__setitem__("extra", np.zeros(3)), "holds arrays"),
+        (lambda a: a.__setitem__("extra", np.zeros(3)), r"holds entries \['extra.npy'\]"),
         (lambda a: a.pop("metadata"), "no metadata entry"),
         (lambda a: a.__setitem__("metadata", np.asarray("{not json")), "metadata is not JSON"),
         (lambda a: a.__setitem__("metadata", np.asarray("{}")), "does not name the format"),
@@ -201,7 +201,7 @@ def test_files_that_are_not_models(tmp_path):
     # An object array would need unpickling: it is refused, never executed.
     with open(tmp_path / "pickled.npz", "wb") as f:
         np.savez(f, metadata=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ModelFileError, match="could not be read"):
+    with pytest.raises(ModelFileError, match="metadata holds Python objects"):
         load(tmp_path / "pickled.npz")
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing.npz")
@@ -387,3 +387,223 @@ def test_device_objects_are_stored_by_name_and_loaded_as_names_without_their_lib
 class _Opaque:
     def __repr__(self) -> str:
         return "object()"
+
+
+def _small_model():
+    return KMeans(n_clusters=3, random_state=0).fit(tutorial_blobs())
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    """The file is written aside and renamed over the old one: an exception while writing
+    leaves the old file byte for byte, and no temporary file behind."""
+    path = tmp_path / "model.npz"
+    model = _small_model()
+    model.save(path)
+    before = path.read_bytes()
+    real_savez = np.savez
+
+    def fails_midway(file, *args, **kwargs):
+        real_savez(file, *args, **kwargs)
+        file.truncate(len(before) // 2)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fails_midway)
+    with pytest.raises(OSError, match="disk full"):
+        KMeans(n_clusters=2, random_state=1).fit(tutorial_blobs()).save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    np.testing.assert_array_equal(load(path).cluster_centers_, model.cluster_centers_)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+def test_a_save_replaces_a_symlink_and_leaves_its_target(tmp_path):
+    target, link = tmp_path / "kept.npz", tmp_path / "link.npz"
+    _small_model().save(target)
+    before = target.read_bytes()
+    link.symlink_to(target)
+    KMeans(n_clusters=2, random_state=1).fit(tutorial_blobs()).save(link)
+    assert target.read_bytes() == before
+    assert not link.is_symlink()
+    assert load(link).n_clusters == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_killed_save_never_leaves_a_broken_file(tmp_path):
+    """A child process saving a 32 MB model again and again is killed at random moments: the
+    file at the path always loads (the last complete save, whichever it was)."""
+    import signal
+    import subprocess
+    import time
+
+    path = tmp_path / "model.npz"
+    script = (
+        "import sys, numpy as np\n"
+        "from kmeans_xp import KMeans\n"
+        "from kmeans_xp._tools.demo import tutorial_blobs\n"
+        "model = KMeans(n_clusters=3, random_state=0).fit(tutorial_blobs())\n"
+        "model.labels_ = np.zeros(4_000_000, dtype=np.int64)\n"
+        "while True:\n"
+        "    model.save(sys.argv[1])\n"
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        child = subprocess.Popen([sys.executable, "-c", script, str(path)])
+        try:
+            deadline = time.monotonic() + 60
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(float(rng.uniform(0.05, 0.6)))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        model = load(path)
+        assert model.labels_.shape == (4_000_000,)
+
+
+# ---- hostile files: every one ends in ModelFileError, before any large read ------------------
+
+
+def _raw_archive(path, entries):
+    """An .npz-like zip of raw ``entries`` {name: bytes}, stored uncompressed."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def _npy_bytes(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _entries_of(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_an_entry_that_is_not_an_npy_array_is_refused(tmp_path):
+    path = saved_model(tmp_path)
+    entries = _entries_of(path)
+    entries["offset.npy"] = b"raw bytes, no .npy header"
+    _raw_archive(path, entries)
+    with pytest.raises(ModelFileError, match=r"offset is not an \.npy array"):
+        load(path)
+
+
+def test_a_declared_shape_larger_than_the_entry_is_refused_before_reading(tmp_path):
+    """A labels header declaring 10**12 values in a few hundred bytes: refused from the header
+    (it was a MemoryError)."""
+    path = saved_model(tmp_path)
+    entries = _entries_of(path)
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<i8", "fortran_order": False, "shape": (10**12,)}
+    )
+    entries["labels.npy"] = header.getvalue()
+    _raw_archive(path, entries)
+    with pytest.raises(ModelFileError, match=r"labels declares 8000000000000 bytes"):
+        load(path)
+
+
+def test_a_zip_bomb_entry_is_refused_without_decompressing_it(tmp_path):
+    """An extra entry of 64 MiB of zeros that compresses to almost nothing: refused by its name
+    before anything is decompressed (all entries were decompressed first, then checked)."""
+    import tracemalloc
+
+    path = saved_model(tmp_path)
+    entries = _entries_of(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        archive.writestr("bomb.npy", _npy_bytes(np.zeros(8 * 2**20)))
+    assert path.stat().st_size < 2**20
+    tracemalloc.start()
+    with pytest.raises(ModelFileError, match=r"entries \['bomb.npy'\]"):
+        load(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 * 2**20
+
+
+@pytest.mark.parametrize(
+    ("metadata_text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "metadata is not JSON this reader takes"),
+        ('{"a": ' + "9" * 5000 + "}", "metadata is not JSON this reader takes"),
+        (json.dumps({"a": [[[[[[[[[[1]]]]]]]]]]}), "nests deeper than 8 levels"),
+    ],
+)
+def test_metadata_json_is_bounded_in_depth_and_numbers(tmp_path, metadata_text, message):
+    path = saved_model(tmp_path)
+    entries = _entries_of(path)
+    entries["metadata.npy"] = _npy_bytes(np.asarray(metadata_text))
+    _raw_archive(path, entries)
+    with pytest.raises(ModelFileError, match=message):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a, m: m["params"].__setitem__("max_iter", -5), r"max_iter must be"),
+        (lambda a, m: m["params"].__setitem__("algorithm", "bogus"), r"algorithm must be one of"),
+        (lambda a, m: m["params"].__setitem__("random_state", "abc"), r"random_state"),
+        (lambda a, m: m["params"].__setitem__("n_clusters", True), r"n_clusters"),
+        (lambda a, m: m.__setitem__("dtype", "float16"), r"dtype 'float16' is not the centers'"),
+        (lambda a, m: m["params"].__setitem__("copy_x", "yes"), r"copy_x must be True or False"),
+    ],
+)
+def test_every_parameter_is_checked_as_fit_checks_it(tmp_path, change, message):
+    """Fields edited with the checksum recomputed: the checksum guards against accidents, the
+    estimator's own checks against edits."""
+    path = saved_model(tmp_path)
+    rewrite(path, forged(change))
+    with pytest.raises(ModelFileError, match=message):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda a, m: m["minibatch"]["rng"]["state"].__setitem__(
+                "bit_generator", "BitGenerator"
+            ),
+            r"random generator state cannot be restored",
+        ),
+        (
+            lambda a, m: m["minibatch"]["rng"]["state"]["state"].__setitem__("state", 10**40),
+            r"random generator state cannot be restored",
+        ),
+        (
+            lambda a, m: m["minibatch"]["rng"]["state"]["state"].__setitem__(
+                "state", {"array": [1], "dtype": "O"}
+            ),
+            r"random generator state cannot be restored",
+        ),
+    ],
+)
+def test_a_forged_generator_state_is_a_model_file_error(tmp_path, change, message):
+    MiniBatchKMeans(3, random_state=0).fit(tutorial_blobs()).save(tmp_path / "mb.npz")
+    rewrite(tmp_path / "mb.npz", forged(change))
+    with pytest.raises(ModelFileError, match=message):
+        load(tmp_path / "mb.npz")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes and symlinks are POSIX here")
+def test_load_reads_regular_files_only_and_follows_no_symlink(tmp_path):
+    import os
+
+    path = saved_model(tmp_path)
+    os.mkfifo(tmp_path / "pipe.npz")
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        load(tmp_path / "pipe.npz")  # opened without blocking, then refused
+    (tmp_path / "link.npz").symlink_to(path)
+    with pytest.raises(ModelFileError, match="symbolic link"):
+        load(tmp_path / "link.npz")
+    assert load(os.path.realpath(tmp_path / "link.npz")).n_clusters == 3

@@ -16,6 +16,7 @@ from .._algorithms.dask import fit_dask, is_dask_collection
 from .._algorithms.fit import FitSettings, KMeansResult
 from .._lib.compat import Array
 from .._lib.memmap import bounded_residency
+from .._lib.validation import check_integer
 from .base import ClustererMixin, MetadataRequestsMixin, ParamsMixin, feature_names_of
 from .fitted import FittedCentersMixin
 from .functions import _fit
@@ -208,9 +209,7 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None = None
     ) -> KMeans:
         """``fit``, with the per-iteration hook the command line's progress bar uses."""
-        if not isinstance(self.copy_x, (bool, np.bool_)):
-            msg = f"copy_x must be True or False, got copy_x={self.copy_x!r}."
-            raise TypeError(msg)
+        _check_copy_x(self.copy_x)
         names = feature_names_of(X)
         if is_dask_collection(X):
             self._fit_dask(X, sample_weight)
@@ -219,6 +218,13 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
                 self._fit_in_memory(X, sample_weight, on_iteration)
         self._set_feature_names(names)
         return self
+
+    def _check_params(self) -> None:
+        """Every parameter checked as ``fit`` checks it (``load`` checks a file's this way)."""
+        self._settings()
+        _check_copy_x(self.copy_x)
+        if self.max_device_bytes is not None:
+            check_integer(self.max_device_bytes, "max_device_bytes", minimum=1)
 
     def _settings(self) -> FitSettings:
         """The parameters, checked (``params.check_fit_settings``)."""
@@ -275,3 +281,9 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
+
+
+def _check_copy_x(copy_x: Any) -> None:
+    if not isinstance(copy_x, (bool, np.bool_)):
+        msg = f"copy_x must be True or False, got copy_x={copy_x!r}."
+        raise TypeError(msg)

@@ -8,10 +8,12 @@ both so that a file changed after saving is refused on load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import numbers
 import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -111,10 +113,49 @@ def device_from_json(value: Any) -> Any:
 def write_model_file(
     path: str | os.PathLike, metadata: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> None:
-    """Write ``arrays`` and ``metadata`` (with its SHA-256 digest added) to ``path``."""
+    """Write ``arrays`` and ``metadata`` (with its SHA-256 digest added) to ``path``, atomically.
+
+    The file is written to a temporary file in the target's folder, flushed to disk, then
+    renamed over ``path``: a save interrupted at any point (an exception, a killed process, a
+    full disk) leaves the previous file at ``path`` as it was. A symlink at ``path`` is replaced
+    by the new file; its target is not written.
+    """
     metadata = {**metadata, "sha256": digest(arrays, metadata)}
-    with open(path, "wb") as f:
-        np.savez(f, metadata=np.asarray(json.dumps(metadata, sort_keys=True)), **arrays)
+    target = os.path.abspath(os.fspath(path))
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=".kmeans_xp-", suffix=".tmp", dir=os.path.dirname(target)
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            np.savez(f, metadata=np.asarray(json.dumps(metadata, sort_keys=True)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, _new_file_mode())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _sync_folder(os.path.dirname(target))
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file (``mkstemp`` makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _sync_folder(folder: str) -> None:
+    """Flush the rename to disk where the platform lets a folder be opened (POSIX)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def rng_to_json(rng: Any) -> dict[str, Any]:

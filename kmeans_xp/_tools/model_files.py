@@ -10,7 +10,6 @@ damaged or edited file raises ``ModelFileError`` instead of giving wrong predict
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from typing import Any
@@ -31,87 +30,112 @@ from .._estimators.state import (
 )
 from .._lib.compat import array_device, get_namespace, is_supported_array, move_to
 from ..exceptions import ModelFileError
-
-
-def _bad(path: Any, why: str) -> ModelFileError:
-    return ModelFileError(f"{os.fspath(path)!s} is not a valid kmeans_xp model file: {why}")
+from .npz_reader import Expected, bad_file, open_regular_file, read_arrays, read_metadata
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    with open(path, "rb") as f:
+    """The metadata and arrays of a model file, each checked before it is read (``npz_reader``)."""
+    with open_regular_file(path) as f:
         if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-            raise _bad(path, "it is not an .npz archive")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise _bad(path, "it holds a single array, not an .npz archive")
-            arrays = {name: npz[name] for name in npz.files}
-    except FileNotFoundError:
-        raise
-    except ModelFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise _bad(path, f"it could not be read as an .npz archive ({exc})") from None
-    raw = arrays.pop("metadata", None)
-    if raw is None or raw.shape != () or raw.dtype.kind != "U":
-        raise _bad(path, "it has no metadata entry")
-    try:
-        metadata = json.loads(str(raw))
-    except json.JSONDecodeError as exc:
-        raise _bad(path, f"its metadata is not JSON ({exc})") from None
-    formats = (FORMAT_NAME, MINIBATCH_FORMAT_NAME)
-    if not isinstance(metadata, dict) or metadata.get("format") not in formats:
-        raise _bad(path, f"its metadata does not name the format {FORMAT_NAME!r} or {formats[1]!r}")
+            raise bad_file(path, "it is not an .npz archive")
+        f.seek(0)
+        try:
+            with zipfile.ZipFile(f) as archive:
+                metadata = read_metadata(path, archive)
+                formats = (FORMAT_NAME, MINIBATCH_FORMAT_NAME)
+                if metadata.get("format") not in formats:
+                    named = f"{FORMAT_NAME!r} or {formats[1]!r}"
+                    raise bad_file(path, f"its metadata does not name the format {named}")
+                _check_version(path, metadata)
+                arrays = read_arrays(path, archive, _expected_arrays(path, metadata))
+        except ModelFileError:
+            raise
+        except Exception as exc:  # anything a damaged archive makes zipfile or numpy raise
+            raise bad_file(path, f"it could not be read as an .npz archive ({exc!r})") from None
     return metadata, arrays
 
 
-def _check(path: Any, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+def _expected_arrays(path: Any, metadata: dict[str, Any]) -> Expected:
+    """The arrays a file with this metadata may hold, with their shapes and dtypes."""
+    k, d = metadata.get("n_clusters"), metadata.get("n_features_in")
+    if not (_is_count(k) and _is_count(d)):
+        raise bad_file(path, f"n_clusters {k!r} and n_features_in {d!r} must be positive integers")
+
+    def floating(dtype: np.dtype) -> bool:
+        return dtype.kind == "f" and dtype.itemsize in (4, 8)
+
+    def numbers(dtype: np.dtype) -> bool:
+        return dtype.kind in "biuf"
+
+    expected: Expected = {
+        "cluster_centers": ((k, d), floating),
+        "offset": ((d,), floating),
+        "labels": ((None,), lambda dtype: dtype == np.int64),
+        "init": ((k, d), numbers),
+    }
+    if metadata["format"] == MINIBATCH_FORMAT_NAME:
+        expected["step_centers"] = ((k, d), floating)
+        expected["step_weight_sums"] = ((k,), floating)
+    return expected
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**40
+
+
+def _check_version(path: Any, metadata: dict[str, Any]) -> None:
     version = metadata.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise _bad(path, f"format_version {version!r} is not a positive integer")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad_file(path, f"format_version {version!r} is not a positive integer")
     if version > FORMAT_VERSION:
-        raise _bad(
+        raise bad_file(
             path,
             f"it was written by a newer kmeans_xp (format version {version}; this version "
             f"reads up to {FORMAT_VERSION}). Upgrade kmeans_xp to load it.",
         )
+
+
+def _check(path: Any, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     minibatch = metadata["format"] == MINIBATCH_FORMAT_NAME
     optional = {"init"} | ({"labels"} if minibatch else set())
     expected = set(BASE_ARRAYS) | (set(MINIBATCH_ARRAYS) if minibatch else set())
     expected = (expected - optional) | (optional & set(arrays))
     if set(arrays) != expected:
-        raise _bad(path, f"it holds arrays {sorted(arrays)}, expected {sorted(expected)}")
+        raise bad_file(path, f"it holds arrays {sorted(arrays)}, expected {sorted(expected)}")
     stored_digest = metadata.pop("sha256", None)
     if stored_digest != digest(arrays, metadata):
-        raise _bad(path, "its checksum does not match: the file was modified after it was saved")
+        why = "its checksum does not match: the file was modified after it was saved"
+        raise bad_file(path, why)
     centers, offset = arrays["cluster_centers"], arrays["offset"]
     k, d = metadata.get("n_clusters"), metadata.get("n_features_in")
     if centers.dtype not in (np.float32, np.float64) or centers.shape != (k, d):
-        raise _bad(path, f"cluster_centers has dtype {centers.dtype} and shape {centers.shape}")
+        raise bad_file(path, f"cluster_centers has dtype {centers.dtype} and shape {centers.shape}")
+    if metadata.get("dtype") != str(centers.dtype):
+        raise bad_file(path, f"dtype {metadata.get('dtype')!r} is not the centers' {centers.dtype}")
     if offset.dtype != centers.dtype or offset.shape != (d,):
-        raise _bad(path, f"offset has dtype {offset.dtype} and shape {offset.shape}")
+        raise bad_file(path, f"offset has dtype {offset.dtype} and shape {offset.shape}")
     if not (np.all(np.isfinite(centers)) and np.all(np.isfinite(offset))):
-        raise _bad(path, "cluster_centers or offset hold NaN or infinite values")
+        raise bad_file(path, "cluster_centers or offset hold NaN or infinite values")
     if "labels" in arrays:
         labels = arrays["labels"]
         if labels.dtype != np.int64 or labels.ndim != 1 or labels.size < k:
-            raise _bad(path, f"labels has dtype {labels.dtype} and shape {labels.shape}")
+            raise bad_file(path, f"labels has dtype {labels.dtype} and shape {labels.shape}")
         if labels.size and (labels.min() < 0 or labels.max() >= k):
-            raise _bad(path, f"labels fall outside 0..{k - 1}")
+            raise bad_file(path, f"labels fall outside 0..{k - 1}")
     if "init" in arrays and arrays["init"].shape != (k, d):
-        raise _bad(path, f"init has shape {arrays['init'].shape}, expected {(k, d)}")
+        raise bad_file(path, f"init has shape {arrays['init'].shape}, expected {(k, d)}")
     inertia, n_iter = metadata.get("inertia"), metadata.get("n_iter")
     if not (minibatch and inertia is None) and not (
         isinstance(inertia, int | float) and np.isfinite(inertia) and inertia >= 0
     ):
-        raise _bad(path, f"inertia {inertia!r} is not a finite non-negative number")
+        raise bad_file(path, f"inertia {inertia!r} is not a finite non-negative number")
     if not (minibatch and n_iter is None) and not (isinstance(n_iter, int) and n_iter >= 0):
-        raise _bad(path, f"n_iter {n_iter!r} is not a non-negative integer")
+        raise bad_file(path, f"n_iter {n_iter!r} is not a non-negative integer")
     if minibatch:
         _check_minibatch_state(path, metadata.get("minibatch"), arrays, k, d)
     params = metadata.get("params")
     if not isinstance(params, dict) or params.get("n_clusters") != k:
-        raise _bad(path, f"its parameters {params!r} do not match {k} cluster centers")
+        raise bad_file(path, f"its parameters {params!r} do not match {k} cluster centers")
     device = params.get("device")
     named = isinstance(device, dict) and len(device) == 1
     if not (
@@ -120,10 +144,10 @@ def _check(path: Any, metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -
         or (named and isinstance(device.get("torch"), str))
         or (named and isinstance(device.get("cupy"), int))
     ):
-        raise _bad(path, f"its device parameter {device!r} is not a device name")
+        raise bad_file(path, f"its device parameter {device!r} is not a device name")
     names = metadata.get("feature_names_in", [""] * d)
     if not (isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)):
-        raise _bad(path, f"feature_names_in {names!r} is not a list of {d} strings")
+        raise bad_file(path, f"feature_names_in {names!r} is not a list of {d} strings")
 
 
 def _check_minibatch_state(
@@ -133,26 +157,27 @@ def _check_minibatch_state(
     model's shape, counts that are integers, and a generator state numpy accepts."""
     step_centers, weight_sums = arrays["step_centers"], arrays["step_weight_sums"]
     if step_centers.dtype.kind != "f" or step_centers.shape != (k, d):
-        raise _bad(path, f"step_centers has dtype {step_centers.dtype}, shape {step_centers.shape}")
+        found = f"dtype {step_centers.dtype}, shape {step_centers.shape}"
+        raise bad_file(path, f"step_centers has {found}")
     if weight_sums.dtype != step_centers.dtype or weight_sums.shape != (k,):
-        raise _bad(
+        raise bad_file(
             path, f"step_weight_sums has dtype {weight_sums.dtype}, shape {weight_sums.shape}"
         )
     if not (np.all(np.isfinite(step_centers)) and np.all(np.isfinite(weight_sums))):
-        raise _bad(path, "step_centers or step_weight_sums hold NaN or infinite values")
+        raise bad_file(path, "step_centers or step_weight_sums hold NaN or infinite values")
     if np.any(weight_sums < 0):
-        raise _bad(path, "step_weight_sums holds negative values")
+        raise bad_file(path, "step_weight_sums holds negative values")
     counts = ("n_steps", "batch_size", "since_reassign")
     if not (
         isinstance(values, dict)
         and all(isinstance(values.get(name), int) and values[name] >= 0 for name in counts)
         and values["batch_size"] >= 1
     ):
-        raise _bad(path, f"its mini-batch state {values!r} lacks non-negative {counts}")
+        raise bad_file(path, f"its mini-batch state {values!r} lacks non-negative {counts}")
     try:
         rng_from_json(values.get("rng"))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise _bad(path, f"its random generator state cannot be restored ({exc!r})") from None
+    except Exception as exc:  # whatever numpy raises on a forged state (Overflow, Index...)
+        raise bad_file(path, f"its random generator state cannot be restored ({exc!r})") from None
 
 
 def load(path: str | os.PathLike, *, like: Any = None) -> Any:
@@ -207,6 +232,10 @@ def load(path: str | os.PathLike, *, like: Any = None) -> Any:
     try:
         model = estimator(**params)
     except TypeError as exc:
-        raise _bad(path, f"its parameters do not fit {estimator.__name__} ({exc})") from None
+        raise bad_file(path, f"its parameters do not fit {estimator.__name__} ({exc})") from None
+    try:
+        model._check_params()
+    except (ValueError, TypeError) as exc:
+        raise bad_file(path, f"its parameters are not valid ({exc})") from None
     model._restore_model_state(metadata, arrays, xp=xp, device=device)
     return model
