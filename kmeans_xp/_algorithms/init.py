@@ -4,6 +4,10 @@ Random numbers are drawn on the host from a NumPy generator and moved to the dev
 transfer; the sampling itself (cumulative sums and searchsorted) runs on the device, so k-means++
 makes no host round trip per center and the same seed picks the same points on every backend
 (CuPy runs k-means++'s distances and update in its own kernels, drawing the same numbers).
+
+``initial_centers`` is the one dispatcher from an ``init`` setting to centers, for every kind of
+data: it asks a ``Seeding`` (``InMemorySeeding`` here, ``dask.DaskSeeding`` for Dask arrays)
+for what the setting names.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ def read_metadata(path: Any, archive: zipfile.ZipFile) -> dict[str, Any]:
         info = archive.getinfo("metadata.npy")
     except KeyError:
         raise bad_file(path, "it has no metadata entry") from None
+    _check_stored(path, "metadata", info)
     if info.file_size > MAX_METADATA_BYTES * 4 + 4096:  # 4 bytes a character, and the header
         raise bad_file(path, f"its metadata entry is {info.file_size} bytes, too large")
     with archive.open(info) as entry:
@@ -98,6 +99,7 @@ def read_arrays(path: Any, archive: zipfile.ZipFile, expected: Expected) -> dict
             info = archive.getinfo(f"{name}.npy")
         except KeyError:
             continue  # optional entries are checked by the caller
+        _check_stored(path, name, info)
         with archive.open(info) as entry:
             found_shape, dtype, fortran = _npy_header(path, name, entry)
             if not dtype_ok(dtype) or len(found_shape) != len(shape):
@@ -111,6 +113,14 @@ def read_arrays(path: Any, archive: zipfile.ZipFile, expected: Expected) -> dict
                 )
             arrays[name] = _read_data(path, name, entry, found_shape, dtype, fortran)
     return arrays
+
+
+def _check_stored(path: Any, name: str, info: zipfile.ZipInfo) -> None:
+    """Model files store their entries uncompressed (``numpy.savez``), so an entry reads as
+    many bytes as it takes in the file: a compressed one, which could expand to any size before
+    its checksum is known, is refused unread."""
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+        raise bad_file(path, f"{name} is compressed; model files store their arrays as they are")
 
 
 def _read_data(
