@@ -417,3 +417,13 @@ def test_elbow_on_a_dask_array_fits_each_k_on_the_cluster(client):
         elbow(dX, range(1, 3))
     with pytest.raises(ValueError, match=r"X has unknown chunk sizes; call X.compute_chunk_siz"):
         elbow(dX[dX[:, 0] > 5], range(1, 3), **options)
+
+
+def test_dask_keeps_duplicate_initial_centers_as_in_memory(client):
+    """The empty-cluster rule is the in-memory one: no row at distance 0 is moved."""
+    X = np.array([[0, 0], [1, 1], [1, 1], [1, 0], [0, 1]], dtype=np.float64)
+    with pytest.warns(ConvergenceWarning):
+        local = KMeans(5, init=X, n_init=1).fit(X)
+    remote = KMeans(5, init=X, n_init=1).fit(da.from_array(X, chunks=2))
+    assert remote.n_iter_ == local.n_iter_ == 1
+    np.testing.assert_array_equal(remote.cluster_centers_, local.cluster_centers_)

@@ -322,3 +322,23 @@ def test_minibatch_default_init_size_is_scikit_learns(batch_size, k):
     theirs.fit(X)
     ours = MiniBatchKMeans(k, batch_size=batch_size)
     assert ours._resolved_init_size(min(batch_size, len(X)), len(X)) == theirs._init_size
+
+
+def test_duplicate_initial_centers_stay_as_scikit_learns_do(xp):
+    """Five rows, two of them equal, as their own initial centers: every row sits on a center,
+    so refilling the empty duplicate would only move a row off its own center. Like
+    scikit-learn, the fit keeps the centers and stops after one iteration (it used to move a
+    row onto [0, 0] and take two), and warns of four distinct clusters."""
+    from kmeans_xp import ConvergenceWarning
+
+    X = np.array([[0, 0], [1, 1], [1, 1], [1, 0], [0, 1]], dtype=np.float64)
+    with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(4\)"):
+        km = KMeans(n_clusters=5, init=xp.asarray(X), n_init=1).fit(xp.asarray(X))
+    assert km.n_iter_ == 1
+    np.testing.assert_array_equal(xp.to_numpy(km.cluster_centers_), X)
+    assert km.inertia_ == 0.0
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    with pytest.warns(Warning, match="distinct clusters"):
+        theirs = sklearn_cluster.KMeans(n_clusters=5, init=X, n_init=1).fit(X)
+    assert theirs.n_iter_ == km.n_iter_
+    np.testing.assert_array_equal(theirs.cluster_centers_, X)

@@ -169,7 +169,7 @@ def _chunk_farthest(X_chunk, w_chunk, labels, centers, offset, m, start):
     centered = xp.astype(X_chunk - xp.asarray(offset, dtype=X_chunk.dtype), xp.float64)
     diff = centered - xp.take(xp.asarray(centers, dtype=xp.float64), labels, axis=0)
     score = to_numpy(xp.sum(diff * diff, axis=1))
-    score = np.where(to_numpy(w_chunk) > 0, score, -1.0)
+    score = np.where((to_numpy(w_chunk) > 0) & (score > 0), score, -1.0)  # as in memory
     best = np.argsort(-score, kind="stable")[:m]
     return score[best], best + start
 
@@ -386,7 +386,7 @@ class _DaskLloydStep:
         changed = sum(ch for _, _, ch in stats)
         n_empty = int(np.sum(counts == 0))
         if n_empty:
-            labels, sums, counts, changed = _refill_empty_clusters(
+            refilled = _refill_empty_clusters(
                 self.x_parts,
                 self.w_parts,
                 labels,
@@ -396,6 +396,8 @@ class _DaskLloydStep:
                 counts,
                 n_empty,
             )
+            if refilled is not None:
+                labels, sums, counts, changed = refilled
         self.previous = labels
         new = centers_from_sums(sums, counts, centered, xp=get_namespace(centered))
         shift = float(np.sum((new - centered).astype(np.float64) ** 2))
@@ -403,8 +405,9 @@ class _DaskLloydStep:
 
 
 def _refill_empty_clusters(x_parts, w_parts, labels, starts, centers, offset, counts, n_empty):
-    """As in memory: the m empty clusters (in index order) take the m rows of positive weight
-    farthest from their centers (ties to the lower row); sums and counts are recomputed."""
+    """As in memory (``repair.relocate_empty_clusters``): the empty clusters (in index order)
+    take the rows of positive weight farthest from their centers (ties to the lower row), rows
+    at distance 0 never; sums and counts are recomputed. None where no row can move."""
     import dask
 
     empty = np.flatnonzero(counts == 0)
@@ -417,6 +420,11 @@ def _refill_empty_clusters(x_parts, w_parts, labels, starts, centers, offset, co
     scores = np.concatenate([t[0] for t in tops])
     rows = np.concatenate([t[1] for t in tops])
     order = np.lexsort((rows, -scores))[:n_empty]
+    order = order[scores[order] > 0]
+    if order.shape[0] == 0:
+        return None
+    n_empty = order.shape[0]
+    empty = empty[:n_empty]
     farthest = rows[order]
     relabel = dask.delayed(_chunk_relabel, nout=2)
     parts = []

@@ -362,6 +362,8 @@ class _HamerlyStep:
             device=array_device(X),
             chunk_rows=chunk_rows,
         )
+        if relocation is None:  # no row can move: the labels, sums and counts stay
+            return sq_dist, xp.zeros_like(before, dtype=xp.bool)
         self.labels = relocation.labels
         self.sums, self.counts = sums_after_repair(
             X,

@@ -189,7 +189,8 @@ class _LloydStep:
     def _repair(
         self, labels: Array, sq_dist: Array, sums: Array, counts: Array
     ) -> tuple[Array, Array, Array]:
-        """Empty clusters refilled with the farthest rows; the labels, sums and counts after."""
+        """Empty clusters refilled with the farthest rows; the labels, sums and counts after
+        (as they were where no row can move)."""
         xp, X = self.xp, self.X
         chunk_rows = repair_chunk_rows(
             self.block_rows, X.shape[1], counts.shape[0], itemsize(X, xp)
@@ -203,6 +204,8 @@ class _LloydStep:
             device=self.device,
             chunk_rows=chunk_rows,
         )
+        if relocation is None:
+            return labels, sums, counts
         if self.unit_weights is None:
             self.unit_weights = bool(xp.all(self.weights == 1))
         sums, counts = sums_after_repair(

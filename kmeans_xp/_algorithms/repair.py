@@ -53,12 +53,17 @@ def relocate_empty_clusters(
     *,
     xp: ModuleType,
     chunk_rows: int | None = None,
-) -> Relocation:
+) -> Relocation | None:
     """Give each empty cluster one of the points farthest from its current center.
 
     The m empty clusters (in index order) take the m points of positive weight with the largest
     squared distance to their assigned center (ties broken by the lower row index), so the
-    repair is deterministic. Returns the new labels and the moves; the caller updates the sums
+    repair is deterministic. Only points at a positive distance move: one sitting on its center
+    would lower no inertia, only empty the cluster it leaves or duplicate its center. So where X
+    has fewer distinct points than clusters, the clusters that find no such point stay empty
+    and keep their centers (scikit-learn then stops too, and the fit warns of fewer distinct
+    clusters); None when no point moves. Returns the new labels and the moves; the caller
+    updates the sums
     (``sums_after_relocation``, or a new pass). Rows are scanned in chunks of ``chunk_rows``
     (default ``_REPAIR_CHUNK_ROWS``; see ``repair_chunk_rows``), so no temporary need be n long.
     """
@@ -70,14 +75,20 @@ def relocate_empty_clusters(
     # The best m of each chunk, then the best m of those. A stable sort keeps equal scores in
     # row order within a chunk, and the chunks are concatenated in row order, so ties still go
     # to the lower row.
-    no_weight = xp.asarray(-1.0, dtype=sq_dist.dtype, device=device)
+    no_weight = xp.asarray(-1.0, dtype=sq_dist.dtype, device=device)  # never moved
     candidate_rows, candidate_scores = [], []
     for start, stop in row_blocks(n_samples, chunk_rows):
-        score = xp.where(weights[start:stop] > 0, sq_dist[start:stop], no_weight)
+        movable = (weights[start:stop] > 0) & (sq_dist[start:stop] > 0)
+        score = xp.where(movable, sq_dist[start:stop], no_weight)
         best = xp.argsort(score, descending=True, stable=True)[: min(m, stop - start)]
         candidate_rows.append(best + start)
         candidate_scores.append(xp.take(score, best, axis=0))
-    best = xp.argsort(xp.concat(candidate_scores), descending=True, stable=True)[:m]
+    scores = xp.concat(candidate_scores)
+    best = xp.argsort(scores, descending=True, stable=True)[:m]
+    m = int(xp.sum(xp.astype(xp.take(scores, best, axis=0) > 0, xp.int64)))
+    if m == 0:
+        return None
+    best, empty = best[:m], empty[:m]  # the farthest movable points, in score order
     farthest = xp.take(xp.concat(candidate_rows), best, axis=0)
     # Scatter `empty` into `labels` at `farthest` without a scatter (the standard has none):
     # look every row up in the sorted list of moved rows.
@@ -103,7 +114,7 @@ def relocate_retrying_on_oom(
     xp: ModuleType,
     device: Any,
     chunk_rows: int,
-) -> Relocation:
+) -> Relocation | None:
     """``relocate_empty_clusters`` in chunks of ``chunk_rows``, again with half as many while it
     runs out of memory (its chunks are sized from a budget measured before the fit)."""
 
