@@ -449,3 +449,24 @@ def test_backend_choice():
             to_backend(X, "cupy")
     with pytest.raises(ValueError, match="backend must be one of auto, numpy, cupy, torch"):
         to_backend(X, "jax")
+
+
+def test_predict_with_a_hostile_model_file_is_one_error_line(data_files):
+    """A model file with a zip entry that is not an .npy array (an AttributeError traceback
+    through ``kmeans-xp predict`` before): one error line, exit 2."""
+    import zipfile
+
+    folder, _ = data_files
+    assert run("fit", "blobs.npy", "-k", "3", "--out", "o", "--quiet", cwd=folder).returncode == 0
+    with zipfile.ZipFile(folder / "o" / "model.npz") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries["offset.npy"] = b"not an array"
+    with zipfile.ZipFile(folder / "bad.npz", "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    result = run("predict", "bad.npz", "blobs.npy", cwd=folder)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kmeans-xp: error: bad.npz is not a valid kmeans_xp model file: offset is not an .npy "
+        "array (the magic string is not correct; expected b'\\x93NUMPY', got b'not an')"
+    ]
