@@ -372,82 +372,105 @@ def kmeans_parallel_candidates(
     candidates were found (X has fewer distinct rows of positive weight than k), random rows make
     up the number; the fit's empty-cluster repair then deals with the duplicates.
     """
-    n_samples, n_features = X.shape
-    device = array_device(X)
-    acc = accumulation_dtype(xp, device)
-    oversampling = oversampling_factor * n_clusters
+    state = _ParallelSeeding(X, weights, offset, xp=xp)
+    candidates = state.oversampled(rng, oversampling_factor * n_clusters, n_rounds)
+    if candidates.shape[0] < n_clusters:
+        extra = random_indices(
+            X.shape[0], n_clusters - candidates.shape[0], weights, rng, uniform_weights=False
+        )
+        extra = xp.asarray(extra, dtype=candidates.dtype, device=state.device)
+        candidates = xp.concat([candidates, extra])
+    return candidates, state.candidate_weights(candidates)
 
-    def blocks_for(width: int) -> Iterator[tuple[int, int]]:
-        rows = block_rows_for(n_samples, n_features, width, itemsize(X, xp), xp=xp, device=device)
-        return row_blocks(n_samples, _walk_rows(X, rows))  # a fresh walk: blocks reported as read
 
-    def centered(start: int, stop: int) -> Array:
-        return X[start:stop, :] - offset
+class _ParallelSeeding:
+    """k-means||'s state over its rounds: ‖x‖² per row and each row's squared distance to its
+    nearest candidate (D², in the accumulation dtype); the sampling works on (n,) vectors chunk
+    by chunk, so no n-long temporary beyond them exists."""
 
-    chunk_rows = current_options().sampling_chunk_rows
-    chunks = chunk_bounds(n_samples, chunk_rows)  # work on (n,) vectors: no n-long temporary
+    def __init__(self, X: Array, weights: Array, offset: Array, *, xp: ModuleType):
+        self.X, self.weights, self.offset, self.xp = X, weights, offset, xp
+        self.n_samples = X.shape[0]
+        self.device = array_device(X)
+        self.acc = accumulation_dtype(xp, self.device)
+        self.chunk_rows = current_options().sampling_chunk_rows
+        self.chunks = chunk_bounds(self.n_samples, self.chunk_rows)
+        self.x_sq = xp.empty((self.n_samples,), dtype=X.dtype, device=self.device)
+        for a, b in self.blocks_for(1):
+            self.x_sq[a:b] = squared_norms(self.centered(a, b), xp=xp)
+        self.closest = xp.empty((self.n_samples,), dtype=self.acc, device=self.device)
 
-    def w_acc(a: int, b: int) -> Array:
-        return xp.astype(weights[a:b], acc)
+    def blocks_for(self, width: int) -> Iterator[tuple[int, int]]:
+        """A fresh walk over X (blocks reported as read), sized for ``width`` columns."""
+        X, xp = self.X, self.xp
+        rows = block_rows_for(
+            self.n_samples, X.shape[1], width, itemsize(X, xp), xp=xp, device=self.device
+        )
+        return row_blocks(self.n_samples, _walk_rows(X, rows))
 
-    x_sq = xp.empty((n_samples,), dtype=X.dtype, device=device)
-    for a, b in blocks_for(1):
-        x_sq[a:b] = squared_norms(centered(a, b), xp=xp)
-    closest = xp.empty((n_samples,), dtype=acc, device=device)
+    def centered(self, start: int, stop: int) -> Array:
+        return self.X[start:stop, :] - self.offset
 
-    def lower_closest(centers: Array, *, first: bool = False) -> None:
-        """Lower each row's smallest squared distance (``closest``, in place) to the given
-        centered centers; ``first``: set it."""
-        for a, b in blocks_for(centers.shape[0]):
-            sq = sq_distances(centered(a, b), x_sq[a:b], centers, xp=xp)
-            nearest = xp.astype(xp.min(sq, axis=1), acc)
+    def w_acc(self, start: int, stop: int) -> Array:
+        return self.xp.astype(self.weights[start:stop], self.acc)
+
+    def lower_closest(self, centers: Array, *, first: bool = False) -> None:
+        """Lower each row's D² (in place) to the given centered centers; ``first``: set it."""
+        xp, closest = self.xp, self.closest
+        for a, b in self.blocks_for(centers.shape[0]):
+            sq = sq_distances(self.centered(a, b), self.x_sq[a:b], centers, xp=xp)
+            nearest = xp.astype(xp.min(sq, axis=1), self.acc)
             closest[a:b] = nearest if first else xp.minimum(closest[a:b], nearest)
 
-    first_uniform = xp.asarray(rng.uniform(size=1), dtype=acc, device=device)
-    chosen = [sample_in_chunks(w_acc, n_samples, first_uniform, xp=xp, chunk_rows=chunk_rows)]
-    lower_closest(take_rows(X, chosen[0], xp) - offset, first=True)
-    n_chosen = 1
-    for _ in range(n_rounds):
-        potential = None
-        for a, b in chunks:
-            part = xp.sum(w_acc(a, b) * closest[a:b])
-            potential = part if potential is None else potential + part
-        potential = float(potential)
-        if potential <= 0.0:  # every row of positive weight sits on a candidate
-            break
-        # u < ℓ·w·D²/φ, multiplied out: no division, and D² = 0 or w = 0 is never kept. The
-        # uniforms are drawn chunk by chunk, in row order: the same numbers as all at once.
-        found = []
-        for a, b in chunks:
-            uniforms = xp.asarray(rng.uniform(size=b - a), dtype=acc, device=device)
-            keep = uniforms * potential < oversampling * (w_acc(a, b) * closest[a:b])
-            found.append(xp.nonzero(keep)[0] + a)
-        new = found[0] if len(found) == 1 else xp.concat(found)
-        if new.shape[0] == 0:
-            continue
-        chosen.append(new)
-        n_chosen += int(new.shape[0])
-        lower_closest(gather_rows(X, new, xp) - offset)
-    candidates = xp.concat(chosen)
-    if n_chosen < n_clusters:
-        extra = random_indices(
-            n_samples, n_clusters - n_chosen, weights, rng, uniform_weights=False
+    def oversampled(self, rng: RandomState, oversampling: float, n_rounds: int) -> Array:
+        """Row indices of one row drawn ∝ weight, then of each round's oversampled rows."""
+        xp = self.xp
+        first_uniform = xp.asarray(rng.uniform(size=1), dtype=self.acc, device=self.device)
+        first = sample_in_chunks(
+            self.w_acc, self.n_samples, first_uniform, xp=xp, chunk_rows=self.chunk_rows
         )
-        extra = xp.asarray(extra, dtype=candidates.dtype, device=device)
-        candidates = xp.concat([candidates, extra])
+        chosen = [first]
+        self.lower_closest(take_rows(self.X, first, xp) - self.offset, first=True)
+        for _ in range(n_rounds):
+            potential = None
+            for a, b in self.chunks:
+                part = xp.sum(self.w_acc(a, b) * self.closest[a:b])
+                potential = part if potential is None else potential + part
+            potential = float(potential)
+            if potential <= 0.0:  # every row of positive weight sits on a candidate
+                break
+            new = self._draw_round(rng, potential, oversampling)
+            if new.shape[0] == 0:
+                continue
+            chosen.append(new)
+            self.lower_closest(gather_rows(self.X, new, xp) - self.offset)
+        return xp.concat(chosen)
 
-    # Weight of each candidate: the weight of the rows nearest to it (one pass over X).
-    m = candidates.shape[0]
-    centered_candidates = gather_rows(X, candidates, xp) - offset
-    c_sq = squared_norms(centered_candidates, xp=xp)
-    segment_sum = segment_sum_for(xp)
-    candidate_weights = None
-    for a, b in blocks_for(m):
-        block = centered(a, b)
-        nearest, _ = assign_block(block, centered_candidates, c_sq, xp=xp)
-        _, part = segment_sum(block, nearest, weights[a:b], m, xp=xp)
-        candidate_weights = part if candidate_weights is None else candidate_weights + part
-    return candidates, xp.astype(candidate_weights, weights.dtype)
+    def _draw_round(self, rng: RandomState, potential: float, oversampling: float) -> Array:
+        """The rows one round keeps: u < ℓ·w·D²/φ, multiplied out (no division, and D² = 0 or
+        w = 0 is never kept). The uniforms are drawn chunk by chunk, in row order: the same
+        numbers as all at once."""
+        xp, found = self.xp, []
+        for a, b in self.chunks:
+            uniforms = xp.asarray(rng.uniform(size=b - a), dtype=self.acc, device=self.device)
+            keep = uniforms * potential < oversampling * (self.w_acc(a, b) * self.closest[a:b])
+            found.append(xp.nonzero(keep)[0] + a)
+        return found[0] if len(found) == 1 else xp.concat(found)
+
+    def candidate_weights(self, candidates: Array) -> Array:
+        """Weight of each candidate: the weight of the rows nearest to it (one pass over X)."""
+        xp = self.xp
+        m = candidates.shape[0]
+        centered_candidates = gather_rows(self.X, candidates, xp) - self.offset
+        c_sq = squared_norms(centered_candidates, xp=xp)
+        segment_sum = segment_sum_for(xp)
+        total = None
+        for a, b in self.blocks_for(m):
+            block = self.centered(a, b)
+            nearest, _ = assign_block(block, centered_candidates, c_sq, xp=xp)
+            _, part = segment_sum(block, nearest, self.weights[a:b], m, xp=xp)
+            total = part if total is None else total + part
+        return xp.astype(total, self.weights.dtype)
 
 
 def random_indices(
