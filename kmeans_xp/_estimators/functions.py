@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .._algorithms.data import PreparedData
 from .._algorithms.fit import FitSettings, KMeansResult, run_fit
 from .._algorithms.init import kmeans_plusplus_indices, seeding_block_rows
 from .._algorithms.prepare import prepare_data
 from .._lib.compat import Array, as_supported_array, is_host_rows, take_rows, to_numpy
 from .._lib.validation import check_integer, check_random_state
-from .params import check_fit_settings, check_n_local_trials
+from .params import check_fit_settings, check_flag, check_n_local_trials
 
 
 def kmeans_plusplus(
@@ -231,12 +229,8 @@ def k_means(
     >>> len(k_means(X, 2, random_state=0, return_n_iter=True))
     4
     """
-    if not isinstance(copy_x, bool | np.bool_):
-        msg = f"copy_x must be True or False, got copy_x={copy_x!r}."
-        raise TypeError(msg)
-    if not isinstance(return_n_iter, bool | np.bool_):
-        msg = f"return_n_iter must be True or False, got return_n_iter={return_n_iter!r}."
-        raise TypeError(msg)
+    check_flag(copy_x, "copy_x")
+    check_flag(return_n_iter, "return_n_iter")
     result = kmeans(
         X,
         n_clusters,

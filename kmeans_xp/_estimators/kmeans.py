@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .._algorithms.dask import fit_dask, is_dask_collection
 from .._algorithms.fit import FitSettings, KMeansResult
 from .._lib.compat import Array
@@ -20,7 +18,7 @@ from .._lib.validation import check_integer
 from .base import ClustererMixin, MetadataRequestsMixin, ParamsMixin, feature_names_of
 from .fitted import FittedCentersMixin
 from .functions import _fit
-from .params import check_fit_settings
+from .params import check_fit_settings, check_flag
 
 
 class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMixin):
@@ -209,7 +207,7 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
         self, X: Any, sample_weight: Any, on_iteration: Callable[[int, int], None] | None = None
     ) -> KMeans:
         """``fit``, with the per-iteration hook the command line's progress bar uses."""
-        _check_copy_x(self.copy_x)
+        check_flag(self.copy_x, "copy_x")
         names = feature_names_of(X)
         if is_dask_collection(X):
             self._fit_dask(X, sample_weight)
@@ -222,7 +220,7 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     def _check_params(self) -> None:
         """Every parameter checked as ``fit`` checks it (``load`` checks a file's this way)."""
         self._settings()
-        _check_copy_x(self.copy_x)
+        check_flag(self.copy_x, "copy_x")
         if self.max_device_bytes is not None:
             check_integer(self.max_device_bytes, "max_device_bytes", minimum=1)
 
@@ -281,9 +279,3 @@ class KMeans(FittedCentersMixin, MetadataRequestsMixin, ClustererMixin, ParamsMi
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Array:
         """Fit, then return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
-
-
-def _check_copy_x(copy_x: Any) -> None:
-    if not isinstance(copy_x, (bool, np.bool_)):
-        msg = f"copy_x must be True or False, got copy_x={copy_x!r}."
-        raise TypeError(msg)

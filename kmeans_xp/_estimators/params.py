@@ -9,6 +9,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
+
 from .._algorithms.fit import ALGORITHMS, FitSettings
 from .._algorithms.init import default_local_trials
 from .._core.certified import check_precision
@@ -114,3 +116,11 @@ def resolve_n_init(n_init: Any, init: Any, *, random_runs: int = 10) -> int:
         )
         return 1
     return n_init
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; TypeError naming ``name`` unless it is True or False."""
+    if not isinstance(value, bool | np.bool_):
+        msg = f"{name} must be True or False, got {name}={value!r}."
+        raise TypeError(msg)
+    return bool(value)
